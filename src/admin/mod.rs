@@ -1,0 +1,538 @@
+//! The admin HTTP client (API.md §2): every Neumann node serves its admin API on :9090; the simulator
+//! serves the same paths on loopback.
+//!
+//! Every call has a connect and a request timeout, so a hung node cannot hang the tool. Every error names
+//! the node, the operation, the method and URL, and the cause. Cluster-wide reads go to whichever node
+//! answers (the last one that did first), the way the runbook's `neumann cluster ...` commands do.
+
+pub mod prom;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::cluster::{Member, NodeHealth, RaftStatus};
+use crate::inventory::{Inventory, NodeSpec};
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cause {
+    /// Nothing answered at the address (refused, no route, DNS).
+    Unreachable(String),
+    /// No answer within the timeout.
+    Timeout(Duration),
+    /// The node answered with an error status.
+    Status { code: u16, message: String },
+    /// The node answered 2xx with a body this tool cannot read.
+    BadAnswer(String),
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Unreachable(why) => write!(f, "{why}"),
+            Cause::Timeout(d) => write!(
+                f,
+                "no answer within {}",
+                crate::runtime::output::human_duration(*d)
+            ),
+            Cause::Status { code, message } => write!(f, "HTTP {code}: {message}"),
+            Cause::BadAnswer(why) => write!(f, "unexpected answer: {why}"),
+        }
+    }
+}
+
+/// A failed admin call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdminError {
+    #[error("{node}: {op} failed: {method} {url}: {cause}")]
+    Node {
+        node: String,
+        op: String,
+        method: &'static str,
+        url: String,
+        cause: Cause,
+    },
+    #[error("cluster: {op} failed: no node answered ({})", tried.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    NoNodeAnswered { op: String, tried: Vec<AdminError> },
+}
+
+impl AdminError {
+    /// True when another node might answer instead: the node could not be reached, timed out, or
+    /// answered 5xx (overloaded, flaky, shutting down). A 4xx is a real answer and is not retried elsewhere.
+    pub fn try_elsewhere(&self) -> bool {
+        match self {
+            AdminError::Node { cause, .. } => match cause {
+                Cause::Unreachable(_) | Cause::Timeout(_) => true,
+                Cause::Status { code, .. } => *code >= 500,
+                Cause::BadAnswer(_) => false,
+            },
+            AdminError::NoNodeAnswered { .. } => true,
+        }
+    }
+
+    /// True when the node could not be reached at all (as opposed to answering with an error).
+    pub fn unreachable(&self) -> bool {
+        matches!(
+            self,
+            AdminError::Node {
+                cause: Cause::Unreachable(_) | Cause::Timeout(_),
+                ..
+            }
+        )
+    }
+
+    /// Why the call failed, without the node, operation and URL.
+    pub fn cause(&self) -> String {
+        match self {
+            AdminError::Node { cause, .. } => cause.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The HTTP status the node answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AdminError::Node {
+                cause: Cause::Status { code, .. },
+                ..
+            } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// The client for every node of one inventory.
+pub struct AdminClient {
+    http: reqwest::Client,
+    nodes: Vec<NodeSpec>,
+    token: Option<String>,
+    request_timeout: Duration,
+    /// The node that answered a cluster-wide read last: asked first next time.
+    preferred: AtomicUsize,
+}
+
+impl AdminClient {
+    pub fn new(inv: &Inventory) -> Result<AdminClient, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(inv.connect_timeout)
+            .timeout(inv.request_timeout)
+            // A proxy from the environment must never sit between the tool and the cluster's admin ports.
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("neumann-script/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        Ok(AdminClient {
+            http,
+            nodes: inv.nodes.clone(),
+            token: inv.token.clone(),
+            request_timeout: inv.request_timeout,
+            preferred: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn nodes(&self) -> &[NodeSpec] {
+        &self.nodes
+    }
+
+    fn index(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    async fn send(
+        &self,
+        idx: usize,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<String, AdminError> {
+        let node = &self.nodes[idx];
+        let url = format!("{}{}", node.admin_url, path);
+        let timeout = timeout.unwrap_or(self.request_timeout);
+        let fail = |cause: Cause| AdminError::Node {
+            node: node.id.clone(),
+            op: op.to_string(),
+            method: method.name(),
+            url: url.clone(),
+            cause,
+        };
+        let mut req = match method {
+            Method::Get => self.http.get(&url),
+            Method::Post => self
+                .http
+                .post(&url)
+                .json(body.unwrap_or(&Value::Object(Default::default()))),
+        }
+        .timeout(timeout);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| fail(transport_cause(&e, timeout)))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| fail(transport_cause(&e, timeout)))?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| snippet(&text, status.canonical_reason().unwrap_or("error")));
+            Err(fail(Cause::Status {
+                code: status.as_u16(),
+                message,
+            }))
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        idx: usize,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<T, AdminError> {
+        let text = self.send(idx, op, method, path, body, timeout).await?;
+        serde_json::from_str(&text).map_err(|e| {
+            let node = &self.nodes[idx];
+            AdminError::Node {
+                node: node.id.clone(),
+                op: op.to_string(),
+                method: method.name(),
+                url: format!("{}{}", node.admin_url, path),
+                cause: Cause::BadAnswer(format!("{e} in {}", snippet(&text, "an empty body"))),
+            }
+        })
+    }
+
+    /// Asks the nodes in turn, the last one that answered first, until one answers.
+    async fn any<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(usize, T), AdminError> {
+        let n = self.nodes.len();
+        let first = self.preferred.load(Ordering::Relaxed) % n.max(1);
+        let mut tried = Vec::new();
+        for k in 0..n {
+            let idx = (first + k) % n;
+            match self.json(idx, op, method, path, body, None).await {
+                Ok(v) => {
+                    self.preferred.store(idx, Ordering::Relaxed);
+                    return Ok((idx, v));
+                }
+                Err(e) if e.try_elsewhere() => tried.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AdminError::NoNodeAnswered {
+            op: op.to_string(),
+            tried,
+        })
+    }
+
+    /// Points the next cluster-wide read at this node (the leader, usually).
+    pub fn prefer(&self, id: &str) {
+        if let Some(i) = self.index(id) {
+            self.preferred.store(i, Ordering::Relaxed);
+        }
+    }
+
+    fn unknown(&self, id: &str, op: &str) -> AdminError {
+        AdminError::Node {
+            node: id.to_string(),
+            op: op.to_string(),
+            method: "GET",
+            url: String::new(),
+            cause: Cause::Unreachable("the inventory has no such node".into()),
+        }
+    }
+
+    async fn on<T: DeserializeOwned>(
+        &self,
+        id: &str,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<T, AdminError> {
+        // Callers validate ids against the inventory first; this is the backstop, not the message users see.
+        let i = self.index(id).ok_or_else(|| self.unknown(id, op))?;
+        self.json(i, op, method, path, body, timeout).await
+    }
+
+    /// `GET /health` of one node.
+    pub async fn node_health(&self, id: &str) -> Result<NodeHealth, AdminError> {
+        self.on(id, "health", Method::Get, "/health", None, None)
+            .await
+    }
+
+    /// `GET /health` of one node with a short timeout, for polling loops.
+    pub async fn node_health_within(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<NodeHealth, AdminError> {
+        self.on(id, "health", Method::Get, "/health", None, Some(timeout))
+            .await
+    }
+
+    /// `GET /admin/cluster/members` from any node, with that node's own `/health` (for leader, term, pause).
+    pub async fn members_and_view(&self) -> Result<(Vec<Member>, NodeHealth), AdminError> {
+        let (idx, members): (usize, Vec<Member>) = self
+            .any("members", Method::Get, "/admin/cluster/members", None)
+            .await?;
+        let view: NodeHealth = self
+            .json(idx, "health", Method::Get, "/health", None, None)
+            .await?;
+        if let Some(leader) = &view.leader {
+            self.prefer(leader);
+        }
+        Ok((members, view))
+    }
+
+    /// `GET /admin/cluster/members` from any node.
+    pub async fn members(&self) -> Result<Vec<Member>, AdminError> {
+        Ok(self
+            .any("members", Method::Get, "/admin/cluster/members", None)
+            .await?
+            .1)
+    }
+
+    /// `GET /admin/raft/status` from any node.
+    pub async fn raft_status(&self) -> Result<RaftStatus, AdminError> {
+        Ok(self
+            .any("raft status", Method::Get, "/admin/raft/status", None)
+            .await?
+            .1)
+    }
+
+    /// `POST /admin/raft/transfer-leadership` on the leader.
+    pub async fn transfer_leadership(&self, leader: &str, to: &str) -> Result<Value, AdminError> {
+        let body = serde_json::json!({ "to": to });
+        self.on(
+            leader,
+            "transfer leadership",
+            Method::Post,
+            "/admin/raft/transfer-leadership",
+            Some(&body),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /admin/drain` on the node itself.
+    pub async fn drain(&self, id: &str) -> Result<Value, AdminError> {
+        self.on(id, "drain", Method::Post, "/admin/drain", None, None)
+            .await
+    }
+
+    /// `POST /admin/undrain` on the node itself.
+    pub async fn undrain(&self, id: &str) -> Result<Value, AdminError> {
+        self.on(id, "undrain", Method::Post, "/admin/undrain", None, None)
+            .await
+    }
+
+    /// `POST /admin/cluster/pause` or `resume` via any node.
+    pub async fn set_paused(&self, paused: bool) -> Result<Value, AdminError> {
+        let (op, path) = if paused {
+            ("pause", "/admin/cluster/pause")
+        } else {
+            ("resume", "/admin/cluster/resume")
+        };
+        Ok(self.any(op, Method::Post, path, None).await?.1)
+    }
+
+    /// `GET /admin/backup/status` via any node.
+    pub async fn backup_status(&self) -> Result<Value, AdminError> {
+        Ok(self
+            .any("backup status", Method::Get, "/admin/backup/status", None)
+            .await?
+            .1)
+    }
+
+    /// `POST /admin/snapshot` on the leader.
+    pub async fn snapshot(&self, leader: &str) -> Result<Value, AdminError> {
+        self.on(
+            leader,
+            "snapshot",
+            Method::Post,
+            "/admin/snapshot",
+            None,
+            Some(self.request_timeout * 6),
+        )
+        .await
+    }
+
+    /// `POST /admin/test-transaction` via any node (it forwards to the leader).
+    pub async fn test_transaction(&self) -> Result<Value, AdminError> {
+        Ok(self
+            .any(
+                "test transaction",
+                Method::Post,
+                "/admin/test-transaction",
+                None,
+            )
+            .await?
+            .1)
+    }
+
+    /// `GET /metrics` of one node, as text.
+    pub async fn metrics_text(&self, id: &str) -> Result<String, AdminError> {
+        let i = self.index(id).ok_or_else(|| self.unknown(id, "scrape"))?;
+        self.send(i, "scrape", Method::Get, "/metrics", None, None)
+            .await
+    }
+}
+
+/// The most specific reason reqwest's error chain holds ("connection refused", not "error sending request").
+fn transport_cause(e: &reqwest::Error, timeout: Duration) -> Cause {
+    if e.is_timeout() {
+        return Cause::Timeout(timeout);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut last = e.to_string();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return Cause::Timeout(timeout);
+            }
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Cause::Unreachable("connection refused".into());
+            }
+        }
+        last = s.to_string();
+        source = s.source();
+    }
+    Cause::Unreachable(last)
+}
+
+fn snippet(text: &str, empty: &str) -> String {
+    let t = text.trim();
+    if t.is_empty() {
+        return empty.to_string();
+    }
+    let mut s: String = t.chars().take(200).collect();
+    if s.len() < t.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_like_sentences() {
+        let e = AdminError::Node {
+            node: "node2".into(),
+            op: "drain".into(),
+            method: "POST",
+            url: "http://127.0.0.1:1/admin/drain".into(),
+            cause: Cause::Status {
+                code: 409,
+                message: "node is the leader".into(),
+            },
+        };
+        assert_eq!(e.to_string(), "node2: drain failed: POST http://127.0.0.1:1/admin/drain: HTTP 409: node is the leader");
+        assert!(!e.try_elsewhere());
+        let t = AdminError::Node {
+            node: "node3".into(),
+            op: "health".into(),
+            method: "GET",
+            url: "u".into(),
+            cause: Cause::Timeout(Duration::from_secs(10)),
+        };
+        assert!(t.try_elsewhere() && t.unreachable());
+        assert_eq!(
+            t.to_string(),
+            "node3: health failed: GET u: no answer within 10 s"
+        );
+    }
+
+    #[test]
+    fn snippets_are_bounded() {
+        assert_eq!(snippet("  ", "empty"), "empty");
+        assert_eq!(snippet(&"x".repeat(500), "").chars().count(), 201);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_connection_refused_and_named() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let inv = Inventory::parse(
+            &format!("[[nodes]]\nid = \"node1\"\nadmin_url = \"http://127.0.0.1:{port}\"\n"),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let client = AdminClient::new(&inv).unwrap();
+        let e = client.node_health("node1").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("node1: health failed: GET http://127.0.0.1:{port}/health: connection refused")
+        );
+        let all = client.members().await.unwrap_err();
+        assert!(
+            all.to_string()
+                .starts_with("cluster: members failed: no node answered (node1: members failed"),
+            "{all}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_that_never_answers_times_out() {
+        // Accepts connections and never replies, like a hung process.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let inv = Inventory::parse(
+            &format!("[cluster]\nrequest_timeout_secs = 0.3\n[[nodes]]\nid = \"node1\"\nadmin_url = \"http://127.0.0.1:{port}\"\n"),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let client = AdminClient::new(&inv).unwrap();
+        let e = client.node_health("node1").await.unwrap_err();
+        assert!(
+            e.to_string().ends_with("/health: no answer within 300 ms"),
+            "{e}"
+        );
+        hold.abort();
+    }
+}

@@ -1,0 +1,36 @@
+//! `backup::` — snapshot status and taking a snapshot on the leader.
+
+use std::rc::Rc;
+
+use rhai::{Dynamic, Module};
+
+use super::{json_to_dynamic, Builder, FnDoc, RhaiResult};
+use crate::runtime::{throw, Ctx};
+
+pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
+    let mut b = Builder::new("backup", docs);
+    let c = ctx.clone();
+    b.add(
+        "status",
+        &[],
+        "Map",
+        "The latest snapshot: #{ok, last_snapshot_at (unix seconds or ()), age_secs (or ()), index}.",
+        move || -> RhaiResult<Dynamic> {
+            let v = c.block_on(c.cluster()?.backup_status()).map_err(throw)?;
+            json_to_dynamic(&v)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "snapshot",
+        &[],
+        "Map",
+        "Takes a snapshot on the leader (`POST /admin/snapshot`) and returns the new snapshot's status map.",
+        move || -> RhaiResult<Dynamic> {
+            c.out.info("take a snapshot on the leader");
+            let v = c.block_on(c.cluster()?.snapshot()).map_err(throw)?;
+            json_to_dynamic(&v)
+        },
+    );
+    b.build()
+}

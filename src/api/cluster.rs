@@ -1,0 +1,111 @@
+//! `cluster::` — the cluster as a whole.
+
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Map, Module};
+
+use super::{json_to_dynamic, secs, waiting, Builder, FnDoc, RhaiResult};
+use crate::cluster::{ClusterHealth, Member};
+use crate::runtime::{throw, Ctx};
+
+pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
+    let mut b = Builder::new("cluster", docs);
+    let c = ctx.clone();
+    b.add(
+        "health",
+        &[],
+        "ClusterHealth",
+        "The cluster's health: status (\"healthy\" | \"degraded\" | \"unavailable\"), healthy, leader, term, commit_index, members, healthy_members, quorum, paused, problems.",
+        move || -> RhaiResult<ClusterHealth> { c.block_on(c.cluster()?.health()).map_err(throw) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "members",
+        &[],
+        "Array",
+        "Every member as a `Member`: id, address, role, state (\"up\" | \"down\" | \"draining\" | \"drained\"), healthy, version, commit_index, applied_index, replication_lag_ms.",
+        move || -> RhaiResult<Array> {
+            let members: Vec<Member> = c.block_on(c.cluster()?.members()).map_err(throw)?;
+            Ok(members.into_iter().map(Dynamic::from).collect())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "versions",
+        &[],
+        "Map",
+        "The version each member runs: a map of id -> version string.",
+        move || -> RhaiResult<Map> {
+            let v = c.block_on(c.cluster()?.versions()).map_err(throw)?;
+            Ok(v.into_iter()
+                .map(|(k, v)| (k.into(), Dynamic::from(v)))
+                .collect())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "leader",
+        &[],
+        "String",
+        "The id of the current leader; throws when there is none.",
+        move || -> RhaiResult<String> { c.block_on(c.cluster()?.leader()).map_err(throw) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "followers",
+        &[],
+        "Array",
+        "The ids of every member that is not the leader.",
+        move || -> RhaiResult<Array> {
+            let f = c.block_on(c.cluster()?.followers()).map_err(throw)?;
+            Ok(f.into_iter().map(Dynamic::from).collect())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "pause",
+        &[],
+        "",
+        "Stops the cluster accepting new client requests (cluster-wide, via any node).",
+        move || -> RhaiResult<()> {
+            c.out
+                .info("pause the cluster: new client requests are rejected until resume");
+            c.block_on(c.cluster()?.set_paused(true)).map_err(throw)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "resume",
+        &[],
+        "",
+        "Lets the cluster accept client requests again.",
+        move || -> RhaiResult<()> {
+            c.out.info("resume the cluster");
+            c.block_on(c.cluster()?.set_paused(false)).map_err(throw)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "wait_healthy",
+        &["timeout: float"],
+        "ClusterHealth",
+        "Returns when every member is up, healthy and caught up (lag within 100 ms) and there is a leader; on timeout throws naming each unhealthy member and why.",
+        move |timeout: Dynamic| -> RhaiResult<ClusterHealth> {
+            let t = secs(&timeout, "timeout")?;
+            let cl = c.cluster()?;
+            waiting(&c, "the cluster to be healthy", |report| c.block_on(cl.wait_healthy(t, report)))
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "test_transaction",
+        &[],
+        "Map",
+        "Writes and reads back a probe key through the leader: #{ok, latency_ms, leader}; throws when the write fails.",
+        move || -> RhaiResult<Dynamic> {
+            let v = c.block_on(c.cluster()?.test_transaction()).map_err(throw)?;
+            json_to_dynamic(&v)
+        },
+    );
+    b.build()
+}

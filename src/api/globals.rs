@@ -1,0 +1,206 @@
+//! Functions every script has without a module: arguments and options, logging, steps, confirmation,
+//! and the three ways to end a run early (`fail`, `safe_stop`, `usage`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::rc::Rc;
+
+use rhai::{Dynamic, Engine, FnPtr, ImmutableString, NativeCallContext};
+
+use super::{global, secs, FnDoc, RhaiResult};
+use crate::runtime::{fail, Ctx, ScriptStop};
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// `--set name=value` converted to the type of the default, so `option("monitor_secs", 300)` is an int.
+pub fn option_value(raw: Option<&String>, name: &str, default: Dynamic) -> RhaiResult<Dynamic> {
+    let Some(raw) = raw else { return Ok(default) };
+    let bad = |what: &str| ScriptStop::usage(format!("--set {name}={raw}: expected {what}"));
+    if default.is_int() {
+        raw.trim()
+            .parse::<i64>()
+            .map(Dynamic::from)
+            .map_err(|_| bad("a whole number"))
+    } else if default.is_float() {
+        raw.trim()
+            .parse::<f64>()
+            .map(Dynamic::from)
+            .map_err(|_| bad("a number"))
+    } else if default.is_bool() {
+        parse_bool(raw.trim())
+            .map(Dynamic::from)
+            .ok_or_else(|| bad("true or false"))
+    } else {
+        Ok(Dynamic::from(raw.clone()))
+    }
+}
+
+pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "option",
+        &["name: String", "default: ?"],
+        "?",
+        "The value of `--set NAME=VALUE`, converted to the type of `default` (int, float, bool or string); `default` when not set.\nThrows a usage error (exit 2) when the value does not fit the type.",
+        move |name: ImmutableString, default: Dynamic| option_value(c.settings.options.get(name.as_str()), &name, default),
+    );
+    global(
+        engine,
+        docs,
+        "sleep",
+        &["secs: float"],
+        "",
+        "Pauses the script for `secs` seconds (int or float).",
+        |s: Dynamic| -> RhaiResult<()> {
+            std::thread::sleep(secs(&s, "sleep")?);
+            Ok(())
+        },
+    );
+    global(
+        engine,
+        docs,
+        "now",
+        &[],
+        "float",
+        "Unix time in seconds, as a float.",
+        || -> f64 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        },
+    );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "info",
+        &["msg: ?"],
+        "",
+        "Logs a line to stderr with the time of day (stdout stays the script's own).",
+        move |m: Dynamic| c.out.info(&m.to_string()),
+    );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "warn",
+        &["msg: ?"],
+        "",
+        "Logs a warning line to stderr.",
+        move |m: Dynamic| c.out.warn(&m.to_string()),
+    );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "step",
+        &["name: String", "body: Fn"],
+        "?",
+        "Runs `body` as a named step: announced, timed, and reported as done or failed; returns what `body` returns and rethrows what it throws.",
+        move |context: NativeCallContext, name: ImmutableString, body: FnPtr| -> RhaiResult<Dynamic> {
+            let started = c.out.step_begin(&name);
+            let result = body.call_within_context::<Dynamic>(&context, ());
+            let why = result.as_ref().err().map(|e| crate::runtime::report::short(e));
+            c.out.step_end(&name, started, why.as_deref());
+            result
+        },
+    );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "confirm",
+        &["question: String"],
+        "bool",
+        "Asks a yes/no question on the terminal. `--yes` answers yes, and so does the embedded simulator (`--sim`).\nWith no terminal and no `--yes` it throws a usage error (exit 2), having changed nothing.",
+        move |question: ImmutableString| -> RhaiResult<bool> {
+            if c.settings.assume_yes {
+                c.out.info(&format!("{question} yes (--yes)"));
+                return Ok(true);
+            }
+            if c.settings.simulated {
+                c.out.info(&format!("{question} yes (simulated cluster)"));
+                return Ok(true);
+            }
+            if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+                return Err(ScriptStop::usage(format!(
+                    "`{question}` needs an answer and there is no terminal to ask on: re-run with --yes to answer yes"
+                )));
+            }
+            eprint!("{question} [y/N] ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| fail(format!("cannot read the answer: {e}")))?;
+            Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+        },
+    );
+    global(
+        engine,
+        docs,
+        "fail",
+        &["msg: String"],
+        "",
+        "Throws an error with `msg`: the script fails (exit 1 when uncaught).",
+        |m: Dynamic| -> RhaiResult<()> { Err(fail(m.to_string())) },
+    );
+    global(
+        engine,
+        docs,
+        "safe_stop",
+        &["msg: String"],
+        "",
+        "Stops the run safely (exit 3 when uncaught): a guard refused to go on. `msg` should say why, what state the cluster is in, and how to continue.",
+        |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::guard(m.to_string())) },
+    );
+    global(
+        engine,
+        docs,
+        "usage",
+        &["msg: String"],
+        "",
+        "Stops the run because its input was wrong (exit 2 when uncaught); `msg` should say what was expected.",
+        |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::usage(m.to_string())) },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_take_the_type_of_their_default() {
+        let v = |raw: &str, d: Dynamic| option_value(Some(&raw.to_string()), "x", d);
+        assert_eq!(v("42", Dynamic::from(1_i64)).unwrap().as_int().unwrap(), 42);
+        assert_eq!(
+            v("2.5", Dynamic::from(1.0_f64))
+                .unwrap()
+                .as_float()
+                .unwrap(),
+            2.5
+        );
+        assert!(v("yes", Dynamic::from(false)).unwrap().as_bool().unwrap());
+        assert_eq!(
+            v("abc", Dynamic::from("d".to_string()))
+                .unwrap()
+                .to_string(),
+            "abc"
+        );
+        let e = crate::runtime::report::short(&v("ten", Dynamic::from(1_i64)).unwrap_err());
+        assert_eq!(e, "--set x=ten: expected a whole number");
+        assert_eq!(
+            option_value(None, "x", Dynamic::from(7_i64))
+                .unwrap()
+                .as_int()
+                .unwrap(),
+            7
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! The script API (API.md §1): static modules `cluster::`, `node::`, `raft::`, `metrics::`, `backup::`,
+//! `version::`, the global functions, and the typed values they return.
+//!
+//! Each function is registered with its parameters and a doc line; the same list is kept in `FnDoc`s
+//! so `neumann-script functions`, the docs and Rhai's metadata cannot drift apart. Functions here are thin:
+//! convert arguments, call `ops`, convert the result, and say what is being done.
+
+pub mod backup;
+pub mod cluster;
+pub mod globals;
+pub mod metrics;
+pub mod node;
+pub mod raft;
+pub mod types;
+pub mod version;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use rhai::{
+    Dynamic, Engine, EvalAltResult, FnNamespace, FuncRegistration, Module, NativeCallContext,
+    RhaiFunc, RhaiNativeFunc, Shared, Variant,
+};
+
+use crate::ops::{OpResult, Report};
+use crate::runtime::{fail, throw, Ctx};
+
+pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// One script function as `neumann-script functions` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FnDoc {
+    /// "" for global functions.
+    pub module: &'static str,
+    pub name: &'static str,
+    pub params: &'static [&'static str],
+    pub returns: &'static str,
+    pub doc: &'static str,
+}
+
+impl FnDoc {
+    /// `cluster::health() -> ClusterHealth`
+    pub fn signature(&self) -> String {
+        let prefix = if self.module.is_empty() {
+            String::new()
+        } else {
+            format!("{}::", self.module)
+        };
+        let ret = if self.returns.is_empty() {
+            String::new()
+        } else {
+            format!(" -> {}", self.returns)
+        };
+        format!("{prefix}{}({}){ret}", self.name, self.params.join(", "))
+    }
+}
+
+fn registration(
+    name: &'static str,
+    params: &'static [&'static str],
+    returns: &'static str,
+    doc: &'static str,
+) -> FuncRegistration {
+    let mut info: Vec<&str> = params.to_vec();
+    if !returns.is_empty() {
+        info.push(returns);
+    }
+    let comments: Vec<String> = doc.lines().map(|l| format!("/// {l}")).collect();
+    FuncRegistration::new(name)
+        .with_params_info(info)
+        .with_comments([comments.join("\n")])
+}
+
+/// Collects the functions of one module (or the global namespace) with their docs.
+pub struct Builder<'a> {
+    name: &'static str,
+    module: Module,
+    docs: &'a mut Vec<FnDoc>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(name: &'static str, docs: &'a mut Vec<FnDoc>) -> Builder<'a> {
+        Builder {
+            name,
+            module: Module::new(),
+            docs,
+        }
+    }
+
+    /// Adds `name(params) -> returns` with its doc.
+    pub fn add<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FUNC>(
+        &mut self,
+        name: &'static str,
+        params: &'static [&'static str],
+        returns: &'static str,
+        doc: &'static str,
+        func: FUNC,
+    ) -> &mut Self
+    where
+        FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
+    {
+        // Cluster calls must run every time: never pure, always volatile (never constant-folded).
+        let wrapped = with_call_position(func.into_rhai_function(false, true));
+        registration(name, params, returns, doc)
+            .with_namespace(FnNamespace::Internal)
+            .set_into_module_raw(&mut self.module, FUNC::param_types(), wrapped);
+        self.docs.push(FnDoc {
+            module: self.name,
+            name,
+            params,
+            returns,
+            doc,
+        });
+        self
+    }
+
+    pub fn build(self) -> Module {
+        self.module
+    }
+}
+
+type NativeFn = dyn for<'a, 'b, 'c> Fn(
+    Option<NativeCallContext<'a>>,
+    &'b mut [&'c mut Dynamic],
+) -> Result<Dynamic, Box<EvalAltResult>>;
+
+/// Rhai leaves errors from namespaced native calls (`node::drain(...)`) without a position, so the
+/// message could not name the script line; this pins them to the call site.
+fn with_call_position(f: RhaiFunc) -> RhaiFunc {
+    let wrap = |func: Shared<NativeFn>| -> Shared<NativeFn> {
+        Shared::new(
+            move |ctx: Option<NativeCallContext<'_>>, args: &mut [&mut Dynamic]| {
+                let pos = ctx.as_ref().map(NativeCallContext::call_position);
+                func(ctx, args).map_err(|mut e| {
+                    if let (true, Some(p)) = (e.position().is_none(), pos) {
+                        e.set_position(p);
+                    }
+                    e
+                })
+            },
+        )
+    };
+    match f {
+        RhaiFunc::Pure {
+            func,
+            is_pure,
+            is_volatile,
+            ..
+        } => RhaiFunc::Pure {
+            func: wrap(func),
+            has_context: true,
+            is_pure,
+            is_volatile,
+        },
+        RhaiFunc::Method {
+            func,
+            is_pure,
+            is_volatile,
+            ..
+        } => RhaiFunc::Method {
+            func: wrap(func),
+            has_context: true,
+            is_pure,
+            is_volatile,
+        },
+        other => other,
+    }
+}
+
+/// Registers a global function with its doc.
+pub fn global<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FUNC>(
+    engine: &mut Engine,
+    docs: &mut Vec<FnDoc>,
+    name: &'static str,
+    params: &'static [&'static str],
+    returns: &'static str,
+    doc: &'static str,
+    func: FUNC,
+) where
+    FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
+{
+    registration(name, params, returns, doc)
+        .with_volatility(true)
+        .with_purity(false)
+        .register_into_engine(engine, func);
+    docs.push(FnDoc {
+        module: "",
+        name,
+        params,
+        returns,
+        doc,
+    });
+}
+
+/// Registers the whole script API into `engine`; returns the docs of every function.
+pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
+    let mut docs = Vec::new();
+    types::register(engine);
+    version::register_type(engine);
+    metrics::register_type(engine);
+    globals::register(engine, ctx, &mut docs);
+    let modules = [
+        ("cluster", cluster::module(ctx, &mut docs)),
+        ("node", node::module(ctx, &mut docs)),
+        ("raft", raft::module(ctx, &mut docs)),
+        ("metrics", metrics::module(ctx, &mut docs)),
+        ("backup", backup::module(ctx, &mut docs)),
+        ("version", version::module(&mut docs)),
+    ];
+    for (name, module) in modules {
+        engine.register_static_module(name, module.into());
+    }
+    docs
+}
+
+/// Seconds from a script value (int or float), checked.
+pub fn secs(v: &Dynamic, what: &str) -> RhaiResult<Duration> {
+    let s = if let Ok(i) = v.as_int() {
+        i as f64
+    } else if let Ok(f) = v.as_float() {
+        f
+    } else {
+        return Err(fail(format!(
+            "{what} must be a number of seconds, not {}",
+            v.type_name()
+        )));
+    };
+    if s.is_finite() && (0.0..=31_536_000.0).contains(&s) {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        Err(fail(format!(
+            "{what} must be a number of seconds between 0 and a year, not {s}"
+        )))
+    }
+}
+
+/// Runs a wait with a progress line: what is awaited, elapsed time, and the figure being watched.
+pub fn waiting<T>(
+    ctx: &Ctx,
+    label: &str,
+    run: impl FnOnce(Report<'_>) -> OpResult<T>,
+) -> RhaiResult<T> {
+    let mut wait = ctx.out.wait(label);
+    let result = {
+        let mut report = |figure: &str| wait.update(figure);
+        run(&mut report)
+    };
+    match &result {
+        Ok(_) => wait.finish(&format!("{label}: done")),
+        Err(_) => wait.finish(&format!("{label}: failed")),
+    }
+    result.map_err(throw)
+}
+
+/// A JSON answer as a Rhai map.
+pub fn json_to_dynamic(v: &serde_json::Value) -> RhaiResult<Dynamic> {
+    rhai::serde::to_dynamic(v)
+}

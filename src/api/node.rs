@@ -1,0 +1,144 @@
+//! `node::` — one node: its status, drain, service control and installs on its host, and the waits of
+//! the runbook's per-node procedure.
+
+use std::rc::Rc;
+
+use rhai::{Dynamic, ImmutableString, Map, Module};
+
+use super::{secs, waiting, Builder, FnDoc, RhaiResult};
+use crate::cluster::Member;
+use crate::host::HostOp;
+use crate::runtime::{throw, Ctx, ScriptStop};
+
+fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::host::ExecOutput> {
+    let cl = c.cluster()?;
+    let spec = cl.node(id).map_err(throw)?;
+    c.out
+        .info(&format!("{id}: {} (`{}`)", op.name(), op.command(spec)));
+    c.block_on(cl.host(id, op)).map_err(throw)
+}
+
+pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
+    let mut b = Builder::new("node", docs);
+    let c = ctx.clone();
+    b.add(
+        "status",
+        &["id: String"],
+        "Member",
+        "The node's own report as a `Member`; the cluster's view of it when the node cannot be reached.",
+        move |id: ImmutableString| -> RhaiResult<Member> { c.block_on(c.cluster()?.node_status(&id)).map_err(throw) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "drain",
+        &["id: String"],
+        "",
+        "Marks the node draining: the load balancer stops sending it new requests and in-flight ones finish.",
+        move |id: ImmutableString| -> RhaiResult<()> {
+            c.out.info(&format!("{id}: drain"));
+            c.block_on(c.cluster()?.drain(&id, true)).map_err(throw)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "undrain",
+        &["id: String"],
+        "",
+        "Lets the node take new requests again.",
+        move |id: ImmutableString| -> RhaiResult<()> {
+            c.out.info(&format!("{id}: undrain"));
+            c.block_on(c.cluster()?.drain(&id, false)).map_err(throw)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "wait_drained",
+        &["id: String", "timeout: float"],
+        "",
+        "Returns when the draining node reports no in-flight requests; throws on timeout or when the node is not draining.",
+        move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<()> {
+            let t = secs(&timeout, "timeout")?;
+            let cl = c.cluster()?;
+            waiting(&c, &format!("{id} to drain"), |report| c.block_on(cl.wait_drained(&id, t, report)))
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "stop",
+        &["id: String"],
+        "",
+        "Stops the service on the node's host (inventory template, default `systemctl stop neumann`); throws when the command fails.",
+        move |id: ImmutableString| -> RhaiResult<()> { host_op(&c, &id, HostOp::Stop).map(|_| ()) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "start",
+        &["id: String"],
+        "",
+        "Starts the service on the node's host (default `systemctl start neumann`); follow with `node::wait_rejoined`.",
+        move |id: ImmutableString| -> RhaiResult<()> { host_op(&c, &id, HostOp::Start).map(|_| ()) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "restart",
+        &["id: String"],
+        "",
+        "Restarts the service on the node's host (default `systemctl restart neumann`).",
+        move |id: ImmutableString| -> RhaiResult<()> {
+            host_op(&c, &id, HostOp::Restart).map(|_| ())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "install",
+        &["id: String", "version: String"],
+        "",
+        "Installs `version` on the node's host (default `cargo install neumann --version {version}`). The version must parse as semver before anything runs; throws when the install fails.",
+        move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
+            let v = super::version::to_semver(&version).map_err(|e| ScriptStop::usage(format!("{id}: install: {e}")))?;
+            host_op(&c, &id, HostOp::Install(v)).map(|_| ())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "exec",
+        &["id: String", "command: String"],
+        "Map",
+        "Runs an ad-hoc shell command on the node's host: #{status, stdout, stderr}. A non-zero exit is a result, not an error.",
+        move |id: ImmutableString, command: ImmutableString| -> RhaiResult<Map> {
+            let out = host_op(&c, &id, HostOp::Exec(command.to_string()))?;
+            let mut m = Map::new();
+            m.insert("status".into(), Dynamic::from(out.status));
+            m.insert("stdout".into(), Dynamic::from(out.stdout));
+            m.insert("stderr".into(), Dynamic::from(out.stderr));
+            Ok(m)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "wait_rejoined",
+        &["id: String", "timeout: float"],
+        "Member",
+        "Returns when the node answers on its admin API as a healthy member that knows the leader; throws at once if it refused to join (version skew), or on timeout.",
+        move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<Member> {
+            let t = secs(&timeout, "timeout")?;
+            let cl = c.cluster()?;
+            waiting(&c, &format!("{id} to rejoin"), |report| c.block_on(cl.wait_rejoined(&id, t, report)))
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "wait_caught_up",
+        &["id: String", "max_lag_ms: int", "timeout: float"],
+        "Member",
+        "Returns when the node's replication lag is at or below `max_lag_ms`; throws on timeout with the lag last seen.",
+        move |id: ImmutableString, max_lag_ms: i64, timeout: Dynamic| -> RhaiResult<Member> {
+            let t = secs(&timeout, "timeout")?;
+            let cl = c.cluster()?;
+            waiting(&c, &format!("{id} to catch up (lag <= {max_lag_ms} ms)"), |report| {
+                c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report))
+            })
+        },
+    );
+    b.build()
+}

@@ -1,0 +1,60 @@
+//! `raft::` — consensus state and leadership transfer.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use rhai::{Dynamic, ImmutableString, Module};
+
+use super::{secs, waiting, Builder, FnDoc, RhaiResult};
+use crate::cluster::RaftStatus;
+use crate::runtime::{throw, Ctx};
+
+/// How long `transfer_leadership(to)` waits for `to` to lead.
+const TRANSFER_WAIT: Duration = Duration::from_secs(30);
+
+fn transfer(c: &Ctx, to: &str, wait: Duration) -> RhaiResult<RaftStatus> {
+    let cl = c.cluster()?;
+    c.out.info(&format!("transfer leadership to {to}"));
+    waiting(c, &format!("{to} to lead"), |report| {
+        c.block_on(cl.transfer_leadership(to, wait, report))
+    })
+}
+
+pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
+    let mut b = Builder::new("raft", docs);
+    let c = ctx.clone();
+    b.add(
+        "status",
+        &[],
+        "RaftStatus",
+        "Raft state: leader, term, commit_index, nodes (array of #{id, role, commit_index, applied_index, match_index}).",
+        move || -> RhaiResult<RaftStatus> { c.block_on(c.cluster()?.raft_status()).map_err(throw) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "leader",
+        &[],
+        "String",
+        "The id of the current leader; throws when there is none (same as `cluster::leader()`).",
+        move || -> RhaiResult<String> { c.block_on(c.cluster()?.leader()).map_err(throw) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "transfer_leadership",
+        &["to: String"],
+        "RaftStatus",
+        "Asks the leader to hand over to `to` and returns once `to` leads (waits up to 30 s). Throws when `to` is unknown, down, draining, behind, or older than the current leader.",
+        move |to: ImmutableString| -> RhaiResult<RaftStatus> { transfer(&c, &to, TRANSFER_WAIT) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "transfer_leadership",
+        &["to: String", "timeout: float"],
+        "RaftStatus",
+        "As `transfer_leadership(to)`, waiting up to `timeout` seconds for `to` to lead.",
+        move |to: ImmutableString, timeout: Dynamic| -> RhaiResult<RaftStatus> {
+            transfer(&c, &to, secs(&timeout, "timeout")?)
+        },
+    );
+    b.build()
+}

@@ -1,0 +1,104 @@
+//! `version::` — semver parsing and the runbook's version policy; no cluster needed.
+
+use std::cmp::Ordering;
+
+use rhai::{Dynamic, Engine, ImmutableString, Map, Module};
+
+use super::{Builder, FnDoc, RhaiResult};
+use crate::cluster::policy::{self, parse_version};
+use crate::runtime::fail;
+
+/// A semantic version as scripts see it: `v.major`, `v.minor`, `v.patch`, `v.pre`, printable, comparable.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub semver::Version);
+
+/// A version from a script value: a `Version` or a string that parses as one.
+pub fn to_semver(v: &Dynamic) -> Result<semver::Version, String> {
+    if let Some(v) = v.read_lock::<Version>() {
+        return Ok(v.0.clone());
+    }
+    if v.is_string() {
+        return parse_version(&v.to_string());
+    }
+    Err(format!(
+        "expected a version string such as \"0.11.0\", not {}",
+        v.type_name()
+    ))
+}
+
+fn arg(v: &Dynamic) -> RhaiResult<semver::Version> {
+    to_semver(v).map_err(fail)
+}
+
+pub fn register_type(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Version>("Version")
+        .register_get("major", |v: &mut Version| v.0.major as i64)
+        .register_get("minor", |v: &mut Version| v.0.minor as i64)
+        .register_get("patch", |v: &mut Version| v.0.patch as i64)
+        .register_get("pre", |v: &mut Version| v.0.pre.to_string())
+        .register_fn("to_string", |v: &mut Version| v.0.to_string())
+        .register_fn("to_debug", |v: &mut Version| v.0.to_string());
+    macro_rules! cmp {
+        ($($op:literal => $test:expr),*) => {$(
+            engine.register_fn($op, |a: &mut Version, b: Version| $test(a.0.cmp(&b.0)));
+        )*};
+    }
+    cmp!("==" => Ordering::is_eq, "!=" => Ordering::is_ne, "<" => Ordering::is_lt, "<=" => Ordering::is_le, ">" => Ordering::is_gt, ">=" => Ordering::is_ge);
+}
+
+pub fn module(docs: &mut Vec<FnDoc>) -> Module {
+    let mut b = Builder::new("version", docs);
+    b.add(
+        "parse",
+        &["s: String"],
+        "Version",
+        "Parses a semantic version (`0.11.0`, `v0.11.0`); throws a clear error on `X.Y.Z` or other junk.",
+        |s: ImmutableString| -> RhaiResult<Version> { parse_version(&s).map(Version).map_err(fail) },
+    );
+    b.add(
+        "compare",
+        &["a: String", "b: String"],
+        "int",
+        "-1, 0 or 1 as `a` is older than, the same as, or newer than `b` (strings or Versions).",
+        |a: Dynamic, b: Dynamic| -> RhaiResult<i64> {
+            Ok(match arg(&a)?.cmp(&arg(&b)?) {
+                Ordering::Less => -1,
+                Ordering::Equal => 0,
+                Ordering::Greater => 1,
+            })
+        },
+    );
+    b.add(
+        "upgrade_path",
+        &["from: String", "to: String"],
+        "Map",
+        "#{rolling, strategy, reason}: strategy is \"rolling\" within one minor version of the same major, \"blue-green\" beyond that, \"none\" when `to` is not newer.",
+        |from: Dynamic, to: Dynamic| -> RhaiResult<Map> {
+            let p = policy::upgrade_path(&arg(&from)?, &arg(&to)?);
+            let mut m = Map::new();
+            m.insert("rolling".into(), p.rolling.into());
+            m.insert("strategy".into(), Dynamic::from(p.strategy.to_string()));
+            m.insert("reason".into(), Dynamic::from(p.reason));
+            Ok(m)
+        },
+    );
+    b.add(
+        "skew_ok",
+        &["versions: Array|Map"],
+        "bool",
+        "True when every pair of versions is within one minor version (the runbook's skew policy); takes an array of versions or a map id -> version.",
+        |versions: Dynamic| -> RhaiResult<bool> {
+            let items: Vec<Dynamic> = if let Some(m) = versions.read_lock::<Map>() {
+                m.values().cloned().collect()
+            } else if let Some(a) = versions.read_lock::<rhai::Array>() {
+                a.to_vec()
+            } else {
+                return Err(fail(format!("version::skew_ok: expected an array or a map of versions, not {}", versions.type_name())));
+            };
+            let parsed = items.iter().map(arg).collect::<RhaiResult<Vec<_>>>()?;
+            Ok(policy::skew_ok(&parsed))
+        },
+    );
+    b.build()
+}

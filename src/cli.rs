@@ -1,0 +1,509 @@
+//! The command line (API.md §4). clap lives here and nowhere else: arguments are parsed, checked and
+//! turned into a `Command` before anything else sees them.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use semver::Version;
+
+use crate::cluster::policy::parse_version;
+use crate::runtime::Format;
+
+const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes] [--format text|json] SCRIPT [ARGS]...
+       neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE
+       neumann-script check [SCRIPT]...
+       neumann-script functions
+       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]";
+
+const AFTER_HELP: &str = "\
+SCRIPT is a path; when no such file exists, the stock script of that name is used (rolling_upgrade.rhai).
+Options go before SCRIPT: everything after it reaches the script as `args`.
+The cluster is --cluster FILE, else $NEUMANN_CLUSTER, else ./neumann-cluster.toml; --sim starts a simulated
+one in-process instead (default 3 nodes on 0.10.4).
+
+Examples:
+  neumann-script --sim rolling_upgrade.rhai 0.11.0          upgrade a simulated 3-node cluster to 0.11.0
+  neumann-script --sim 5@0.10.4 rolling_upgrade.rhai 0.11.0  the same with 5 nodes
+  neumann-script --cluster prod.toml rolling_upgrade.rhai 0.11.0
+  neumann-script --cluster prod.toml -e 'cluster::health()'
+  neumann-script --cluster prod.toml --format json -e 'cluster::versions()'
+  neumann-script check my_runbook.rhai                       syntax and unknown functions, with file:line
+  neumann-script functions                                   every script function and what it does
+  neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
+
+Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130 interrupted.";
+
+/// The default simulated cluster.
+pub const DEFAULT_SIM: &str = "3@0.10.4";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "neumann-script",
+    version,
+    about = "Run, read and change the upgrade runbooks of a Neumann cluster, written in Rhai",
+    override_usage = USAGE,
+    after_help = AFTER_HELP,
+    allow_external_subcommands = true,
+    max_term_width = 110
+)]
+struct Args {
+    /// Inventory file describing the cluster (TOML) [default: $NEUMANN_CLUSTER, else ./neumann-cluster.toml]
+    #[arg(long, value_name = "FILE", conflicts_with = "sim")]
+    cluster: Option<PathBuf>,
+
+    /// Start the built-in simulated cluster and use it (N nodes on VERSION; default 3@0.10.4)
+    #[arg(long, value_name = "N@VERSION", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_SIM)]
+    sim: Option<String>,
+
+    /// Time compression for --sim: simulated seconds per real second
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    sim_speed: f64,
+
+    /// Set a script option read with `option(NAME, default)` (repeatable)
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+
+    /// Answer yes to every confirmation (for automation)
+    #[arg(long)]
+    yes: bool,
+
+    /// How to print results
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
+
+    /// Evaluate CODE instead of a script; the value of its last expression is printed
+    #[arg(short = 'e', long = "eval", value_name = "CODE")]
+    eval: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Compile scripts without running them: syntax errors, unknown variables and unknown functions, with
+    /// file:line. With no SCRIPT, checks the stock scripts and stdlib.
+    Check {
+        #[arg(value_name = "SCRIPT")]
+        scripts: Vec<PathBuf>,
+    },
+    /// List every script function with its signature and what it does
+    Functions,
+    /// Run the simulated cluster in the foreground and write an inventory for it, so another terminal can
+    /// drive it with --cluster FILE
+    Sim {
+        /// Number of nodes
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// The version every node runs at start
+        #[arg(long, default_value = "0.10.4")]
+        version: String,
+        /// Where to write the inventory
+        #[arg(long, value_name = "FILE", default_value = crate::inventory::DEFAULT_FILE)]
+        inventory: PathBuf,
+        /// Time compression: simulated seconds per real second
+        #[arg(long, value_name = "X", default_value_t = 1.0)]
+        speed: f64,
+        /// Nodes running this version misbehave like a broken release (repeatable)
+        #[arg(long = "bad-version", value_name = "V")]
+        bad_versions: Vec<String>,
+        /// Inject a fault at start, e.g. node2:crash (repeatable; kinds: crash, hang, partition, slow_catchup,
+        /// fail_install, flaky)
+        #[arg(long = "fault", value_name = "NODE:KIND")]
+        faults: Vec<String>,
+    },
+    #[command(external_subcommand)]
+    Script(Vec<String>),
+}
+
+/// Which cluster a run talks to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// An inventory file, or the default lookup when `None`.
+    Inventory(Option<PathBuf>),
+    /// The embedded simulator.
+    Sim {
+        nodes: usize,
+        version: Version,
+        speed: f64,
+    },
+}
+
+/// Options shared by script runs and snippets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    pub target: Target,
+    pub options: BTreeMap<String, String>,
+    pub yes: bool,
+    pub format: Format,
+}
+
+/// The simulator's foreground settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOptions {
+    pub nodes: usize,
+    pub version: Version,
+    pub inventory: PathBuf,
+    pub speed: f64,
+    pub bad_versions: Vec<Version>,
+    pub faults: Vec<(String, String)>,
+}
+
+/// What the program was asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Run {
+        run: RunOptions,
+        script: String,
+        args: Vec<String>,
+    },
+    Eval {
+        run: RunOptions,
+        code: String,
+    },
+    Check {
+        scripts: Vec<PathBuf>,
+    },
+    Functions,
+    Sim(SimOptions),
+}
+
+/// Options that take a value as the next argument, so the scan for `--sim N@V` can skip those values.
+const VALUE_OPTIONS: &[&str] = &[
+    "--cluster",
+    "--set",
+    "--format",
+    "-e",
+    "--eval",
+    "--sim-speed",
+];
+
+/// clap cannot tell `--sim 5@0.10.4` (a value) from `--sim rolling_upgrade.rhai` (the script); a token
+/// shaped like N@VERSION or N is taken as the value.
+fn join_sim_value(argv: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut it = argv.into_iter().peekable();
+    if let Some(bin) = it.next() {
+        out.push(bin);
+    }
+    while let Some(tok) = it.next() {
+        if tok == "--sim" {
+            let looks_like_value = it.peek().is_some_and(|next| {
+                let n = next.split('@').next().unwrap_or_default();
+                n.chars().all(|c| c.is_ascii_digit()) && (next.contains('@') || !n.is_empty())
+            });
+            if looks_like_value {
+                let value = it.next().unwrap_or_default();
+                out.push(format!("--sim={value}"));
+                continue;
+            }
+            out.push(tok);
+        } else if VALUE_OPTIONS.contains(&tok.as_str()) {
+            out.push(tok);
+            if let Some(v) = it.next() {
+                out.push(v);
+            }
+        } else if tok.starts_with('-') {
+            out.push(tok);
+        } else {
+            // The subcommand or script: the rest is theirs.
+            out.push(tok);
+            out.extend(it);
+            break;
+        }
+    }
+    out
+}
+
+fn parse_sim_spec(spec: &str) -> Result<(usize, Version), String> {
+    let (n, v) = spec.split_once('@').unwrap_or((spec, ""));
+    let nodes = if n.is_empty() {
+        3
+    } else {
+        n.parse::<usize>()
+            .map_err(|_| format!("--sim={spec}: expected N@VERSION such as 5@0.10.4"))?
+    };
+    let version = if v.is_empty() {
+        Version::new(0, 10, 4)
+    } else {
+        parse_version(v).map_err(|e| format!("--sim={spec}: {e}"))?
+    };
+    check_nodes(nodes).map_err(|e| format!("--sim={spec}: {e}"))?;
+    Ok((nodes, version))
+}
+
+fn check_nodes(n: usize) -> Result<(), String> {
+    if (1..=1000).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("a simulated cluster has 1 to 1000 nodes, not {n}"))
+    }
+}
+
+fn check_speed(x: f64, flag: &str) -> Result<(), String> {
+    if x.is_finite() && x > 0.0 && x <= 1000.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{flag} must be a number above 0 and at most 1000, not {x}"
+        ))
+    }
+}
+
+/// Our own options, recognised when they appear after SCRIPT where they would silently become script arguments.
+const MISPLACED: &[&str] = &[
+    "--cluster",
+    "--sim",
+    "--set",
+    "--yes",
+    "--format",
+    "--sim-speed",
+    "-e",
+    "--eval",
+];
+
+/// Parses the command line. `Err` carries what to print and the exit code (0 for --help and --version).
+pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (String, i32)> {
+    let argv: Vec<String> = argv
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let args = Args::try_parse_from(join_sim_value(argv)).map_err(|e| {
+        let text = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            e.render().ansi().to_string()
+        } else {
+            e.render().to_string()
+        };
+        (text, e.exit_code())
+    })?;
+    let usage = |m: String| {
+        (
+            format!("error: {m}\n\nFor more information, try '--help'.\n"),
+            2,
+        )
+    };
+
+    let mut options = BTreeMap::new();
+    for pair in &args.set {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--set {pair}: expected NAME=VALUE")))?;
+        if k.trim().is_empty() {
+            return Err(usage(format!("--set {pair}: the NAME is empty")));
+        }
+        options.insert(k.trim().to_string(), v.to_string());
+    }
+    check_speed(args.sim_speed, "--sim-speed").map_err(usage)?;
+    let target = match &args.sim {
+        Some(spec) => {
+            let (nodes, version) = parse_sim_spec(spec).map_err(usage)?;
+            Target::Sim {
+                nodes,
+                version,
+                speed: args.sim_speed,
+            }
+        }
+        None => Target::Inventory(args.cluster.clone()),
+    };
+    let run = RunOptions {
+        target,
+        options,
+        yes: args.yes,
+        format: match args.format {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        },
+    };
+
+    match (args.command, args.eval) {
+        (Some(_), Some(_)) => Err(usage(
+            "-e CODE runs a snippet: it cannot be combined with a script or subcommand".into(),
+        )),
+        (None, Some(code)) => Ok(Command::Eval { run, code }),
+        (None, None) => Err(usage(
+            "nothing to run: give a SCRIPT, -e CODE, or a subcommand (see --help)".into(),
+        )),
+        (Some(Sub::Script(mut words)), None) => {
+            let script = words.remove(0);
+            if let Some(bad) = words.iter().find(|w| {
+                MISPLACED
+                    .iter()
+                    .any(|o| *w == o || w.starts_with(&format!("{o}=")))
+            }) {
+                return Err(usage(format!(
+                    "`{bad}` comes after the script name, so it would reach the script as an argument: put neumann-script's options before SCRIPT"
+                )));
+            }
+            Ok(Command::Run {
+                run,
+                script,
+                args: words,
+            })
+        }
+        (Some(Sub::Check { scripts }), None) => Ok(Command::Check { scripts }),
+        (Some(Sub::Functions), None) => Ok(Command::Functions),
+        (
+            Some(Sub::Sim {
+                nodes,
+                version,
+                inventory,
+                speed,
+                bad_versions,
+                faults,
+            }),
+            None,
+        ) => {
+            check_nodes(nodes).map_err(|e| usage(format!("--nodes: {e}")))?;
+            check_speed(speed, "--speed").map_err(usage)?;
+            let version = parse_version(&version).map_err(|e| usage(format!("--version: {e}")))?;
+            let bad_versions = bad_versions
+                .iter()
+                .map(|v| parse_version(v).map_err(|e| usage(format!("--bad-version: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let faults = faults
+                .iter()
+                .map(|f| {
+                    f.split_once(':')
+                        .map(|(n, k)| (n.to_string(), k.to_string()))
+                        .ok_or_else(|| {
+                            usage(format!(
+                                "--fault {f}: expected NODE:KIND such as node2:crash"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Command::Sim(SimOptions {
+                nodes,
+                version,
+                inventory,
+                speed,
+                bad_versions,
+                faults,
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Result<Command, (String, i32)> {
+        parse(
+            std::iter::once("neumann-script")
+                .chain(line.split_whitespace())
+                .map(OsString::from),
+        )
+    }
+
+    fn run(line: &str) -> (RunOptions, String, Vec<String>) {
+        match p(line).unwrap() {
+            Command::Run { run, script, args } => (run, script, args),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sim_alone_then_script() {
+        let (r, script, args) = run("--sim rolling_upgrade.rhai 0.11.0");
+        assert_eq!(
+            r.target,
+            Target::Sim {
+                nodes: 3,
+                version: Version::new(0, 10, 4),
+                speed: 1.0
+            }
+        );
+        assert_eq!(script, "rolling_upgrade.rhai");
+        assert_eq!(args, vec!["0.11.0"]);
+    }
+
+    #[test]
+    fn sim_with_a_size_and_version() {
+        let (r, ..) = run("--sim 5@0.9.2 --sim-speed 20 rolling_upgrade.rhai 0.10.0");
+        assert_eq!(
+            r.target,
+            Target::Sim {
+                nodes: 5,
+                version: Version::new(0, 9, 2),
+                speed: 20.0
+            }
+        );
+        let (r, ..) = run("--sim=11 x.rhai");
+        assert!(matches!(r.target, Target::Sim { nodes: 11, .. }));
+    }
+
+    #[test]
+    fn options_sets_and_format() {
+        let (r, script, args) =
+            run("--cluster c.toml --set a=1 --set b=x=y --yes --format json s.rhai p q");
+        assert_eq!(r.target, Target::Inventory(Some("c.toml".into())));
+        assert_eq!(r.options.get("b").map(String::as_str), Some("x=y"));
+        assert!(r.yes);
+        assert_eq!(r.format, Format::Json);
+        assert_eq!((script.as_str(), args.len()), ("s.rhai", 2));
+    }
+
+    #[test]
+    fn eval_and_subcommands() {
+        assert!(matches!(p("-e 1").unwrap(), Command::Eval { .. }));
+        assert!(matches!(
+            p("--cluster c.toml -e 1").unwrap(),
+            Command::Eval { .. }
+        ));
+        assert_eq!(
+            p("check a.rhai b.rhai").unwrap(),
+            Command::Check {
+                scripts: vec!["a.rhai".into(), "b.rhai".into()]
+            }
+        );
+        assert_eq!(p("functions").unwrap(), Command::Functions);
+        match p("sim --nodes 5 --inventory /tmp/c.toml --speed 10 --fault node2:crash").unwrap() {
+            Command::Sim(s) => {
+                assert_eq!(
+                    (s.nodes, s.speed, s.inventory.to_str()),
+                    (5, 10.0, Some("/tmp/c.toml"))
+                );
+                assert_eq!(s.faults, vec![("node2".to_string(), "crash".to_string())]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        for (line, want) in [
+            ("", "nothing to run"),
+            ("--set novalue s.rhai", "expected NAME=VALUE"),
+            ("--sim=0 s.rhai", "1 to 1000 nodes"),
+            ("--sim=3@X.Y.Z s.rhai", "`X.Y.Z` is not a version"),
+            ("--sim-speed 0 s.rhai", "--sim-speed must be"),
+            ("s.rhai 0.11.0 --yes", "`--yes` comes after the script name"),
+            ("-e 1 s.rhai", "cannot be combined"),
+            ("sim --version nope", "--version: `nope` is not a version"),
+            ("sim --fault node2", "expected NODE:KIND"),
+            ("--cluster a.toml --sim s.rhai", "cannot be used with"),
+            ("--format yaml s.rhai", "invalid value 'yaml'"),
+        ] {
+            let (msg, code) = p(line).expect_err(line);
+            assert_eq!(code, 2, "{line}: {msg}");
+            assert!(msg.contains(want), "{line}: wanted {want:?} in {msg}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_exit_zero() {
+        let (help, code) = p("--help").unwrap_err();
+        assert_eq!(code, 0);
+        assert!(help.contains("Exit codes: 0 done"));
+        assert_eq!(p("--version").unwrap_err().1, 0);
+    }
+}

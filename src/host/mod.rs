@@ -1,0 +1,282 @@
+//! Host operations: service control, installs and ad-hoc commands on a node's host.
+//!
+//! The inventory's command templates (defaults from the runbook) are rendered here, with every
+//! substituted value shell-quoted. Which transport carries them is chosen per node: the simulator's host
+//! endpoints for a simulated cluster; SSH for a real one (a later transport, slotting in beside `Sim`).
+
+use std::time::Duration;
+
+use semver::Version;
+use serde::Deserialize;
+
+use crate::inventory::{Inventory, NodeSpec, Templates};
+
+/// What to do on a host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostOp {
+    Stop,
+    Start,
+    Restart,
+    Install(Version),
+    Exec(String),
+}
+
+impl HostOp {
+    /// The verb used in messages and the simulator's host endpoints.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HostOp::Stop => "stop",
+            HostOp::Start => "start",
+            HostOp::Restart => "restart",
+            HostOp::Install(_) => "install",
+            HostOp::Exec(_) => "exec",
+        }
+    }
+
+    /// The shell command this operation runs on a real host, from the node's templates.
+    pub fn command(&self, node: &NodeSpec) -> String {
+        let t: &Templates = &node.templates;
+        match self {
+            HostOp::Stop => render(&t.stop, node, None),
+            HostOp::Start => render(&t.start, node, None),
+            HostOp::Restart => render(&t.restart, node, None),
+            HostOp::Install(v) => render(&t.install, node, Some(v)),
+            HostOp::Exec(cmd) => cmd.clone(),
+        }
+    }
+
+    /// How long the operation may take before the tool gives up on it. Installs compile from source.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            HostOp::Install(_) => Duration::from_secs(1800),
+            _ => Duration::from_secs(300),
+        }
+    }
+}
+
+/// Substitutes `{version}` and `{node}` into a template, shell-quoted, so no value can add a command.
+pub fn render(template: &str, node: &NodeSpec, version: Option<&Version>) -> String {
+    let quote = |s: &str| {
+        shlex::try_quote(s)
+            .map(|q| q.into_owned())
+            .unwrap_or_else(|_| "''".into())
+    };
+    let mut out = template.replace("{node}", &quote(&node.id));
+    if let Some(v) = version {
+        out = out.replace("{version}", &quote(&v.to_string()));
+    }
+    out
+}
+
+/// What a command printed and how it exited. A non-zero status is a result, not an error.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ExecOutput {
+    pub status: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A host operation that could not be carried out at all (as opposed to one that ran and exited non-zero).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{node}: {op} failed: {cause}")]
+pub struct HostError {
+    pub node: String,
+    pub op: String,
+    pub cause: String,
+}
+
+/// Carries host operations for every node of an inventory.
+pub struct Hosts {
+    sim: Option<SimHost>,
+}
+
+impl Hosts {
+    pub fn new(inv: &Inventory) -> Result<Hosts, String> {
+        let sim = match &inv.sim_control {
+            Some(addr) => Some(SimHost::new(addr, inv.connect_timeout)?),
+            None => None,
+        };
+        Ok(Hosts { sim })
+    }
+
+    /// Runs `op` on the node's host and returns how the command exited.
+    pub async fn run(&self, node: &NodeSpec, op: &HostOp) -> Result<ExecOutput, HostError> {
+        let fail = |cause: String| HostError {
+            node: node.id.clone(),
+            op: op.name().to_string(),
+            cause,
+        };
+        if let Some(ssh) = &node.ssh {
+            return Err(fail(format!(
+                "the inventory reaches this host over SSH (`{ssh}`), and this build has no SSH transport yet"
+            )));
+        }
+        match &self.sim {
+            Some(sim) => match op {
+                HostOp::Exec(cmd) => run_local(cmd, op.timeout()).await.map_err(fail),
+                _ => sim.run(&node.id, op).await.map_err(fail),
+            },
+            None => Err(fail(
+                "the inventory gives no way to reach this node's host: add `ssh = \"user@host:22\"` to the node".into(),
+            )),
+        }
+    }
+}
+
+/// The simulator's host side (API.md §5 `POST /sim/host/...`): what systemctl and cargo do, in simulation.
+struct SimHost {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl SimHost {
+    fn new(control: &str, connect_timeout: Duration) -> Result<SimHost, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        let base = if control.starts_with("http://") {
+            control.to_string()
+        } else {
+            format!("http://{control}")
+        };
+        Ok(SimHost { http, base })
+    }
+
+    async fn run(&self, node: &str, op: &HostOp) -> Result<ExecOutput, String> {
+        let url = format!("{}/sim/host/{node}/{}", self.base, op.name());
+        let body = match op {
+            HostOp::Install(v) => serde_json::json!({ "version": v.to_string() }),
+            _ => serde_json::json!({}),
+        };
+        let resp = self
+            .http
+            .post(&url)
+            .json(&body)
+            .timeout(op.timeout())
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {}", root_cause(&e)))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| format!("POST {url}: {}", root_cause(&e)))?;
+        if !status.is_success() {
+            let msg = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or(text);
+            return Err(format!("POST {url}: HTTP {}: {msg}", status.as_u16()));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("POST {url}: unexpected answer: {e}"))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Runs a command on this machine, for simulated hosts (their "host" is this machine).
+async fn run_local(cmd: &str, timeout: Duration) -> Result<ExecOutput, String> {
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(timeout, child).await {
+        Err(_) => Err(format!(
+            "`{cmd}` did not finish within {} s",
+            timeout.as_secs()
+        )),
+        Ok(Err(e)) => Err(format!("cannot run `sh -c`: {e}")),
+        Ok(Ok(out)) => Ok(ExecOutput {
+            status: out.status.code().map_or(-1, i64::from),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(install: &str) -> NodeSpec {
+        NodeSpec {
+            id: "node1".into(),
+            admin_url: "http://h:9090".into(),
+            ssh: None,
+            templates: Templates {
+                install: install.into(),
+                ..Templates::default()
+            },
+        }
+    }
+
+    #[test]
+    fn templates_render_with_quoted_values() {
+        let n = node("cargo install neumann --version {version}");
+        let v = Version::parse("0.11.0").unwrap();
+        assert_eq!(
+            HostOp::Install(v.clone()).command(&n),
+            "cargo install neumann --version 0.11.0"
+        );
+        assert_eq!(HostOp::Stop.command(&n), "systemctl stop neumann");
+        let pre = Version::parse("0.11.0-rc.1+build.5").unwrap();
+        assert_eq!(
+            render("x {version}", &n, Some(&pre)),
+            "x 0.11.0-rc.1+build.5"
+        );
+        let mut odd = node("deploy {node} {version}");
+        odd.id = "a;b".into();
+        assert_eq!(
+            render(&odd.templates.install, &odd, Some(&v)),
+            "deploy 'a;b' 0.11.0"
+        );
+    }
+
+    #[tokio::test]
+    async fn local_exec_reports_status_and_output() {
+        let out = run_local(
+            "printf 'a b'; echo oops >&2; exit 3",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            ExecOutput {
+                status: 3,
+                stdout: "a b".into(),
+                stderr: "oops\n".into()
+            }
+        );
+        let slow = run_local("sleep 5", Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(slow.contains("did not finish"), "{slow}");
+    }
+
+    #[tokio::test]
+    async fn a_node_without_a_way_to_its_host_is_a_clear_error() {
+        let inv = Inventory::parse(
+            "[[nodes]]\nid = \"node1\"\nhost = \"h\"\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        let hosts = Hosts::new(&inv).unwrap();
+        let e = hosts.run(&inv.nodes[0], &HostOp::Stop).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("node1: stop failed: the inventory gives no way"),
+            "{e}"
+        );
+    }
+}

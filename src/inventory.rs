@@ -1,0 +1,385 @@
+//! The inventory: how the tool finds a cluster (API.md §3).
+//!
+//! Read from TOML, validated completely before anything talks to a node, so a typo in a node id or a
+//! URL is an exit-2 error naming the file and the field rather than a failure halfway through a runbook.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// The default inventory file looked for in the working directory.
+pub const DEFAULT_FILE: &str = "neumann-cluster.toml";
+/// The environment variable naming an inventory file.
+pub const ENV_VAR: &str = "NEUMANN_CLUSTER";
+/// Neumann's admin port, used when a node names only its host.
+pub const ADMIN_PORT: u16 = 9090;
+
+/// Service command templates, with the runbook's commands as defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Templates {
+    pub stop: String,
+    pub start: String,
+    pub restart: String,
+    pub install: String,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Templates {
+            stop: "systemctl stop neumann".into(),
+            start: "systemctl start neumann".into(),
+            restart: "systemctl restart neumann".into(),
+            install: "cargo install neumann --version {version}".into(),
+        }
+    }
+}
+
+/// One node of the inventory, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSpec {
+    pub id: String,
+    /// Base URL of the node's admin API, without a trailing slash.
+    pub admin_url: String,
+    /// `user@host:port` for host operations over SSH.
+    pub ssh: Option<String>,
+    pub templates: Templates,
+}
+
+/// A validated inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Where it came from, for messages: a file path or "embedded simulator".
+    pub source: PathBuf,
+    pub name: String,
+    pub nodes: Vec<NodeSpec>,
+    /// Bearer token for the admin API; never printed.
+    pub token: Option<String>,
+    /// The simulator's control address when the cluster is simulated.
+    pub sim_control: Option<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    cluster: RawCluster,
+    #[serde(default)]
+    defaults: Option<RawTemplates>,
+    sim: Option<RawSim>,
+    #[serde(default)]
+    nodes: Vec<RawNode>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    connect_timeout_secs: Option<f64>,
+    request_timeout_secs: Option<f64>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    stop: Option<String>,
+    start: Option<String>,
+    restart: Option<String>,
+    install: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSim {
+    control: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: String,
+    host: Option<String>,
+    admin_url: Option<String>,
+    ssh: Option<String>,
+    stop: Option<String>,
+    start: Option<String>,
+    restart: Option<String>,
+    install: Option<String>,
+}
+
+impl RawTemplates {
+    fn over(&self, base: &Templates) -> Templates {
+        Templates {
+            stop: self.stop.clone().unwrap_or_else(|| base.stop.clone()),
+            start: self.start.clone().unwrap_or_else(|| base.start.clone()),
+            restart: self.restart.clone().unwrap_or_else(|| base.restart.clone()),
+            install: self.install.clone().unwrap_or_else(|| base.install.clone()),
+        }
+    }
+}
+
+impl Inventory {
+    /// Finds the inventory the way API.md §3 says: `--cluster FILE`, else `$NEUMANN_CLUSTER`, else
+    /// `./neumann-cluster.toml`. Returns `Ok(None)` when none was named and the default file is absent,
+    /// so commands that never touch a cluster still run.
+    pub fn locate(explicit: Option<&Path>) -> Result<Option<Inventory>, Error> {
+        if let Some(path) = explicit {
+            return Inventory::load(path).map(Some);
+        }
+        if let Some(path) = std::env::var_os(ENV_VAR).filter(|p| !p.is_empty()) {
+            return Inventory::load(Path::new(&path)).map(Some);
+        }
+        let default = Path::new(DEFAULT_FILE);
+        if default.exists() {
+            return Inventory::load(default).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Reads and validates an inventory file.
+    pub fn load(path: &Path) -> Result<Inventory, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Inventory {
+            path: path.to_path_buf(),
+            message: match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "no such file (pass --cluster FILE, set NEUMANN_CLUSTER, or use --sim)".into()
+                }
+                _ => format!("cannot read it: {e}"),
+            },
+        })?;
+        Inventory::parse(&text, path)
+    }
+
+    /// Parses and validates inventory text; `source` names it in messages.
+    pub fn parse(text: &str, source: &Path) -> Result<Inventory, Error> {
+        let bad = |message: String| Error::Inventory {
+            path: source.to_path_buf(),
+            message,
+        };
+        let raw: RawInventory = toml::from_str(text).map_err(|e| bad(toml_message(text, &e)))?;
+        if raw.nodes.is_empty() {
+            return Err(bad(
+                "it names no nodes: add at least one `[[nodes]]` table with an `id`".into(),
+            ));
+        }
+        let defaults = raw
+            .defaults
+            .clone()
+            .unwrap_or_default()
+            .over(&Templates::default());
+        let mut seen = HashSet::new();
+        let mut nodes = Vec::with_capacity(raw.nodes.len());
+        for (i, n) in raw.nodes.iter().enumerate() {
+            let at = format!("node #{} (`{}`)", i + 1, n.id);
+            if n.id.is_empty()
+                || !n
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(bad(format!(
+                    "{at}: the id must be letters, digits, `-`, `_` or `.`"
+                )));
+            }
+            if !seen.insert(n.id.clone()) {
+                return Err(bad(format!("node id `{}` appears twice", n.id)));
+            }
+            let admin_url = match (&n.admin_url, &n.host) {
+                (Some(url), _) => url.trim_end_matches('/').to_string(),
+                (None, Some(host)) => format!("http://{host}:{ADMIN_PORT}"),
+                (None, None) => {
+                    return Err(bad(format!("{at}: give `admin_url` or `host`")));
+                }
+            };
+            match reqwest::Url::parse(&admin_url) {
+                Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {}
+                Ok(_) => {
+                    return Err(bad(format!(
+                    "{at}: admin_url `{admin_url}` must be an http:// or https:// URL with a host"
+                )))
+                }
+                Err(e) => {
+                    return Err(bad(format!(
+                        "{at}: admin_url `{admin_url}` is not a URL: {e}"
+                    )))
+                }
+            }
+            let templates = RawTemplates {
+                stop: n.stop.clone(),
+                start: n.start.clone(),
+                restart: n.restart.clone(),
+                install: n.install.clone(),
+            }
+            .over(&defaults);
+            if !templates.install.contains("{version}") {
+                return Err(bad(format!(
+                    "{at}: the install template `{}` must contain `{{version}}`",
+                    templates.install
+                )));
+            }
+            nodes.push(NodeSpec {
+                id: n.id.clone(),
+                admin_url,
+                ssh: n.ssh.clone(),
+                templates,
+            });
+        }
+        let token = match (&raw.cluster.token_env, &raw.cluster.token_file) {
+            (Some(_), Some(_)) => {
+                return Err(bad("give `token_env` or `token_file`, not both".into()))
+            }
+            (Some(var), None) => Some(std::env::var(var).map_err(|_| {
+                bad(format!(
+                    "`token_env` names `{var}`, but that environment variable is not set"
+                ))
+            })?),
+            (None, Some(file)) => {
+                let file = if file.is_relative() {
+                    source.parent().unwrap_or(Path::new(".")).join(file)
+                } else {
+                    file.clone()
+                };
+                let t = std::fs::read_to_string(&file).map_err(|e| {
+                    bad(format!("cannot read token_file `{}`: {e}", file.display()))
+                })?;
+                Some(t.trim().to_string())
+            }
+            (None, None) => None,
+        };
+        let secs = |v: Option<f64>, default: f64, key: &str| -> Result<Duration, Error> {
+            let s = v.unwrap_or(default);
+            if s.is_finite() && s > 0.0 && s < 86_400.0 {
+                Ok(Duration::from_secs_f64(s))
+            } else {
+                Err(bad(format!(
+                    "`{key}` must be a positive number of seconds, not {s}"
+                )))
+            }
+        };
+        Ok(Inventory {
+            source: source.to_path_buf(),
+            name: raw.cluster.name.clone().unwrap_or_else(|| "neumann".into()),
+            nodes,
+            token,
+            sim_control: raw.sim.map(|s| s.control),
+            connect_timeout: secs(
+                raw.cluster.connect_timeout_secs,
+                2.0,
+                "connect_timeout_secs",
+            )?,
+            request_timeout: secs(
+                raw.cluster.request_timeout_secs,
+                10.0,
+                "request_timeout_secs",
+            )?,
+        })
+    }
+
+    /// The node of that id, or an error that lists the ids there are.
+    pub fn node(&self, id: &str) -> Result<&NodeSpec, String> {
+        self.nodes.iter().find(|n| n.id == id).ok_or_else(|| {
+            let ids: Vec<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
+            format!("unknown node `{id}`: the inventory has {}", ids.join(", "))
+        })
+    }
+}
+
+/// toml's messages carry a byte span; operators want a line number.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim_end().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Inventory, Error> {
+        Inventory::parse(text, Path::new("c.toml"))
+    }
+
+    #[test]
+    fn host_gives_the_default_admin_port_and_templates_default_to_the_runbook() {
+        let inv = parse("[[nodes]]\nid = \"node1\"\nhost = \"10.0.0.1\"\n").unwrap();
+        assert_eq!(inv.nodes[0].admin_url, "http://10.0.0.1:9090");
+        assert_eq!(inv.nodes[0].templates.stop, "systemctl stop neumann");
+        assert_eq!(
+            inv.nodes[0].templates.install,
+            "cargo install neumann --version {version}"
+        );
+        assert_eq!(inv.request_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn defaults_and_per_node_templates_override_in_order() {
+        let inv = parse(
+            "[defaults]\nstop = \"svc stop\"\n[[nodes]]\nid = \"a\"\nhost = \"h\"\nstart = \"svc go\"\n[[nodes]]\nid = \"b\"\nhost = \"h2\"\n",
+        )
+        .unwrap();
+        assert_eq!(inv.nodes[0].templates.stop, "svc stop");
+        assert_eq!(inv.nodes[0].templates.start, "svc go");
+        assert_eq!(inv.nodes[1].templates.start, "systemctl start neumann");
+    }
+
+    #[test]
+    fn bad_inventories_name_the_problem() {
+        let cases = [
+            ("", "names no nodes"),
+            ("[[nodes]]\nid = \"a\"\n", "give `admin_url` or `host`"),
+            ("[[nodes]]\nid = \"a\"\nhost = \"h\"\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "appears twice"),
+            ("[[nodes]]\nid = \"a\"\nadmin_url = \"ftp://x\"\n", "must be an http"),
+            ("[[nodes]]\nid = \"a\"\nadmin_url = \"not a url\"\n", "is not a URL"),
+            ("[[nodes]]\nid = \"a b\"\nhost = \"h\"\n", "the id must be"),
+            ("[[nodes]]\nid = \"a\"\nhost = \"h\"\ninstall = \"cargo install neumann\"\n", "{version}"),
+            ("[[nodes]]\nid = \"a\"\nhots = \"h\"\n", "line 3: unknown field `hots`"),
+            ("[[nodes]\nid = 1\n", "line 1"),
+            ("[cluster]\ntoken_env = \"NEUMANN_TEST_SURELY_UNSET\"\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "is not set"),
+            ("[cluster]\nrequest_timeout_secs = -1\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "positive number"),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.starts_with("inventory `c.toml`: "), "{err}");
+            assert!(
+                err.contains(want),
+                "for {text:?} wanted {want:?} in {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn node_lookup_is_exact_and_lists_the_ids() {
+        let mut text = String::new();
+        for i in 1..=11 {
+            text.push_str(&format!("[[nodes]]\nid = \"node{i}\"\nhost = \"h{i}\"\n"));
+        }
+        let inv = parse(&text).unwrap();
+        assert_eq!(inv.node("node1").unwrap().admin_url, "http://h1:9090");
+        assert_eq!(inv.node("node10").unwrap().admin_url, "http://h10:9090");
+        let err = inv.node("node12").unwrap_err();
+        assert!(
+            err.starts_with("unknown node `node12`: the inventory has node1, node2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_file_says_how_to_name_one() {
+        let err = Inventory::load(Path::new("/nonexistent/c.toml")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--sim"), "{err}");
+    }
+}

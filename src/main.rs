@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(neumann_script::run(std::env::args_os()));
+}

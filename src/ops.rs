@@ -1,0 +1,466 @@
+//! Cluster operations as the script API offers them: one admin call, a host command, or a wait on a
+//! condition. Waits poll with a short adaptive interval so they wake soon after the change they wait for,
+//! give up at their timeout, and then say what was last seen.
+//!
+//! Errors are sentences naming the node, the operation and the cause; `OpError::Usage` marks input that
+//! was wrong (an unknown node id) rather than a cluster that misbehaved.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use semver::Version;
+use serde_json::Value;
+
+use crate::admin::prom::Scrape;
+use crate::admin::{AdminClient, AdminError};
+use crate::cluster::types::member_problem;
+use crate::cluster::{ClusterHealth, Member, NodeHealth, RaftStatus};
+use crate::host::{ExecOutput, HostOp, Hosts};
+use crate::inventory::{Inventory, NodeSpec};
+use crate::runtime::output::human_duration;
+
+/// Why an operation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OpError {
+    /// The caller named something that does not exist (exit 2 when uncaught).
+    #[error("{0}")]
+    Usage(String),
+    /// The cluster or a host did not do what was asked.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<AdminError> for OpError {
+    fn from(e: AdminError) -> Self {
+        OpError::Failed(e.to_string())
+    }
+}
+
+pub type OpResult<T> = Result<T, OpError>;
+
+/// Reports the figure a wait watches; the runtime turns it into a progress line.
+pub type Report<'a> = &'a mut dyn FnMut(&str);
+
+/// Polls until a deadline: 50 ms at first, growing to 250 ms, never past the deadline.
+struct Poll {
+    deadline: Instant,
+    interval: Duration,
+}
+
+impl Poll {
+    fn new(timeout: Duration) -> Poll {
+        Poll {
+            deadline: Instant::now() + timeout,
+            interval: Duration::from_millis(50),
+        }
+    }
+
+    /// Sleeps until the next probe; false once the deadline has passed.
+    async fn next(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.interval.min(self.deadline - now)).await;
+        self.interval = (self.interval * 3 / 2).min(Duration::from_millis(250));
+        true
+    }
+
+    /// A probe's own timeout: short, so one hung node cannot eat the whole wait.
+    fn probe_timeout(&self) -> Duration {
+        Duration::from_secs(2).min(
+            self.deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(200)),
+        )
+    }
+}
+
+/// A cluster as the tool reaches it: its inventory, admin API and hosts.
+pub struct Cluster {
+    pub inventory: Inventory,
+    pub admin: AdminClient,
+    pub hosts: Hosts,
+}
+
+impl Cluster {
+    pub fn new(inventory: Inventory) -> Result<Cluster, String> {
+        let admin = AdminClient::new(&inventory)?;
+        let hosts = Hosts::new(&inventory)?;
+        Ok(Cluster {
+            inventory,
+            admin,
+            hosts,
+        })
+    }
+
+    /// The inventory entry of a node, or a usage error listing the ids there are.
+    pub fn node(&self, id: &str) -> OpResult<&NodeSpec> {
+        self.inventory.node(id).map_err(OpError::Usage)
+    }
+
+    pub async fn members(&self) -> OpResult<Vec<Member>> {
+        Ok(self.admin.members().await?)
+    }
+
+    pub async fn health(&self) -> OpResult<ClusterHealth> {
+        let (members, view) = self.admin.members_and_view().await?;
+        Ok(ClusterHealth::assess(members, &view))
+    }
+
+    pub async fn versions(&self) -> OpResult<BTreeMap<String, String>> {
+        Ok(self
+            .members()
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m.version))
+            .collect())
+    }
+
+    pub async fn leader(&self) -> OpResult<String> {
+        let h = self.health().await?;
+        h.leader.ok_or_else(|| {
+            OpError::Failed(format!(
+                "cluster: no leader: an election is in progress or quorum is lost ({} of {} members healthy, quorum {})",
+                h.healthy_members,
+                h.members.len(),
+                h.quorum
+            ))
+        })
+    }
+
+    pub async fn followers(&self) -> OpResult<Vec<String>> {
+        Ok(self
+            .members()
+            .await?
+            .into_iter()
+            .filter(|m| m.role != "leader")
+            .map(|m| m.id)
+            .collect())
+    }
+
+    pub async fn set_paused(&self, paused: bool) -> OpResult<()> {
+        self.admin.set_paused(paused).await?;
+        Ok(())
+    }
+
+    pub async fn wait_healthy(
+        &self,
+        timeout: Duration,
+        report: Report<'_>,
+    ) -> OpResult<ClusterHealth> {
+        let mut poll = Poll::new(timeout);
+        let mut last;
+        loop {
+            last = match self.health().await {
+                Ok(h) if h.healthy => return Ok(h),
+                Ok(h) => {
+                    report(&format!(
+                        "{}/{} healthy",
+                        h.healthy_members,
+                        h.members.len()
+                    ));
+                    h.problems.join("; ")
+                }
+                Err(e) => e.to_string(),
+            };
+            if !poll.next().await {
+                return Err(OpError::Failed(format!(
+                    "cluster: not healthy after {}: {last}",
+                    human_duration(timeout)
+                )));
+            }
+        }
+    }
+
+    pub async fn test_transaction(&self) -> OpResult<Value> {
+        Ok(self.admin.test_transaction().await?)
+    }
+
+    /// A node's own report, or the cluster's view of it when the node cannot be reached.
+    pub async fn node_status(&self, id: &str) -> OpResult<Member> {
+        let spec = self.node(id)?;
+        match self.admin.node_health(id).await {
+            Ok(h) => Ok(h.to_member(&spec.admin_url)),
+            Err(e) if e.unreachable() => {
+                let members = self
+                    .members()
+                    .await
+                    .map_err(|m| OpError::Failed(format!("{e}; and {m}")))?;
+                members.into_iter().find(|m| m.id == id).ok_or_else(|| {
+                    OpError::Failed(format!(
+                        "{e}; and the cluster does not list `{id}` as a member"
+                    ))
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn drain(&self, id: &str, drain: bool) -> OpResult<()> {
+        self.node(id)?;
+        if drain {
+            self.admin.drain(id).await?;
+        } else {
+            self.admin.undrain(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn poll_health(&self, id: &str, poll: &Poll) -> Result<NodeHealth, AdminError> {
+        self.admin
+            .node_health_within(id, poll.probe_timeout())
+            .await
+    }
+
+    pub async fn wait_drained(
+        &self,
+        id: &str,
+        timeout: Duration,
+        report: Report<'_>,
+    ) -> OpResult<()> {
+        self.node(id)?;
+        let mut poll = Poll::new(timeout);
+        let mut last;
+        loop {
+            last = match self.poll_health(id, &poll).await {
+                Ok(h) if !h.draining => {
+                    return Err(OpError::Failed(format!(
+                        "{id}: wait_drained: the node is not draining (call node::drain first)"
+                    )));
+                }
+                Ok(h) if h.in_flight == 0 => return Ok(()),
+                Ok(h) => {
+                    report(&format!("{} in flight", h.in_flight));
+                    format!("{} requests still in flight", h.in_flight)
+                }
+                Err(e) => e.to_string(),
+            };
+            if !poll.next().await {
+                return Err(OpError::Failed(format!(
+                    "{id}: not drained after {}: {last}",
+                    human_duration(timeout)
+                )));
+            }
+        }
+    }
+
+    /// Runs a host operation; for service control and installs a non-zero exit is an error.
+    pub async fn host(&self, id: &str, op: HostOp) -> OpResult<ExecOutput> {
+        let spec = self.node(id)?;
+        let out = self
+            .hosts
+            .run(spec, &op)
+            .await
+            .map_err(|e| OpError::Failed(e.to_string()))?;
+        if out.status != 0 && !matches!(op, HostOp::Exec(_)) {
+            let detail = last_lines(
+                if out.stderr.trim().is_empty() {
+                    &out.stdout
+                } else {
+                    &out.stderr
+                },
+                3,
+            );
+            return Err(OpError::Failed(format!(
+                "{id}: {} failed: `{}` exited with status {}: {detail}",
+                op.name(),
+                op.command(spec),
+                out.status
+            )));
+        }
+        Ok(out)
+    }
+
+    pub async fn install(&self, id: &str, version: &Version) -> OpResult<()> {
+        self.host(id, HostOp::Install(version.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn wait_rejoined(
+        &self,
+        id: &str,
+        timeout: Duration,
+        report: Report<'_>,
+    ) -> OpResult<Member> {
+        let spec = self.node(id)?;
+        let mut poll = Poll::new(timeout);
+        let mut last;
+        loop {
+            last = match self.poll_health(id, &poll).await {
+                Ok(h) if h.joined && h.status == "healthy" => {
+                    return Ok(h.to_member(&spec.admin_url))
+                }
+                // A node that refused to join will not change its mind by waiting.
+                Ok(h) if !h.joined && h.error.is_some() => {
+                    return Err(OpError::Failed(format!(
+                        "{id}: did not rejoin: {}",
+                        h.error.unwrap_or_default()
+                    )));
+                }
+                Ok(h) => {
+                    let why = h
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| format!("status {}", h.status));
+                    report(&why);
+                    why
+                }
+                Err(e) => {
+                    report(if e.unreachable() {
+                        "not answering yet"
+                    } else {
+                        "answering with errors"
+                    });
+                    e.to_string()
+                }
+            };
+            if !poll.next().await {
+                return Err(OpError::Failed(format!(
+                    "{id}: did not rejoin within {}: last seen: {last}",
+                    human_duration(timeout)
+                )));
+            }
+        }
+    }
+
+    pub async fn wait_caught_up(
+        &self,
+        id: &str,
+        max_lag_ms: i64,
+        timeout: Duration,
+        report: Report<'_>,
+    ) -> OpResult<Member> {
+        let spec = self.node(id)?;
+        let mut poll = Poll::new(timeout);
+        let mut last;
+        loop {
+            last = match self.poll_health(id, &poll).await {
+                Ok(h) if h.joined && h.replication_lag_ms <= max_lag_ms => {
+                    return Ok(h.to_member(&spec.admin_url))
+                }
+                Ok(h) => {
+                    report(&format!("lag {} ms", h.replication_lag_ms));
+                    format!(
+                        "replication lag {} ms (limit {max_lag_ms} ms)",
+                        h.replication_lag_ms
+                    )
+                }
+                Err(e) => e.to_string(),
+            };
+            if !poll.next().await {
+                return Err(OpError::Failed(format!(
+                    "{id}: not caught up after {}: {last}",
+                    human_duration(timeout)
+                )));
+            }
+        }
+    }
+
+    pub async fn raft_status(&self) -> OpResult<RaftStatus> {
+        Ok(self.admin.raft_status().await?)
+    }
+
+    /// Asks the leader to hand over to `to` and waits until `to` leads.
+    pub async fn transfer_leadership(
+        &self,
+        to: &str,
+        timeout: Duration,
+        report: Report<'_>,
+    ) -> OpResult<RaftStatus> {
+        self.node(to)?;
+        let status = self.raft_status().await?;
+        let Some(leader) = status.leader.clone() else {
+            return Err(OpError::Failed(format!(
+                "{to}: transfer leadership failed: the cluster has no leader to hand over"
+            )));
+        };
+        if leader == to {
+            return Ok(status);
+        }
+        self.admin
+            .transfer_leadership(&leader, to)
+            .await
+            .map_err(|e| match e.status() {
+                Some(_) => OpError::Failed(format!(
+                    "{to}: transfer leadership from {leader} refused: {}",
+                    e.cause()
+                )),
+                None => OpError::from(e),
+            })?;
+        let mut poll = Poll::new(timeout);
+        loop {
+            match self.raft_status().await {
+                Ok(s) if s.leader.as_deref() == Some(to) => {
+                    self.admin.prefer(to);
+                    return Ok(s);
+                }
+                Ok(s) => report(&format!("leader {}", s.leader.as_deref().unwrap_or("none"))),
+                Err(e) => report(&e.to_string()),
+            }
+            if !poll.next().await {
+                return Err(OpError::Failed(format!(
+                    "{to}: did not become leader within {} after {leader} accepted the transfer",
+                    human_duration(timeout)
+                )));
+            }
+        }
+    }
+
+    pub async fn backup_status(&self) -> OpResult<Value> {
+        Ok(self.admin.backup_status().await?)
+    }
+
+    pub async fn snapshot(&self) -> OpResult<Value> {
+        let leader = self.leader().await?;
+        Ok(self.admin.snapshot(&leader).await?)
+    }
+
+    pub async fn scrape(&self, id: &str) -> OpResult<Scrape> {
+        self.node(id)?;
+        let text = self.admin.metrics_text(id).await?;
+        Scrape::parse(&text).map_err(|e| {
+            OpError::Failed(format!(
+                "{id}: scrape failed: /metrics is not Prometheus text: {e}"
+            ))
+        })
+    }
+
+    /// Every member's problem, for messages.
+    pub fn problems(members: &[Member]) -> Vec<String> {
+        members.iter().filter_map(member_problem).collect()
+    }
+}
+
+fn last_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines_keeps_the_end_of_a_cargo_error() {
+        let s = "    Updating crates.io index\nerror: could not find `neumann`\n\n";
+        assert_eq!(
+            last_lines(s, 3),
+            "Updating crates.io index / error: could not find `neumann`"
+        );
+        assert_eq!(last_lines("a\nb\nc\nd", 2), "c / d");
+    }
+
+    #[tokio::test]
+    async fn polling_stops_at_the_deadline() {
+        let mut p = Poll::new(Duration::from_millis(120));
+        let start = Instant::now();
+        let mut probes = 0;
+        while p.next().await {
+            probes += 1;
+        }
+        assert!(probes >= 2, "{probes}");
+        assert!(start.elapsed() >= Duration::from_millis(120));
+    }
+}

@@ -1,0 +1,294 @@
+//! The program: turns a parsed `Command` into work and an exit code. `main` only calls `run`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::{self, Command, RunOptions, SimOptions, Target};
+use crate::error::Error;
+use crate::inventory::Inventory;
+use crate::ops::Cluster;
+use crate::runtime::{embedded, output::Output, value, Ctx, Format, Runtime, Settings};
+use crate::sim::{FaultKind, SimConfig, Simulator};
+
+/// Runs the program with these arguments and returns the process exit code.
+pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
+    let command = match cli::parse(argv) {
+        Ok(c) => c,
+        Err((text, code)) => {
+            if code == 0 {
+                print!("{text}");
+            } else {
+                eprint!("{text}");
+            }
+            return code;
+        }
+    };
+    match execute(command) {
+        Ok(()) => 0,
+        Err(e) => {
+            match &e {
+                Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
+                other => eprintln!("error: {other}"),
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("neumann-io")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+fn execute(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Functions => functions(),
+        Command::Check { scripts } => check(&scripts),
+        Command::Sim(opts) => foreground_sim(&opts),
+        Command::Run { run, script, args } => {
+            let (name, text) = load_script(&script)?;
+            with_cluster(&run, args, |rt| rt.run(&name, &text).map(|_| ()))
+        }
+        Command::Eval { run, code } => {
+            let format = run.format;
+            with_cluster(&run, Vec::new(), |rt| {
+                let v = rt.run("<-e>", &code)?;
+                match format {
+                    Format::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&value::to_json(&v)).unwrap_or_default()
+                    ),
+                    Format::Text => {
+                        if let Some(text) = value::to_text(&v) {
+                            println!("{text}");
+                        }
+                    }
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+/// A script path, or a stock script of that name when no such file exists.
+fn load_script(script: &str) -> Result<(String, String), Error> {
+    let path = Path::new(script);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("cannot read script `{script}`: {e}")))?;
+        return Ok((script.to_string(), text));
+    }
+    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or(script);
+    match embedded::script(file) {
+        Some(text) if !script.contains('/') || !path.exists() => {
+            Ok((format!("<stock>/{file}"), text.to_string()))
+        }
+        _ => {
+            let stock: Vec<&str> = embedded::SCRIPTS.iter().map(|(n, _)| *n).collect();
+            Err(Error::Usage(format!(
+                "no script `{script}`: no such file, and no stock script of that name (stock scripts: {})",
+                stock.join(", ")
+            )))
+        }
+    }
+}
+
+/// Sets up the cluster the options name (an inventory, or a simulator started here), runs `body` with a
+/// runtime on it, and shuts the simulator down afterwards whatever happened.
+fn with_cluster(
+    run: &RunOptions,
+    args: Vec<String>,
+    body: impl FnOnce(&Runtime) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let tokio = tokio_runtime()?;
+    let mut sim = None;
+    let inventory = match &run.target {
+        Target::Sim {
+            nodes,
+            version,
+            speed,
+        } => {
+            let cfg = SimConfig {
+                nodes: *nodes,
+                version: version.clone(),
+                speed: *speed,
+                ..SimConfig::default()
+            };
+            let s = tokio
+                .block_on(Simulator::start(cfg))
+                .map_err(|e| Error::Runtime(format!("cannot start the simulator: {e}")))?;
+            let inv = Inventory::parse(&s.inventory_toml(), Path::new("<embedded simulator>"))?;
+            Output::new().info(&format!(
+                "simulated cluster: {nodes} nodes on {version} (speed x{speed}), control API on {}",
+                s.control_addr()
+            ));
+            sim = Some(s);
+            Some(inv)
+        }
+        Target::Inventory(path) => Inventory::locate(path.as_deref())?,
+    };
+    let cluster = match inventory {
+        Some(inv) => Some(Arc::new(Cluster::new(inv).map_err(Error::Runtime)?)),
+        None => None,
+    };
+    let ctx = Ctx {
+        rt: tokio.handle().clone(),
+        cluster,
+        out: Output::new(),
+        settings: Settings {
+            options: run.options.clone(),
+            args,
+            assume_yes: run.yes,
+            simulated: sim.is_some(),
+            format: run.format,
+        },
+    };
+    let runtime = Runtime::new(ctx);
+    let result = body(&runtime);
+    if let Some(s) = sim {
+        let st = s.stats();
+        runtime.ctx().out.info(&format!(
+            "simulator: {} client writes ok, {} failed; {} elections; at least {} nodes healthy throughout; {} committed writes lost",
+            st.client_writes_ok, st.client_writes_failed, st.elections, st.min_healthy_seen, st.lost_committed_writes
+        ));
+        tokio.block_on(s.shutdown());
+    }
+    result
+}
+
+fn bare_runtime() -> Result<(tokio::runtime::Runtime, Runtime), Error> {
+    let tokio = tokio_runtime()?;
+    let ctx = Ctx {
+        rt: tokio.handle().clone(),
+        cluster: None,
+        out: Output::new(),
+        settings: Settings::default(),
+    };
+    Ok((tokio, Runtime::new(ctx)))
+}
+
+fn functions() -> Result<(), Error> {
+    let (_tokio, rt) = bare_runtime()?;
+    let mut module = None;
+    for d in rt.docs() {
+        if module != Some(d.module) {
+            module = Some(d.module);
+            println!(
+                "{}",
+                if d.module.is_empty() {
+                    "# everywhere (also: `args`, the script's arguments)".to_string()
+                } else {
+                    format!("\n# {}::", d.module)
+                }
+            );
+        }
+        println!("{}", d.signature());
+        for line in d.doc.lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(())
+}
+
+fn check(scripts: &[PathBuf]) -> Result<(), Error> {
+    let (_tokio, rt) = bare_runtime()?;
+    let mut targets: Vec<(String, String)> = Vec::new();
+    if scripts.is_empty() {
+        targets.extend(
+            embedded::SCRIPTS
+                .iter()
+                .map(|(n, t)| (format!("<stock>/{n}"), t.to_string())),
+        );
+        targets.extend(
+            embedded::STDLIB
+                .iter()
+                .map(|(n, t)| (format!("<stdlib>/{n}.rhai"), t.to_string())),
+        );
+    }
+    for path in scripts {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("cannot read script `{}`: {e}", path.display())))?;
+        targets.push((path.display().to_string(), text));
+    }
+    let mut failed = Vec::new();
+    for (name, text) in &targets {
+        match rt.check(name, text) {
+            Ok(()) => println!("ok: {name}"),
+            Err(e) => {
+                eprintln!("{e}");
+                failed.push(name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Script(format!(
+            "check failed for {} of {} scripts: {}",
+            failed.len(),
+            targets.len(),
+            failed.join(", ")
+        )))
+    }
+}
+
+/// `neumann-script sim`: runs until Ctrl-C, with its inventory written for other terminals.
+fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
+    if let Ok(existing) = std::fs::read_to_string(&opts.inventory) {
+        if !existing.contains("[sim]") {
+            return Err(Error::Usage(format!(
+                "`{}` exists and is not a simulator's inventory: refusing to overwrite it (choose another --inventory FILE)",
+                opts.inventory.display()
+            )));
+        }
+    }
+    let faults = opts
+        .faults
+        .iter()
+        .map(|(node, kind)| {
+            kind.parse::<FaultKind>()
+                .map(|k| (node.clone(), k))
+                .map_err(|e| Error::Usage(format!("--fault {node}:{kind}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tokio = tokio_runtime()?;
+    let cfg = SimConfig {
+        nodes: opts.nodes,
+        version: opts.version.clone(),
+        speed: opts.speed,
+        bad_versions: opts.bad_versions.clone(),
+        faults,
+        seed: None,
+    };
+    tokio.block_on(async {
+        let sim = Simulator::start(cfg).await.map_err(|e| Error::Runtime(format!("cannot start the simulator: {e}")))?;
+        std::fs::write(&opts.inventory, sim.inventory_toml())
+            .map_err(|e| Error::Runtime(format!("cannot write the inventory `{}`: {e}", opts.inventory.display())))?;
+        let out = Output::new();
+        out.info(&format!(
+            "simulated cluster: {} nodes on {} (speed x{}); inventory written to {}",
+            opts.nodes,
+            opts.version,
+            opts.speed,
+            opts.inventory.display()
+        ));
+        for (id, url) in sim.nodes() {
+            out.info(&format!("  {id}  {url}"));
+        }
+        out.info(&format!("  control  http://{}", sim.control_addr()));
+        out.info(&format!(
+            "drive it from another terminal: neumann-script --cluster {} -e 'cluster::health()'   (Ctrl-C stops it)",
+            opts.inventory.display()
+        ));
+        let _ = tokio::signal::ctrl_c().await;
+        sim.shutdown().await;
+        let _ = std::fs::remove_file(&opts.inventory);
+        out.info("simulator stopped; inventory removed");
+        Ok(())
+    })
+}

@@ -1,0 +1,23 @@
+//! The stock scripts and stdlib compiled into the binary, so a `cargo install` has them.
+//! Copies on disk win over these (see `resolver`), so teams can edit without recompiling.
+
+/// Stock runbooks, by file name.
+pub const SCRIPTS: &[(&str, &str)] = &[(
+    "rolling_upgrade.rhai",
+    include_str!("../../scripts/rolling_upgrade.rhai"),
+)];
+
+/// Stdlib modules, by import name.
+pub const STDLIB: &[(&str, &str)] = &[
+    ("cli", include_str!("../../stdlib/cli.rhai")),
+    ("preflight", include_str!("../../stdlib/preflight.rhai")),
+    ("upgrade", include_str!("../../stdlib/upgrade.rhai")),
+];
+
+pub fn script(name: &str) -> Option<&'static str> {
+    SCRIPTS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+pub fn stdlib(name: &str) -> Option<&'static str> {
+    STDLIB.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}

@@ -1,0 +1,199 @@
+//! What the tool tells the operator while it works, on stderr (stdout belongs to the script's `print`).
+//!
+//! Every line carries the UTC time of day, so a log read after the fact says when each thing happened.
+//! On a terminal, waits show a live line (what is awaited, elapsed time, the figure being watched);
+//! otherwise a wait prints one line when it starts, one every 10 s while it lasts, and one when it ends.
+
+use std::cell::Cell;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// "340 ms", "1.2 s", "2 min 5 s".
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        let s = d.as_secs_f64();
+        if (s - s.round()).abs() < 0.05 {
+            format!("{} s", s.round())
+        } else {
+            format!("{s:.1} s")
+        }
+    } else {
+        let s = d.as_secs();
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+/// UTC time of day, HH:MM:SS.
+pub fn clock() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// The operator-facing log.
+pub struct Output {
+    live: bool,
+    depth: Cell<usize>,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output::new()
+    }
+}
+
+impl Output {
+    pub fn new() -> Output {
+        let live = std::io::stderr().is_terminal()
+            && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true);
+        Output {
+            live,
+            depth: Cell::new(0),
+        }
+    }
+
+    fn indent(&self) -> String {
+        "  ".repeat(self.depth.get())
+    }
+
+    fn emit(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        for line in text.lines() {
+            let _ = writeln!(err, "{}  {}{}", clock(), self.indent(), line);
+        }
+    }
+
+    pub fn info(&self, msg: &str) {
+        self.emit(msg);
+    }
+
+    pub fn warn(&self, msg: &str) {
+        self.emit(&format!("warning: {msg}"));
+    }
+
+    /// Opens a named step; lines until `step_end` are indented under it.
+    pub fn step_begin(&self, name: &str) -> Instant {
+        self.emit(&format!("▶ {name}"));
+        self.depth.set(self.depth.get() + 1);
+        Instant::now()
+    }
+
+    pub fn step_end(&self, name: &str, started: Instant, error: Option<&str>) {
+        self.depth.set(self.depth.get().saturating_sub(1));
+        let took = human_duration(started.elapsed());
+        match error {
+            None => self.emit(&format!("✔ {name} ({took})")),
+            Some(why) => self.emit(&format!(
+                "✘ {name} failed after {took}: {}",
+                first_line(why)
+            )),
+        }
+    }
+
+    /// Starts reporting a wait.
+    pub fn wait(&self, label: &str) -> Wait {
+        let bar = self.live.then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix}{msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(format!("{}  {}", clock(), self.indent()));
+            bar.set_message(format!("waiting for {label}"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        if bar.is_none() {
+            self.emit(&format!("waiting for {label}"));
+        }
+        Wait {
+            label: label.to_string(),
+            started: Instant::now(),
+            last_line: Instant::now(),
+            bar,
+            indent: self.indent(),
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// A wait in progress.
+pub struct Wait {
+    label: String,
+    started: Instant,
+    last_line: Instant,
+    bar: Option<ProgressBar>,
+    indent: String,
+}
+
+impl Wait {
+    /// Reports the figure being watched ("lag 830 ms").
+    pub fn update(&mut self, figure: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("waiting for {}: {figure}", self.label)),
+            None if self.last_line.elapsed() >= Duration::from_secs(10) => {
+                self.last_line = Instant::now();
+                eprintln!(
+                    "{}  {}still waiting for {} after {}: {figure}",
+                    clock(),
+                    self.indent,
+                    self.label,
+                    human_duration(self.started.elapsed())
+                );
+            }
+            None => {}
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Ends the wait with a one-line outcome.
+    pub fn finish(self, outcome: &str) {
+        let line = format!("{} ({})", outcome, human_duration(self.started.elapsed()));
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        eprintln!("{}  {}{line}", clock(), self.indent);
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(340)), "340 ms");
+        assert_eq!(human_duration(Duration::from_millis(1200)), "1.2 s");
+        assert_eq!(human_duration(Duration::from_secs(10)), "10 s");
+        assert_eq!(human_duration(Duration::from_secs(125)), "2 min 5 s");
+    }
+
+    #[test]
+    fn clock_is_hh_mm_ss() {
+        let c = clock();
+        assert_eq!(c.len(), 8);
+        assert_eq!(&c[2..3], ":");
+    }
+}

@@ -1,0 +1,290 @@
+//! Turns Rhai's errors into the program's: the message first, then `file:line:col`, the offending source
+//! line with a caret, and the chain of calls that led there; thrown guard and usage stops map to their
+//! exit codes. Also the static call check behind `neumann-script check`.
+
+use std::collections::{BTreeSet, HashSet};
+
+use rhai::{ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Stmt, AST};
+
+use super::{ScriptStop, Sources, StopKind};
+use crate::error::Error;
+
+/// "file:line:col" followed by the source line and a caret, when the line is known.
+fn locate(source: &str, pos: Position, sources: &Sources) -> String {
+    let (Some(line), col) = (pos.line(), pos.position().unwrap_or(1)) else {
+        return format!("  --> {source}");
+    };
+    let mut out = format!("  --> {source}:{line}:{col}");
+    if let Some(text) = sources.line(source, line) {
+        let gutter = " ".repeat(line.to_string().len());
+        let caret_pad: String = text
+            .chars()
+            .take(col.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        out.push_str(&format!(
+            "\n{gutter} |\n{line} | {text}\n{gutter} | {caret_pad}^"
+        ));
+    }
+    out
+}
+
+/// A syntax error from compiling `source`.
+pub fn parse_error(e: &ParseError, source: &str, sources: &Sources) -> String {
+    format!(
+        "error: {}\n{}",
+        e.err_type(),
+        locate(source, e.position(), sources)
+    )
+}
+
+/// Rhai's message for an error, without the " (line 3, position 5)" suffix it appends.
+fn bare_message(e: &EvalAltResult) -> String {
+    if let EvalAltResult::ErrorRuntime(v, _) = e {
+        return match v.read_lock::<ScriptStop>() {
+            Some(stop) => stop.message.clone(),
+            None => v.to_string(),
+        };
+    }
+    let text = e.to_string();
+    let pos = e.position();
+    if pos.is_none() {
+        return text;
+    }
+    text.strip_suffix(&format!(" ({pos})"))
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+/// Maps an error from running `top` (the script's source name) to the program's error.
+pub fn runtime_error(err: &EvalAltResult, top: &str, sources: &Sources) -> Error {
+    let mut chain = Vec::new();
+    let mut source = top.to_string();
+    let mut cur = err;
+    loop {
+        match cur {
+            EvalAltResult::ErrorInFunctionCall(name, fn_source, inner, pos) => {
+                let shown = if name.starts_with("anon$") {
+                    "a closure".to_string()
+                } else {
+                    format!("`{name}`")
+                };
+                chain.push(format!(
+                    "in {shown}, called at {source}:{}",
+                    pos.line().unwrap_or(0)
+                ));
+                if !fn_source.is_empty() {
+                    source = fn_source.clone();
+                }
+                cur = inner;
+            }
+            EvalAltResult::ErrorInModule(name, inner, pos) => {
+                chain.push(format!(
+                    "in module `{name}`, imported at {source}:{}",
+                    pos.line().unwrap_or(0)
+                ));
+                source = name.clone();
+                cur = inner;
+            }
+            _ => break,
+        }
+    }
+    if let EvalAltResult::ErrorRuntime(v, pos) = cur {
+        if let Some(stop) = v.clone().try_cast::<ScriptStop>() {
+            let at = pos
+                .line()
+                .map(|l| format!(" ({source}:{l})"))
+                .unwrap_or_default();
+            return match stop.kind {
+                StopKind::Guard => Error::Guard(format!("stopped safely: {}{at}", stop.message)),
+                StopKind::Usage => Error::Usage(stop.message),
+            };
+        }
+    }
+    if let EvalAltResult::ErrorTerminated(..) = cur {
+        return Error::Interrupted;
+    }
+    let mut msg = format!(
+        "error: {}\n{}",
+        bare_message(cur),
+        locate(&source, cur.position(), sources)
+    );
+    // Innermost call first reads like a stack trace.
+    for c in chain.iter().rev() {
+        msg.push_str(&format!("\n   = {c}"));
+    }
+    Error::Script(msg)
+}
+
+/// Keywords and engine-level functions that `gen_fn_signatures` does not list.
+const KEYWORD_FNS: &[&str] = &[
+    "print",
+    "debug",
+    "type_of",
+    "Fn",
+    "call",
+    "curry",
+    "is_def_var",
+    "is_def_fn",
+    "is_shared",
+    "eval",
+    "throw",
+];
+
+/// Every function a script can call without a namespace, and every `module::function` with its arities.
+fn known_functions(engine: &Engine) -> (HashSet<String>, HashSet<(String, usize)>) {
+    let mut names: HashSet<String> = KEYWORD_FNS.iter().map(|s| s.to_string()).collect();
+    let mut qualified = HashSet::new();
+    for sig in engine.gen_fn_signatures(true) {
+        let Some(open) = sig.find('(') else { continue };
+        let name = &sig[..open];
+        let params = sig[open + 1..].split(')').next().unwrap_or("");
+        let arity = if params.trim().is_empty() {
+            0
+        } else {
+            params.split(',').count()
+        };
+        if name.contains("::") {
+            qualified.insert((name.to_string(), arity));
+        } else {
+            names.insert(name.to_string());
+        }
+    }
+    (names, qualified)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(name.len() / 4) && *c != name)
+        .min()
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+/// Finds calls to functions that do not exist, or exist with another number of arguments, among the
+/// script API, the engine's functions and the script's own; calls into imported script modules are
+/// left to run time because their contents are only known once imported.
+pub fn check_calls(
+    engine: &Engine,
+    ast: &AST,
+    source: &str,
+    sources: &Sources,
+) -> Result<(), String> {
+    let (names, qualified) = known_functions(engine);
+    let static_modules: BTreeSet<String> = qualified
+        .iter()
+        .filter_map(|(n, _)| n.split("::").next().map(str::to_string))
+        .collect();
+    let script_fns: HashSet<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
+    let mut problems = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        let call = match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, pos)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => Some((call, pos)),
+            _ => None,
+        };
+        if let Some((call, pos)) = call {
+            if call.op_token.is_some() {
+                return true;
+            }
+            let name = call.name.as_str();
+            if call.namespace.is_empty() {
+                if !names.contains(name) && !script_fns.contains(name) {
+                    let hint = suggest(
+                        name,
+                        names.iter().chain(script_fns.iter()).map(String::as_str),
+                    );
+                    problems.push((*pos, format!("unknown function `{name}`{hint}")));
+                }
+            } else {
+                let module = call.namespace.root();
+                if static_modules.contains(module) {
+                    let full = format!("{module}::{name}");
+                    let arity = call.args.len();
+                    if !qualified.contains(&(full.clone(), arity)) {
+                        let arities: BTreeSet<usize> = qualified
+                            .iter()
+                            .filter(|(n, _)| *n == full)
+                            .map(|(_, a)| *a)
+                            .collect();
+                        let msg = if arities.is_empty() {
+                            let in_module = qualified
+                                .iter()
+                                .filter(|(n, _)| n.starts_with(&format!("{module}::")))
+                                .map(|(n, _)| n.as_str());
+                            format!("unknown function `{full}`{}", suggest(&full, in_module))
+                        } else {
+                            let takes: Vec<String> = arities.iter().map(usize::to_string).collect();
+                            format!(
+                                "`{full}` takes {} argument(s), not {arity}",
+                                takes.join(" or ")
+                            )
+                        };
+                        problems.push((*pos, msg));
+                    }
+                }
+            }
+        }
+        true
+    });
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort_by_key(|(p, _)| (p.line(), p.position()));
+    Err(problems
+        .iter()
+        .map(|(pos, msg)| format!("error: {msg}\n{}", locate(source, *pos, sources)))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// The first line of an error's message, for one-line summaries such as a failed step.
+pub fn short(e: &EvalAltResult) -> String {
+    let mut cur = e;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+    | EvalAltResult::ErrorInModule(_, inner, _) = cur
+    {
+        cur = inner;
+    }
+    bare_message(cur)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_suggests_near_names() {
+        assert_eq!(distance("helth", "health"), 1);
+        assert_eq!(
+            suggest(
+                "cluster::helth",
+                ["cluster::health", "cluster::members"].into_iter()
+            ),
+            " (did you mean `cluster::health`?)"
+        );
+        assert_eq!(suggest("zzzzzz", ["cluster::health"].into_iter()), "");
+    }
+}

@@ -1,0 +1,105 @@
+//! Resolves `import "name"` for scripts: a file beside the importing script wins, then `stdlib/` beside
+//! it or one level up (a checkout's `scripts/` importing the checkout's `stdlib/`), then the embedded stdlib.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+
+type SharedModule = Shared<Module>;
+
+use super::embedded;
+use super::Sources;
+
+pub struct Resolver {
+    cache: RefCell<HashMap<String, SharedModule>>,
+    sources: Rc<Sources>,
+}
+
+impl Resolver {
+    pub fn new(sources: Rc<Sources>) -> Resolver {
+        Resolver {
+            cache: RefCell::new(HashMap::new()),
+            sources,
+        }
+    }
+
+    /// Where `path` would be read from, given the importing script's source name.
+    pub fn locate(source: Option<&str>, path: &str) -> Option<PathBuf> {
+        let file = if path.ends_with(".rhai") {
+            path.to_string()
+        } else {
+            format!("{path}.rhai")
+        };
+        let base = source
+            .filter(|s| !s.starts_with('<'))
+            .and_then(|s| Path::new(s).parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        if Path::new(&file).is_absolute() {
+            return Some(PathBuf::from(file)).filter(|p| p.is_file());
+        }
+        // Embedded sources resolve only against the embedded stdlib, never the working directory.
+        if source.is_some_and(|s| s.starts_with('<')) {
+            return None;
+        }
+        [
+            base.join(&file),
+            base.join("stdlib").join(&file),
+            base.join("..").join("stdlib").join(&file),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+    }
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        let name = path.trim_end_matches(".rhai");
+        let (key, text) = match Resolver::locate(source, path) {
+            Some(file) => {
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    EvalAltResult::ErrorInModule(
+                        path.into(),
+                        EvalAltResult::ErrorSystem(
+                            format!("cannot read `{}`", file.display()),
+                            Box::new(e),
+                        )
+                        .into(),
+                        pos,
+                    )
+                })?;
+                (file.display().to_string(), text)
+            }
+            None => match embedded::stdlib(name) {
+                Some(text) => (format!("<stdlib>/{name}.rhai"), text.to_string()),
+                None => return Err(EvalAltResult::ErrorModuleNotFound(path.into(), pos).into()),
+            },
+        };
+        if let Some(m) = self.cache.borrow().get(&key) {
+            return Ok(m.clone());
+        }
+        let mut ast = engine
+            .compile(super::strip_shebang(&text))
+            .map_err(|e| EvalAltResult::ErrorInModule(key.clone(), e.into(), pos))?;
+        ast.set_source(key.clone());
+        self.sources.add(&key, &text);
+        let module: SharedModule = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| EvalAltResult::ErrorInModule(key.clone(), e, pos))?
+            .into();
+        self.cache.borrow_mut().insert(key, module.clone());
+        Ok(module)
+    }
+}

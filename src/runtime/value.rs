@@ -1,0 +1,115 @@
+//! How script values are shown: as JSON for `--format json`, as readable text otherwise.
+//! Typed values (`Member`, `ClusterHealth`, ...) become their maps, so any of them can be printed as JSON.
+
+use rhai::Dynamic;
+use serde_json::{Map as JsonMap, Number, Value};
+
+use crate::api::{metrics::Metrics, version::Version};
+use crate::cluster::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
+
+use super::ScriptStop;
+
+fn record<T: Record>(d: &Dynamic) -> Option<rhai::Map> {
+    d.read_lock::<T>().map(|v| v.to_map())
+}
+
+/// The map form of a typed value, if `d` is one.
+pub fn typed_map(d: &Dynamic) -> Option<rhai::Map> {
+    record::<Member>(d)
+        .or_else(|| record::<ClusterHealth>(d))
+        .or_else(|| record::<RaftStatus>(d))
+        .or_else(|| record::<RaftNode>(d))
+        .or_else(|| d.read_lock::<Metrics>().map(|m| m.to_map()))
+}
+
+/// JSON for any script value.
+pub fn to_json(d: &Dynamic) -> Value {
+    if let Some(map) = typed_map(d) {
+        return to_json(&Dynamic::from_map(map));
+    }
+    if let Some(v) = d.read_lock::<Version>() {
+        return Value::String(v.0.to_string());
+    }
+    if let Some(s) = d.read_lock::<ScriptStop>() {
+        return Value::String(s.message.clone());
+    }
+    if d.is_unit() {
+        Value::Null
+    } else if let Ok(b) = d.as_bool() {
+        Value::Bool(b)
+    } else if let Ok(i) = d.as_int() {
+        Value::Number(i.into())
+    } else if let Ok(f) = d.as_float() {
+        Number::from_f64(f).map_or(Value::Null, Value::Number)
+    } else if d.is_string() || d.is_char() {
+        Value::String(d.to_string())
+    } else if let Some(arr) = d.read_lock::<rhai::Array>() {
+        Value::Array(arr.iter().map(to_json).collect())
+    } else if let Some(map) = d.read_lock::<rhai::Map>() {
+        Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.to_string(), to_json(v)))
+                .collect::<JsonMap<_, _>>(),
+        )
+    } else {
+        Value::String(d.to_string())
+    }
+}
+
+/// Text for a result printed by `-e`: nothing for `()`, strings as they are, typed values by their
+/// own display, collections as indented JSON.
+pub fn to_text(d: &Dynamic) -> Option<String> {
+    if d.is_unit() {
+        return None;
+    }
+    if d.is_string() {
+        return Some(d.to_string());
+    }
+    if let Some(m) = d.read_lock::<Member>() {
+        return Some(m.to_string());
+    }
+    if let Some(h) = d.read_lock::<ClusterHealth>() {
+        return Some(h.to_string());
+    }
+    if let Some(r) = d.read_lock::<RaftStatus>() {
+        return Some(r.to_string());
+    }
+    if let Some(arr) = d.read_lock::<rhai::Array>() {
+        if !arr.is_empty() && arr.iter().all(|x| x.is::<Member>()) {
+            return Some(
+                arr.iter()
+                    .filter_map(|x| x.read_lock::<Member>().map(|m| m.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+        }
+    }
+    if d.is_array() || d.is_map() {
+        return Some(serde_json::to_string_pretty(&to_json(d)).unwrap_or_else(|_| d.to_string()));
+    }
+    Some(d.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_become_json() {
+        let mut map = rhai::Map::new();
+        map.insert("node1".into(), Dynamic::from("0.10.4".to_string()));
+        map.insert("n".into(), Dynamic::from(3_i64));
+        map.insert("nan".into(), Dynamic::from(f64::NAN));
+        let v = to_json(&Dynamic::from_map(map));
+        assert_eq!(
+            v,
+            serde_json::json!({"node1": "0.10.4", "n": 3, "nan": null})
+        );
+        assert_eq!(to_json(&Dynamic::UNIT), Value::Null);
+        assert_eq!(to_text(&Dynamic::UNIT), None);
+        assert_eq!(
+            to_text(&Dynamic::from("hi".to_string())).as_deref(),
+            Some("hi")
+        );
+    }
+}

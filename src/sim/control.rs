@@ -1,0 +1,198 @@
+//! The simulator's control server (`/sim/...`): stats, the event log, fault injection, and the
+//! host-side commands (stop/start/restart/install) a runbook would run over SSH. Each host call
+//! returns when the real command would, in simulated time.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::model::{CommandOutput, ProcessState, StartOutcome};
+use super::net::KillableListener;
+use super::server::{json_error, method_not_allowed, not_found};
+use super::{FaultKind, Shared};
+
+pub async fn serve(shared: Shared, listener: KillableListener) {
+    let app = Router::new()
+        .route("/sim/stats", get(stats))
+        .route("/sim/events", get(events))
+        .route("/sim/fault", post(fault))
+        .route("/sim/host/{node}/{action}", post(host))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(shared);
+    let _ = axum::serve(listener, app).await;
+}
+
+async fn stats(State(shared): State<Shared>) -> Response {
+    Json(shared.lock().stats.clone()).into_response()
+}
+
+fn parse_since(query: Option<&str>) -> Result<Option<f64>, String> {
+    let Some(query) = query else { return Ok(None) };
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "since" {
+            return value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(Some)
+                .ok_or_else(|| format!("bad `since`: {value:?} is not a number of seconds"));
+        }
+    }
+    Ok(None)
+}
+
+async fn events(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    match parse_since(query.as_deref()) {
+        Ok(since) => Json(shared.lock().events(since)).into_response(),
+        Err(e) => json_error(400, &e),
+    }
+}
+
+/// A refusal as (HTTP status, message); turned into a JSON response at the handler's edge.
+type Refusal = (u16, String);
+
+fn refuse((status, message): Refusal) -> Response {
+    json_error(status, &message)
+}
+
+fn parse_object(body: &[u8], expected: &str) -> Result<serde_json::Map<String, Value>, Refusal> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err((400, format!("body must be a JSON object like {expected}"))),
+        Err(e) => Err((400, format!("body is not JSON ({e}); expected {expected}"))),
+    }
+}
+
+fn string_field<'a>(
+    map: &'a serde_json::Map<String, Value>,
+    key: &str,
+    expected: &str,
+) -> Result<&'a str, Refusal> {
+    map.get(key).and_then(Value::as_str).ok_or_else(|| {
+        (
+            400,
+            format!("missing string field `{key}`; expected {expected}"),
+        )
+    })
+}
+
+fn inject_fault(shared: &Shared, body: &[u8]) -> Result<(), Refusal> {
+    const EXPECTED: &str = r#"{"node": "node2", "kind": "crash"}"#;
+    let map = parse_object(body, EXPECTED)?;
+    let node = string_field(&map, "node", EXPECTED)?;
+    let kind: FaultKind = string_field(&map, "kind", EXPECTED)?
+        .parse()
+        .map_err(|e: super::SimError| (400, e.to_string()))?;
+    let mut m = shared.lock();
+    let i = m
+        .index_of(node)
+        .ok_or_else(|| (404, format!("unknown node `{node}`")))?;
+    m.inject(i, kind);
+    Ok(())
+}
+
+async fn fault(State(shared): State<Shared>, body: Bytes) -> Response {
+    match inject_fault(&shared, &body) {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(r) => refuse(r),
+    }
+}
+
+fn parse_version(body: &[u8]) -> Result<semver::Version, Refusal> {
+    const EXPECTED: &str = r#"{"version": "0.11.0"}"#;
+    let map = parse_object(body, EXPECTED)?;
+    let version = string_field(&map, "version", EXPECTED)?;
+    semver::Version::parse(version.trim())
+        .map_err(|e| (400, format!("`{version}` is not a semver version: {e}")))
+}
+
+async fn host(
+    State(shared): State<Shared>,
+    Path((node, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(i) = shared.lock().index_of(&node) else {
+        return json_error(404, &format!("unknown node `{node}`"));
+    };
+    let out = match action.as_str() {
+        "stop" => stop(&shared, i).await,
+        "start" => start(&shared, i).await,
+        "restart" => {
+            let out = stop(&shared, i).await;
+            if out.status != 0 {
+                return Json(out).into_response();
+            }
+            start(&shared, i).await
+        }
+        "install" => {
+            let version = match parse_version(&body) {
+                Ok(v) => v,
+                Err(r) => return refuse(r),
+            };
+            let (done_at, out) = shared.lock().host_install(i, &version);
+            shared.wait_until(done_at, |_| true).await;
+            out
+        }
+        other => {
+            return json_error(
+                404,
+                &format!("unknown host action `{other}` (expected stop, start, restart, install)"),
+            );
+        }
+    };
+    Json(out).into_response()
+}
+
+fn timed_out(what: &str) -> CommandOutput {
+    CommandOutput {
+        status: 1,
+        stdout: String::new(),
+        stderr: format!("Job for neumann.service timed out while {what}.\n"),
+    }
+}
+
+/// `systemctl stop`: returns once the process is gone and its port closed.
+async fn stop(shared: &Shared, i: usize) -> CommandOutput {
+    let until = shared.lock().host_stop(i);
+    if let Some(until) = until {
+        let done = shared
+            .wait_until(until, |m| {
+                let n = &m.nodes[i];
+                !matches!(n.process, ProcessState::Stopping { .. }) && !n.listening
+            })
+            .await;
+        if !done {
+            return timed_out("stopping");
+        }
+    }
+    CommandOutput::ok()
+}
+
+/// `systemctl start`: returns once the process is launched, before it serves anything.
+async fn start(shared: &Shared, i: usize) -> CommandOutput {
+    loop {
+        let (outcome, now) = {
+            let mut m = shared.lock();
+            (m.host_start(i), m.now)
+        };
+        match outcome {
+            StartOutcome::Launched | StartOutcome::AlreadyUp => return CommandOutput::ok(),
+            StartOutcome::WaitStopped => {
+                let stopped = shared
+                    .wait_until(now, |m| {
+                        !matches!(m.nodes[i].process, ProcessState::Stopping { .. })
+                    })
+                    .await;
+                if !stopped {
+                    return timed_out("waiting for the previous stop");
+                }
+            }
+        }
+    }
+}

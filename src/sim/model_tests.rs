@@ -1,0 +1,503 @@
+//! Model tests on a fake clock: each drives `tick(dt)` directly, so no real time passes.
+
+use super::*;
+
+const START_UNIX: f64 = 1_700_000_000.0;
+
+fn cluster(nodes: usize) -> Model {
+    cluster_with(SimConfig {
+        nodes,
+        seed: Some(7),
+        ..SimConfig::default()
+    })
+}
+
+fn cluster_with(cfg: SimConfig) -> Model {
+    Model::new(&cfg, START_UNIX).expect("valid config")
+}
+
+fn v(s: &str) -> Version {
+    Version::parse(s).expect("test version")
+}
+
+fn run(m: &mut Model, secs: f64) {
+    let steps = (secs / 0.01).round() as usize;
+    for _ in 0..steps {
+        m.tick(0.01);
+    }
+}
+
+/// Runs until `cond` holds; returns the simulated seconds it took, or None after `max` seconds.
+fn run_until(m: &mut Model, max: f64, cond: impl Fn(&Model) -> bool) -> Option<f64> {
+    let start = m.now;
+    while m.now - start < max {
+        if cond(m) {
+            return Some(m.now - start);
+        }
+        m.tick(0.01);
+    }
+    let took = m.now - start;
+    cond(m).then_some(took)
+}
+
+fn has_event(m: &Model, node: &str, kind: &str) -> bool {
+    m.events(None)
+        .iter()
+        .any(|e| e.kind == kind && e.node.as_deref() == Some(node))
+}
+
+fn stop(m: &mut Model, i: usize) {
+    if m.host_stop(i).is_some() {
+        run_until(m, 0.6, |m| m.nodes[i].process == ProcessState::Stopped).expect("stops");
+    }
+}
+
+/// Start and wait until the node is a caught-up member again (or refused).
+fn start(m: &mut Model, i: usize) {
+    assert_eq!(m.host_start(i), StartOutcome::Launched);
+    run_until(m, 1.1, |m| m.nodes[i].is_running()).expect("node starts");
+}
+
+fn install(m: &mut Model, i: usize, version: &str) -> CommandOutput {
+    let (done_at, out) = m.host_install(i, &v(version));
+    let left = done_at - m.now;
+    run(m, left + 0.01);
+    out
+}
+
+/// The runbook's per-node procedure: drain, stop, install, start, wait until caught up and
+/// back in the load balancer.
+fn upgrade_node(m: &mut Model, i: usize, version: &str) {
+    m.set_draining(i, true);
+    run_until(m, 1.0, |m| m.nodes[i].in_flight() == 0).expect("drained");
+    stop(m, i);
+    assert_eq!(install(m, i, version).status, 0);
+    start(m, i);
+    assert!(m.nodes[i].joined, "{} should rejoin", m.nodes[i].id);
+    run_until(m, 5.0, |m| m.lag_ms(i) <= CAUGHT_UP_MS).expect("caught up");
+    run(m, 1.2);
+}
+
+#[test]
+fn starts_with_node1_leading_term_1_and_a_recent_backup() {
+    let m = cluster(3);
+    assert_eq!(m.leader, Some(0));
+    assert_eq!(m.term, 1);
+    assert_eq!(m.commit_index, 1000);
+    let b = m.backup_status();
+    assert!(b.ok);
+    assert_eq!(b.last_snapshot_at, Some(START_UNIX - 600.0));
+    assert_eq!(b.index, 900);
+    assert_eq!(m.stats.min_healthy_seen, 3);
+    assert_eq!(m.stats.elections, 0);
+    let h = m.health(1);
+    assert_eq!(h.status, "healthy");
+    assert_eq!(h.leader.as_deref(), Some("node1"));
+    assert_eq!(h.raft_state, "follower");
+}
+
+#[test]
+fn bad_configs_are_rejected() {
+    for cfg in [
+        SimConfig {
+            nodes: 0,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            speed: 0.0,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            speed: f64::NAN,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            faults: vec![("node9".into(), FaultKind::Crash)],
+            ..SimConfig::default()
+        },
+    ] {
+        assert!(matches!(Model::new(&cfg, 0.0), Err(SimError::Config(_))));
+    }
+}
+
+#[test]
+fn node_ids_match_exactly() {
+    let m = cluster(10);
+    assert_eq!(m.index_of("node1"), Some(0));
+    assert_eq!(m.index_of("node10"), Some(9));
+    assert_eq!(m.index_of("node"), None);
+    assert_eq!(m.index_of("node01"), None);
+    assert_eq!(m.index_of("Node1"), None);
+}
+
+#[test]
+fn client_load_commits_about_300_writes_a_second_spread_over_nodes() {
+    let mut m = cluster(3);
+    run(&mut m, 10.0);
+    let ok = m.stats.client_writes_ok;
+    assert!((2900..=3000).contains(&ok), "ok = {ok}");
+    assert_eq!(m.stats.client_writes_failed, 0);
+    assert_eq!(m.commit_index, 1000 + ok);
+    for n in &m.nodes {
+        assert!(n.tx_commits > 900, "{} served {}", n.id, n.tx_commits);
+        assert_eq!(n.latency.count, n.tx_commits);
+        assert_eq!(n.applied_index(), m.commit_index);
+    }
+    // Followers forward, so their latency includes the extra hop.
+    let mean = |n: &Node| n.latency.sum / n.latency.count as f64;
+    assert!(mean(&m.nodes[1]) > mean(&m.nodes[0]));
+}
+
+#[test]
+fn stopped_leader_is_replaced_after_an_election_timeout() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    let stopped_at = m.now;
+    m.host_stop(0);
+    let took = run_until(&mut m, 2.0, |m| m.leader.is_some_and(|l| l != 0)).expect("new leader");
+    assert!((0.14..=0.32).contains(&took), "election took {took}");
+    assert_eq!(m.term, 2);
+    assert_eq!(m.stats.elections, 1);
+    assert_eq!(m.stats.max_leaders_in_a_term, 1);
+    assert_eq!(m.stats.lost_committed_writes, 0);
+    let elected: Vec<_> = m
+        .events(Some(stopped_at))
+        .into_iter()
+        .filter(|e| e.kind == "elected")
+        .collect();
+    assert_eq!(elected.len(), 1);
+    assert_eq!(elected[0].detail, "term 2");
+    // The cluster keeps committing under the new leader.
+    let before = m.commit_index;
+    run(&mut m, 1.0);
+    assert!(m.commit_index > before + 200);
+}
+
+#[test]
+fn no_leader_without_quorum() {
+    let mut m = cluster(3);
+    m.host_stop(0);
+    m.host_stop(1);
+    run(&mut m, 3.0);
+    assert_eq!(m.leader, None);
+    assert_eq!(m.stats.min_healthy_seen, 1);
+    let h = m.health(2);
+    assert_eq!(h.status, "unhealthy");
+    assert_eq!(h.raft_state, "candidate");
+    assert!(
+        h.error.as_deref().is_some_and(|e| e.contains("quorum")),
+        "{h:?}"
+    );
+    assert_eq!(m.test_transaction(2).map_err(|e| e.status), Err(503));
+    assert!(m.stats.client_writes_failed > 0);
+    // Quorum back: a leader again, and nobody lost a committed write.
+    start(&mut m, 1);
+    run_until(&mut m, 1.0, |m| m.leader.is_some()).expect("leader with quorum");
+    assert_eq!(m.stats.max_leaders_in_a_term, 1);
+    assert_eq!(m.stats.lost_committed_writes, 0);
+}
+
+#[test]
+fn transfer_is_refused_to_ineligible_nodes() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    let refused = |m: &mut Model, to: &str| m.request_transfer(0, to).expect_err("refused");
+
+    assert_eq!(refused(&mut m, "node9").status, 404);
+
+    m.host_stop(2);
+    run(&mut m, 0.6);
+    let e = refused(&mut m, "node3");
+    assert_eq!(e.status, 409);
+    assert!(e.message.contains("down"), "{e:?}");
+
+    m.set_draining(1, true);
+    let e = refused(&mut m, "node2");
+    assert!(e.message.contains("draining"), "{e:?}");
+    m.set_draining(1, false);
+
+    // Behind: ten seconds of writes missed, catching up slowly.
+    m.inject(2, FaultKind::SlowCatchup);
+    run(&mut m, 10.0);
+    start(&mut m, 2);
+    let e = refused(&mut m, "node3");
+    assert!(e.message.contains("behind"), "{e:?}");
+    assert!(m.lag_ms(2) > 1000.0);
+
+    assert_eq!(m.leader, Some(0));
+    assert_eq!(m.term, 1);
+}
+
+#[test]
+fn transfer_to_an_upgraded_follower_then_refused_to_an_older_one() {
+    let mut m = cluster(3);
+    upgrade_node(&mut m, 1, "0.11.0");
+    let reply = m.request_transfer(0, "node2").expect("eligible");
+    assert_eq!(
+        (reply.from.as_str(), reply.to.as_str(), reply.term),
+        ("node1", "node2", 2)
+    );
+    run_until(&mut m, 0.2, |m| m.leader == Some(1)).expect("transfer completes");
+    assert_eq!(m.term, 2);
+    assert_eq!(m.stats.elections, 1);
+    let transfer = m
+        .events(None)
+        .into_iter()
+        .find(|e| e.kind == "transfer")
+        .expect("transfer event");
+    assert_eq!(transfer.node.as_deref(), Some("node1"));
+    assert_eq!(transfer.detail, "node1 -> node2, term 2");
+
+    // Asking for the current leader is a no-op, not a new term.
+    let same = m.request_transfer(2, "node2").expect("idempotent");
+    assert_eq!(same.term, 2);
+    run(&mut m, 0.2);
+    assert_eq!(m.term, 2);
+
+    let e = m
+        .request_transfer(0, "node3")
+        .expect_err("older than leader");
+    assert_eq!(e.status, 409);
+    assert!(e.message.contains("older"), "{e:?}");
+    assert_eq!(m.stats.max_leaders_in_a_term, 1);
+}
+
+#[test]
+fn a_two_minor_jump_refuses_to_join() {
+    let mut m = cluster(3);
+    m.set_draining(2, true);
+    stop(&mut m, 2);
+    assert_eq!(install(&mut m, 2, "0.12.0").status, 0);
+    start(&mut m, 2);
+    let n = &m.nodes[2];
+    assert!(!n.joined);
+    assert_eq!(n.running, v("0.12.0"));
+    assert!(has_event(&m, "node3", "refused"));
+    let h = m.health(2);
+    assert_eq!(h.status, "unhealthy");
+    let why = h.error.unwrap_or_default();
+    assert!(why.contains("0.12.0") && why.contains("0.10.4"), "{why}");
+    assert_eq!(m.members()[2].state, "down");
+
+    // One minor is within the skew policy.
+    stop(&mut m, 2);
+    install(&mut m, 2, "0.11.0");
+    start(&mut m, 2);
+    assert!(m.nodes[2].joined);
+    assert!(has_event(&m, "node3", "rejoined"));
+}
+
+#[test]
+fn drained_rolling_upgrade_loses_no_write() {
+    let mut m = cluster(3);
+    run(&mut m, 2.0);
+    upgrade_node(&mut m, 1, "0.11.0");
+    upgrade_node(&mut m, 2, "0.11.0");
+    m.request_transfer(0, "node2").expect("eligible");
+    run(&mut m, 0.2);
+    assert_eq!(m.leader, Some(1));
+    upgrade_node(&mut m, 0, "0.11.0");
+    run(&mut m, 2.0);
+    assert_eq!(m.stats.client_writes_failed, 0, "{:?}", m.events(None));
+    assert_eq!(m.stats.lost_committed_writes, 0);
+    assert_eq!(m.stats.max_leaders_in_a_term, 1);
+    assert_eq!(m.stats.min_healthy_seen, 2);
+    assert!(m.nodes.iter().all(|n| n.running == v("0.11.0") && n.joined));
+    assert!(m.stats.client_writes_ok > 5000);
+}
+
+#[test]
+fn stop_without_drain_loses_writes() {
+    let mut m = cluster(3);
+    run(&mut m, 2.0);
+    m.host_stop(2);
+    run(&mut m, 6.0);
+    let failed = m.stats.client_writes_failed;
+    // About a third of 300/s for the 3 s the health check needs to notice.
+    assert!((150..=450).contains(&failed), "failed = {failed}");
+    assert!(has_event(&m, "node3", "write_failed"));
+    // Coalesced: far fewer events than failed writes, even with a 10 ms tick.
+    let events = m
+        .events(None)
+        .iter()
+        .filter(|e| e.kind == "write_failed")
+        .count() as u64;
+    assert!(events <= 5, "{events} events for {failed} writes");
+    // Out of service now: no more failures.
+    run(&mut m, 3.0);
+    assert_eq!(m.stats.client_writes_failed, failed);
+}
+
+#[test]
+fn crash_fails_in_flight_writes_and_a_restart_resets_counters() {
+    let mut m = cluster(3);
+    run(&mut m, 2.0);
+    assert!(m.nodes[1].tx_commits > 0);
+    m.inject(1, FaultKind::Crash);
+    assert_eq!(m.nodes[1].process, ProcessState::Crashed);
+    run(&mut m, 4.0);
+    assert!(m.stats.client_writes_failed > 0);
+    start(&mut m, 1);
+    assert_eq!(m.nodes[1].tx_commits, 0);
+    assert!(has_event(&m, "node2", "crash"));
+}
+
+#[test]
+fn catch_up_takes_finite_time_and_lag_is_visible() {
+    let mut m = cluster(3);
+    m.set_draining(2, true);
+    stop(&mut m, 2);
+    run(&mut m, 10.0);
+    start(&mut m, 2);
+    let lag = m.lag_ms(2);
+    assert!(lag > 9000.0, "lag {lag}");
+    assert!(m.health(2).replication_lag_ms > 9000);
+    assert!(m.members()[2].replication_lag_ms > 9000);
+    let took = run_until(&mut m, 5.0, |m| m.lag_ms(2) <= CAUGHT_UP_MS).expect("catches up");
+    // ~3300 entries behind at 3000/s against 300/s of new writes.
+    assert!((0.8..=2.0).contains(&took), "took {took}");
+    run(&mut m, 0.05);
+    assert!(has_event(&m, "node3", "caught_up"));
+    assert_eq!(m.lag_ms(2), 0.0);
+}
+
+#[test]
+fn install_of_an_unknown_version_fails_like_cargo() {
+    let mut m = cluster(3);
+    let out = install(&mut m, 1, "0.11.9");
+    assert_eq!(out.status, 101);
+    assert!(
+        out.stderr.contains(
+            "error: could not find `neumann` in registry `crates-io` with version `=0.11.9`"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(m.nodes[1].installed, v("0.10.4"));
+
+    let out = install(&mut m, 1, "0.11.3");
+    assert_eq!(out.status, 0);
+    assert_eq!(m.nodes[1].installed, v("0.11.3"));
+    // The running process keeps its binary until restarted.
+    assert_eq!(m.nodes[1].running, v("0.10.4"));
+
+    m.inject(1, FaultKind::FailInstall);
+    assert_eq!(install(&mut m, 1, "0.11.0").status, 101);
+    m.inject(1, FaultKind::Heal);
+    assert_eq!(install(&mut m, 1, "0.11.0").status, 0);
+    assert!(has_event(&m, "node2", "install"));
+}
+
+#[test]
+fn partitioned_leader_steps_down_and_reports_why() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.inject(0, FaultKind::Partition);
+    run_until(&mut m, 1.0, |m| m.leader.is_some_and(|l| l != 0)).expect("replaced");
+    let h = m.health(0);
+    assert_eq!(h.status, "unhealthy");
+    assert_eq!(h.error.as_deref(), Some("partitioned: cannot reach peers"));
+    assert_eq!(h.leader, None);
+    m.inject(0, FaultKind::Heal);
+    run(&mut m, 1.0);
+    assert_eq!(m.health(0).status, "healthy");
+    assert_eq!(m.lag_ms(0), 0.0);
+    assert_eq!(m.stats.max_leaders_in_a_term, 1);
+    assert_eq!(m.stats.lost_committed_writes, 0);
+}
+
+#[test]
+fn hung_leader_is_replaced() {
+    let mut m = cluster(5);
+    m.inject(0, FaultKind::Hang);
+    run_until(&mut m, 1.0, |m| m.leader.is_some_and(|l| l != 0)).expect("replaced");
+    assert_eq!(m.stats.min_healthy_seen, 4);
+    assert_eq!(m.stats.lost_committed_writes, 0);
+}
+
+#[test]
+fn a_short_pause_costs_no_write_and_a_long_one_does() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.set_paused(0, true).expect("pause");
+    assert_eq!(m.test_transaction(1).map_err(|e| e.status), Err(503));
+    run(&mut m, 1.5);
+    m.set_paused(0, false).expect("resume");
+    run(&mut m, 1.0);
+    assert_eq!(m.stats.client_writes_failed, 0);
+    m.set_paused(1, true).expect("pause");
+    run(&mut m, 3.0);
+    assert!(m.stats.client_writes_failed > 0);
+    assert!(has_event(&m, "node2", "pause"));
+}
+
+#[test]
+fn snapshot_only_on_the_leader() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    let e = m.take_snapshot(1).expect_err("follower");
+    assert_eq!(
+        (e.status, e.message.as_str()),
+        (409, "not the leader; leader is node1")
+    );
+    let s = m.take_snapshot(0).expect("leader");
+    assert_eq!(s.index, m.commit_index);
+    assert!(s.age_secs.is_some_and(|a| a.abs() < 1e-9));
+    let tx = m.test_transaction(1).expect("commits");
+    assert_eq!(tx.leader, "node1");
+    assert!(tx.latency_ms >= 3.0);
+}
+
+#[test]
+fn bad_versions_abort_some_transactions_and_are_slow() {
+    let mut m = cluster_with(SimConfig {
+        bad_versions: vec![v("0.11.1")],
+        seed: Some(3),
+        ..SimConfig::default()
+    });
+    upgrade_node(&mut m, 2, "0.11.1");
+    run(&mut m, 20.0);
+    let (good, bad) = (&m.nodes[1], &m.nodes[2]);
+    let rate = bad.tx_aborts as f64 / (bad.tx_commits + bad.tx_aborts) as f64;
+    assert!((0.02..0.1).contains(&rate), "abort rate {rate}");
+    assert_eq!(good.tx_aborts, 0);
+    let mean = |n: &Node| n.latency.sum / n.latency.count as f64;
+    assert!(mean(bad) > 3.0 * mean(good));
+    assert_eq!(m.stats.client_writes_failed, 0);
+    let mem = |m: &mut Model, i| m.metrics(i).memory_bytes;
+    let ratio = mem(&mut m, 2) / mem(&mut m, 1);
+    assert!((1.4..1.85).contains(&ratio), "memory ratio {ratio}");
+}
+
+#[test]
+fn members_report_drain_states() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.set_draining(2, true);
+    run_until(&mut m, 1.0, |m| m.members()[2].state == "drained").expect("drained");
+    stop(&mut m, 2);
+    let member = &m.members()[2];
+    assert_eq!((member.state, member.healthy), ("down", false));
+    assert_eq!(member.version, "0.10.4");
+    let status = m.raft_status(0);
+    assert_eq!(status.leader.as_deref(), Some("node1"));
+    assert_eq!(status.nodes.len(), 3);
+    assert_eq!(status.nodes[0].role, "leader");
+}
+
+#[test]
+fn scales_to_300_nodes_at_speed_20() {
+    let mut m = cluster(300);
+    // One real 10 ms tick at speed 20 is 0.2 simulated seconds.
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        m.tick(0.2);
+    }
+    assert!(m.stats.client_writes_ok > 2900);
+    // Generous: a debug build, a busy machine; the point is "not per write".
+    assert!(
+        started.elapsed().as_secs_f64() < 2.0,
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,390 @@
+//! The simulator over real loopback HTTP, at speed 50 so simulated seconds pass in 20 ms.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::*;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Polls `probe` until it yields a value; panics naming `what` after 5 real seconds.
+async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<(u16, Value), reqwest::Error> {
+    let resp = http.get(url).send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await?))
+}
+
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: Value,
+) -> Result<(u16, Value), reqwest::Error> {
+    let resp = http.post(url).json(&body).send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await?))
+}
+
+/// Parses Prometheus text line by line; returns the sample names (without labels).
+fn parse_metrics(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            assert!(
+                comment.starts_with("HELP ") || comment.starts_with("TYPE "),
+                "bad comment line: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        assert!(value.parse::<f64>().is_ok(), "bad value in: {line}");
+        let name = match series.split_once('{') {
+            Some((name, labels)) => {
+                assert!(labels.ends_with('}'), "bad labels in: {line}");
+                name
+            }
+            None => series,
+        };
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad name in: {line}"
+        );
+        names.insert(name.to_string());
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_over_http() -> TestResult {
+    let sim = Simulator::start(SimConfig {
+        speed: 50.0,
+        seed: Some(1),
+        ..SimConfig::default()
+    })
+    .await?;
+    let nodes = sim.nodes();
+    assert_eq!(nodes.len(), 3);
+    let url = |i: usize, path: &str| format!("{}{path}", nodes[i].1);
+    let control = |path: &str| format!("http://{}{path}", sim.control_addr());
+    let http = reqwest::Client::new();
+
+    let inventory = sim.inventory_toml();
+    assert!(inventory.contains(&format!("control = \"{}\"", sim.control_addr())));
+    assert!(inventory.contains(&format!("id = \"node3\"\nadmin_url = \"{}\"", nodes[2].1)));
+
+    // Health, with the documented shape.
+    let (status, h) = get_json(&http, &url(0, "/health")).await?;
+    assert_eq!(status, 200);
+    assert_eq!(h["status"], "healthy");
+    assert_eq!(h["raft_state"], "leader");
+    assert_eq!(h["node_id"], "node1");
+    assert_eq!(h["members"], 3);
+    assert_eq!(h["version"], "0.10.4");
+    assert_eq!(h["error"], Value::Null);
+
+    // Metrics parse line by line, and the client load shows up in them.
+    let names = eventually("node2 to commit client writes", || async {
+        let text = http
+            .get(url(1, "/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let names = parse_metrics(&text);
+        let commits = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tensor_chain_tx_commits_total "))?
+            .parse::<f64>()
+            .ok()?;
+        (commits > 0.0).then_some(names)
+    })
+    .await;
+    for name in [
+        "tensor_chain_raft_state",
+        "tensor_chain_term",
+        "tensor_chain_commit_index",
+        "tensor_chain_applied_index",
+        "tensor_chain_elections_total",
+        "tensor_chain_tx_commits_total",
+        "tensor_chain_tx_aborts_total",
+        "tensor_chain_tx_latency_seconds_bucket",
+        "tensor_chain_tx_latency_seconds_sum",
+        "tensor_chain_tx_latency_seconds_count",
+        "tensor_chain_gossip_members",
+        "tensor_chain_gossip_healthy",
+        "tensor_chain_memory_bytes",
+        "tensor_chain_replication_lag_seconds",
+        "neumann_build_info",
+    ] {
+        assert!(names.contains(name), "missing {name} in {names:?}");
+    }
+
+    let (_, members) = get_json(&http, &url(2, "/admin/cluster/members")).await?;
+    assert_eq!(members[0]["role"], "leader");
+    assert_eq!(members[2]["address"], nodes[2].1.as_str());
+    let (_, raft) = get_json(&http, &url(1, "/admin/raft/status")).await?;
+    assert_eq!(raft["leader"], "node1");
+    assert_eq!(raft["term"], 1);
+
+    // Drain, then stop: the port refuses connections, even on the pooled client.
+    let (status, body) = post_json(&http, &url(2, "/admin/drain"), json!({})).await?;
+    assert_eq!(
+        (status, body),
+        (200, json!({"node_id": "node3", "draining": true}))
+    );
+    eventually("node3 to report drained", || async {
+        let (_, m) = get_json(&http, &url(0, "/admin/cluster/members"))
+            .await
+            .ok()?;
+        (m[2]["state"] == "drained").then_some(())
+    })
+    .await;
+    let (status, out) = post_json(&http, &control("/sim/host/node3/stop"), json!({})).await?;
+    assert_eq!((status, out["status"].clone()), (200, json!(0)));
+    let err = http
+        .get(url(2, "/health"))
+        .send()
+        .await
+        .expect_err("a stopped node must not answer");
+    assert!(err.is_connect() || err.is_request(), "{err:?}");
+    let fresh = reqwest::Client::new();
+    let err = fresh
+        .get(url(2, "/health"))
+        .send()
+        .await
+        .expect_err("stopped");
+    assert!(err.is_connect(), "{err:?}");
+
+    // Install: bad semver is a 400, an unknown release fails like cargo, a known one works.
+    let (status, _) = post_json(
+        &http,
+        &control("/sim/host/node3/install"),
+        json!({"version": "X.Y.Z"}),
+    )
+    .await?;
+    assert_eq!(status, 400);
+    let (_, out) = post_json(
+        &http,
+        &control("/sim/host/node3/install"),
+        json!({"version": "0.11.9"}),
+    )
+    .await?;
+    assert_eq!(out["status"], 101);
+    assert!(out["stderr"]
+        .as_str()
+        .unwrap_or("")
+        .contains("could not find `neumann`"));
+    let (_, out) = post_json(
+        &http,
+        &control("/sim/host/node3/install"),
+        json!({"version": "0.11.0"}),
+    )
+    .await?;
+    assert_eq!(out["status"], 0);
+
+    // Start returns at launch; /health answers once the process is up.
+    let (_, out) = post_json(&http, &control("/sim/host/node3/start"), json!({})).await?;
+    assert_eq!(out["status"], 0);
+    let h = eventually("node3 to answer /health again", || async {
+        let (status, h) = get_json(&http, &url(2, "/health")).await.ok()?;
+        (status == 200 && h["replication_lag_ms"] == 0).then_some(h)
+    })
+    .await;
+    assert_eq!(h["version"], "0.11.0");
+    assert_eq!(h["joined"], true);
+    assert_eq!(h["draining"], false);
+
+    // Leadership transfer: bad body, unknown node, then an accepted one.
+    let resp = http
+        .post(url(0, "/admin/raft/transfer-leadership"))
+        .body("not json")
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.json::<Value>().await?["error"].is_string());
+    let (status, _) = post_json(
+        &http,
+        &url(0, "/admin/raft/transfer-leadership"),
+        json!({"to": "node30"}),
+    )
+    .await?;
+    assert_eq!(status, 404);
+    let (status, body) = post_json(
+        &http,
+        &url(0, "/admin/raft/transfer-leadership"),
+        json!({"to": "node3"}),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["from"].clone(), body["term"].clone()),
+        (200, json!("node1"), json!(2))
+    );
+    eventually("node3 to lead", || async {
+        let (_, r) = get_json(&http, &url(1, "/admin/raft/status")).await.ok()?;
+        (r["leader"] == "node3").then_some(())
+    })
+    .await;
+    let (status, body) = post_json(&http, &url(0, "/admin/snapshot"), json!({})).await?;
+    assert_eq!(
+        (status, body),
+        (409, json!({"error": "not the leader; leader is node3"}))
+    );
+    let (status, tx) = post_json(&http, &url(0, "/admin/test-transaction"), json!({})).await?;
+    assert_eq!((status, tx["leader"].clone()), (200, json!("node3")));
+
+    // Control API errors are JSON.
+    let (status, e) = post_json(
+        &http,
+        &control("/sim/fault"),
+        json!({"node": "node2", "kind": "melt"}),
+    )
+    .await?;
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap_or("").contains("slow_catchup"));
+    let (status, _) = post_json(
+        &http,
+        &control("/sim/fault"),
+        json!({"node": "node20", "kind": "hang"}),
+    )
+    .await?;
+    assert_eq!(status, 404);
+    let (status, _) = get_json(&http, &control("/sim/nope")).await?;
+    assert_eq!(status, 404);
+
+    // A drained stop lost no write and the invariants held.
+    let (_, stats) = get_json(&http, &control("/sim/stats")).await?;
+    let stats: SimStats = serde_json::from_value(stats)?;
+    assert_eq!(stats.client_writes_failed, 0, "{:?}", sim.events());
+    assert!(stats.client_writes_ok > 0);
+    assert_eq!(stats.max_leaders_in_a_term, 1);
+    assert_eq!(stats.lost_committed_writes, 0);
+    assert_eq!(stats.elections, 1);
+    assert_eq!(sim.stats(), stats);
+    let (_, events) = get_json(&http, &control("/sim/events?since=0")).await?;
+    let events: Vec<SimEvent> = serde_json::from_value(events)?;
+    for kind in [
+        "drain",
+        "stop",
+        "install",
+        "start",
+        "rejoined",
+        "caught_up",
+        "transfer",
+        "elected",
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == kind
+                    && (kind == "transfer" || e.node.as_deref() == Some("node3"))),
+            "no {kind} event in {events:?}"
+        );
+    }
+    // A hung node accepts the connection and never answers.
+    let (status, _) = post_json(
+        &http,
+        &control("/sim/fault"),
+        json!({"node": "node2", "kind": "hang"}),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let err = http
+        .get(url(1, "/health"))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await
+        .expect_err("hung");
+    assert!(err.is_timeout(), "{err:?}");
+    sim.inject("node2", FaultKind::Heal)?;
+    let (status, _) = get_json(&http, &url(1, "/health")).await?;
+    assert_eq!(status, 200);
+
+    let (status, _) = get_json(&http, &control("/sim/events?since=abc")).await?;
+    assert_eq!(status, 400);
+
+    let addr = nodes[0].1.clone();
+    let control_url = control("/sim/stats");
+    sim.shutdown().await;
+    assert!(fresh.get(format!("{addr}/health")).send().await.is_err());
+    assert!(fresh.get(control_url).send().await.is_err());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_without_drain_costs_writes_and_flaky_nodes_fail_some_requests() -> TestResult {
+    let sim = Simulator::start(SimConfig {
+        speed: 50.0,
+        seed: Some(2),
+        faults: vec![
+            ("node1".into(), FaultKind::Flaky),
+            ("node3".into(), FaultKind::Crash),
+        ],
+        ..SimConfig::default()
+    })
+    .await?;
+    let nodes = sim.nodes();
+    let http = reqwest::Client::new();
+    // Crashed from the start: the port is reserved but closed until the node is started.
+    let err = http
+        .get(format!("{}/health", nodes[2].1))
+        .send()
+        .await
+        .expect_err("crashed");
+    assert!(err.is_connect(), "{err:?}");
+    let start = format!("http://{}/sim/host/node3/start", sim.control_addr());
+    let (_, out) = post_json(&http, &start, json!({})).await?;
+    assert_eq!(out["status"], 0);
+    eventually("node3 to serve after its start", || async {
+        let resp = http
+            .get(format!("{}/health", nodes[2].1))
+            .send()
+            .await
+            .ok()?;
+        (resp.status() == 200).then_some(())
+    })
+    .await;
+    let control = format!("http://{}/sim/host/node2/restart", sim.control_addr());
+    let (_, out) = post_json(&http, &control, json!({})).await?;
+    assert_eq!(out["status"], 0);
+    eventually("write failures from the undrained restart", || async {
+        (sim.stats().client_writes_failed > 0).then_some(())
+    })
+    .await;
+
+    let mut flaky = 0;
+    for _ in 0..40 {
+        let (status, body) = get_json(&http, &format!("{}/health", nodes[0].1)).await?;
+        if status == 503 {
+            assert_eq!(body, json!({"error": "flaky: injected"}));
+            flaky += 1;
+        }
+    }
+    assert!((2..=25).contains(&flaky), "{flaky} of 40 flaky");
+    assert!(matches!(
+        sim.inject("node10", FaultKind::Crash),
+        Err(SimError::UnknownNode(_))
+    ));
+    assert!("melt".parse::<FaultKind>().is_err());
+    assert_eq!("slow_catchup".parse::<FaultKind>()?, FaultKind::SlowCatchup);
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! The command line as a user meets it: bad input, inventories, `check`, `functions`, `-e`, `sim`.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{bare, expect, text, Cluster};
+
+#[test]
+fn junk_version_is_a_usage_error() {
+    let c = Cluster::start(3, "0.10.4");
+    let (_, stderr) = expect(&c.run(&["--yes", "rolling_upgrade.rhai", "X.Y.Z"]), 2);
+    assert!(
+        stderr.contains("`X.Y.Z` is not a version: expected MAJOR.MINOR.PATCH"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Usage: rolling_upgrade.rhai VERSION"),
+        "{stderr}"
+    );
+    assert_eq!(c.events_of(&["drain", "stop"]), vec![]);
+}
+
+#[test]
+fn missing_version_is_a_usage_error() {
+    let c = Cluster::start(3, "0.10.4");
+    let (_, stderr) = expect(&c.run(&["--yes", "rolling_upgrade.rhai"]), 2);
+    assert!(stderr.contains("missing the VERSION argument"), "{stderr}");
+}
+
+#[test]
+fn unknown_node_id_is_named_with_the_ones_there_are() {
+    let c = Cluster::start(3, "0.10.4");
+    let (_, stderr) = expect(&c.run(&["-e", "node::drain(\"node9\")"]), 2);
+    assert!(
+        stderr.contains("unknown node `node9`: the inventory has node1, node2, node3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_and_malformed_inventories() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["--cluster", "nope.toml", "-e", "cluster::health()"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(
+        stderr.contains("inventory `nope.toml`: no such file"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[nodes]]\nid = \"node1\"\nadmin_ur = \"http://x\"\n",
+    )
+    .unwrap();
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["--cluster", "bad.toml", "-e", "1"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(
+        stderr.contains("inventory `bad.toml`: line 3: unknown field `admin_ur`"),
+        "{stderr}"
+    );
+
+    // Without any inventory, cluster calls say how to name one; pure snippets still run.
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["-e", "cluster::health()"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(
+        stderr.contains("no cluster to talk to: pass --cluster FILE"),
+        "{stderr}"
+    );
+    let (stdout, _) = expect(
+        &bare(dir.path())
+            .args(["-e", "version::compare(\"0.10.4\", \"0.11.0\")"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    assert_eq!(stdout.trim(), "-1");
+}
+
+#[test]
+fn the_inventory_comes_from_the_environment_or_the_default_file() {
+    let c = Cluster::start(3, "0.10.4");
+    let (stdout, _) = expect(
+        &bare(c.dir.path())
+            .env("NEUMANN_CLUSTER", &c.inventory)
+            .args(["-e", "cluster::leader()"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    assert_eq!(stdout.trim(), "node1");
+    std::fs::copy(&c.inventory, c.dir.path().join("neumann-cluster.toml")).unwrap();
+    let (stdout, _) = expect(
+        &bare(c.dir.path())
+            .args(["-e", "cluster::members().len()"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    assert_eq!(stdout.trim(), "3");
+}
+
+#[test]
+fn a_script_with_a_syntax_error_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.rhai"), "let x = 1;\nlet y = ;\n").unwrap();
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["check", "broken.rhai"])
+            .output()
+            .unwrap(),
+        1,
+    );
+    assert!(stderr.contains("--> broken.rhai:2:9"), "{stderr}");
+    assert!(stderr.contains("2 | let y = ;"), "{stderr}");
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["--sim", "broken.rhai"])
+            .output()
+            .unwrap(),
+        1,
+    );
+    assert!(stderr.contains("broken.rhai:2:9"), "{stderr}");
+}
+
+#[test]
+fn check_finds_unknown_functions_and_wrong_arity() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("typos.rhai"),
+        "let h = cluster::helth();\nnode::drain(\"node1\", 5);\nmy_fn();\nfn my_fn() { infoo(\"x\") }\n",
+    )
+    .unwrap();
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["check", "typos.rhai"])
+            .output()
+            .unwrap(),
+        1,
+    );
+    assert!(
+        stderr.contains("unknown function `cluster::helth` (did you mean `cluster::health`?)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--> typos.rhai:1:"), "{stderr}");
+    assert!(
+        stderr.contains("`node::drain` takes 1 argument(s), not 2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown function `infoo` (did you mean `info`?)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`my_fn`"), "{stderr}");
+}
+
+#[test]
+fn check_with_no_arguments_checks_the_stock_scripts_and_stdlib() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = expect(&bare(dir.path()).arg("check").output().unwrap(), 0);
+    for name in [
+        "<stock>/rolling_upgrade.rhai",
+        "<stdlib>/upgrade.rhai",
+        "<stdlib>/preflight.rhai",
+        "<stdlib>/cli.rhai",
+    ] {
+        assert!(stdout.contains(&format!("ok: {name}")), "{stdout}");
+    }
+}
+
+#[test]
+fn functions_lists_every_api_function_with_a_doc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = expect(&bare(dir.path()).arg("functions").output().unwrap(), 0);
+    let api = [
+        "cluster::health()",
+        "cluster::members()",
+        "cluster::versions()",
+        "cluster::leader()",
+        "cluster::followers()",
+        "cluster::pause()",
+        "cluster::resume()",
+        "cluster::wait_healthy(timeout",
+        "cluster::test_transaction()",
+        "node::status(id",
+        "node::drain(id",
+        "node::undrain(id",
+        "node::wait_drained(id",
+        "node::stop(id",
+        "node::start(id",
+        "node::restart(id",
+        "node::install(id",
+        "node::exec(id",
+        "node::wait_rejoined(id",
+        "node::wait_caught_up(id",
+        "raft::status()",
+        "raft::leader()",
+        "raft::transfer_leadership(to",
+        "metrics::scrape(id",
+        "backup::status()",
+        "backup::snapshot()",
+        "version::parse(s",
+        "version::compare(a",
+        "version::upgrade_path(from",
+        "version::skew_ok(versions",
+        "option(name",
+        "sleep(secs",
+        "now()",
+        "info(msg",
+        "warn(msg",
+        "step(name",
+        "confirm(question",
+        "fail(msg",
+    ];
+    let lines: Vec<&str> = stdout.lines().collect();
+    for f in api {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(f))
+            .unwrap_or_else(|| panic!("{f} missing from\n{stdout}"));
+        assert!(
+            lines
+                .get(at + 1)
+                .is_some_and(|d| d.starts_with("    ") && d.trim().len() > 10),
+            "{f} has no doc line"
+        );
+    }
+}
+
+#[test]
+fn eval_prints_json_with_format_json() {
+    let c = Cluster::start(3, "0.10.4");
+    let (stdout, _) = expect(
+        &c.run(&["--format", "json", "-e", "cluster::versions()"]),
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"node1": "0.10.4", "node2": "0.10.4", "node3": "0.10.4"})
+    );
+    let (stdout, _) = expect(&c.run(&["--format", "json", "-e", "cluster::health()"]), 0);
+    let h: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(h["status"], "healthy");
+    assert_eq!(h["members"].as_array().unwrap().len(), 3);
+    assert_eq!(h["members"][0]["id"], "node1");
+    let (stdout, _) = expect(&c.run(&["-e", "cluster::health()"]), 0);
+    assert!(
+        stdout.starts_with("cluster healthy: 3/3 members healthy (quorum 2), leader node1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_runtime_error_names_the_node_the_operation_and_the_line() {
+    let c = Cluster::start(3, "0.10.4");
+    std::fs::write(c.dir.path().join("t.rhai"), "// transfer to a node that is down\nnode::stop(\"node2\");\nraft::transfer_leadership(\"node2\");\n").unwrap();
+    let (_, stderr) = expect(&c.run(&["t.rhai"]), 1);
+    assert!(
+        stderr.contains(
+            "error: node2: transfer leadership from node1 refused: HTTP 409: node2 is down"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--> t.rhai:3:"), "{stderr}");
+    // Errors are catchable with try/catch like any runtime error.
+    let (stdout, _) = expect(
+        &c.run(&[
+            "-e",
+            "let m = \"\"; try { node::drain(\"node2\") } catch (e) { m = e } m",
+        ]),
+        0,
+    );
+    assert!(
+        stdout.contains("node2: drain failed: POST http://127.0.0.1:")
+            && stdout.contains("connection refused"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn options_after_the_script_are_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["rolling_upgrade.rhai", "0.11.0", "--yes"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(
+        stderr.contains("`--yes` comes after the script name"),
+        "{stderr}"
+    );
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["--sim", "nosuch.rhai"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(
+        stderr.contains("no script `nosuch.rhai`: no such file, and no stock script of that name"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sim_runs_in_the_foreground_for_another_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("c.toml");
+    let mut sim = std::process::Command::new(crate::support::BIN)
+        .args([
+            "sim",
+            "--nodes",
+            "5",
+            "--version",
+            "0.10.4",
+            "--speed",
+            "20",
+            "--inventory",
+        ])
+        .arg(&inv)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !inv.exists() {
+        assert!(Instant::now() < deadline, "sim wrote no inventory");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cluster = |args: &[&str]| {
+        bare(dir.path())
+            .arg("--cluster")
+            .arg(&inv)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    expect(&cluster(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    let (stdout, _) = expect(
+        &cluster(&["--format", "json", "-e", "cluster::versions()"]),
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v.as_object().unwrap().len(), 5);
+    assert!(
+        v.as_object().unwrap().values().all(|x| x == "0.11.0"),
+        "{v}"
+    );
+
+    // Ctrl-C stops it and removes the inventory it wrote.
+    std::process::Command::new("kill")
+        .args(["-INT", &sim.id().to_string()])
+        .status()
+        .unwrap();
+    let status = sim.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(sim.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(!inv.exists());
+    assert!(err.contains("inventory written to"), "{err}");
+}
+
+#[test]
+fn sim_refuses_to_overwrite_a_real_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prod.toml"),
+        "[[nodes]]\nid = \"a\"\nhost = \"h\"\n",
+    )
+    .unwrap();
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["sim", "--inventory", "prod.toml"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(stderr.contains("refusing to overwrite"), "{stderr}");
+    assert_eq!(
+        text(&std::fs::read(dir.path().join("prod.toml")).unwrap()),
+        "[[nodes]]\nid = \"a\"\nhost = \"h\"\n"
+    );
+}
+
+#[test]
+fn help_teaches_the_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = expect(&bare(dir.path()).arg("--help").output().unwrap(), 0);
+    assert!(
+        stdout.contains("neumann-script --sim rolling_upgrade.rhai 0.11.0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Exit codes:"), "{stdout}");
+}

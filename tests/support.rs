@@ -1,0 +1,144 @@
+//! The integration harness: a simulated cluster started in this process, its inventory in a temp dir,
+//! and the real `neumann-script` binary run against it over loopback HTTP with a blanked environment.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use neumann_script::sim::{SimConfig, SimEvent, SimStats, Simulator};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_neumann-script");
+
+/// Speed for tests: fast enough to keep the suite short, slow enough that a restart is still visible.
+pub const SPEED: f64 = 20.0;
+
+pub struct Cluster {
+    pub rt: tokio::runtime::Runtime,
+    sim: Option<Simulator>,
+    pub dir: tempfile::TempDir,
+    pub inventory: PathBuf,
+    control: String,
+}
+
+impl Cluster {
+    pub fn start(nodes: usize, version: &str) -> Cluster {
+        Cluster::with(SimConfig {
+            nodes,
+            version: semver::Version::parse(version).unwrap(),
+            speed: SPEED,
+            ..SimConfig::default()
+        })
+    }
+
+    pub fn with(cfg: SimConfig) -> Cluster {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sim = rt.block_on(Simulator::start(cfg)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let inventory = dir.path().join("cluster.toml");
+        std::fs::write(&inventory, sim.inventory_toml()).unwrap();
+        let control = format!("http://{}", sim.control_addr());
+        Cluster {
+            rt,
+            sim: Some(sim),
+            dir,
+            inventory,
+            control,
+        }
+    }
+
+    /// The binary with `--cluster` pointing at this simulator, run in the temp dir.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = bare(self.dir.path());
+        c.arg("--cluster").arg(&self.inventory);
+        c
+    }
+
+    /// Runs the binary with these arguments after `--cluster FILE`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.control);
+        self.rt.block_on(async {
+            reqwest::get(&url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    }
+
+    pub fn stats(&self) -> SimStats {
+        serde_json::from_value(self.get("/sim/stats")).unwrap()
+    }
+
+    pub fn events(&self) -> Vec<SimEvent> {
+        serde_json::from_value(self.get("/sim/events")).unwrap()
+    }
+
+    /// Events of these kinds, as (kind, node).
+    pub fn events_of(&self, kinds: &[&str]) -> Vec<(String, String)> {
+        self.events()
+            .into_iter()
+            .filter(|e| kinds.contains(&e.kind.as_str()))
+            .map(|e| (e.kind, e.node.unwrap_or_default()))
+            .collect()
+    }
+
+    /// Versions as the cluster reports them, read with the tool itself.
+    pub fn versions(&self) -> serde_json::Map<String, Value> {
+        let out = self.run(&["--format", "json", "-e", "cluster::versions()"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        match serde_json::from_slice::<Value>(&out.stdout).unwrap() {
+            Value::Object(m) => m,
+            other => panic!("versions: {other}"),
+        }
+    }
+
+    pub fn leader(&self) -> String {
+        let out = self.run(&["-e", "cluster::leader()"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.rt.block_on(sim.shutdown());
+        }
+    }
+}
+
+/// The binary in `dir` with HOME there and no inventory from the environment.
+pub fn bare(dir: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(BIN);
+    c.current_dir(dir)
+        .env_remove("NEUMANN_CLUSTER")
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .timeout(std::time::Duration::from_secs(180));
+    c
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts the exit code and returns (stdout, stderr).
+pub fn expect(out: &Output, code: i32) -> (String, String) {
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code\n--- stdout\n{o}\n--- stderr\n{e}"
+    );
+    (o, e)
+}
