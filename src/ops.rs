@@ -76,6 +76,14 @@ impl Poll {
     }
 }
 
+/// What one survey of every node found.
+struct Survey {
+    members: Vec<Member>,
+    /// The leader's own report (any node's when no leader answered): term, commit index, pause.
+    view: NodeHealth,
+    notes: BTreeMap<String, String>,
+}
+
 /// A cluster as the tool reaches it: its inventory, admin API and hosts.
 pub struct Cluster {
     pub inventory: Inventory,
@@ -99,13 +107,88 @@ impl Cluster {
         self.inventory.node(id).map_err(OpError::Usage)
     }
 
+    /// Every node's own `/health` (asked concurrently) merged with the cluster's membership view: a node's
+    /// own report wins; a node the tool cannot reach is down from where the operator stands, with the
+    /// cluster's last word on its role and version; members missing from the inventory are noted.
+    async fn survey(&self) -> OpResult<Survey> {
+        let (own, view) = tokio::join!(self.admin.health_all(), self.admin.members());
+        let view = view.ok();
+        let mut members = Vec::with_capacity(own.len());
+        let mut notes = BTreeMap::new();
+        let mut leader_view: Option<NodeHealth> = None;
+        let mut first_error = None;
+        for (spec, report) in self.inventory.nodes.iter().zip(own) {
+            match report {
+                Ok(h) => {
+                    let m = h.to_member(&spec.admin_url);
+                    if m.role == "leader" || leader_view.is_none() {
+                        leader_view = Some(h);
+                    }
+                    members.push(m);
+                }
+                Err(e) => {
+                    let known = view
+                        .as_ref()
+                        .and_then(|v| v.iter().find(|m| m.id == spec.id));
+                    members.push(Member {
+                        state: "down".into(),
+                        healthy: false,
+                        ..known.cloned().unwrap_or_else(|| Member {
+                            id: spec.id.clone(),
+                            address: spec.admin_url.clone(),
+                            role: "follower".into(),
+                            state: "down".into(),
+                            healthy: false,
+                            version: "unknown".into(),
+                            commit_index: 0,
+                            applied_index: 0,
+                            replication_lag_ms: 0,
+                        })
+                    });
+                    notes.insert(spec.id.clone(), format!("not answering: {}", e.cause()));
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for m in view.iter().flatten() {
+            if self.inventory.node(&m.id).is_err() {
+                notes.insert(
+                    m.id.clone(),
+                    format!(
+                        "a cluster member missing from the inventory `{}`",
+                        self.inventory.source.display()
+                    ),
+                );
+                members.push(m.clone());
+            }
+        }
+        match leader_view {
+            Some(view) => {
+                if let Some(l) = &view.leader {
+                    self.admin.prefer(l);
+                }
+                Ok(Survey {
+                    members,
+                    view,
+                    notes,
+                })
+            }
+            None => Err(OpError::Failed(format!(
+                "cluster: no node answered: {}",
+                first_error
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "the inventory names no nodes".into())
+            ))),
+        }
+    }
+
     pub async fn members(&self) -> OpResult<Vec<Member>> {
-        Ok(self.admin.members().await?)
+        Ok(self.survey().await?.members)
     }
 
     pub async fn health(&self) -> OpResult<ClusterHealth> {
-        let (members, view) = self.admin.members_and_view().await?;
-        Ok(ClusterHealth::assess(members, &view))
+        let s = self.survey().await?;
+        Ok(ClusterHealth::assess(s.members, &s.view, &s.notes))
     }
 
     pub async fn versions(&self) -> OpResult<BTreeMap<String, String>> {

@@ -407,3 +407,43 @@ fn help_teaches_the_first_run() {
     );
     assert!(stdout.contains("Exit codes:"), "{stdout}");
 }
+
+#[test]
+fn health_asks_every_node_and_says_why_one_is_missing() {
+    let c = Cluster::start(3, "0.10.4");
+    expect(
+        &c.run(&[
+            "-e",
+            "node::drain(\"node2\"); node::wait_drained(\"node2\", 10); node::stop(\"node2\")",
+        ]),
+        0,
+    );
+    let (stdout, _) = expect(&c.run(&["-e", "cluster::health()"]), 0);
+    assert!(
+        stdout.starts_with("cluster degraded: 2/3 members healthy (quorum 2), leader node1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("problem: node2: down (not answering: connection refused)"),
+        "{stdout}"
+    );
+    let (stdout, _) = expect(&c.run(&["-e", "node::status(\"node2\").state"]), 0);
+    assert_eq!(stdout.trim(), "down");
+
+    // An inventory that forgot a member: the cluster is not healthy from where the tool stands.
+    let inv = std::fs::read_to_string(&c.inventory).unwrap();
+    let cut = inv.find("[[nodes]]\nid = \"node3\"").unwrap();
+    let partial = c.dir.path().join("partial.toml");
+    std::fs::write(&partial, &inv[..cut]).unwrap();
+    let out = crate::support::bare(c.dir.path())
+        .arg("--cluster")
+        .arg(&partial)
+        .args(["-e", "cluster::health().problems"])
+        .output()
+        .unwrap();
+    let (stdout, _) = expect(&out, 0);
+    assert!(
+        stdout.contains("node3: a cluster member missing from the inventory"),
+        "{stdout}"
+    );
+}

@@ -119,6 +119,10 @@ impl Method {
     }
 }
 
+/// How many nodes one fan-out asks at once: enough for hundreds of nodes in a few round trips, few enough
+/// not to exhaust file descriptors or flood a cluster's admin ports.
+pub const FAN_OUT: usize = 64;
+
 /// The client for every node of one inventory.
 pub struct AdminClient {
     http: reqwest::Client,
@@ -307,18 +311,14 @@ impl AdminClient {
             .await
     }
 
-    /// `GET /admin/cluster/members` from any node, with that node's own `/health` (for leader, term, pause).
-    pub async fn members_and_view(&self) -> Result<(Vec<Member>, NodeHealth), AdminError> {
-        let (idx, members): (usize, Vec<Member>) = self
-            .any("members", Method::Get, "/admin/cluster/members", None)
-            .await?;
-        let view: NodeHealth = self
-            .json(idx, "health", Method::Get, "/health", None, None)
-            .await?;
-        if let Some(leader) = &view.leader {
-            self.prefer(leader);
-        }
-        Ok((members, view))
+    /// `GET /health` of every node at once, at most `FAN_OUT` in flight, in inventory order.
+    pub async fn health_all(&self) -> Vec<Result<NodeHealth, AdminError>> {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(0..self.nodes.len())
+            .map(|i| self.json::<NodeHealth>(i, "health", Method::Get, "/health", None, None))
+            .buffered(FAN_OUT)
+            .collect()
+            .await
     }
 
     /// `GET /admin/cluster/members` from any node.

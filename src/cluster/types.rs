@@ -2,6 +2,7 @@
 //! admin API they are built from. Field types are Rhai's own (i64, f64, bool, String) so a script can
 //! compare `m.commit_index > 10` without conversions.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use rhai::{Array, Dynamic, Map};
@@ -243,7 +244,13 @@ pub const CAUGHT_UP_MS: i64 = 100;
 
 impl ClusterHealth {
     /// Judges the cluster from the members list and one node's view of leader, term and pause.
-    pub fn assess(members: Vec<Member>, view: &NodeHealth) -> ClusterHealth {
+    /// `notes` gives what is known about a member beyond its state (why it cannot be reached, say); a
+    /// note for an id that is not a member is a problem of its own.
+    pub fn assess(
+        members: Vec<Member>,
+        view: &NodeHealth,
+        notes: &BTreeMap<String, String>,
+    ) -> ClusterHealth {
         let quorum = quorum(members.len());
         let healthy_members = members
             .iter()
@@ -258,8 +265,11 @@ impl ClusterHealth {
             problems.push("no leader: an election is in progress or quorum is lost".to_string());
         }
         for m in &members {
-            if let Some(p) = member_problem(m) {
-                problems.push(p);
+            match (member_problem(m), notes.get(&m.id)) {
+                (Some(p), Some(note)) => problems.push(format!("{p} ({note})")),
+                (Some(p), None) => problems.push(p),
+                (None, Some(note)) => problems.push(format!("{}: {note}", m.id)),
+                (None, None) => {}
             }
         }
         let status = if leader.is_none() || healthy_members < quorum {
@@ -413,6 +423,7 @@ mod tests {
                 member("node3", "follower", "up", true, 0),
             ],
             &view(),
+            &BTreeMap::new(),
         );
         assert_eq!(
             (
@@ -432,6 +443,7 @@ mod tests {
                 member("node3", "follower", "up", true, 900),
             ],
             &view(),
+            &BTreeMap::new(),
         );
         assert_eq!(degraded.status, "degraded");
         assert_eq!(
@@ -449,9 +461,41 @@ mod tests {
                 member("node3", "follower", "up", true, 0),
             ],
             &view(),
+            &BTreeMap::new(),
         );
         assert_eq!(gone.status, "unavailable");
         assert_eq!(gone.leader, None);
+    }
+
+    #[test]
+    fn notes_explain_problems_and_unknown_members_are_problems() {
+        let notes = BTreeMap::from([
+            (
+                "node2".to_string(),
+                "not answering: connection refused".to_string(),
+            ),
+            (
+                "node3".to_string(),
+                "a member missing from the inventory".to_string(),
+            ),
+        ]);
+        let h = ClusterHealth::assess(
+            vec![
+                member("node1", "leader", "up", true, 0),
+                member("node2", "follower", "down", false, 0),
+                member("node3", "follower", "up", true, 0),
+            ],
+            &view(),
+            &notes,
+        );
+        assert_eq!(
+            h.problems,
+            vec![
+                "node2: down (not answering: connection refused)",
+                "node3: a member missing from the inventory"
+            ]
+        );
+        assert_eq!(h.status, "degraded");
     }
 
     #[test]
