@@ -73,6 +73,11 @@ struct Args {
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
 
+    /// Append an audit record of every mutating call to FILE [default: ~/.local/state/neumann-script/journal.jsonl;
+    /// none for --sim]
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+
     /// Evaluate CODE instead of a script; the value of its last expression is printed
     #[arg(short = 'e', long = "eval", value_name = "CODE")]
     eval: Option<String>,
@@ -144,6 +149,8 @@ pub struct RunOptions {
     pub options: BTreeMap<String, String>,
     pub yes: bool,
     pub format: Format,
+    /// `--journal FILE`.
+    pub journal: Option<PathBuf>,
 }
 
 /// The simulator's foreground settings.
@@ -184,6 +191,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "-e",
     "--eval",
     "--sim-speed",
+    "--journal",
 ];
 
 /// clap cannot tell `--sim 5@0.10.4` (a value) from `--sim rolling_upgrade.rhai` (the script); a token
@@ -268,6 +276,7 @@ const MISPLACED: &[&str] = &[
     "--sim-speed",
     "-e",
     "--eval",
+    "--journal",
 ];
 
 /// Parses the command line. `Err` carries what to print and the exit code (0 for --help and --version).
@@ -317,6 +326,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         target,
         options,
         yes: args.yes,
+        journal: args.journal.clone(),
         format: match args.format {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,

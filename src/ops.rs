@@ -28,6 +28,9 @@ pub enum OpError {
     /// The cluster or a host did not do what was asked.
     #[error("{0}")]
     Failed(String),
+    /// The operator pressed Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl From<AdminError> for OpError {

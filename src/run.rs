@@ -3,11 +3,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cli::{self, Command, RunOptions, SimOptions, Target};
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::ops::Cluster;
+use crate::runtime::journal::{self, Journal};
 use crate::runtime::{embedded, output::Output, value, Ctx, Format, Runtime, Settings};
 use crate::sim::{FaultKind, SimConfig, Simulator};
 
@@ -52,11 +54,13 @@ fn execute(command: Command) -> Result<(), Error> {
         Command::Sim(opts) => foreground_sim(&opts),
         Command::Run { run, script, args } => {
             let (name, text) = load_script(&script)?;
-            with_cluster(&run, args, |rt| rt.run(&name, &text).map(|_| ()))
+            with_cluster(&run, args, (&name, &text), |rt| {
+                rt.run(&name, &text).map(|_| ())
+            })
         }
         Command::Eval { run, code } => {
             let format = run.format;
-            with_cluster(&run, Vec::new(), |rt| {
+            with_cluster(&run, Vec::new(), ("<-e>", &code), |rt| {
                 let v = rt.run("<-e>", &code)?;
                 match format {
                     Format::Json => println!(
@@ -99,10 +103,12 @@ fn load_script(script: &str) -> Result<(String, String), Error> {
 }
 
 /// Sets up the cluster the options name (an inventory, or a simulator started here), runs `body` with a
-/// runtime on it, and shuts the simulator down afterwards whatever happened.
+/// runtime on it, reports the state it leaves if it ends early, and shuts the simulator down whatever
+/// happened. `script` is (name, text), for the journal.
 fn with_cluster(
     run: &RunOptions,
     args: Vec<String>,
+    script: (&str, &str),
     body: impl FnOnce(&Runtime) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let tokio = tokio_runtime()?;
@@ -132,24 +138,40 @@ fn with_cluster(
         }
         Target::Inventory(path) => Inventory::locate(path.as_deref())?,
     };
+    // Runs against a real inventory are journaled by default; the embedded simulator only on request.
+    let journal_path = match (&run.journal, &sim, &inventory) {
+        (Some(p), _, _) => Some(p.clone()),
+        (None, None, Some(_)) => journal::default_path(),
+        _ => None,
+    };
+    let cluster_name = inventory
+        .as_ref()
+        .map(|i| i.source.display().to_string())
+        .unwrap_or_default();
+    let journal = match &journal_path {
+        Some(p) => Journal::open(p, script.0, script.1, &cluster_name).map_err(Error::Usage)?,
+        None => Journal::off(),
+    };
     let cluster = match inventory {
         Some(inv) => Some(Arc::new(Cluster::new(inv).map_err(Error::Runtime)?)),
         None => None,
     };
-    let ctx = Ctx {
-        rt: tokio.handle().clone(),
-        cluster,
-        out: Output::new(),
-        settings: Settings {
-            options: run.options.clone(),
-            args,
-            assume_yes: run.yes,
-            simulated: sim.is_some(),
-            format: run.format,
-        },
+    let mut ctx = Ctx::bare(tokio.handle().clone());
+    ctx.cluster = cluster;
+    ctx.journal = journal;
+    ctx.settings = Settings {
+        options: run.options.clone(),
+        args,
+        assume_yes: run.yes,
+        simulated: sim.is_some(),
+        format: run.format,
     };
+    ctx.interrupt.install(tokio.handle());
     let runtime = Runtime::new(ctx);
     let result = body(&runtime);
+    if result.is_err() {
+        report_state(runtime.ctx());
+    }
     if let Some(s) = sim {
         let st = s.stats();
         runtime.ctx().out.info(&format!(
@@ -161,14 +183,56 @@ fn with_cluster(
     result
 }
 
+/// After a run that ended early: the cluster's health now, and every node the run touched that is not
+/// up and healthy, so the operator knows what was left and where.
+fn report_state(ctx: &Ctx) {
+    let (Some(cluster), touched) = (&ctx.cluster, ctx.touched.borrow()) else {
+        return;
+    };
+    if touched.is_empty() {
+        return;
+    }
+    // Not `ctx.block_on`: after Ctrl-C that would refuse to run; this survey is read-only and bounded.
+    let health = ctx
+        .rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(15), cluster.health()).await });
+    let out = &ctx.out;
+    match health {
+        Ok(Ok(h)) => {
+            out.info(&format!(
+                "state now: {}/{} members healthy (quorum {}), leader {}{}",
+                h.healthy_members,
+                h.members.len(),
+                h.quorum,
+                h.leader.as_deref().unwrap_or("none"),
+                if h.paused { ", cluster PAUSED" } else { "" }
+            ));
+            for m in h.members.iter().filter(|m| touched.contains(&m.id)) {
+                let fine = m.state == "up" && m.healthy;
+                out.info(&format!(
+                    "  {} (changed by this run): {} on {}, {}{}",
+                    m.id,
+                    m.state,
+                    m.version,
+                    if m.healthy { "healthy" } else { "unhealthy" },
+                    if fine { "" } else { "  <- needs attention" }
+                ));
+            }
+        }
+        Ok(Err(e)) => out.warn(&format!("could not read the cluster's state: {e}")),
+        Err(_) => out.warn("could not read the cluster's state within 15 s"),
+    }
+    if let Some(p) = ctx.journal.path() {
+        out.info(&format!(
+            "every change this run made is in the journal {}",
+            p.display()
+        ));
+    }
+}
+
 fn bare_runtime() -> Result<(tokio::runtime::Runtime, Runtime), Error> {
     let tokio = tokio_runtime()?;
-    let ctx = Ctx {
-        rt: tokio.handle().clone(),
-        cluster: None,
-        out: Output::new(),
-        settings: Settings::default(),
-    };
+    let ctx = Ctx::bare(tokio.handle().clone());
     Ok((tokio, Runtime::new(ctx)))
 }
 

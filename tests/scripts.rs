@@ -85,7 +85,7 @@ fn an_edited_stdlib_module_beside_the_script_wins() {
     std::fs::copy(stock, c.dir.path().join("my_upgrade.rhai")).unwrap();
     std::fs::write(
         c.dir.path().join("preflight.rhai"),
-        "fn rolling(target, max_age, snap) { safe_stop(`team preflight refuses ${target}`) }\n",
+        "fn rolling(target, opts) { safe_stop(`team preflight refuses ${target}`) }\n",
     )
     .unwrap();
     let (_, stderr) = expect(&c.run(&["--yes", "my_upgrade.rhai", "0.11.0"]), 3);

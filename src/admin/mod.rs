@@ -73,6 +73,19 @@ impl AdminError {
         }
     }
 
+    /// True for failures worth retrying on the same node: a 5xx answer or a connection that broke
+    /// mid-call (not a refused connection, not a timeout).
+    pub fn transient(&self) -> bool {
+        match self {
+            AdminError::Node { cause, .. } => match cause {
+                Cause::Status { code, .. } => *code >= 500,
+                Cause::Unreachable(why) => why != "connection refused",
+                Cause::Timeout(_) | Cause::BadAnswer(_) => false,
+            },
+            AdminError::NoNodeAnswered { .. } => false,
+        }
+    }
+
     /// True when the node could not be reached at all (as opposed to answering with an error).
     pub fn unreachable(&self) -> bool {
         matches!(
@@ -123,6 +136,14 @@ impl Method {
 /// not to exhaust file descriptors or flood a cluster's admin ports.
 pub const FAN_OUT: usize = 64;
 
+/// Attempts per admin call while failures are transient (5xx, broken connections).
+const ATTEMPTS: usize = 8;
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Health probes in a survey wait at most this long, so one hung node costs a survey seconds, not the
+/// full request timeout.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The client for every node of one inventory.
 pub struct AdminClient {
     http: reqwest::Client,
@@ -161,7 +182,33 @@ impl AdminClient {
         self.nodes.iter().position(|n| n.id == id)
     }
 
+    /// One admin call, retried with backoff while the node answers 5xx or drops the connection: every
+    /// admin call this tool makes is idempotent (reads, drain, undrain, pause, resume, a transfer to a
+    /// named node), so a retry cannot do anything twice. Refused connections and timeouts are not retried:
+    /// the first means the process is not there, the second has already waited long enough.
     async fn send(
+        &self,
+        idx: usize,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<String, AdminError> {
+        let mut backoff = RETRY_BACKOFF;
+        for _ in 1..ATTEMPTS {
+            match self.send_once(idx, op, method, path, body, timeout).await {
+                Err(e) if e.transient() => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(800));
+                }
+                other => return other,
+            }
+        }
+        self.send_once(idx, op, method, path, body, timeout).await
+    }
+
+    async fn send_once(
         &self,
         idx: usize,
         op: &str,
@@ -315,7 +362,10 @@ impl AdminClient {
     pub async fn health_all(&self) -> Vec<Result<NodeHealth, AdminError>> {
         use futures_util::StreamExt;
         futures_util::stream::iter(0..self.nodes.len())
-            .map(|i| self.json::<NodeHealth>(i, "health", Method::Get, "/health", None, None))
+            .map(|i| {
+                let t = Some(PROBE_TIMEOUT.min(self.request_timeout));
+                self.json::<NodeHealth>(i, "health", Method::Get, "/health", None, t)
+            })
             .buffered(FAN_OUT)
             .collect()
             .await

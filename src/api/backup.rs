@@ -28,7 +28,8 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "Takes a snapshot on the leader (`POST /admin/snapshot`) and returns the new snapshot's status map.",
         move || -> RhaiResult<Dynamic> {
             c.out.info("take a snapshot on the leader");
-            let v = c.block_on(c.cluster()?.snapshot()).map_err(throw)?;
+            let cl = c.cluster()?;
+            let v = c.mutate("backup::snapshot", None, serde_json::json!({}), || c.block_on(cl.snapshot()).map_err(throw))?;
             json_to_dynamic(&v)
         },
     );

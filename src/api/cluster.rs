@@ -70,7 +70,10 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         move || -> RhaiResult<()> {
             c.out
                 .info("pause the cluster: new client requests are rejected until resume");
-            c.block_on(c.cluster()?.set_paused(true)).map_err(throw)
+            let cl = c.cluster()?;
+            c.mutate("cluster::pause", None, serde_json::json!({}), || {
+                c.block_on(cl.set_paused(true)).map_err(throw)
+            })
         },
     );
     let c = ctx.clone();
@@ -81,7 +84,10 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "Lets the cluster accept client requests again.",
         move || -> RhaiResult<()> {
             c.out.info("resume the cluster");
-            c.block_on(c.cluster()?.set_paused(false)).map_err(throw)
+            let cl = c.cluster()?;
+            c.mutate("cluster::resume", None, serde_json::json!({}), || {
+                c.block_on(cl.set_paused(false)).map_err(throw)
+            })
         },
     );
     let c = ctx.clone();

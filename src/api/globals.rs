@@ -51,16 +51,21 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "The value of `--set NAME=VALUE`, converted to the type of `default` (int, float, bool or string); `default` when not set.\nThrows a usage error (exit 2) when the value does not fit the type.",
         move |name: ImmutableString, default: Dynamic| option_value(c.settings.options.get(name.as_str()), &name, default),
     );
+    let c = ctx.clone();
     global(
         engine,
         docs,
         "sleep",
         &["secs: float"],
         "",
-        "Pauses the script for `secs` seconds (int or float).",
-        |s: Dynamic| -> RhaiResult<()> {
-            std::thread::sleep(secs(&s, "sleep")?);
-            Ok(())
+        "Pauses the script for `secs` seconds (int or float); Ctrl-C cuts it short.",
+        move |s: Dynamic| -> RhaiResult<()> {
+            let d = secs(&s, "sleep")?;
+            c.block_on(async move {
+                tokio::time::sleep(d).await;
+                Ok(())
+            })
+            .map_err(crate::runtime::throw)
         },
     );
     global(

@@ -22,7 +22,7 @@ use rhai::{
     RhaiFunc, RhaiNativeFunc, Shared, Variant,
 };
 
-use crate::ops::{OpResult, Report};
+use crate::ops::{OpError, OpResult, Report};
 use crate::runtime::{fail, throw, Ctx};
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -247,6 +247,7 @@ pub fn waiting<T>(
     };
     match &result {
         Ok(_) => wait.finish(&format!("{label}: done")),
+        Err(OpError::Interrupted) => wait.finish(&format!("{label}: interrupted")),
         Err(_) => wait.finish(&format!("{label}: failed")),
     }
     result.map_err(throw)

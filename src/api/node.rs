@@ -10,12 +10,30 @@ use crate::cluster::Member;
 use crate::host::HostOp;
 use crate::runtime::{throw, Ctx, ScriptStop};
 
+/// Runs a host operation, journaled. Between `stop` and `start` a node is in a critical section: Ctrl-C
+/// waits for the start rather than leave the node down.
 fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::host::ExecOutput> {
     let cl = c.cluster()?;
     let spec = cl.node(id).map_err(throw)?;
-    c.out
-        .info(&format!("{id}: {} (`{}`)", op.name(), op.command(spec)));
-    c.block_on(cl.host(id, op)).map_err(throw)
+    let command = op.command(spec);
+    c.out.info(&format!("{id}: {} (`{command}`)", op.name()));
+    if op == HostOp::Stop {
+        c.interrupt.enter(id);
+    }
+    let args = match &op {
+        HostOp::Install(v) => {
+            serde_json::json!({ "id": id, "version": v.to_string(), "command": command })
+        }
+        _ => serde_json::json!({ "id": id, "command": command }),
+    };
+    let leaves = matches!(op, HostOp::Start | HostOp::Restart);
+    let result = c.mutate(&format!("node::{}", op.name()), Some(id), args, || {
+        c.block_on(cl.host(id, op)).map_err(throw)
+    });
+    if leaves {
+        c.interrupt.leave(id);
+    }
+    result
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
@@ -36,7 +54,8 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "Marks the node draining: the load balancer stops sending it new requests and in-flight ones finish.",
         move |id: ImmutableString| -> RhaiResult<()> {
             c.out.info(&format!("{id}: drain"));
-            c.block_on(c.cluster()?.drain(&id, true)).map_err(throw)
+            let cl = c.cluster()?;
+            c.mutate("node::drain", Some(&id), serde_json::json!({ "id": id.as_str() }), || c.block_on(cl.drain(&id, true)).map_err(throw))
         },
     );
     let c = ctx.clone();
@@ -47,7 +66,13 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "Lets the node take new requests again.",
         move |id: ImmutableString| -> RhaiResult<()> {
             c.out.info(&format!("{id}: undrain"));
-            c.block_on(c.cluster()?.drain(&id, false)).map_err(throw)
+            let cl = c.cluster()?;
+            c.mutate(
+                "node::undrain",
+                Some(&id),
+                serde_json::json!({ "id": id.as_str() }),
+                || c.block_on(cl.drain(&id, false)).map_err(throw),
+            )
         },
     );
     let c = ctx.clone();

@@ -15,8 +15,11 @@ const TRANSFER_WAIT: Duration = Duration::from_secs(30);
 fn transfer(c: &Ctx, to: &str, wait: Duration) -> RhaiResult<RaftStatus> {
     let cl = c.cluster()?;
     c.out.info(&format!("transfer leadership to {to}"));
-    waiting(c, &format!("{to} to lead"), |report| {
-        c.block_on(cl.transfer_leadership(to, wait, report))
+    let args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
+    c.mutate("raft::transfer_leadership", Some(to), args, || {
+        waiting(c, &format!("{to} to lead"), |report| {
+            c.block_on(cl.transfer_leadership(to, wait, report))
+        })
     })
 }
 

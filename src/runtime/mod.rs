@@ -6,13 +6,15 @@
 //! tokio runtime's handle for each cluster call; that thread is never a tokio worker.
 
 pub mod embedded;
+pub mod interrupt;
+pub mod journal;
 pub mod output;
 pub mod report;
 mod resolver;
 pub mod value;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -92,6 +94,10 @@ pub fn throw(e: OpError) -> Box<EvalAltResult> {
     match e {
         OpError::Usage(m) => ScriptStop::usage(m),
         OpError::Failed(m) => fail(m),
+        // Not catchable by `try`: Ctrl-C ends the run, it is not an error a script may swallow.
+        OpError::Interrupted => {
+            EvalAltResult::ErrorTerminated("interrupted".into(), Position::NONE).into()
+        }
     }
 }
 
@@ -131,6 +137,10 @@ pub struct Ctx {
     pub cluster: Option<Arc<Cluster>>,
     pub out: Output,
     pub settings: Settings,
+    pub interrupt: interrupt::Interrupt,
+    pub journal: journal::Journal,
+    /// Nodes this run changed (drained, stopped, installed, started...), reported if the run ends early.
+    pub touched: RefCell<BTreeSet<String>>,
 }
 
 impl Ctx {
@@ -143,9 +153,52 @@ impl Ctx {
         })
     }
 
-    /// Runs a cluster call to completion from the script thread.
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+    /// A context with no cluster, journal or signal handling (`check`, `functions`, unit tests).
+    pub fn bare(rt: tokio::runtime::Handle) -> Ctx {
+        Ctx {
+            rt,
+            cluster: None,
+            out: Output::new(),
+            settings: Settings::default(),
+            interrupt: interrupt::Interrupt::new(),
+            journal: journal::Journal::off(),
+            touched: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// Runs a cluster call to completion from the script thread; Ctrl-C abandons it unless a node is
+    /// between stop and start.
+    pub fn block_on<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, OpError>>,
+    ) -> Result<T, OpError> {
+        let interrupt = self.interrupt.clone();
+        self.rt.block_on(async move {
+            tokio::select! {
+                biased;
+                r = f => r,
+                _ = interrupt.stopped() => Err(OpError::Interrupted),
+            }
+        })
+    }
+
+    /// Runs a mutating call: journaled with its arguments and result, and its node remembered as touched.
+    pub fn mutate<T>(
+        &self,
+        op: &str,
+        node: Option<&str>,
+        args: serde_json::Value,
+        f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
+    ) -> Result<T, Box<EvalAltResult>> {
+        if let Some(n) = node {
+            self.touched.borrow_mut().insert(n.to_string());
+        }
+        let started = std::time::Instant::now();
+        let result = f();
+        let error = result.as_ref().err().map(|e| report::short(e));
+        self.journal
+            .record(op, node, args, error.as_deref(), started.elapsed());
+        result
     }
 }
 
@@ -194,6 +247,13 @@ impl Runtime {
             )
         });
         engine.set_module_resolver(resolver::Resolver::new(sources.clone()));
+        // Ctrl-C terminates the script at its next operation unless a node is between stop and start.
+        let interrupt = ctx.interrupt.clone();
+        engine.on_progress(move |_| {
+            interrupt
+                .should_stop()
+                .then(|| Dynamic::from("interrupted"))
+        });
         let docs = api::register(&mut engine, &ctx);
         Runtime {
             engine,

@@ -1,0 +1,203 @@
+//! The audit journal: one JSON line per mutating call (who, when, which script and its SHA-256, the
+//! cluster, the operation, node and arguments, the result and how long it took), appended to a file the
+//! operator can keep. Default: `$XDG_STATE_HOME/neumann-script/journal.jsonl`, else
+//! `~/.local/state/neumann-script/journal.jsonl`; `--journal FILE` chooses another.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Where the journal goes by default, if the environment names a home.
+pub fn default_path() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".local/state")
+        }
+    };
+    Some(base.join("neumann-script").join("journal.jsonl"))
+}
+
+/// `2026-11-25T03:40:00Z` from unix seconds.
+pub fn rfc3339(unix: f64) -> String {
+    let secs = unix.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Appends records for one run.
+pub struct Journal {
+    file: Option<Mutex<File>>,
+    path: Option<PathBuf>,
+    context: Value,
+}
+
+impl Journal {
+    /// A journal that records nothing (the embedded simulator without `--journal`, `check`, `functions`).
+    pub fn off() -> Journal {
+        Journal {
+            file: None,
+            path: None,
+            context: Value::Null,
+        }
+    }
+
+    /// Opens (creating directories) the journal at `path` for a run of `script` against `cluster`.
+    pub fn open(
+        path: &Path,
+        script: &str,
+        script_text: &str,
+        cluster: &str,
+    ) -> Result<Journal, String> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!(
+                    "cannot create the journal's directory `{}`: {e}",
+                    dir.display()
+                )
+            })?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open the journal `{}`: {e}", path.display()))?;
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        Ok(Journal {
+            file: Some(Mutex::new(file)),
+            path: Some(path.to_path_buf()),
+            context: json!({
+                "user": user,
+                "host": host,
+                "pid": std::process::id(),
+                "script": script,
+                "script_sha256": sha256_hex(script_text),
+                "cluster": cluster,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Records one mutating call. A failure to write is reported once per call on stderr and does not stop
+    /// the run: the operation already happened, and stopping now would not undo it.
+    pub fn record(
+        &self,
+        op: &str,
+        node: Option<&str>,
+        args: Value,
+        error: Option<&str>,
+        took: Duration,
+    ) {
+        let Some(file) = &self.file else { return };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mut rec = json!({
+            "time": rfc3339(now),
+            "ts": now,
+            "op": op,
+            "node": node,
+            "args": args,
+            "result": if error.is_some() { "error" } else { "ok" },
+            "error": error,
+            "duration_ms": took.as_millis() as u64,
+        });
+        if let (Value::Object(r), Value::Object(c)) = (&mut rec, &self.context) {
+            for (k, v) in c {
+                r.insert(k.clone(), v.clone());
+            }
+        }
+        let line = format!("{rec}\n");
+        let written = file
+            .lock()
+            .map_err(|_| "lock poisoned".to_string())
+            .and_then(|mut f| f.write_all(line.as_bytes()).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!(
+                "warning: could not append to the journal `{}`: {e}",
+                self.path.as_deref().unwrap_or(Path::new("?")).display()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400.0), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_568_400.0), "2026-11-25T01:00:00Z");
+        assert_eq!(rfc3339(1_795_570_845.9), "2026-11-25T01:40:45Z");
+    }
+
+    #[test]
+    fn records_are_json_lines_with_the_run_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/journal.jsonl");
+        let j = Journal::open(&path, "up.rhai", "print(1)", "c.toml").unwrap();
+        j.record(
+            "node::drain",
+            Some("node2"),
+            json!({"id": "node2"}),
+            None,
+            Duration::from_millis(12),
+        );
+        j.record(
+            "node::stop",
+            Some("node2"),
+            json!({}),
+            Some("boom"),
+            Duration::ZERO,
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["op"], "node::drain");
+        assert_eq!(lines[0]["result"], "ok");
+        assert_eq!(lines[0]["duration_ms"], 12);
+        assert_eq!(lines[0]["script_sha256"], sha256_hex("print(1)"));
+        assert_eq!(lines[1]["error"], "boom");
+    }
+}
