@@ -31,6 +31,9 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Err(e) => {
             match &e {
                 Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
+                Error::Interrupted => eprintln!(
+                    "interrupted: stopped at a safe point (state above); re-run to continue, nodes already done are skipped"
+                ),
                 other => eprintln!("error: {other}"),
             }
             e.exit_code()

@@ -74,6 +74,83 @@ impl Cluster {
         })
     }
 
+    fn post(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.control);
+        self.rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "POST {url}: {}", resp.status());
+            resp.json::<Value>().await.unwrap()
+        })
+    }
+
+    /// Injects a fault through the control API (`crash`, `hang`, `partition`, `heal`, ...).
+    pub fn inject(&self, node: &str, kind: &str) {
+        self.post(
+            "/sim/fault",
+            serde_json::json!({ "node": node, "kind": kind }),
+        );
+    }
+
+    /// Runs a host-side command on a simulated node, as an operator would by hand.
+    pub fn host(&self, node: &str, action: &str) {
+        let out = self.post(&format!("/sim/host/{node}/{action}"), serde_json::json!({}));
+        assert_eq!(out["status"], 0, "{action} {node}: {out}");
+    }
+
+    /// Waits until the event log has an event of `kind` for `node`.
+    pub fn wait_for_event(&self, kind: &str, node: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self
+            .events()
+            .iter()
+            .any(|e| e.kind == kind && e.node.as_deref() == Some(node))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{kind}` event for {node} within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Starts the binary in the background (for faults and signals mid-run).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(BIN)
+            .current_dir(self.dir.path())
+            .env_remove("NEUMANN_CLUSTER")
+            .env("HOME", self.dir.path())
+            .env("TERM", "dumb")
+            .arg("--cluster")
+            .arg(&self.inventory)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Members whose state is not "up" or that are unhealthy, as (id, state).
+    pub fn not_up(&self) -> Vec<(String, String)> {
+        let out = self.run(&["--format", "json", "-e", "cluster::members()"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let members: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        members
+            .iter()
+            .filter(|m| m["state"] != "up" || m["healthy"] != true)
+            .map(|m| {
+                (
+                    m["id"].as_str().unwrap_or("").to_string(),
+                    m["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub fn stats(&self) -> SimStats {
         serde_json::from_value(self.get("/sim/stats")).unwrap()
     }
@@ -133,6 +210,15 @@ pub fn text(b: &[u8]) -> String {
 }
 
 /// Asserts the exit code and returns (stdout, stderr).
+/// Sends SIGINT to a child, as Ctrl-C in its terminal would.
+pub fn sigint(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
 pub fn expect(out: &Output, code: i32) -> (String, String) {
     let (o, e) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(

@@ -264,6 +264,9 @@ pub fn short(e: &EvalAltResult) -> String {
     {
         cur = inner;
     }
+    if let EvalAltResult::ErrorTerminated(..) = cur {
+        return "interrupted".into();
+    }
     bare_message(cur)
         .lines()
         .next()

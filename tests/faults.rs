@@ -1,0 +1,324 @@
+//! The fault matrix: each fault the simulator can inject, at each phase of the rolling upgrade it applies
+//! to, judged by the cluster's own record. Plus Ctrl-C and the audit journal.
+
+use crate::support::{expect, sigint, text, Cluster};
+
+/// Short timeouts so a fault is noticed in seconds, not the minutes a real cluster deserves.
+const FAST: &[&str] = &[
+    "--yes",
+    "--set",
+    "healthy_timeout_secs=2",
+    "--set",
+    "rejoin_timeout_secs=4",
+    "--set",
+    "catchup_timeout_secs=3",
+    "rolling_upgrade.rhai",
+    "0.11.0",
+];
+
+enum When {
+    /// Injected before the run starts.
+    Before,
+    /// Injected as soon as the event log shows (kind, node).
+    After(&'static str, &'static str),
+}
+
+/// Runs the upgrade with `fault` on `node`, then checks: the exit code, the message naming the node,
+/// the invariants, nothing left down without the message saying so, and a re-run after heal finishing.
+fn scenario(nodes: usize, fault: &str, node: &str, when: When, exit: i32) {
+    let c = Cluster::start(nodes, "0.10.4");
+    let out = match when {
+        When::Before => {
+            c.inject(node, fault);
+            c.run(FAST)
+        }
+        When::After(kind, at) => {
+            let child = c.spawn(FAST);
+            c.wait_for_event(kind, at);
+            c.inject(node, fault);
+            child.wait_with_output().unwrap()
+        }
+    };
+    let (_, stderr) = expect(&out, exit);
+    if exit == 3 {
+        assert!(stderr.contains("stopped safely:"), "{stderr}");
+        let stop = stderr
+            .lines()
+            .find(|l| l.starts_with("stopped safely:"))
+            .unwrap_or_default();
+        assert!(
+            stop.contains(node),
+            "the stop message should name {node}: {stop}"
+        );
+    }
+
+    let st = c.stats();
+    assert_eq!(st.lost_committed_writes, 0, "{st:?}");
+    assert!(st.max_leaders_in_a_term <= 1, "{st:?}");
+    let quorum = nodes / 2 + 1;
+    assert!(st.min_healthy_seen as usize >= quorum, "{st:?}");
+    for (id, state) in c.not_up() {
+        assert!(
+            stderr.contains(&id),
+            "{id} is {state} and the output never says so:\n{stderr}"
+        );
+    }
+
+    c.inject(node, "heal");
+    if fault == "crash" {
+        c.host(node, "start");
+    }
+    let (_, stderr) = expect(
+        &c.run(&[
+            "--yes",
+            "--set",
+            "healthy_timeout_secs=30",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ]),
+        0,
+    );
+    assert!(
+        c.versions().values().all(|v| v == "0.11.0"),
+        "after the re-run:\n{stderr}"
+    );
+}
+
+// Before the run: the pre-upgrade checks refuse, or the first node's upgrade stops safely.
+#[test]
+fn crash_before_start() {
+    scenario(3, "crash", "node2", When::Before, 3);
+}
+#[test]
+fn hang_before_start() {
+    scenario(3, "hang", "node2", When::Before, 3);
+}
+#[test]
+fn partition_before_start() {
+    scenario(3, "partition", "node2", When::Before, 3);
+}
+#[test]
+fn slow_catchup_on_the_first_follower() {
+    scenario(3, "slow_catchup", "node2", When::Before, 3);
+}
+#[test]
+fn failed_install_on_the_first_follower() {
+    scenario(3, "fail_install", "node2", When::Before, 3);
+}
+#[test]
+fn flaky_admin_api_does_not_stop_the_upgrade() {
+    scenario(3, "flaky", "node2", When::Before, 0);
+}
+
+// On a follower mid-upgrade: node2 is restarting when the next follower, node3, breaks.
+#[test]
+fn crash_of_the_next_follower_mid_upgrade() {
+    scenario(5, "crash", "node3", When::After("start", "node2"), 3);
+}
+#[test]
+fn hang_of_the_next_follower_mid_upgrade() {
+    scenario(5, "hang", "node3", When::After("start", "node2"), 3);
+}
+#[test]
+fn partition_of_the_next_follower_mid_upgrade() {
+    scenario(5, "partition", "node3", When::After("start", "node2"), 3);
+}
+#[test]
+fn failed_install_on_the_next_follower_mid_upgrade() {
+    scenario(5, "fail_install", "node3", When::After("start", "node2"), 3);
+}
+#[test]
+fn slow_catchup_on_the_next_follower_mid_upgrade() {
+    scenario(5, "slow_catchup", "node3", When::After("start", "node2"), 3);
+}
+#[test]
+fn the_upgraded_node_crashes_while_starting_and_is_put_back() {
+    scenario(5, "crash", "node2", When::After("start", "node2"), 3);
+}
+
+// On the leader around the hand-over: the last follower is restarting when the leader breaks.
+#[test]
+fn crash_of_the_leader_before_transfer() {
+    scenario(5, "crash", "node1", When::After("start", "node5"), 3);
+}
+#[test]
+fn hang_of_the_leader_before_transfer() {
+    scenario(5, "hang", "node1", When::After("start", "node5"), 3);
+}
+#[test]
+fn partition_of_the_leader_before_transfer() {
+    scenario(5, "partition", "node1", When::After("start", "node5"), 3);
+}
+#[test]
+fn failed_install_on_the_old_leader() {
+    scenario(5, "fail_install", "node1", When::After("start", "node5"), 3);
+}
+#[test]
+fn flaky_leader_does_not_stop_the_upgrade() {
+    scenario(5, "flaky", "node1", When::After("start", "node5"), 0);
+}
+
+#[test]
+fn the_failed_install_message_says_the_node_is_back_on_its_old_version() {
+    let c = Cluster::start(3, "0.10.4");
+    c.inject("node2", "fail_install");
+    let (_, stderr) = expect(&c.run(FAST), 3);
+    assert!(
+        stderr.contains(
+            "node2: install failed: `cargo install neumann --version 0.11.0` exited with status"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("node2 was started again on 0.10.4 and has rejoined"),
+        "{stderr}"
+    );
+    assert_eq!(c.versions()["node2"], "0.10.4");
+    assert_eq!(c.not_up(), vec![]);
+    assert_eq!(c.stats().client_writes_failed, 0);
+}
+
+/// Real-time-ish, so an install lasts 1.5 s: long enough to press Ctrl-C in the middle of it.
+fn slow_cluster() -> Cluster {
+    Cluster::with(neumann_script::sim::SimConfig {
+        speed: 2.0,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn ctrl_c_during_an_install_finishes_the_restart_then_exits_130() {
+    let c = slow_cluster();
+    let child = c.spawn(&["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    // `stop` is logged as the node goes down; its install follows and lasts 1.5 s at this speed.
+    c.wait_for_event("stop", "node2");
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = expect(&out, 130);
+    assert!(
+        stderr.contains("interrupted: finishing the restart of node2 first"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("state now:"), "{stderr}");
+    // node2 was not left stopped: it was started before the run ended.
+    let kinds: Vec<(String, String)> = c.events_of(&["stop", "start"]);
+    assert_eq!(
+        kinds.last(),
+        Some(&("start".to_string(), "node2".to_string())),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.iter().any(|(_, n)| n == "node3"),
+        "stopped at the next safe point, not later: {kinds:?}"
+    );
+    assert_eq!(c.stats().client_writes_failed, 0);
+}
+
+#[test]
+fn ctrl_c_cancels_a_blocked_wait() {
+    let c = Cluster::start(3, "0.10.4");
+    c.inject("node2", "slow_catchup");
+    let child = c.spawn(&[
+        "--yes",
+        "--set",
+        "catchup_timeout_secs=600",
+        "rolling_upgrade.rhai",
+        "0.11.0",
+    ]);
+    c.wait_for_event("rejoined", "node2");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = std::time::Instant::now();
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = expect(&out, 130);
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert!(
+        stderr.contains("node2 to catch up (lag <= 100 ms): interrupted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("node2 (changed by this run)"), "{stderr}");
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_says_what_it_leaves() {
+    let c = slow_cluster();
+    let child = c.spawn(&["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    // `stop` is logged as the node goes down; its install follows and lasts 1.5 s at this speed.
+    c.wait_for_event("stop", "node2");
+    sigint(&child);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = expect(&out, 130);
+    assert!(stderr.contains("leaving node2 STOPPED"), "{stderr}");
+}
+
+#[test]
+fn the_journal_records_every_mutating_call() {
+    let c = Cluster::start(3, "0.10.4");
+    let (_, stderr) = expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    // The default journal lives under the user's state directory (HOME is the test's temp dir).
+    let path = c
+        .dir
+        .path()
+        .join(".local/state/neumann-script/journal.jsonl");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{stderr}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stock = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/rolling_upgrade.rhai"
+    ))
+    .unwrap();
+    let sha = neumann_script::runtime::journal::sha256_hex(&stock);
+    for l in &lines {
+        assert_eq!(l["script"], "<stock>/rolling_upgrade.rhai");
+        assert_eq!(l["script_sha256"], sha.as_str());
+        assert_eq!(l["result"], "ok", "{l}");
+        assert!(l["time"].as_str().unwrap().ends_with('Z'));
+    }
+    for node in ["node1", "node2", "node3"] {
+        let ops: Vec<&str> = lines
+            .iter()
+            .filter(|l| l["node"] == node)
+            .filter_map(|l| l["op"].as_str())
+            .collect();
+        for op in ["node::drain", "node::stop", "node::install", "node::start"] {
+            assert!(ops.contains(&op), "{node}: {op} missing from {ops:?}");
+        }
+    }
+    let install = lines.iter().find(|l| l["op"] == "node::install").unwrap();
+    assert_eq!(install["args"]["version"], "0.11.0");
+    assert!(lines.iter().any(|l| l["op"] == "raft::transfer_leadership"));
+
+    // --journal chooses the file; a failed call is recorded with its error.
+    let j = c.dir.path().join("j.jsonl");
+    expect(
+        &c.run(&[
+            "--journal",
+            j.to_str().unwrap(),
+            "-e",
+            "node::install(\"node2\", \"0.11.9\")",
+        ]),
+        1,
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(text(&std::fs::read(&j).unwrap()).trim()).unwrap();
+    assert_eq!(
+        (line["op"].as_str(), line["result"].as_str()),
+        (Some("node::install"), Some("error"))
+    );
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not find `neumann`"),
+        "{line}"
+    );
+}
