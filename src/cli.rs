@@ -61,6 +61,10 @@ struct Args {
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     sim_speed: f64,
 
+    /// With --sim: nodes running this version misbehave like a broken release (repeatable)
+    #[arg(long = "sim-bad-version", value_name = "V")]
+    sim_bad_versions: Vec<String>,
+
     /// Set a script option read with `option(NAME, default)` (repeatable)
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
@@ -139,6 +143,7 @@ pub enum Target {
         nodes: usize,
         version: Version,
         speed: f64,
+        bad_versions: Vec<Version>,
     },
 }
 
@@ -191,6 +196,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "-e",
     "--eval",
     "--sim-speed",
+    "--sim-bad-version",
     "--journal",
 ];
 
@@ -314,10 +320,16 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
     let target = match &args.sim {
         Some(spec) => {
             let (nodes, version) = parse_sim_spec(spec).map_err(usage)?;
+            let bad_versions = args
+                .sim_bad_versions
+                .iter()
+                .map(|v| parse_version(v).map_err(|e| usage(format!("--sim-bad-version: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
             Target::Sim {
                 nodes,
                 version,
                 speed: args.sim_speed,
+                bad_versions,
             }
         }
         None => Target::Inventory(args.cluster.clone()),
@@ -429,7 +441,8 @@ mod tests {
             Target::Sim {
                 nodes: 3,
                 version: Version::new(0, 10, 4),
-                speed: 1.0
+                speed: 1.0,
+                bad_versions: vec![]
             }
         );
         assert_eq!(script, "rolling_upgrade.rhai");
@@ -444,7 +457,8 @@ mod tests {
             Target::Sim {
                 nodes: 5,
                 version: Version::new(0, 9, 2),
-                speed: 20.0
+                speed: 20.0,
+                bad_versions: vec![]
             }
         );
         let (r, ..) = run("--sim=11 x.rhai");

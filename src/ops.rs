@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::admin::prom::Scrape;
 use crate::admin::{AdminClient, AdminError};
+use crate::cluster::figures::{figures, Figures};
 use crate::cluster::types::member_problem;
 use crate::cluster::{ClusterHealth, Member, NodeHealth, RaftStatus};
 use crate::host::{ExecOutput, HostOp, Hosts};
@@ -511,6 +512,46 @@ impl Cluster {
                 "{id}: scrape failed: /metrics is not Prometheus text: {e}"
             ))
         })
+    }
+
+    /// Scrapes several nodes at once (at most `FAN_OUT` in flight), in the order given.
+    pub async fn scrape_many(&self, ids: &[String]) -> OpResult<Vec<Scrape>> {
+        use futures_util::StreamExt;
+        let results: Vec<OpResult<Scrape>> = futures_util::stream::iter(ids.iter())
+            .map(|id| self.scrape(id))
+            .buffered(crate::admin::FAN_OUT)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// The canary figures of `group[0]` and, when more ids are given, of the rest as one baseline: every
+    /// node scraped at the start and at the end of `window`, all at once.
+    pub async fn sample(
+        &self,
+        canary: &str,
+        baseline: &[String],
+        window: Duration,
+    ) -> OpResult<(Figures, Option<Figures>)> {
+        let mut ids = vec![canary.to_string()];
+        ids.extend(baseline.iter().cloned());
+        for id in &ids {
+            self.node(id)?;
+        }
+        if baseline.iter().any(|b| b == canary) {
+            return Err(OpError::Usage(format!(
+                "metrics: the canary `{canary}` cannot be part of its own baseline"
+            )));
+        }
+        let before = self.scrape_many(&ids).await?;
+        let started = Instant::now();
+        tokio::time::sleep(window).await;
+        let after = self.scrape_many(&ids).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let pairs: Vec<(&Scrape, &Scrape)> = before.iter().zip(after.iter()).collect();
+        let canary_figures = figures(&pairs[..1], secs);
+        let baseline_figures = (pairs.len() > 1).then(|| figures(&pairs[1..], secs));
+        Ok((canary_figures, baseline_figures))
     }
 
     /// Every member's problem, for messages.

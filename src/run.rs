@@ -121,11 +121,13 @@ fn with_cluster(
             nodes,
             version,
             speed,
+            bad_versions,
         } => {
             let cfg = SimConfig {
                 nodes: *nodes,
                 version: version.clone(),
                 speed: *speed,
+                bad_versions: bad_versions.clone(),
                 ..SimConfig::default()
             };
             let s = tokio

@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, ImmutableString, Map, Module};
+use std::time::Instant;
 
-use super::{Builder, FnDoc, RhaiResult};
+use rhai::{Array, Dynamic, Engine, FnPtr, ImmutableString, Map, Module, NativeCallContext};
+
+use super::{secs, waiting, Builder, FnDoc, RhaiResult};
 use crate::admin::prom::Scrape;
+use crate::cluster::figures::{figures, ratio, Figures};
+use crate::runtime::output::human_duration;
 use crate::runtime::{fail, throw, Ctx};
 
 /// One scrape of one node: `m.value(name)`, `m.value(name, labels)`, `m.names()`, `m.quantile(h, q)`.
@@ -110,5 +114,107 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             Ok(Metrics { node: id.to_string(), scrape: Arc::new(scrape) })
         },
     );
+    let c = ctx.clone();
+    b.add(
+        "sample",
+        &["id: String", "window: float"],
+        "Map",
+        "The canary figures of one node over `window` seconds (two scrapes, counter resets handled): #{error_rate (aborts / (commits + aborts)), latency_p99_ms, replication_lag_ms, memory_bytes, tx_per_sec}.",
+        move |id: ImmutableString, window: Dynamic| -> RhaiResult<Map> {
+            let w = secs(&window, "window")?;
+            let cl = c.cluster()?;
+            let (f, _) = waiting(&c, &format!("a {} sample of {id}", human_duration(w)), |_| c.block_on(cl.sample(&id, &[], w)))?;
+            Ok(figures_map(&f))
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "compare",
+        &["canary: String", "baseline: String|Array", "window: float"],
+        "Map",
+        "The canary's figures against a baseline (one id or an array of ids, aggregated) over the same `window` seconds, every node scraped at once: a map per figure of #{canary, baseline, ratio}; ratio is () when the baseline is 0 and the canary is not.",
+        move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
+            let w = secs(&window, "window")?;
+            let ids = ids_of(&baseline)?;
+            let cl = c.cluster()?;
+            let label = format!("{} of {canary} against {}", human_duration(w), ids.join(", "));
+            let (cf, bf) = waiting(&c, &label, |_| c.block_on(cl.sample(&canary, &ids, w)))?;
+            let bf = bf.ok_or_else(|| fail("metrics::compare: the baseline names no node"))?;
+            Ok(Figures::NAMES
+                .iter()
+                .map(|name| {
+                    let (cv, bv) = (cf.get(name), bf.get(name));
+                    let mut m = Map::new();
+                    m.insert("canary".into(), Dynamic::from(cv));
+                    m.insert("baseline".into(), Dynamic::from(bv));
+                    m.insert("ratio".into(), ratio(cv, bv).map_or(Dynamic::UNIT, Dynamic::from));
+                    ((*name).into(), Dynamic::from_map(m))
+                })
+                .collect())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "watch",
+        &["id: String", "duration: float", "interval: float", "callback: Fn"],
+        "int",
+        "Calls `callback(sample)` every `interval` seconds for `duration` seconds with the node's figures over that interval (as `sample` returns them); the callback returning false stops early. Returns how many samples were taken.",
+        move |nc: NativeCallContext, id: ImmutableString, duration: Dynamic, interval: Dynamic, callback: FnPtr| -> RhaiResult<i64> {
+            let d = secs(&duration, "duration")?;
+            let every = secs(&interval, "interval")?;
+            if every.is_zero() {
+                return Err(fail("metrics::watch: the interval must be above 0 seconds"));
+            }
+            let cl = c.cluster()?;
+            c.out.info(&format!("watching {id} every {} for {}", human_duration(every), human_duration(d)));
+            let deadline = Instant::now() + d;
+            let mut before = c.block_on(cl.scrape(&id)).map_err(throw)?;
+            let mut count = 0;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
+                let started = Instant::now();
+                let wait = every.min(left);
+                c.block_on(async move {
+                    tokio::time::sleep(wait).await;
+                    Ok(())
+                })
+                .map_err(throw)?;
+                let after = c.block_on(cl.scrape(&id)).map_err(throw)?;
+                let f = figures(&[(&before, &after)], started.elapsed().as_secs_f64());
+                count += 1;
+                let go_on = callback.call_within_context::<Dynamic>(&nc, (figures_map(&f),))?;
+                if go_on.as_bool() == Ok(false) {
+                    break;
+                }
+                before = after;
+            }
+            Ok(count)
+        },
+    );
     b.build()
+}
+
+/// Figures as the map scripts see.
+pub fn figures_map(f: &Figures) -> Map {
+    Figures::NAMES
+        .iter()
+        .map(|n| ((*n).into(), Dynamic::from(f.get(n))))
+        .collect()
+}
+
+/// One id or an array of ids.
+fn ids_of(v: &Dynamic) -> RhaiResult<Vec<String>> {
+    if v.is_string() {
+        return Ok(vec![v.to_string()]);
+    }
+    if let Some(a) = v.read_lock::<Array>() {
+        let ids: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+        if ids.is_empty() {
+            return Err(fail("metrics::compare: the baseline names no node"));
+        }
+        return Ok(ids);
+    }
+    Err(fail(format!(
+        "metrics::compare: the baseline must be a node id or an array of ids, not {}",
+        v.type_name()
+    )))
 }

@@ -1,6 +1,7 @@
 //! The cluster model: typed values scripts see, and the runbook's policy rules (quorum, skew, upgrade path).
 //! Pure data and rules; nothing here does I/O.
 
+pub mod figures;
 pub mod policy;
 pub mod types;
 
