@@ -2,6 +2,7 @@
 
 mod support;
 
+mod canary;
 mod cli;
 mod faults;
 mod runbooks;

@@ -96,6 +96,14 @@ impl Cluster {
         );
     }
 
+    /// Marks a schema change or a feature in use, as a newer release would (the rollback limits).
+    pub fn mark_rollback_limit(&self, kind: &str, detail: &str, since: &str) {
+        self.post(
+            "/sim/rollback_limit",
+            serde_json::json!({ "kind": kind, "detail": detail, "since": since }),
+        );
+    }
+
     /// Runs a host-side command on a simulated node, as an operator would by hand.
     pub fn host(&self, node: &str, action: &str) {
         let out = self.post(&format!("/sim/host/{node}/{action}"), serde_json::json!({}));

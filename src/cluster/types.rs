@@ -167,6 +167,34 @@ pub struct NodeHealth {
     pub joined: bool,
     #[serde(default)]
     pub error: Option<String>,
+    /// Schema changes applied and features used, cluster-wide (what forbids rolling back below `since`).
+    #[serde(default)]
+    pub rollback_limits: Vec<RollbackLimit>,
+}
+
+/// One of the runbook's rollback limitations, as the cluster reports it in `/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackLimit {
+    /// "schema" | "feature".
+    pub kind: String,
+    pub detail: String,
+    /// The version that applied the change; rolling back below it is unsafe.
+    pub since: String,
+}
+
+impl ToRhai for Vec<RollbackLimit> {
+    fn to_rhai(&self) -> Dynamic {
+        self.iter()
+            .map(|l| {
+                let mut m = Map::new();
+                m.insert("kind".into(), l.kind.clone().into());
+                m.insert("detail".into(), l.detail.clone().into());
+                m.insert("since".into(), l.since.clone().into());
+                Dynamic::from_map(m)
+            })
+            .collect::<Array>()
+            .into()
+    }
 }
 
 fn yes() -> bool {
@@ -215,6 +243,8 @@ pub struct ClusterHealth {
     pub paused: bool,
     /// Why the cluster is not healthy; empty when it is.
     pub problems: Vec<String>,
+    /// Schema changes applied and features used (from the leader's `/health`): the runbook's rollback limits.
+    pub rollback_limits: Vec<RollbackLimit>,
 }
 record!(
     ClusterHealth,
@@ -229,7 +259,8 @@ record!(
         healthy_members,
         quorum,
         paused,
-        problems
+        problems,
+        rollback_limits
     ]
 );
 
@@ -290,6 +321,7 @@ impl ClusterHealth {
             quorum,
             paused: view.paused,
             problems,
+            rollback_limits: view.rollback_limits.clone(),
         }
     }
 }

@@ -2,15 +2,23 @@
 //! Copies on disk win over these (see `resolver`), so teams can edit without recompiling.
 
 /// Stock runbooks, by file name.
-pub const SCRIPTS: &[(&str, &str)] = &[(
-    "rolling_upgrade.rhai",
-    include_str!("../../scripts/rolling_upgrade.rhai"),
-)];
+pub const SCRIPTS: &[(&str, &str)] = &[
+    (
+        "canary_upgrade.rhai",
+        include_str!("../../scripts/canary_upgrade.rhai"),
+    ),
+    ("rollback.rhai", include_str!("../../scripts/rollback.rhai")),
+    (
+        "rolling_upgrade.rhai",
+        include_str!("../../scripts/rolling_upgrade.rhai"),
+    ),
+];
 
 /// Stdlib modules, by import name.
 pub const STDLIB: &[(&str, &str)] = &[
     ("cli", include_str!("../../stdlib/cli.rhai")),
     ("preflight", include_str!("../../stdlib/preflight.rhai")),
+    ("rolling", include_str!("../../stdlib/rolling.rhai")),
     ("upgrade", include_str!("../../stdlib/upgrade.rhai")),
 ];
 

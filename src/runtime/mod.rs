@@ -216,6 +216,7 @@ pub fn strip_shebang(text: &str) -> String {
 
 /// One engine with the script API, ready to run scripts, snippets or checks.
 pub struct Runtime {
+    script_dir: Rc<RefCell<Option<std::path::PathBuf>>>,
     engine: Engine,
     ctx: Rc<Ctx>,
     sources: Rc<Sources>,
@@ -246,7 +247,8 @@ impl Runtime {
                 pos.line().unwrap_or(0)
             )
         });
-        engine.set_module_resolver(resolver::Resolver::new(sources.clone()));
+        let script_dir = Rc::new(RefCell::new(None));
+        engine.set_module_resolver(resolver::Resolver::new(sources.clone(), script_dir.clone()));
         // Ctrl-C terminates the script at its next operation unless a node is between stop and start.
         let interrupt = ctx.interrupt.clone();
         engine.on_progress(move |_| {
@@ -256,6 +258,7 @@ impl Runtime {
         });
         let docs = api::register(&mut engine, &ctx);
         Runtime {
+            script_dir,
             engine,
             ctx,
             sources,
@@ -291,6 +294,17 @@ impl Runtime {
 
     fn compile(&self, name: &str, text: &str) -> Result<rhai::AST, Error> {
         self.sources.add(name, text);
+        if !name.starts_with('<') {
+            let dir = std::path::Path::new(name)
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            *self.script_dir.borrow_mut() = Some(if dir.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                dir
+            });
+        }
         let mut ast = self
             .engine
             .compile_with_scope(&self.scope(), strip_shebang(text))

@@ -16,14 +16,27 @@ use super::Sources;
 pub struct Resolver {
     cache: RefCell<HashMap<String, SharedModule>>,
     sources: Rc<Sources>,
+    /// The directory of the script being run: its copies win for every import, including imports made
+    /// by embedded stdlib modules, so a team's edited `upgrade.rhai` beside its script is the one used.
+    script_dir: Rc<RefCell<Option<PathBuf>>>,
 }
 
 impl Resolver {
-    pub fn new(sources: Rc<Sources>) -> Resolver {
+    pub fn new(sources: Rc<Sources>, script_dir: Rc<RefCell<Option<PathBuf>>>) -> Resolver {
         Resolver {
             cache: RefCell::new(HashMap::new()),
             sources,
+            script_dir,
         }
+    }
+
+    /// Where `path` would be read from: beside the importing file, then beside the script being run.
+    fn find(&self, source: Option<&str>, path: &str) -> Option<PathBuf> {
+        Resolver::locate(source, path).or_else(|| {
+            let dir = self.script_dir.borrow().clone()?;
+            let as_source = dir.join("script.rhai");
+            Resolver::locate(as_source.to_str(), path)
+        })
     }
 
     /// Where `path` would be read from, given the importing script's source name.
@@ -68,7 +81,7 @@ impl ModuleResolver for Resolver {
         pos: Position,
     ) -> Result<SharedModule, Box<EvalAltResult>> {
         let name = path.trim_end_matches(".rhai");
-        let (key, text) = match Resolver::locate(source, path) {
+        let (key, text) = match self.find(source, path) {
             Some(file) => {
                 let text = std::fs::read_to_string(&file).map_err(|e| {
                     EvalAltResult::ErrorInModule(

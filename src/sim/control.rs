@@ -10,7 +10,7 @@ use axum::Json;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::model::{CommandOutput, ProcessState, StartOutcome};
+use super::model::{CommandOutput, ProcessState, RollbackLimit, StartOutcome};
 use super::net::KillableListener;
 use super::server::{json_error, method_not_allowed, not_found};
 use super::{FaultKind, Shared};
@@ -20,6 +20,7 @@ pub async fn serve(shared: Shared, listener: KillableListener) {
         .route("/sim/stats", get(stats))
         .route("/sim/events", get(events))
         .route("/sim/fault", post(fault))
+        .route("/sim/rollback_limit", post(rollback_limit))
         .route("/sim/host/{node}/{action}", post(host))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -95,6 +96,37 @@ fn inject_fault(shared: &Shared, body: &[u8]) -> Result<(), Refusal> {
         .ok_or_else(|| (404, format!("unknown node `{node}`")))?;
     m.inject(i, kind);
     Ok(())
+}
+
+/// `POST /sim/rollback_limit {"kind": "schema" | "feature", "detail": "...", "since": "0.11.0"}`.
+async fn rollback_limit(State(shared): State<Shared>, body: Bytes) -> Response {
+    const EXPECTED: &str = r#"{"kind": "schema", "detail": "table v2", "since": "0.11.0"}"#;
+    let parsed = (|| -> Result<RollbackLimit, Refusal> {
+        let map = parse_object(&body, EXPECTED)?;
+        let kind = string_field(&map, "kind", EXPECTED)?;
+        if kind != "schema" && kind != "feature" {
+            return Err((
+                400,
+                format!("unknown kind `{kind}`: expected schema or feature"),
+            ));
+        }
+        let detail = string_field(&map, "detail", EXPECTED)?;
+        let since = string_field(&map, "since", EXPECTED)?;
+        semver::Version::parse(since.trim())
+            .map_err(|e| (400, format!("`{since}` is not a semver version: {e}")))?;
+        Ok(RollbackLimit {
+            kind: kind.to_string(),
+            detail: detail.to_string(),
+            since: since.trim().to_string(),
+        })
+    })();
+    match parsed {
+        Ok(limit) => {
+            shared.lock().add_rollback_limit(limit);
+            Json(json!({ "ok": true })).into_response()
+        }
+        Err(r) => refuse(r),
+    }
 }
 
 async fn fault(State(shared): State<Shared>, body: Bytes) -> Response {

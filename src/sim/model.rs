@@ -256,6 +256,7 @@ pub enum StartOutcome {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Health {
+    pub rollback_limits: Vec<RollbackLimit>,
     pub status: &'static str,
     pub raft_state: &'static str,
     pub term: u64,
@@ -272,6 +273,16 @@ pub struct Health {
     pub paused: bool,
     pub joined: bool,
     pub error: Option<String>,
+}
+
+/// The runbook's rollback limitations, as the cluster records them: a schema change applied, or a new
+/// feature used, by version `since`; a rollback to a version older than `since` would be unsafe.
+#[derive(Clone, Debug, Serialize)]
+pub struct RollbackLimit {
+    /// "schema" | "feature".
+    pub kind: String,
+    pub detail: String,
+    pub since: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -354,6 +365,8 @@ pub struct Model {
     pub commit_index: u64,
     pub paused: bool,
     pub snapshot: Option<Snapshot>,
+    /// Schema changes applied and features used, cluster-wide: what forbids a rollback below `since`.
+    pub rollback_limits: Vec<RollbackLimit>,
     pub stats: SimStats,
     bad_versions: Vec<Version>,
     base_version: Version,
@@ -434,6 +447,7 @@ impl Model {
             leader: Some(0),
             commit_index,
             paused: false,
+            rollback_limits: Vec::new(),
             snapshot: Some(Snapshot {
                 at: -600.0,
                 index: 900,
@@ -483,6 +497,16 @@ impl Model {
             .filter(|e| since.is_none_or(|s| e.t >= s))
             .cloned()
             .collect()
+    }
+
+    /// Records a schema change or a feature in use (control API), as a newer release would on first use.
+    pub fn add_rollback_limit(&mut self, limit: RollbackLimit) {
+        self.event(
+            None,
+            "rollback_limit",
+            format!("{} {} (since {})", limit.kind, limit.detail, limit.since),
+        );
+        self.rollback_limits.push(limit);
     }
 
     fn event(&mut self, node: Option<usize>, kind: &str, detail: impl Into<String>) {
@@ -1357,6 +1381,7 @@ impl Model {
             None
         };
         Health {
+            rollback_limits: self.rollback_limits.clone(),
             status: if healthy { "healthy" } else { "unhealthy" },
             raft_state: self.role(i).as_str(),
             term: self.term,

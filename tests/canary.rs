@@ -1,0 +1,214 @@
+//! The canary, rollback and metrics analysis on the simulator, judged by what the cluster recorded.
+
+use neumann_script::sim::SimConfig;
+
+use crate::support::{expect, Cluster};
+
+fn with_bad(nodes: usize, bad: &str) -> Cluster {
+    Cluster::with(SimConfig {
+        nodes,
+        speed: crate::support::SPEED,
+        bad_versions: vec![semver::Version::parse(bad).unwrap()],
+        ..SimConfig::default()
+    })
+}
+
+const WATCH: &[&str] = &[
+    "--yes",
+    "--set",
+    "monitor_secs=2",
+    "--set",
+    "interval_secs=1",
+];
+
+#[test]
+fn a_bad_release_is_caught_and_the_canary_rolled_back() {
+    let c = with_bad(5, "0.11.0");
+    let mut args = WATCH.to_vec();
+    args.extend(["canary_upgrade.rhai", "0.11.0"]);
+    let (_, stderr) = expect(&c.run(&args), 3);
+    assert!(
+        stderr.contains("stopped safely: canary node5 failed on 0.11.0: error rate"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is at or above 0.1%"), "{stderr}");
+    assert!(
+        stderr.contains("It was rolled back to 0.10.4: every node runs 0.10.4 again"),
+        "{stderr}"
+    );
+    assert!(c.versions().values().all(|v| v == "0.10.4"));
+    let installs = c.events_of(&["install"]);
+    assert_eq!(
+        installs,
+        vec![
+            ("install".into(), "node5".into()),
+            ("install".into(), "node5".into())
+        ]
+    );
+    assert_eq!(c.stats().client_writes_failed, 0);
+}
+
+#[test]
+fn a_good_release_passes_with_only_the_canary_upgraded() {
+    let c = with_bad(3, "0.11.0");
+    let mut args = WATCH.to_vec();
+    args.extend(["canary_upgrade.rhai", "0.11.1", "node2"]);
+    let (stdout, stderr) = expect(&c.run(&args), 0);
+    assert!(
+        stdout.contains("canary node2 healthy on 0.11.1 after 2 checks"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("next: neumann-script rolling_upgrade.rhai 0.11.1"),
+        "{stdout}"
+    );
+    let v = c.versions();
+    assert_eq!(
+        (
+            v["node1"].as_str(),
+            v["node2"].as_str(),
+            v["node3"].as_str()
+        ),
+        (Some("0.10.4"), Some("0.11.1"), Some("0.10.4"))
+    );
+
+    // proceed=true goes on into the rolling upgrade; the canary is skipped as already done.
+    let mut args = WATCH.to_vec();
+    args.extend([
+        "--set",
+        "proceed=true",
+        "canary_upgrade.rhai",
+        "0.11.1",
+        "node2",
+    ]);
+    let (stdout, _) = expect(&c.run(&args), 0);
+    assert!(
+        stdout.contains("rolling upgrade complete: every node runs 0.11.1"),
+        "{stdout}"
+    );
+    assert!(c.versions().values().all(|v| v == "0.11.1"));
+    assert_eq!(
+        c.events_of(&["install"])
+            .iter()
+            .filter(|(_, n)| n == "node2")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn the_canary_must_be_a_follower_of_this_cluster() {
+    let c = Cluster::start(3, "0.10.4");
+    let mut args = WATCH.to_vec();
+    args.extend(["canary_upgrade.rhai", "0.11.0", "node1"]);
+    let (_, stderr) = expect(&c.run(&args), 2);
+    assert!(
+        stderr.contains("node1 is the leader; the canary must be a follower"),
+        "{stderr}"
+    );
+    let mut args = WATCH.to_vec();
+    args.extend(["canary_upgrade.rhai", "0.11.0", "node9"]);
+    let (_, stderr) = expect(&c.run(&args), 2);
+    assert!(stderr.contains("unknown node \"node9\""), "{stderr}");
+    assert_eq!(c.events_of(&["drain", "stop"]), vec![]);
+}
+
+#[test]
+fn rollback_restores_the_named_nodes_and_resumes() {
+    let c = Cluster::start(3, "0.10.4");
+    expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    let (stdout, _) = expect(&c.run(&["--yes", "rollback.rhai", "0.10.4", "node3"]), 0);
+    assert!(
+        stdout.contains("rollback complete: [\"node3\"] run 0.10.4"),
+        "{stdout}"
+    );
+    let v = c.versions();
+    assert_eq!(
+        (
+            v["node1"].as_str(),
+            v["node2"].as_str(),
+            v["node3"].as_str()
+        ),
+        (Some("0.11.0"), Some("0.11.0"), Some("0.10.4"))
+    );
+    let pauses = c.events_of(&["pause", "resume"]);
+    assert_eq!(
+        pauses.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        vec!["pause", "resume"]
+    );
+
+    // Without names: every node not on the old version, the leader last.
+    let leader = c.leader();
+    expect(&c.run(&["--yes", "rollback.rhai", "0.10.4"]), 0);
+    assert!(c.versions().values().all(|v| v == "0.10.4"));
+    let stops: Vec<String> = c.events_of(&["stop"]).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(stops.last(), Some(&leader), "{stops:?}");
+    let st = c.stats();
+    assert_eq!((st.lost_committed_writes, st.max_leaders_in_a_term), (0, 1));
+}
+
+#[test]
+fn rollback_refuses_after_a_schema_change_and_changes_nothing() {
+    let c = Cluster::start(3, "0.10.4");
+    expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    let before = c.events().len();
+    c.mark_rollback_limit("feature", "tx_v2 batching", "0.11.0");
+    let (_, stderr) = expect(&c.run(&["--yes", "rollback.rhai", "0.10.4"]), 3);
+    assert!(
+        stderr.contains(
+            "cannot roll back to 0.10.4: [\"feature \\\"tx_v2 batching\\\" (since 0.11.0)\"]"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Nothing was changed"), "{stderr}");
+    assert!(c.versions().values().all(|v| v == "0.11.0"));
+    let after: Vec<_> = c
+        .events()
+        .into_iter()
+        .skip(before)
+        .filter(|e| ["pause", "drain", "stop"].contains(&e.kind.as_str()))
+        .collect();
+    assert!(after.is_empty(), "{after:?}");
+    let (stdout, _) = expect(
+        &c.run(&["-e", "cluster::health().rollback_limits[0].since"]),
+        0,
+    );
+    assert_eq!(stdout.trim(), "0.11.0");
+}
+
+#[test]
+fn compare_and_sample_measure_a_bad_node_against_its_peers() {
+    let c = with_bad(3, "0.11.0");
+    let script = r#"
+        node::drain("node3"); node::wait_drained("node3", 10); node::stop("node3");
+        node::install("node3", "0.11.0"); node::start("node3"); node::wait_rejoined("node3", 20);
+        let c = metrics::compare("node3", ["node1", "node2"], 1.5);
+        let s = metrics::sample("node1", 1);
+        let seen = [];
+        let n = metrics::watch("node2", 10, 0.5, |f| { seen.push(f.tx_per_sec); seen.len() < 2 });
+        #{ compare: c, sample: s, watched: n, seen: seen.len() }
+    "#;
+    let (stdout, _) = expect(&c.run(&["--format", "json", "-e", script]), 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let cmp = &v["compare"];
+    assert!(
+        cmp["error_rate"]["canary"].as_f64().unwrap() > 0.01,
+        "{cmp}"
+    );
+    assert_eq!(cmp["error_rate"]["baseline"].as_f64(), Some(0.0));
+    assert!(
+        cmp["latency_p99_ms"]["ratio"].as_f64().unwrap() > 2.0,
+        "{cmp}"
+    );
+    assert!(
+        cmp["memory_bytes"]["ratio"].as_f64().unwrap() > 1.5,
+        "{cmp}"
+    );
+    assert!(cmp["tx_per_sec"]["canary"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["sample"]["error_rate"].as_f64(), Some(0.0));
+    assert!(v["sample"]["latency_p99_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        (v["watched"].as_i64(), v["seen"].as_i64()),
+        (Some(2), Some(2))
+    );
+}
