@@ -48,6 +48,8 @@ pub struct NodeSpec {
     /// `user@host:port` for host operations over SSH.
     pub ssh: Option<String>,
     pub templates: Templates,
+    /// The `instance` label this node's metrics carry in Prometheus (default: host:port of admin_url).
+    pub prometheus_instance: String,
 }
 
 /// A validated inventory.
@@ -61,6 +63,8 @@ pub struct Inventory {
     pub token: Option<String>,
     /// The simulator's control address when the cluster is simulated.
     pub sim_control: Option<String>,
+    /// A Prometheus server that scrapes this cluster, for `metrics::query` and past windows.
+    pub prometheus_url: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -85,6 +89,7 @@ struct RawCluster {
     token_file: Option<PathBuf>,
     connect_timeout_secs: Option<f64>,
     request_timeout_secs: Option<f64>,
+    prometheus_url: Option<String>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -109,6 +114,7 @@ struct RawNode {
     host: Option<String>,
     admin_url: Option<String>,
     ssh: Option<String>,
+    prometheus_instance: Option<String>,
     stop: Option<String>,
     start: Option<String>,
     restart: Option<String>,
@@ -225,11 +231,17 @@ impl Inventory {
                     templates.install
                 )));
             }
+            let prometheus_instance = n
+                .prometheus_instance
+                .clone()
+                .or_else(|| crate::admin::prometheus::instance_of(&admin_url))
+                .unwrap_or_default();
             nodes.push(NodeSpec {
                 id: n.id.clone(),
                 admin_url,
                 ssh: n.ssh.clone(),
                 templates,
+                prometheus_instance,
             });
         }
         let token = match (&raw.cluster.token_env, &raw.cluster.token_file) {
@@ -270,6 +282,14 @@ impl Inventory {
             nodes,
             token,
             sim_control: raw.sim.map(|s| s.control),
+            prometheus_url: match &raw.cluster.prometheus_url {
+                Some(u) => {
+                    crate::admin::prometheus::PromClient::new(u)
+                        .map_err(|e| bad(format!("prometheus_url: {e}")))?;
+                    Some(u.clone())
+                }
+                None => None,
+            },
             connect_timeout: secs(
                 raw.cluster.connect_timeout_secs,
                 2.0,

@@ -12,6 +12,7 @@ use semver::Version;
 use serde_json::Value;
 
 use crate::admin::prom::Scrape;
+use crate::admin::prometheus::{group_figure_queries, PromClient, PromValue};
 use crate::admin::{AdminClient, AdminError};
 use crate::cluster::figures::{figures, Figures};
 use crate::cluster::types::member_problem;
@@ -93,16 +94,24 @@ pub struct Cluster {
     pub inventory: Inventory,
     pub admin: AdminClient,
     pub hosts: Hosts,
+    /// The inventory's Prometheus, when it names one.
+    pub prometheus: Option<PromClient>,
 }
 
 impl Cluster {
     pub fn new(inventory: Inventory) -> Result<Cluster, String> {
         let admin = AdminClient::new(&inventory)?;
         let hosts = Hosts::new(&inventory)?;
+        let prometheus = inventory
+            .prometheus_url
+            .as_deref()
+            .map(PromClient::new)
+            .transpose()?;
         Ok(Cluster {
             inventory,
             admin,
             hosts,
+            prometheus,
         })
     }
 
@@ -552,6 +561,62 @@ impl Cluster {
         let canary_figures = figures(&pairs[..1], secs);
         let baseline_figures = (pairs.len() > 1).then(|| figures(&pairs[1..], secs));
         Ok((canary_figures, baseline_figures))
+    }
+
+    fn prometheus(&self) -> OpResult<&PromClient> {
+        self.prometheus.as_ref().ok_or_else(|| {
+            OpError::Usage(format!(
+                "metrics: the inventory `{}` names no Prometheus: add `prometheus_url = \"http://HOST:9090\"` under [cluster]",
+                self.inventory.source.display()
+            ))
+        })
+    }
+
+    /// An instant PromQL query against the inventory's Prometheus.
+    pub async fn query(&self, promql: &str) -> OpResult<PromValue> {
+        self.prometheus()?
+            .query(promql)
+            .await
+            .map_err(|e| OpError::Failed(e.to_string()))
+    }
+
+    /// The canary figures of a group of nodes over the last `window`, from Prometheus: no waiting, and
+    /// windows longer than this run. The five queries go out at once.
+    pub async fn figures_past(&self, ids: &[String], window: Duration) -> OpResult<Figures> {
+        let prom = self.prometheus()?;
+        let mut instances = Vec::with_capacity(ids.len());
+        for id in ids {
+            instances.push(self.node(id)?.prometheus_instance.as_str());
+        }
+        let q = group_figure_queries(&instances, window.as_secs().max(1));
+        let ask = |query: String| async move {
+            match prom.query(&query).await {
+                Ok(v) => v.single().ok_or_else(|| {
+                    OpError::Failed(format!(
+                        "metrics: Prometheus has no data for {} in the last {} (query `{query}`)",
+                        ids.join(", "),
+                        human_duration(window)
+                    ))
+                }),
+                Err(e) => Err(OpError::Failed(e.to_string())),
+            }
+        };
+        let (error_rate, p99, lag, memory, tps) = tokio::join!(
+            ask(q.error_rate.clone()),
+            ask(q.latency_p99_seconds.clone()),
+            ask(q.replication_lag_seconds.clone()),
+            ask(q.memory_bytes.clone()),
+            ask(q.tx_per_sec.clone())
+        );
+        let error_rate = error_rate?;
+        Ok(Figures {
+            // No transactions in the window is no errors, as in the scrape-based figures.
+            error_rate: if error_rate.is_nan() { 0.0 } else { error_rate },
+            latency_p99_ms: p99? * 1000.0,
+            replication_lag_ms: lag? * 1000.0,
+            memory_bytes: memory?,
+            tx_per_sec: tps?,
+        })
     }
 
     /// Every member's problem, for messages.

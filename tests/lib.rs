@@ -5,5 +5,7 @@ mod support;
 mod canary;
 mod cli;
 mod faults;
+mod prometheus;
+mod prometheus_support;
 mod runbooks;
 mod scripts;

@@ -104,6 +104,17 @@ impl Cluster {
         );
     }
 
+    /// Every node's admin address, `127.0.0.1:PORT`.
+    pub fn admin_addrs(&self) -> Vec<String> {
+        self.sim
+            .as_ref()
+            .unwrap()
+            .nodes()
+            .into_iter()
+            .map(|(_, url)| url.trim_start_matches("http://").to_string())
+            .collect()
+    }
+
     /// Runs a host-side command on a simulated node, as an operator would by hand.
     pub fn host(&self, node: &str, action: &str) {
         let out = self.post(&format!("/sim/host/{node}/{action}"), serde_json::json!({}));

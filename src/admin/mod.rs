@@ -6,6 +6,7 @@
 //! answers (the last one that did first), the way the runbook's `neumann cluster ...` commands do.
 
 pub mod prom;
+pub mod prometheus;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

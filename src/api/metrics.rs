@@ -10,6 +10,7 @@ use rhai::{Array, Dynamic, Engine, FnPtr, ImmutableString, Map, Module, NativeCa
 
 use super::{secs, waiting, Builder, FnDoc, RhaiResult};
 use crate::admin::prom::Scrape;
+use crate::admin::prometheus::PromValue;
 use crate::cluster::figures::{figures, ratio, Figures};
 use crate::runtime::output::human_duration;
 use crate::runtime::{fail, throw, Ctx};
@@ -140,17 +141,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             let label = format!("{} of {canary} against {}", human_duration(w), ids.join(", "));
             let (cf, bf) = waiting(&c, &label, |_| c.block_on(cl.sample(&canary, &ids, w)))?;
             let bf = bf.ok_or_else(|| fail("metrics::compare: the baseline names no node"))?;
-            Ok(Figures::NAMES
-                .iter()
-                .map(|name| {
-                    let (cv, bv) = (cf.get(name), bf.get(name));
-                    let mut m = Map::new();
-                    m.insert("canary".into(), Dynamic::from(cv));
-                    m.insert("baseline".into(), Dynamic::from(bv));
-                    m.insert("ratio".into(), ratio(cv, bv).map_or(Dynamic::UNIT, Dynamic::from));
-                    ((*name).into(), Dynamic::from_map(m))
-                })
-                .collect())
+            Ok(comparison(&cf, &bf))
         },
     );
     let c = ctx.clone();
@@ -190,7 +181,103 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             Ok(count)
         },
     );
+    let c = ctx.clone();
+    b.add(
+        "query",
+        &["promql: String"],
+        "?",
+        "An instant PromQL query against the inventory's `prometheus_url`: a float (scalar), a string, or an array of #{labels, value} (vector) or #{labels, values} (matrix). Throws when the inventory names no Prometheus or the query fails.",
+        move |promql: ImmutableString| -> RhaiResult<Dynamic> {
+            let cl = c.cluster()?;
+            c.block_on(cl.query(&promql)).map(prom_to_dynamic).map_err(throw)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "sample_past",
+        &["id: String", "window: float"],
+        "Map",
+        "As `sample`, but over the last `window` seconds as the inventory's Prometheus recorded them: no waiting, and windows longer than this run.",
+        move |id: ImmutableString, window: Dynamic| -> RhaiResult<Map> {
+            let w = secs(&window, "window")?;
+            let cl = c.cluster()?;
+            c.block_on(cl.figures_past(&[id.to_string()], w)).map(|f| figures_map(&f)).map_err(throw)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "compare_past",
+        &["canary: String", "baseline: String|Array", "window: float"],
+        "Map",
+        "As `compare`, but over the last `window` seconds as the inventory's Prometheus recorded them (no waiting).",
+        move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
+            let w = secs(&window, "window")?;
+            let ids = ids_of(&baseline)?;
+            let cl = c.cluster()?;
+            let cf = c.block_on(cl.figures_past(&[canary.to_string()], w)).map_err(throw)?;
+            let bf = c.block_on(cl.figures_past(&ids, w)).map_err(throw)?;
+            Ok(comparison(&cf, &bf))
+        },
+    );
     b.build()
+}
+
+/// Per figure #{canary, baseline, ratio}.
+fn comparison(cf: &Figures, bf: &Figures) -> Map {
+    Figures::NAMES
+        .iter()
+        .map(|name| {
+            let (cv, bv) = (cf.get(name), bf.get(name));
+            let mut m = Map::new();
+            m.insert("canary".into(), Dynamic::from(cv));
+            m.insert("baseline".into(), Dynamic::from(bv));
+            m.insert(
+                "ratio".into(),
+                ratio(cv, bv).map_or(Dynamic::UNIT, Dynamic::from),
+            );
+            ((*name).into(), Dynamic::from_map(m))
+        })
+        .collect()
+}
+
+/// A Prometheus answer as script values: a float, a string, or an array of #{labels, value} (vectors)
+/// or #{labels, values: [[t, v], ...]} (matrices).
+fn prom_to_dynamic(v: PromValue) -> Dynamic {
+    let labels = |l: std::collections::BTreeMap<String, String>| -> Dynamic {
+        Dynamic::from_map(
+            l.into_iter()
+                .map(|(k, v)| (k.into(), Dynamic::from(v)))
+                .collect(),
+        )
+    };
+    match v {
+        PromValue::Scalar(f) => Dynamic::from(f),
+        PromValue::String(s) => Dynamic::from(s),
+        PromValue::Vector(series) => series
+            .into_iter()
+            .map(|s| {
+                let mut m = Map::new();
+                m.insert("labels".into(), labels(s.labels));
+                m.insert("value".into(), Dynamic::from(s.value));
+                Dynamic::from_map(m)
+            })
+            .collect::<Array>()
+            .into(),
+        PromValue::Matrix(series) => series
+            .into_iter()
+            .map(|(l, points)| {
+                let mut m = Map::new();
+                m.insert("labels".into(), labels(l));
+                let values: Array = points
+                    .into_iter()
+                    .map(|(t, v)| Dynamic::from(vec![Dynamic::from(t), Dynamic::from(v)]))
+                    .collect();
+                m.insert("values".into(), values.into());
+                Dynamic::from_map(m)
+            })
+            .collect::<Array>()
+            .into(),
+    }
 }
 
 /// Figures as the map scripts see.

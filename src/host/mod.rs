@@ -213,6 +213,7 @@ mod tests {
             id: "node1".into(),
             admin_url: "http://h:9090".into(),
             ssh: None,
+            prometheus_instance: String::new(),
             templates: Templates {
                 install: install.into(),
                 ..Templates::default()

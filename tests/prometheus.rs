@@ -1,0 +1,98 @@
+//! `metrics::query`, `sample_past` and `compare_past` against a real Prometheus scraping the simulator.
+
+use std::time::Duration;
+
+use neumann_script::sim::SimConfig;
+
+use crate::prometheus_support::{prometheus_or_skip, PromServer};
+use crate::support::{expect, Cluster};
+
+#[test]
+fn past_windows_and_promql_come_from_the_inventorys_prometheus() {
+    if prometheus_or_skip("past_windows_and_promql_come_from_the_inventorys_prometheus").is_none() {
+        return;
+    }
+    let c = Cluster::with(SimConfig {
+        speed: crate::support::SPEED,
+        bad_versions: vec![semver::Version::parse("0.11.0").unwrap()],
+        ..SimConfig::default()
+    });
+    expect(
+        &c.run(&["-e", r#"node::drain("node3"); node::wait_drained("node3", 10); node::stop("node3");
+            node::install("node3", "0.11.0"); node::start("node3"); node::wait_rejoined("node3", 20)"#]),
+        0,
+    );
+    let prom = PromServer::start(&c.admin_addrs()).unwrap_or_else(|e| panic!("{e}"));
+    prom.wait_for_scrapes(5, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", prom.log()));
+    let mut inv = std::fs::read_to_string(&c.inventory).unwrap();
+    inv.push_str(&format!(
+        "\n[cluster]\nprometheus_url = \"{}\"\n",
+        prom.url()
+    ));
+    std::fs::write(&c.inventory, inv).unwrap();
+
+    let (stdout, _) = expect(
+        &c.run(&["--format", "json", "-e", "metrics::query(\"up\")"]),
+        0,
+    );
+    let up: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(up.as_array().map(Vec::len), Some(3), "{up}");
+    assert!(
+        up.as_array().unwrap().iter().all(|s| s["value"] == 1.0),
+        "{up}"
+    );
+
+    let (stdout, _) = expect(
+        &c.run(&[
+            "--format",
+            "json",
+            "-e",
+            r#"metrics::compare_past("node3", ["node1", "node2"], 3)"#,
+        ]),
+        0,
+    );
+    let cmp: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        cmp["error_rate"]["canary"].as_f64().unwrap() > 0.01,
+        "{cmp}"
+    );
+    assert_eq!(cmp["error_rate"]["baseline"].as_f64(), Some(0.0), "{cmp}");
+    assert!(
+        cmp["latency_p99_ms"]["ratio"].as_f64().unwrap() > 2.0,
+        "{cmp}"
+    );
+    assert!(
+        cmp["memory_bytes"]["ratio"].as_f64().unwrap() > 1.5,
+        "{cmp}"
+    );
+
+    let (stdout, _) = expect(
+        &c.run(&[
+            "--format",
+            "json",
+            "-e",
+            r#"metrics::sample_past("node1", 3)"#,
+        ]),
+        0,
+    );
+    let s: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(s["error_rate"].as_f64(), Some(0.0), "{s}");
+    assert!(s["tx_per_sec"].as_f64().unwrap() > 0.0, "{s}");
+
+    let (_, stderr) = expect(&c.run(&["-e", "metrics::query(\"rate(\")"]), 1);
+    assert!(
+        stderr.contains("prometheus: query `rate(` failed") && stderr.contains("bad_data"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn without_a_prometheus_the_message_says_how_to_name_one() {
+    let c = Cluster::start(3, "0.10.4");
+    let (_, stderr) = expect(&c.run(&["-e", "metrics::query(\"up\")"]), 2);
+    assert!(
+        stderr.contains("names no Prometheus: add `prometheus_url"),
+        "{stderr}"
+    );
+}
