@@ -18,7 +18,8 @@ const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set 
        neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]";
 
 const AFTER_HELP: &str = "\
-SCRIPT is a path; when no such file exists, the stock script of that name is used (rolling_upgrade.rhai).
+SCRIPT is a path; when no such file exists, the stock script of that name is used: rolling_upgrade.rhai VERSION,
+canary_upgrade.rhai VERSION [NODE], rollback.rhai OLD_VERSION [NODE]..., blue_green.rhai VERSION.
 Options go before SCRIPT: everything after it reaches the script as `args`.
 The cluster is --cluster FILE, else $NEUMANN_CLUSTER, else ./neumann-cluster.toml; --sim starts a simulated
 one in-process instead (default 3 nodes on 0.10.4).

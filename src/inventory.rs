@@ -52,6 +52,15 @@ pub struct NodeSpec {
     pub prometheus_instance: String,
 }
 
+/// `[blue_green]`: this inventory is the blue cluster; `green` is the other one's inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlueGreen {
+    /// The green cluster's inventory (resolved against this inventory's directory).
+    pub green: PathBuf,
+    /// Runs on this machine to move client traffic; `{to}` becomes "green" or "blue".
+    pub switch: String,
+}
+
 /// A validated inventory.
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -65,6 +74,8 @@ pub struct Inventory {
     pub sim_control: Option<String>,
     /// A Prometheus server that scrapes this cluster, for `metrics::query` and past windows.
     pub prometheus_url: Option<String>,
+    /// The other side of a blue-green pair and how to move client traffic between the two.
+    pub blue_green: Option<BlueGreen>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -77,6 +88,7 @@ struct RawInventory {
     #[serde(default)]
     defaults: Option<RawTemplates>,
     sim: Option<RawSim>,
+    blue_green: Option<RawBlueGreen>,
     #[serde(default)]
     nodes: Vec<RawNode>,
 }
@@ -99,6 +111,13 @@ struct RawTemplates {
     start: Option<String>,
     restart: Option<String>,
     install: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlueGreen {
+    green: PathBuf,
+    switch: String,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +300,14 @@ impl Inventory {
             name: raw.cluster.name.clone().unwrap_or_else(|| "neumann".into()),
             nodes,
             token,
+            blue_green: raw.blue_green.as_ref().map(|b| BlueGreen {
+                green: if b.green.is_relative() {
+                    source.parent().unwrap_or(Path::new(".")).join(&b.green)
+                } else {
+                    b.green.clone()
+                },
+                switch: b.switch.clone(),
+            }),
             sim_control: raw.sim.map(|s| s.control),
             prometheus_url: match &raw.cluster.prometheus_url {
                 Some(u) => {

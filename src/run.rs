@@ -162,7 +162,7 @@ fn with_cluster(
         None => None,
     };
     let mut ctx = Ctx::bare(tokio.handle().clone());
-    ctx.cluster = cluster;
+    *ctx.cluster.borrow_mut() = cluster;
     ctx.journal = journal;
     ctx.settings = Settings {
         options: run.options.clone(),
@@ -191,7 +191,7 @@ fn with_cluster(
 /// After a run that ended early: the cluster's health now, and every node the run touched that is not
 /// up and healthy, so the operator knows what was left and where.
 fn report_state(ctx: &Ctx) {
-    let (Some(cluster), touched) = (&ctx.cluster, ctx.touched.borrow()) else {
+    let (Some(cluster), touched) = (ctx.cluster.borrow().clone(), ctx.touched.borrow()) else {
         return;
     };
     if touched.is_empty() {

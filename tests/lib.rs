@@ -2,6 +2,7 @@
 
 mod support;
 
+mod blue_green;
 mod canary;
 mod cli;
 mod faults;

@@ -2,11 +2,11 @@
 
 use std::rc::Rc;
 
-use rhai::{Array, Dynamic, Map, Module};
+use rhai::{Array, Dynamic, ImmutableString, Map, Module};
 
 use super::{json_to_dynamic, secs, waiting, Builder, FnDoc, RhaiResult};
 use crate::cluster::{ClusterHealth, Member};
-use crate::runtime::{throw, Ctx};
+use crate::runtime::{fail, throw, Ctx, ScriptStop};
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     let mut b = Builder::new("cluster", docs);
@@ -111,6 +111,44 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         move || -> RhaiResult<Dynamic> {
             let v = c.block_on(c.cluster()?.test_transaction()).map_err(throw)?;
             json_to_dynamic(&v)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "switch_traffic",
+        &["to: String"],
+        "Map",
+        "Moves client traffic with the inventory's [blue_green] switch command, `{to}` replaced by `to` (\"green\" or \"blue\"), run on this machine: #{status, stdout, stderr}; throws when it exits non-zero.",
+        move |to: ImmutableString| -> RhaiResult<Map> {
+            if to != "green" && to != "blue" {
+                return Err(ScriptStop::usage(format!("cluster::switch_traffic: `to` is \"green\" or \"blue\", not \"{to}\"")));
+            }
+            let cl = c.cluster()?;
+            let Some(bg) = cl.inventory.blue_green.clone() else {
+                return Err(ScriptStop::usage(format!(
+                    "cluster::switch_traffic: the inventory `{}` has no [blue_green] section with a switch command",
+                    cl.inventory.source.display()
+                )));
+            };
+            let quoted = shlex::try_quote(&to).map(|q| q.into_owned()).unwrap_or_default();
+            let command = bg.switch.replace("{to}", &quoted);
+            c.out.info(&format!("switch traffic to {to} (`{command}`)"));
+            let args = serde_json::json!({ "to": to.as_str(), "command": command });
+            c.mutate("cluster::switch_traffic", None, args, || {
+                let out = c.block_on(crate::host::run_local_command(&command)).map_err(throw)?;
+                if out.status != 0 {
+                    return Err(fail(format!(
+                        "switch traffic to {to} failed: `{command}` exited with status {}: {}",
+                        out.status,
+                        out.stderr.trim()
+                    )));
+                }
+                let mut m = Map::new();
+                m.insert("status".into(), Dynamic::from(out.status));
+                m.insert("stdout".into(), Dynamic::from(out.stdout));
+                m.insert("stderr".into(), Dynamic::from(out.stderr));
+                Ok(m)
+            })
         },
     );
     b.build()

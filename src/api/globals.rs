@@ -147,6 +147,22 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
         },
     );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "on_cluster",
+        &["name: String", "body: Fn"],
+        "?",
+        "Runs `body` with every API call aimed at another cluster: \"green\" (the inventory's [blue_green] green) or an inventory path; returns what `body` returns.",
+        move |context: NativeCallContext, name: ImmutableString, body: FnPtr| -> RhaiResult<Dynamic> {
+            let other = open_cluster(&c, &name)?;
+            let previous = c.cluster.replace(Some(other));
+            let result = body.call_within_context::<Dynamic>(&context, ());
+            *c.cluster.borrow_mut() = previous;
+            result
+        },
+    );
     global(
         engine,
         docs,
@@ -174,6 +190,32 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "Stops the run because its input was wrong (exit 2 when uncaught); `msg` should say what was expected.",
         |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::usage(m.to_string())) },
     );
+}
+
+/// The cluster `on_cluster(name)` means, opened once per run.
+fn open_cluster(c: &Ctx, name: &str) -> RhaiResult<std::sync::Arc<crate::ops::Cluster>> {
+    let path = if name == "green" {
+        let current = c.cluster()?;
+        match &current.inventory.blue_green {
+            Some(bg) => bg.green.clone(),
+            None => {
+                return Err(ScriptStop::usage(format!(
+                    "on_cluster(\"green\"): the inventory `{}` has no [blue_green] section naming the green cluster",
+                    current.inventory.source.display()
+                )))
+            }
+        }
+    } else {
+        std::path::PathBuf::from(name)
+    };
+    if let Some(open) = c.others.borrow().get(&path) {
+        return Ok(open.clone());
+    }
+    let inv =
+        crate::inventory::Inventory::load(&path).map_err(|e| ScriptStop::usage(e.to_string()))?;
+    let cluster = std::sync::Arc::new(crate::ops::Cluster::new(inv).map_err(fail)?);
+    c.others.borrow_mut().insert(path, cluster.clone());
+    Ok(cluster)
 }
 
 #[cfg(test)]

@@ -182,6 +182,13 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// Runs a hook command on this machine (a traffic switch, say), with the host commands' timeout.
+pub async fn run_local_command(cmd: &str) -> Result<ExecOutput, crate::ops::OpError> {
+    run_local(cmd, Duration::from_secs(300))
+        .await
+        .map_err(crate::ops::OpError::Failed)
+}
+
 /// Runs a command on this machine, for simulated hosts (their "host" is this machine).
 async fn run_local(cmd: &str, timeout: Duration) -> Result<ExecOutput, String> {
     let child = tokio::process::Command::new("sh")

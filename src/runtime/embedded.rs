@@ -4,6 +4,10 @@
 /// Stock runbooks, by file name.
 pub const SCRIPTS: &[(&str, &str)] = &[
     (
+        "blue_green.rhai",
+        include_str!("../../scripts/blue_green.rhai"),
+    ),
+    (
         "canary_upgrade.rhai",
         include_str!("../../scripts/canary_upgrade.rhai"),
     ),

@@ -134,7 +134,10 @@ impl Default for Settings {
 /// Shared by every native function of one runtime.
 pub struct Ctx {
     pub rt: tokio::runtime::Handle,
-    pub cluster: Option<Arc<Cluster>>,
+    /// The cluster API calls talk to: the run's own, or another inside `on_cluster`.
+    pub cluster: RefCell<Option<Arc<Cluster>>>,
+    /// Clusters opened by `on_cluster`, by inventory path, reused for the rest of the run.
+    pub others: RefCell<HashMap<std::path::PathBuf, Arc<Cluster>>>,
     pub out: Output,
     pub settings: Settings,
     pub interrupt: interrupt::Interrupt,
@@ -145,8 +148,8 @@ pub struct Ctx {
 
 impl Ctx {
     /// The cluster, or a usage stop saying how to name one.
-    pub fn cluster(&self) -> Result<&Cluster, Box<EvalAltResult>> {
-        self.cluster.as_deref().ok_or_else(|| {
+    pub fn cluster(&self) -> Result<Arc<Cluster>, Box<EvalAltResult>> {
+        self.cluster.borrow().clone().ok_or_else(|| {
             ScriptStop::usage(
                 "no cluster to talk to: pass --cluster FILE, set NEUMANN_CLUSTER, create ./neumann-cluster.toml, or use --sim",
             )
@@ -157,7 +160,8 @@ impl Ctx {
     pub fn bare(rt: tokio::runtime::Handle) -> Ctx {
         Ctx {
             rt,
-            cluster: None,
+            cluster: RefCell::new(None),
+            others: RefCell::new(HashMap::new()),
             out: Output::new(),
             settings: Settings::default(),
             interrupt: interrupt::Interrupt::new(),
