@@ -212,3 +212,66 @@ fn compare_and_sample_measure_a_bad_node_against_its_peers() {
         (Some(2), Some(2))
     );
 }
+
+#[test]
+fn a_team_edits_a_threshold_in_a_copy_and_the_canary_stops_for_investigation() {
+    let c = Cluster::start(3, "0.10.4");
+    let stock = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/canary_upgrade.rhai"
+    ))
+    .unwrap();
+    let edited = stock.replace(
+        "const MAX_MEMORY_RATIO = 1.5;",
+        "const MAX_MEMORY_RATIO = 0.5;",
+    );
+    assert_ne!(stock, edited);
+    std::fs::write(c.dir.path().join("our_canary.rhai"), edited).unwrap();
+    let mut args = WATCH.to_vec();
+    args.extend(["our_canary.rhai", "0.11.0"]);
+    let (_, stderr) = expect(&c.run(&args), 3);
+    assert!(
+        stderr.contains("canary node3 on 0.11.0 needs investigation"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the baseline (limit 0.5x)"), "{stderr}");
+    assert!(
+        stderr.contains("node3 stays on 0.11.0; the other nodes were not touched"),
+        "{stderr}"
+    );
+    let v = c.versions();
+    assert_eq!(
+        (
+            v["node1"].as_str(),
+            v["node2"].as_str(),
+            v["node3"].as_str()
+        ),
+        (Some("0.10.4"), Some("0.10.4"), Some("0.11.0"))
+    );
+}
+
+#[test]
+fn a_rollback_that_cannot_finish_leaves_the_cluster_paused_and_says_so() {
+    let c = Cluster::start(3, "0.10.4");
+    expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    c.inject("node1", "fail_install");
+    let (_, stderr) = expect(
+        &c.run(&[
+            "--yes",
+            "--set",
+            "healthy_timeout_secs=5",
+            "rollback.rhai",
+            "0.10.4",
+            "node1",
+        ]),
+        3,
+    );
+    assert!(stderr.contains("node1: install failed"), "{stderr}");
+    assert!(stderr.contains("The cluster is still PAUSED"), "{stderr}");
+    assert!(stderr.contains("cluster::resume()"), "{stderr}");
+    let (stdout, _) = expect(&c.run(&["-e", "cluster::health().paused"]), 0);
+    assert_eq!(stdout.trim(), "true");
+    // node1 was put back on the version it had, and is serving.
+    assert_eq!(c.versions()["node1"], "0.11.0");
+    assert_eq!(c.not_up(), vec![]);
+}
