@@ -129,9 +129,29 @@ enum Sub {
         /// fail_install, flaky)
         #[arg(long = "fault", value_name = "NODE:KIND")]
         faults: Vec<String>,
+        #[command(subcommand)]
+        ctl: Option<SimSub>,
     },
     #[command(external_subcommand)]
     Script(Vec<String>),
+}
+
+#[derive(Subcommand, Debug)]
+enum SimSub {
+    /// Run a host-side command on a simulated node, as a node's host would: what `systemctl` and `cargo
+    /// install` do in simulation. Prints the command's output and exits with its status, so inventory
+    /// templates (over SSH, say) can drive a simulator.
+    Ctl {
+        /// The simulator's control address (the inventory's [sim] control)
+        control: String,
+        /// The node
+        node: String,
+        /// stop, start, restart or install
+        #[arg(value_parser = ["stop", "start", "restart", "install"])]
+        action: String,
+        /// The version, for install
+        version: Option<String>,
+    },
 }
 
 /// Which cluster a run talks to.
@@ -187,6 +207,12 @@ pub enum Command {
     },
     Functions,
     Sim(SimOptions),
+    SimCtl {
+        control: String,
+        node: String,
+        action: String,
+        version: Option<semver::Version>,
+    },
 }
 
 /// Options that take a value as the next argument, so the scan for `--sim N@V` can skip those values.
@@ -375,12 +401,45 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         (Some(Sub::Functions), None) => Ok(Command::Functions),
         (
             Some(Sub::Sim {
+                ctl:
+                    Some(SimSub::Ctl {
+                        control,
+                        node,
+                        action,
+                        version,
+                    }),
+                ..
+            }),
+            None,
+        ) => {
+            let version = match (action.as_str(), version) {
+                ("install", Some(v)) => {
+                    Some(parse_version(&v).map_err(|e| usage(format!("sim ctl install: {e}")))?)
+                }
+                ("install", None) => return Err(usage("sim ctl install needs a VERSION".into())),
+                (_, Some(v)) => {
+                    return Err(usage(format!(
+                        "sim ctl {action} takes no version (got {v})"
+                    )))
+                }
+                (_, None) => None,
+            };
+            Ok(Command::SimCtl {
+                control,
+                node,
+                action,
+                version,
+            })
+        }
+        (
+            Some(Sub::Sim {
                 nodes,
                 version,
                 inventory,
                 speed,
                 bad_versions,
                 faults,
+                ctl: None,
             }),
             None,
         ) => {

@@ -46,7 +46,7 @@ pub struct NodeSpec {
     /// Base URL of the node's admin API, without a trailing slash.
     pub admin_url: String,
     /// `user@host:port` for host operations over SSH.
-    pub ssh: Option<String>,
+    pub ssh: Option<crate::host::ssh::SshTarget>,
     pub templates: Templates,
     /// The `instance` label this node's metrics carry in Prometheus (default: host:port of admin_url).
     pub prometheus_instance: String,
@@ -76,6 +76,8 @@ pub struct Inventory {
     pub prometheus_url: Option<String>,
     /// The other side of a blue-green pair and how to move client traffic between the two.
     pub blue_green: Option<BlueGreen>,
+    /// How to reach hosts over SSH (`[ssh]`).
+    pub ssh: crate::host::ssh::SshSettings,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -89,6 +91,8 @@ struct RawInventory {
     defaults: Option<RawTemplates>,
     sim: Option<RawSim>,
     blue_green: Option<RawBlueGreen>,
+    #[serde(default)]
+    ssh: RawSsh,
     #[serde(default)]
     nodes: Vec<RawNode>,
 }
@@ -111,6 +115,19 @@ struct RawTemplates {
     start: Option<String>,
     restart: Option<String>,
     install: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    /// "strict" (default) or "accept-new".
+    host_key_checking: Option<String>,
+    known_hosts: Option<PathBuf>,
+    key: Option<PathBuf>,
+    config: Option<PathBuf>,
+    jump: Option<String>,
+    connect_timeout_secs: Option<f64>,
+    max_concurrent: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -255,10 +272,16 @@ impl Inventory {
                 .clone()
                 .or_else(|| crate::admin::prometheus::instance_of(&admin_url))
                 .unwrap_or_default();
+            let ssh = n
+                .ssh
+                .as_deref()
+                .map(crate::host::ssh::SshTarget::parse)
+                .transpose()
+                .map_err(|e| bad(format!("{at}: {e}")))?;
             nodes.push(NodeSpec {
                 id: n.id.clone(),
                 admin_url,
-                ssh: n.ssh.clone(),
+                ssh,
                 templates,
                 prometheus_instance,
             });
@@ -300,6 +323,31 @@ impl Inventory {
             name: raw.cluster.name.clone().unwrap_or_else(|| "neumann".into()),
             nodes,
             token,
+            ssh: {
+                use crate::host::ssh::{HostKeyPolicy, SshSettings};
+                let r = &raw.ssh;
+                let near = |p: &PathBuf| resolve_path(p, source);
+                let defaults = SshSettings::default();
+                SshSettings {
+                    host_keys: match r.host_key_checking.as_deref() {
+                        None | Some("strict") => HostKeyPolicy::Strict,
+                        Some("accept-new") => HostKeyPolicy::AcceptNew,
+                        Some(other) => {
+                            return Err(bad(format!("[ssh] host_key_checking is \"strict\" or \"accept-new\", not \"{other}\"")))
+                        }
+                    },
+                    known_hosts: r.known_hosts.as_ref().map(near),
+                    key: r.key.as_ref().map(near),
+                    config: r.config.as_ref().map(near),
+                    jump: r.jump.clone(),
+                    connect_timeout: secs(r.connect_timeout_secs, defaults.connect_timeout.as_secs_f64(), "[ssh] connect_timeout_secs")?,
+                    max_concurrent: match r.max_concurrent {
+                        Some(0) => return Err(bad("[ssh] max_concurrent must be at least 1".into())),
+                        Some(n) => n,
+                        None => defaults.max_concurrent,
+                    },
+                }
+            },
             blue_green: raw.blue_green.as_ref().map(|b| BlueGreen {
                 green: if b.green.is_relative() {
                     source.parent().unwrap_or(Path::new(".")).join(&b.green)
@@ -336,6 +384,19 @@ impl Inventory {
             let ids: Vec<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
             format!("unknown node `{id}`: the inventory has {}", ids.join(", "))
         })
+    }
+}
+
+/// A path from the inventory: `~/` is the user's home, relative paths are relative to the inventory's
+/// directory (so an inventory and its key or known_hosts can travel together).
+fn resolve_path(p: &Path, inventory: &Path) -> PathBuf {
+    if let (Ok(rest), Some(home)) = (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        return PathBuf::from(home).join(rest);
+    }
+    if p.is_relative() {
+        inventory.parent().unwrap_or(Path::new(".")).join(p)
+    } else {
+        p.to_path_buf()
     }
 }
 
@@ -421,6 +482,25 @@ mod tests {
             err.starts_with("unknown node `node12`: the inventory has node1, node2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn paths_resolve_against_home_and_the_inventory() {
+        let inv = Path::new("/etc/neumann/prod.toml");
+        assert_eq!(
+            resolve_path(Path::new("keys/id"), inv),
+            PathBuf::from("/etc/neumann/keys/id")
+        );
+        assert_eq!(
+            resolve_path(Path::new("/abs/id"), inv),
+            PathBuf::from("/abs/id")
+        );
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(
+                resolve_path(Path::new("~/.ssh/id"), inv),
+                PathBuf::from(home).join(".ssh/id")
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::{self, Command, RunOptions, SimOptions, Target};
 use crate::error::Error;
+use crate::host::HostOp;
 use crate::inventory::Inventory;
 use crate::ops::Cluster;
 use crate::runtime::journal::{self, Journal};
@@ -27,7 +28,7 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     match execute(command) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             match &e {
                 Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
@@ -50,11 +51,55 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
-fn execute(command: Command) -> Result<(), Error> {
+/// Runs the command; `Ok` carries the exit code (0 but for `sim ctl`, which passes on its command's).
+fn execute(command: Command) -> Result<i32, Error> {
+    if let Command::SimCtl {
+        control,
+        node,
+        action,
+        version,
+    } = &command
+    {
+        return sim_ctl(control, node, action, version.as_ref());
+    }
+    execute_command(command).map(|()| 0)
+}
+
+/// `neumann-script sim ctl`: one host-side command on a simulated node.
+fn sim_ctl(
+    control: &str,
+    node: &str,
+    action: &str,
+    version: Option<&semver::Version>,
+) -> Result<i32, Error> {
+    let inv = Inventory::parse(
+        &format!("[sim]\ncontrol = \"{control}\"\n[[nodes]]\nid = \"{node}\"\nadmin_url = \"http://{control}\"\n"),
+        Path::new("<sim ctl>"),
+    )?;
+    let hosts = crate::host::Hosts::new(&inv).map_err(Error::Runtime)?;
+    let op = match (action, version) {
+        ("stop", _) => HostOp::Stop,
+        ("start", _) => HostOp::Start,
+        ("restart", _) => HostOp::Restart,
+        (_, Some(v)) => HostOp::Install(v.clone()),
+        (other, None) => return Err(Error::Usage(format!("sim ctl: unknown action `{other}`"))),
+    };
+    let out = tokio_runtime()?
+        .block_on(hosts.run(&inv.nodes[0], &op))
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    print!("{}", out.stdout);
+    eprint!("{}", out.stderr);
+    Ok(i32::try_from(out.status).unwrap_or(1))
+}
+
+fn execute_command(command: Command) -> Result<(), Error> {
     match command {
         Command::Functions => functions(),
         Command::Check { scripts } => check(&scripts),
         Command::Sim(opts) => foreground_sim(&opts),
+        Command::SimCtl { .. } => Err(Error::Runtime(
+            "sim ctl is handled before this point".into(),
+        )),
         Command::Run { run, script, args } => {
             let (name, text) = load_script(&script)?;
             with_cluster(&run, args, (&name, &text), |rt| {
@@ -176,6 +221,18 @@ fn with_cluster(
     let result = body(&runtime);
     if result.is_err() {
         report_state(runtime.ctx());
+    }
+    // SSH master connections end with the run, not at the remote end's idle timeout.
+    let ctx = runtime.ctx();
+    let clusters: Vec<Arc<Cluster>> = ctx
+        .cluster
+        .borrow()
+        .iter()
+        .cloned()
+        .chain(ctx.others.borrow().values().cloned())
+        .collect();
+    for c in clusters {
+        tokio.block_on(c.hosts.close());
     }
     if let Some(s) = sim {
         let st = s.stats();

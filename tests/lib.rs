@@ -10,3 +10,5 @@ mod prometheus;
 mod prometheus_support;
 mod runbooks;
 mod scripts;
+mod ssh;
+mod ssh_support;

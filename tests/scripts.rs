@@ -35,6 +35,28 @@ fn every_shipped_script_passes_check() {
 }
 
 #[test]
+fn every_example_inventory_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            seen += 1;
+            let t = tempfile::tempdir().unwrap();
+            let out = bare(t.path())
+                .arg("--cluster")
+                .arg(&path)
+                .args(["-e", "version::parse(\"0.11.0\").minor"])
+                .output()
+                .unwrap();
+            let (stdout, _) = expect(&out, 0);
+            assert_eq!(stdout.trim(), "11", "{}", path.display());
+        }
+    }
+    assert!(seen >= 1);
+}
+
+#[test]
 fn every_example_runs_against_the_simulator() {
     for file in rhai_files("examples") {
         let c = Cluster::start(3, "0.10.4");

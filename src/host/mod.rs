@@ -9,6 +9,8 @@ use std::time::Duration;
 use semver::Version;
 use serde::Deserialize;
 
+pub mod ssh;
+
 use crate::inventory::{Inventory, NodeSpec, Templates};
 
 /// What to do on a host.
@@ -88,6 +90,7 @@ pub struct HostError {
 /// Carries host operations for every node of an inventory.
 pub struct Hosts {
     sim: Option<SimHost>,
+    ssh: Option<ssh::SshHost>,
 }
 
 impl Hosts {
@@ -96,7 +99,18 @@ impl Hosts {
             Some(addr) => Some(SimHost::new(addr, inv.connect_timeout)?),
             None => None,
         };
-        Ok(Hosts { sim })
+        let ssh = match inv.nodes.iter().any(|n| n.ssh.is_some()) {
+            true => Some(ssh::SshHost::new(inv.ssh.clone())?),
+            false => None,
+        };
+        Ok(Hosts { sim, ssh })
+    }
+
+    /// Closes the SSH master connections this run opened.
+    pub async fn close(&self) {
+        if let Some(ssh) = &self.ssh {
+            ssh.close().await;
+        }
     }
 
     /// Runs `op` on the node's host and returns how the command exited.
@@ -106,10 +120,11 @@ impl Hosts {
             op: op.name().to_string(),
             cause,
         };
-        if let Some(ssh) = &node.ssh {
-            return Err(fail(format!(
-                "the inventory reaches this host over SSH (`{ssh}`), and this build has no SSH transport yet"
-            )));
+        if let (Some(target), Some(ssh)) = (&node.ssh, &self.ssh) {
+            return ssh
+                .run(target, &op.command(node), op.timeout())
+                .await
+                .map_err(fail);
         }
         match &self.sim {
             Some(sim) => match op {
