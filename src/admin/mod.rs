@@ -466,26 +466,40 @@ impl AdminClient {
     }
 }
 
-/// The most specific reason reqwest's error chain holds ("connection refused", not "error sending request").
-fn transport_cause(e: &reqwest::Error, timeout: Duration) -> Cause {
+/// What a failed HTTP call comes down to, read from the most specific error in reqwest's chain
+/// ("connection refused", not "error sending request"). Shared by the admin and Prometheus clients.
+pub enum Transport {
+    TimedOut,
+    Refused,
+    Other(String),
+}
+
+pub fn transport(e: &reqwest::Error) -> Transport {
     if e.is_timeout() {
-        return Cause::Timeout(timeout);
+        return Transport::TimedOut;
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     let mut last = e.to_string();
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return Cause::Timeout(timeout);
-            }
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return Cause::Unreachable("connection refused".into());
+            match io.kind() {
+                std::io::ErrorKind::TimedOut => return Transport::TimedOut,
+                std::io::ErrorKind::ConnectionRefused => return Transport::Refused,
+                _ => {}
             }
         }
         last = s.to_string();
         source = s.source();
     }
-    Cause::Unreachable(last)
+    Transport::Other(last)
+}
+
+fn transport_cause(e: &reqwest::Error, timeout: Duration) -> Cause {
+    match transport(e) {
+        Transport::TimedOut => Cause::Timeout(timeout),
+        Transport::Refused => Cause::Unreachable("connection refused".into()),
+        Transport::Other(why) => Cause::Unreachable(why),
+    }
 }
 
 fn snippet(text: &str, empty: &str) -> String {

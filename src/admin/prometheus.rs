@@ -359,30 +359,16 @@ fn number(s: &str) -> Option<f64> {
     }
 }
 
-/// The most specific reason reqwest's error chain holds ("connection refused", not "error sending request").
 fn transport_cause(e: &reqwest::Error) -> PromCause {
-    if e.is_timeout() {
-        return PromCause::Timeout(if e.is_connect() {
+    match super::transport(e) {
+        super::Transport::TimedOut => PromCause::Timeout(if e.is_connect() {
             CONNECT_TIMEOUT
         } else {
             REQUEST_TIMEOUT
-        });
+        }),
+        super::Transport::Refused => PromCause::Unreachable("connection refused".into()),
+        super::Transport::Other(why) => PromCause::Unreachable(why),
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut last = e.to_string();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return PromCause::Timeout(CONNECT_TIMEOUT);
-            }
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return PromCause::Unreachable("connection refused".into());
-            }
-        }
-        last = s.to_string();
-        source = s.source();
-    }
-    PromCause::Unreachable(last)
 }
 
 fn seconds(d: Duration) -> String {
