@@ -13,6 +13,7 @@ use crate::runtime::Format;
 
 const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes] [--format text|json] SCRIPT [ARGS]...
        neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE
+       neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
        neumann-script functions
        neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]";
@@ -31,6 +32,7 @@ Examples:
   neumann-script --cluster prod.toml -e 'cluster::health()'
   neumann-script --cluster prod.toml --format json -e 'cluster::versions()'
   neumann-script check my_runbook.rhai                       syntax and unknown functions, with file:line
+  neumann-script --sim repl                                  an interactive session (help, Tab, Ctrl-D)
   neumann-script functions                                   every script function and what it does
   neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
 
@@ -107,6 +109,19 @@ enum Sub {
     },
     /// List every script function with its signature and what it does
     Functions,
+    /// An interactive session on the cluster (--cluster FILE or --sim): the same API as scripts, with
+    /// completion, multi-line input, history and Ctrl-C to cancel a running entry
+    Repl,
+    /// Write Rhai definition files (.d.rhai) for the script API into DIR, for editors with Rhai support
+    Definitions {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print shell completions for the command line
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
     /// Run the simulated cluster in the foreground and write an inventory for it, so another terminal can
     /// drive it with --cluster FILE
     Sim {
@@ -206,6 +221,15 @@ pub enum Command {
         scripts: Vec<PathBuf>,
     },
     Functions,
+    Repl {
+        run: RunOptions,
+    },
+    Definitions {
+        dir: PathBuf,
+    },
+    Completions {
+        shell: clap_complete::Shell,
+    },
     Sim(SimOptions),
     SimCtl {
         control: String,
@@ -312,6 +336,18 @@ const MISPLACED: &[&str] = &[
     "--journal",
 ];
 
+/// Shell completions for the command line.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut <Args as clap::CommandFactory>::command(),
+        "neumann-script",
+        &mut out,
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Parses the command line. `Err` carries what to print and the exit code (0 for --help and --version).
 pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (String, i32)> {
     let argv: Vec<String> = argv
@@ -399,6 +435,9 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         }
         (Some(Sub::Check { scripts }), None) => Ok(Command::Check { scripts }),
         (Some(Sub::Functions), None) => Ok(Command::Functions),
+        (Some(Sub::Repl), None) => Ok(Command::Repl { run }),
+        (Some(Sub::Definitions { dir }), None) => Ok(Command::Definitions { dir }),
+        (Some(Sub::Completions { shell }), None) => Ok(Command::Completions { shell }),
         (
             Some(Sub::Sim {
                 ctl:

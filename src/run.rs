@@ -33,7 +33,7 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             match &e {
                 Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
                 Error::Interrupted => eprintln!(
-                    "interrupted: stopped at a safe point (state above); re-run to continue, nodes already done are skipped"
+                    "interrupted: stopped at a safe point; re-run to continue (nodes already done are skipped)"
                 ),
                 other => eprintln!("error: {other}"),
             }
@@ -95,6 +95,29 @@ fn sim_ctl(
 fn execute_command(command: Command) -> Result<(), Error> {
     match command {
         Command::Functions => functions(),
+        Command::Repl { run } => {
+            let format = run.format;
+            with_cluster(&run, Vec::new(), ("<repl>", ""), |rt| {
+                crate::repl::run(rt, format)
+            })
+        }
+        Command::Definitions { dir } => {
+            let (_tokio, rt) = bare_runtime()?;
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| rt.engine().definitions().write_to_dir(&dir))
+                .map_err(|e| {
+                    Error::Usage(format!(
+                        "cannot write definitions to `{}`: {e}",
+                        dir.display()
+                    ))
+                })?;
+            println!("wrote the script API's definitions to {}", dir.display());
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            print!("{}", cli::completions(shell));
+            Ok(())
+        }
         Command::Check { scripts } => check(&scripts),
         Command::Sim(opts) => foreground_sim(&opts),
         Command::SimCtl { .. } => Err(Error::Runtime(

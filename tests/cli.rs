@@ -447,3 +447,61 @@ fn health_asks_every_node_and_says_why_one_is_missing() {
         "{stdout}"
     );
 }
+
+#[test]
+fn definitions_describe_the_api_for_editors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = expect(
+        &bare(dir.path())
+            .args(["definitions", "defs"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    assert!(
+        stdout.contains("wrote the script API's definitions to defs"),
+        "{stdout}"
+    );
+    let mut all = String::new();
+    for f in std::fs::read_dir(dir.path().join("defs")).unwrap() {
+        let path = f.unwrap().path();
+        assert!(
+            path.to_string_lossy().ends_with(".d.rhai"),
+            "{}",
+            path.display()
+        );
+        all.push_str(&std::fs::read_to_string(path).unwrap());
+    }
+    for want in [
+        "fn health()",
+        "/// The cluster's health",
+        "fn transfer_leadership(",
+        "fn safe_stop(",
+    ] {
+        assert!(all.contains(want), "definitions lack {want:?}");
+    }
+}
+
+#[test]
+fn completions_for_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = expect(
+        &bare(dir.path())
+            .args(["completions", "bash"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    assert!(
+        stdout.contains("_neumann__script()") && stdout.contains("--sim-speed"),
+        "{stdout}"
+    );
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["completions", "tcsh"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
+}

@@ -8,6 +8,7 @@ mod cli;
 mod faults;
 mod prometheus;
 mod prometheus_support;
+mod repl;
 mod runbooks;
 mod scripts;
 mod ssh;

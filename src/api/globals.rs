@@ -51,22 +51,37 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "The value of `--set NAME=VALUE`, converted to the type of `default` (int, float, bool or string); `default` when not set.\nThrows a usage error (exit 2) when the value does not fit the type.",
         move |name: ImmutableString, default: Dynamic| option_value(c.settings.options.get(name.as_str()), &name, default),
     );
+    // Rhai's own `sleep(INT)`/`sleep(FLOAT)` block the thread where Ctrl-C cannot reach them; exact
+    // parameter types make these win over the standard package's.
     let c = ctx.clone();
+    let sleep = move |secs_value: Dynamic| -> RhaiResult<()> {
+        let d = secs(&secs_value, "sleep")?;
+        c.block_on(async move {
+            tokio::time::sleep(d).await;
+            Ok(())
+        })
+        .map_err(crate::runtime::throw)
+    };
+    let doc = "Pauses the script for `secs` seconds (int or float); Ctrl-C cuts it short.";
+    let int_sleep = sleep.clone();
+    global(
+        engine,
+        docs,
+        "sleep",
+        &["secs: int"],
+        "",
+        doc,
+        move |s: i64| int_sleep(Dynamic::from(s)),
+    );
+    docs.pop(); // one entry in `functions` for both overloads
     global(
         engine,
         docs,
         "sleep",
         &["secs: float"],
         "",
-        "Pauses the script for `secs` seconds (int or float); Ctrl-C cuts it short.",
-        move |s: Dynamic| -> RhaiResult<()> {
-            let d = secs(&s, "sleep")?;
-            c.block_on(async move {
-                tokio::time::sleep(d).await;
-                Ok(())
-            })
-            .map_err(crate::runtime::throw)
-        },
+        doc,
+        move |s: f64| sleep(Dynamic::from(s)),
     );
     global(
         engine,

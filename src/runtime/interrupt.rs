@@ -84,6 +84,13 @@ impl Interrupt {
         }
     }
 
+    /// Forgets earlier presses: the REPL cancels one entry per Ctrl-C and goes on.
+    pub fn reset(&self) {
+        self.0.presses.store(0, Ordering::SeqCst);
+        self.0.requested.store(false, Ordering::SeqCst);
+        self.bump();
+    }
+
     pub fn requested(&self) -> bool {
         self.0.requested.load(Ordering::SeqCst)
     }

@@ -323,6 +323,31 @@ impl Runtime {
         report::check_calls(&self.engine, &ast, name, &self.sources).map_err(Error::Script)
     }
 
+    /// A fresh scope with `args`, for a REPL session.
+    pub fn new_scope(&self) -> Scope<'static> {
+        self.scope()
+    }
+
+    /// Evaluates one REPL entry in a persistent scope; functions it defines join `lib` for later entries.
+    pub fn eval_entry(
+        &self,
+        scope: &mut Scope<'static>,
+        lib: &mut rhai::AST,
+        text: &str,
+    ) -> Result<Dynamic, Error> {
+        let name = "<repl>";
+        self.sources.add(name, text);
+        let mut ast = self
+            .engine
+            .compile_with_scope(scope, text)
+            .map_err(|e| Error::Script(report::parse_error(&e, name, &self.sources)))?;
+        ast.set_source(name);
+        *lib += ast;
+        let result = self.engine.eval_ast_with_scope::<Dynamic>(scope, lib);
+        lib.clear_statements();
+        result.map_err(|e| report::runtime_error(&e, name, &self.sources))
+    }
+
     /// Runs a script; `name` is its path (or `<stock>/NAME` for an embedded one).
     pub fn run(&self, name: &str, text: &str) -> Result<Dynamic, Error> {
         let ast = self.compile(name, text)?;

@@ -69,19 +69,30 @@ pub fn to_text(d: &Dynamic) -> Option<String> {
         return Some(m.to_string());
     }
     if let Some(h) = d.read_lock::<ClusterHealth>() {
-        return Some(h.to_string());
+        // The summary line, the members as a table, then the problems.
+        let summary = h.to_string();
+        let mut lines = summary.lines();
+        let mut out = format!(
+            "{}\n{}",
+            lines.next().unwrap_or(""),
+            member_table(&h.members)
+        );
+        for problem in lines {
+            out.push('\n');
+            out.push_str(problem.trim_start());
+        }
+        return Some(out);
     }
     if let Some(r) = d.read_lock::<RaftStatus>() {
         return Some(r.to_string());
     }
     if let Some(arr) = d.read_lock::<rhai::Array>() {
         if !arr.is_empty() && arr.iter().all(|x| x.is::<Member>()) {
-            return Some(
-                arr.iter()
-                    .filter_map(|x| x.read_lock::<Member>().map(|m| m.to_string()))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            );
+            let members: Vec<Member> = arr
+                .iter()
+                .filter_map(|x| x.read_lock::<Member>().map(|m| m.clone()))
+                .collect();
+            return Some(member_table(&members));
         }
     }
     if d.is_array() || d.is_map() {
@@ -90,9 +101,77 @@ pub fn to_text(d: &Dynamic) -> Option<String> {
     Some(d.to_string())
 }
 
+/// Members as aligned columns, for people.
+pub fn member_table(members: &[Member]) -> String {
+    let header = [
+        "ID", "ROLE", "STATE", "HEALTHY", "VERSION", "COMMIT", "APPLIED", "LAG_MS",
+    ];
+    let rows: Vec<[String; 8]> = members
+        .iter()
+        .map(|m| {
+            [
+                m.id.clone(),
+                m.role.clone(),
+                m.state.clone(),
+                if m.healthy { "yes".into() } else { "NO".into() },
+                m.version.clone(),
+                m.commit_index.to_string(),
+                m.applied_index.to_string(),
+                m.replication_lag_ms.to_string(),
+            ]
+        })
+        .collect();
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].len())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(&header.map(String::from))];
+    out.extend(rows.iter().map(|r| line(r)));
+    out.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_print_as_aligned_columns() {
+        let m = |id: &str, lag: i64| Member {
+            id: id.into(),
+            address: String::new(),
+            role: "follower".into(),
+            state: "up".into(),
+            healthy: true,
+            version: "0.10.4".into(),
+            commit_index: 1200,
+            applied_index: 1200,
+            replication_lag_ms: lag,
+        };
+        let t = member_table(&[m("node1", 0), m("node10", 1500)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID      ROLE      STATE  HEALTHY  VERSION  COMMIT  APPLIED  LAG_MS"
+        );
+        assert_eq!(
+            lines[2],
+            "node10  follower  up     yes      0.10.4   1200    1200     1500"
+        );
+    }
 
     #[test]
     fn plain_values_become_json() {

@@ -1,0 +1,322 @@
+//! `neumann-script repl`: the same runtime, limits and API as scripts, one entry at a time. Variables,
+//! functions and imports persist between entries; Ctrl-C cancels the running entry and returns to the
+//! prompt; history lives in the user's state directory and is shared across sessions.
+
+pub mod helper;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use rhai::{Dynamic, Scope, AST};
+use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{CompletionType, Config, Editor};
+
+use crate::cluster::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
+use crate::error::Error;
+use crate::runtime::{value, Format, Runtime};
+use helper::{Known, ReplHelper};
+
+const HELP: &str = "\
+Type Rhai and press Enter; the value of the last expression is printed. Variables, functions and imports
+persist between entries, and an unfinished block or call continues on the next line.
+  cluster::health()                      the cluster at a glance
+  let h = cluster::health(); h.problems  values keep their properties (Tab completes them)
+  metrics::compare(\"node3\", \"node1\", 30)  a canary against a baseline over 30 s
+Commands:
+  help [FUNCTION]     this text, or one function's signature and doc (help cluster::health)
+  functions [MODULE]  every function, or one module's
+  load FILE           run a script file into this session (its functions and variables stay)
+  nodes               the inventory's nodes
+  history             the entries of this and earlier sessions (Ctrl-R searches them)
+  exit                leave (or Ctrl-D)
+Tab completes modules, functions, properties after a dot, node ids inside strings, and commands.
+Ctrl-C cancels a running entry (a node between stop and start is started first); at the prompt it clears the line.";
+
+/// Where REPL history is kept.
+fn history_path() -> Option<PathBuf> {
+    crate::runtime::journal::default_path().map(|p| p.with_file_name("repl_history"))
+}
+
+/// Splits leading `import "..." as x;` statements from an entry: Rhai forgets imports between
+/// evaluations, so the session keeps them and puts them in front of every later entry.
+fn split_imports(text: &str) -> (Vec<String>, String) {
+    let mut imports = Vec::new();
+    let mut rest = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if rest.is_empty() && t.starts_with("import ") && t.contains(" as ") {
+            imports.push(format!("{};", t.trim_end_matches(';')));
+        } else {
+            rest.push(line);
+        }
+    }
+    (imports, rest.join("\n"))
+}
+
+struct Session<'a> {
+    rt: &'a Runtime,
+    scope: Scope<'static>,
+    lib: AST,
+    imports: Vec<String>,
+    format: Format,
+    known: Rc<RefCell<Known>>,
+}
+
+impl Session<'_> {
+    fn eval(&mut self, text: &str) -> Result<Dynamic, Error> {
+        let (new_imports, body) = split_imports(text);
+        let mut imports = self.imports.clone();
+        for i in new_imports {
+            if !imports.contains(&i) {
+                imports.push(i);
+            }
+        }
+        let source = if imports.is_empty() {
+            body.clone()
+        } else {
+            format!("{}\n{body}", imports.join(" "))
+        };
+        self.rt.ctx().interrupt.reset();
+        let result = self.rt.eval_entry(&mut self.scope, &mut self.lib, &source);
+        if result.is_ok() {
+            self.imports = imports;
+        }
+        self.refresh();
+        result
+    }
+
+    /// Tells the completer which variables exist now and what they hold.
+    fn refresh(&self) {
+        let mut k = self.known.borrow_mut();
+        k.vars.clear();
+        for (name, _, value) in self.scope.iter() {
+            let ty = if let Some(map) = value.read_lock::<rhai::Map>() {
+                let key = format!("#map:{name}");
+                k.fields
+                    .insert(key.clone(), map.keys().map(|s| s.to_string()).collect());
+                key
+            } else {
+                self.rt
+                    .engine()
+                    .map_type_name(value.type_name())
+                    .to_string()
+            };
+            k.vars.push((name.to_string(), ty));
+        }
+    }
+
+    fn print(&self, v: &Dynamic) {
+        match self.format {
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&value::to_json(v)).unwrap_or_default()
+            ),
+            Format::Text => {
+                if let Some(text) = value::to_text(v) {
+                    println!("{text}");
+                }
+            }
+        }
+    }
+
+    fn help(&self, topic: &str) {
+        if topic.is_empty() {
+            println!("{HELP}");
+            return;
+        }
+        let docs: Vec<_> = self
+            .rt
+            .docs()
+            .iter()
+            .filter(|d| {
+                let full = if d.module.is_empty() {
+                    d.name.to_string()
+                } else {
+                    format!("{}::{}", d.module, d.name)
+                };
+                full == topic || d.module == topic
+            })
+            .collect();
+        if docs.is_empty() {
+            println!("no function or module `{topic}`: `functions` lists them all");
+        }
+        for d in docs {
+            println!("{}\n    {}", d.signature(), d.doc.replace('\n', "\n    "));
+        }
+    }
+
+    fn functions(&self, module: &str) {
+        for d in self
+            .rt
+            .docs()
+            .iter()
+            .filter(|d| module.is_empty() || d.module == module)
+        {
+            println!(
+                "{:<60} {}",
+                d.signature(),
+                d.doc.lines().next().unwrap_or("")
+            );
+        }
+    }
+
+    fn nodes(&self) {
+        match self.rt.ctx().cluster.borrow().as_ref() {
+            None => println!("no cluster: start with --cluster FILE or --sim"),
+            Some(c) => {
+                println!("{} ({})", c.inventory.name, c.inventory.source.display());
+                for n in &c.inventory.nodes {
+                    let ssh = n
+                        .ssh
+                        .as_ref()
+                        .map(|t| format!("  ssh {t}"))
+                        .unwrap_or_default();
+                    println!("  {:<10} {}{ssh}", n.id, n.admin_url);
+                }
+            }
+        }
+    }
+}
+
+fn report(e: &Error) {
+    match e {
+        Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
+        Error::Interrupted => eprintln!("interrupted"),
+        other => eprintln!("error: {other}"),
+    }
+}
+
+/// What the completer knows before the first entry.
+fn known(rt: &Runtime) -> Known {
+    let mut k = Known::default();
+    for d in rt.docs() {
+        if d.module.is_empty() {
+            k.globals.push(d.name.to_string());
+        } else {
+            k.modules
+                .entry(d.module.to_string())
+                .or_default()
+                .push(d.name.to_string());
+        }
+    }
+    for list in k.modules.values_mut() {
+        list.dedup();
+    }
+    let fields = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    k.fields.insert("Member".into(), fields(Member::fields()));
+    k.fields
+        .insert("ClusterHealth".into(), fields(ClusterHealth::fields()));
+    k.fields
+        .insert("RaftStatus".into(), fields(RaftStatus::fields()));
+    k.fields
+        .insert("RaftNode".into(), fields(RaftNode::fields()));
+    k.fields.insert(
+        "Version".into(),
+        fields(&["major", "minor", "patch", "pre"]),
+    );
+    k.fields.insert(
+        "Metrics".into(),
+        fields(&["node", "value(", "names()", "quantile(", "to_map()"]),
+    );
+    if let Some(c) = rt.ctx().cluster.borrow().as_ref() {
+        k.nodes = c.inventory.nodes.iter().map(|n| n.id.clone()).collect();
+    }
+    k
+}
+
+/// Runs the REPL until `exit` or Ctrl-D.
+pub fn run(rt: &Runtime, format: Format) -> Result<(), Error> {
+    let known = Rc::new(RefCell::new(known(rt)));
+    let config = Config::builder()
+        .auto_add_history(true)
+        .history_ignore_dups(true)
+        .map_err(|e| Error::Runtime(e.to_string()))?
+        .completion_type(CompletionType::List)
+        .max_history_size(10_000)
+        .map_err(|e| Error::Runtime(e.to_string()))?
+        .build();
+    let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)
+        .map_err(|e| Error::Runtime(format!("cannot start the line editor: {e}")))?;
+    editor.set_helper(Some(ReplHelper::new(known.clone())));
+    let history = history_path();
+    if let Some(p) = &history {
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = editor.load_history(p);
+    }
+    let cluster = rt
+        .ctx()
+        .cluster
+        .borrow()
+        .as_ref()
+        .map(|c| c.inventory.source.display().to_string());
+    println!(
+        "neumann-script {} REPL on {}: `help` for help, Tab completes, Ctrl-D leaves",
+        env!("CARGO_PKG_VERSION"),
+        cluster.as_deref().unwrap_or("no cluster")
+    );
+    let mut session = Session {
+        rt,
+        scope: rt.new_scope(),
+        lib: AST::empty(),
+        imports: Vec::new(),
+        format,
+        known,
+    };
+    session.refresh();
+    loop {
+        let line = match editor.readline("neumann> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(Error::Runtime(format!("reading input: {e}"))),
+        };
+        if let Some(p) = &history {
+            let _ = editor.append_history(p);
+        }
+        let t = line.trim();
+        let (cmd, rest) = t
+            .split_once(char::is_whitespace)
+            .map_or((t, ""), |(c, r)| (c, r.trim()));
+        match cmd {
+            "" => {}
+            "exit" | "quit" => break,
+            "help" => session.help(rest),
+            "functions" => session.functions(rest),
+            "nodes" => session.nodes(),
+            "history" => {
+                for (i, entry) in editor.history().iter().enumerate() {
+                    println!("{:>5}  {}", i + 1, entry.replace('\n', "\n       "));
+                }
+            }
+            "load" if !rest.is_empty() => match std::fs::read_to_string(rest) {
+                Ok(text) => match session.eval(&crate::runtime::strip_shebang(&text)) {
+                    Ok(_) => println!("loaded {rest}"),
+                    Err(e) => report(&e),
+                },
+                Err(e) => eprintln!("error: cannot read `{rest}`: {e}"),
+            },
+            _ => match session.eval(&line) {
+                Ok(v) => session.print(&v),
+                Err(e) => report(&e),
+            },
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_imports_are_kept_for_later_entries() {
+        let (i, rest) = split_imports("import \"upgrade\" as up;\nup::default_opts()");
+        assert_eq!(i, vec!["import \"upgrade\" as up;"]);
+        assert_eq!(rest, "up::default_opts()");
+        assert_eq!(split_imports("1 + 1").0.len(), 0);
+    }
+}

@@ -1,0 +1,196 @@
+//! The REPL driven as a person would, in a real terminal (tmux), against the embedded simulator.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::BIN;
+
+struct Term {
+    socket: String,
+}
+
+impl Term {
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn start(socket: &str, home: &Path) -> Term {
+        let t = Term {
+            socket: socket.to_string(),
+        };
+        let cmd = format!(
+            "env HOME={} TERM=xterm {BIN} --sim --sim-speed 20 repl",
+            home.display()
+        );
+        let out = t.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "repl",
+            "-x",
+            "160",
+            "-y",
+            "50",
+            &cmd,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .tmux(&["capture-pane", "-p", "-t", "repl", "-S", "-200"])
+                .stdout,
+        )
+        .into_owned()
+    }
+
+    /// Types text literally (no key names, no command separators).
+    fn text(&self, s: &str) {
+        self.tmux(&["send-keys", "-t", "repl", "-l", s]);
+    }
+
+    fn key(&self, k: &str) {
+        self.tmux(&["send-keys", "-t", "repl", k]);
+    }
+
+    /// Waits until the screen shows `want` `times` times.
+    fn wait_for(&self, want: &str, times: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if s.matches(want).count() >= times {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {want:?} x{times} on screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.tmux(&["has-session", "-t", "repl"]).status.success()
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+fn tmux_or_skip() -> bool {
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    assert!(
+        !ci,
+        "tmux is missing but CI is set; .ci/run should have installed it"
+    );
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        b"SKIPPED: tmux not installed (apt-get install tmux): repl test\n",
+    );
+    false
+}
+
+#[test]
+fn an_incident_session() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let t = Term::start(&format!("ns-repl-{}", std::process::id()), home.path());
+    t.wait_for("neumann>", 1);
+
+    // Tab completes a module function, with its open parenthesis.
+    t.text("cluster::hea");
+    t.key("Tab");
+    t.wait_for("cluster::health(", 1);
+    t.text(")");
+    t.key("Enter");
+    let s = t.wait_for("neumann>", 2);
+    assert!(
+        s.contains("cluster healthy: 3/3 members healthy") && s.contains("ID     ROLE"),
+        "{s}"
+    );
+
+    // A function entered over several lines, then called.
+    t.text("fn double(x) {");
+    t.key("Enter");
+    t.text("x * 2");
+    t.key("Enter");
+    t.text("}");
+    t.key("Enter");
+    t.wait_for("neumann>", 3);
+    t.text("double(21)");
+    t.key("Enter");
+    t.wait_for("\n42\n", 1);
+
+    // An error, and the session goes on.
+    t.text("nosuch(1)");
+    t.key("Enter");
+    t.wait_for("Function not found: nosuch", 1);
+    t.text("40 + 2");
+    t.key("Enter");
+    t.wait_for("\n42\n", 2);
+
+    // Properties of a value in scope complete after the dot; node ids complete inside strings.
+    t.text("let h = cluster::health();");
+    t.key("Enter");
+    t.wait_for("neumann>", 7);
+    t.text("h.lea");
+    t.key("Tab");
+    t.wait_for("h.leader", 1);
+    t.key("Enter");
+    t.wait_for("\nnode1\n", 1);
+    t.text("node::status(\"node");
+    t.key("Tab");
+    t.wait_for("node3", 1);
+    t.key("C-u");
+
+    // Ctrl-C cancels a long entry and returns to the prompt.
+    t.text("sleep(60)");
+    t.key("Enter");
+    std::thread::sleep(Duration::from_millis(500));
+    t.key("C-c");
+    t.wait_for("interrupted", 2);
+    t.text("help cluster::health");
+    t.key("Enter");
+    t.wait_for("cluster::health() -> ClusterHealth", 1);
+
+    // Leaving: the history stays for the next session.
+    t.text("exit");
+    t.key("Enter");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while t.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "the REPL did not exit:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let history =
+        std::fs::read_to_string(home.path().join(".local/state/neumann-script/repl_history"))
+            .unwrap();
+    assert!(history.contains("double(21)"), "{history}");
+}
