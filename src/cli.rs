@@ -76,6 +76,11 @@ struct Args {
     #[arg(long)]
     yes: bool,
 
+    /// Run the script against a simulated twin of the cluster instead, and print the plan: every change in
+    /// order, the guards that fired, the predicted duration and final state. Only reads reach the cluster
+    #[arg(long)]
+    rehearse: bool,
+
     /// How to print results
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
@@ -192,6 +197,8 @@ pub struct RunOptions {
     pub format: Format,
     /// `--journal FILE`.
     pub journal: Option<PathBuf>,
+    /// `--rehearse`: run against a twin of the cluster.
+    pub rehearse: bool,
 }
 
 /// The simulator's foreground settings.
@@ -329,6 +336,7 @@ const MISPLACED: &[&str] = &[
     "--sim",
     "--set",
     "--yes",
+    "--rehearse",
     "--format",
     "--sim-speed",
     "-e",
@@ -402,6 +410,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         options,
         yes: args.yes,
         journal: args.journal.clone(),
+        rehearse: args.rehearse,
         format: match args.format {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,

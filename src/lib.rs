@@ -12,6 +12,7 @@ pub mod error;
 pub mod host;
 pub mod inventory;
 pub mod ops;
+pub mod rehearse;
 pub mod repl;
 pub mod run;
 pub mod runtime;

@@ -125,6 +125,26 @@ fn execute_command(command: Command) -> Result<(), Error> {
         )),
         Command::Run { run, script, args } => {
             let (name, text) = load_script(&script)?;
+            if offers_rehearsal(&run) {
+                // An operator at a terminal sees the plan on a twin first, and says whether to go on.
+                let rehearsal = RunOptions {
+                    rehearse: true,
+                    ..run.clone()
+                };
+                with_cluster(&rehearsal, args.clone(), (&name, &text), |rt| {
+                    rt.run(&name, &text).map(|_| ())
+                })?;
+                if !ask("\nRun this plan against the live cluster now?")? {
+                    return Err(Error::Guard(
+                        "stopped safely: not confirmed after the rehearsal; nothing was changed"
+                            .into(),
+                    ));
+                }
+                let live = RunOptions { yes: true, ..run };
+                return with_cluster(&live, args, (&name, &text), |rt| {
+                    rt.run(&name, &text).map(|_| ())
+                });
+            }
             with_cluster(&run, args, (&name, &text), |rt| {
                 rt.run(&name, &text).map(|_| ())
             })
@@ -148,6 +168,32 @@ fn execute_command(command: Command) -> Result<(), Error> {
             })
         }
     }
+}
+
+/// A script against a real inventory, run by a person at a terminal without --yes: rehearse first.
+fn offers_rehearsal(run: &RunOptions) -> bool {
+    use std::io::IsTerminal;
+    matches!(run.target, Target::Inventory(_))
+        && !run.yes
+        && !run.rehearse
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
+/// A yes/no question on the terminal.
+fn ask(question: &str) -> Result<bool, Error> {
+    use std::io::{BufRead, Write};
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::Runtime(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// A script path, or a stock script of that name when no such file exists.
@@ -211,15 +257,33 @@ fn with_cluster(
         }
         Target::Inventory(path) => Inventory::locate(path.as_deref())?,
     };
+    // A rehearsal swaps the cluster for a twin; the live one is read once and never written to.
+    let mut inventory = inventory;
+    let mut twin = None;
+    if run.rehearse {
+        let live = inventory.take().ok_or_else(|| {
+            Error::Usage("--rehearse needs a cluster to rehearse against: --cluster FILE, $NEUMANN_CLUSTER or ./neumann-cluster.toml".into())
+        })?;
+        let live_source = cluster_id(&live.source);
+        let live = Cluster::new(live).map_err(Error::Runtime)?;
+        let t = tokio.block_on(crate::rehearse::twin_of(&live))?;
+        Output::new().info(&format!(
+            "rehearsal: {} runs against a simulated twin of {live_source} ({}); only reads reach the live cluster",
+            script.0, t.described
+        ));
+        inventory = Some(t.inventory.clone());
+        twin = Some((t, live_source));
+    }
     // Runs against a real inventory are journaled by default; the embedded simulator only on request.
     let journal_path = match (&run.journal, &sim, &inventory) {
+        _ if twin.is_some() => None,
         (Some(p), _, _) => Some(p.clone()),
         (None, None, Some(_)) => journal::default_path(),
         _ => None,
     };
     let cluster_name = inventory
         .as_ref()
-        .map(|i| i.source.display().to_string())
+        .map(|i| cluster_id(&i.source))
         .unwrap_or_default();
     let journal = match &journal_path {
         Some(p) => Journal::open(p, script.0, script.1, &cluster_name).map_err(Error::Usage)?,
@@ -236,13 +300,23 @@ fn with_cluster(
         options: run.options.clone(),
         args,
         assume_yes: run.yes,
-        simulated: sim.is_some(),
+        simulated: sim.is_some() || twin.is_some(),
+        rehearsal: twin.is_some(),
         format: run.format,
     };
     ctx.interrupt.install(tokio.handle());
     let runtime = Runtime::new(ctx);
     let result = body(&runtime);
-    if result.is_err() {
+    if let Some((t, live_source)) = twin {
+        report_rehearsal(
+            &runtime,
+            &t,
+            &live_source,
+            run.journal.clone().or_else(journal::default_path),
+            &result,
+        );
+        tokio.block_on(t.sim.shutdown());
+    } else if result.is_err() {
         report_state(runtime.ctx());
     }
     // SSH master connections end with the run, not at the remote end's idle timeout.
@@ -266,6 +340,59 @@ fn with_cluster(
         tokio.block_on(s.shutdown());
     }
     result
+}
+
+/// How the journal names a cluster: its inventory's absolute path, so two `c.toml`s in different
+/// directories are different clusters.
+fn cluster_id(source: &Path) -> String {
+    std::fs::canonicalize(source)
+        .unwrap_or_else(|_| source.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state.
+fn report_rehearsal(
+    rt: &Runtime,
+    twin: &crate::rehearse::Twin,
+    live_source: &str,
+    journal: Option<std::path::PathBuf>,
+    result: &Result<(), Error>,
+) {
+    let ctx = rt.ctx();
+    let plan = ctx.plan.borrow();
+    println!(
+        "\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster"
+    );
+    println!("plan ({} changes, in order):", plan.len());
+    for line in crate::rehearse::plan_lines(&plan) {
+        println!("{line}");
+    }
+    if plan.is_empty() {
+        println!("     (none)");
+    }
+    match result {
+        Ok(()) => println!("guards: none fired"),
+        Err(Error::Guard(m)) => println!("guards: {m}"),
+        Err(e) => println!("the run would fail: {e}"),
+    }
+    let medians = journal
+        .map(|p| crate::rehearse::journal_medians(&p, live_source))
+        .unwrap_or_default();
+    let (duration, basis) = crate::rehearse::predicted(&twin.sim.events(), &medians);
+    println!(
+        "predicted duration: {} (from {basis}, plus the tool's few percent)",
+        crate::runtime::output::human_duration(duration)
+    );
+    if let Some(cluster) = ctx.cluster.borrow().clone() {
+        if let Ok(h) = ctx.rt.block_on(cluster.health()) {
+            println!("predicted final state:");
+            println!(
+                "{}",
+                value::to_text(&rhai::Dynamic::from(h)).unwrap_or_default()
+            );
+        }
+    }
 }
 
 /// After a run that ended early: the cluster's health now, and every node the run touched that is not
@@ -413,6 +540,7 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
         bad_versions: opts.bad_versions.clone(),
         faults,
         seed: None,
+        shape: None,
     };
     tokio.block_on(async {
         let sim = Simulator::start(cfg).await.map_err(|e| Error::Runtime(format!("cannot start the simulator: {e}")))?;

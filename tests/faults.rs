@@ -48,7 +48,7 @@ fn scenario(nodes: usize, fault: &str, node: &str, when: When, exit: i32) {
             .unwrap_or_default();
         assert!(
             stop.contains(node),
-            "the stop message should name {node}: {stop}"
+            "the stop message should name {node}: {stop}\n--- stderr\n{stderr}"
         );
     }
 

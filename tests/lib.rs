@@ -8,6 +8,7 @@ mod cli;
 mod faults;
 mod prometheus;
 mod prometheus_support;
+mod rehearse;
 mod repl;
 mod runbooks;
 mod scripts;

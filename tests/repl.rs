@@ -21,11 +21,16 @@ impl Term {
     }
 
     fn start(socket: &str, home: &Path) -> Term {
+        Term::run(socket, home, "--sim --sim-speed 20 repl")
+    }
+
+    /// Runs `neumann-script ARGS` in a fresh terminal (and keeps the pane after it exits).
+    fn run(socket: &str, home: &Path, args: &str) -> Term {
         let t = Term {
             socket: socket.to_string(),
         };
         let cmd = format!(
-            "env HOME={} TERM=xterm {BIN} --sim --sim-speed 20 repl",
+            "env HOME={} TERM=xterm {BIN} {args}; echo EXIT=$?; sleep 600",
             home.display()
         );
         let out = t.tmux(&[
@@ -79,10 +84,6 @@ impl Term {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn alive(&self) -> bool {
-        self.tmux(&["has-session", "-t", "repl"]).status.success()
     }
 }
 
@@ -180,17 +181,40 @@ fn an_incident_session() {
     // Leaving: the history stays for the next session.
     t.text("exit");
     t.key("Enter");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while t.alive() {
-        assert!(
-            Instant::now() < deadline,
-            "the REPL did not exit:\n{}",
-            t.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    t.wait_for("EXIT=0", 1);
     let history =
         std::fs::read_to_string(home.path().join(".local/state/neumann-script/repl_history"))
             .unwrap();
     assert!(history.contains("double(21)"), "{history}");
+}
+
+#[test]
+fn at_a_terminal_a_real_run_is_rehearsed_first_and_asks() {
+    if !tmux_or_skip() {
+        return;
+    }
+    for (answer, code) in [("n", "EXIT=3"), ("y", "EXIT=0")] {
+        let c = crate::support::Cluster::start(3, "0.10.4");
+        let args = format!(
+            "--cluster {} rolling_upgrade.rhai 0.11.0",
+            c.inventory.display()
+        );
+        let t = Term::run(
+            &format!("ns-offer-{answer}-{}", std::process::id()),
+            c.dir.path(),
+            &args,
+        );
+        let s = t.wait_for("Run this plan against the live cluster now? [y/N]", 1);
+        assert!(s.contains("plan (13 changes, in order):"), "{s}");
+        assert!(
+            c.versions().values().all(|v| v == "0.10.4"),
+            "nothing live before the answer"
+        );
+        t.text(answer);
+        t.key("Enter");
+        let s = t.wait_for("EXIT=", 1);
+        assert!(s.contains(code), "{s}");
+        let upgraded = c.versions().values().all(|v| v == "0.11.0");
+        assert_eq!(upgraded, answer == "y", "{s}");
+    }
 }

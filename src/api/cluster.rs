@@ -134,8 +134,12 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             let command = bg.switch.replace("{to}", &quoted);
             c.out.info(&format!("switch traffic to {to} (`{command}`)"));
             let args = serde_json::json!({ "to": to.as_str(), "command": command });
-            c.mutate("cluster::switch_traffic", None, args, || {
-                let out = c.block_on(crate::host::run_local_command(&command)).map_err(throw)?;
+                        c.mutate("cluster::switch_traffic", None, args, || {
+                let out = if c.settings.rehearsal {
+                    crate::host::ExecOutput { status: 0, stdout: String::new(), stderr: "(rehearsal: not run)".into() }
+                } else {
+                    c.block_on(crate::host::run_local_command(&command)).map_err(throw)?
+                };
                 if out.status != 0 {
                     return Err(fail(format!(
                         "switch traffic to {to} failed: `{command}` exited with status {}: {}",

@@ -209,6 +209,11 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
 
 /// The cluster `on_cluster(name)` means, opened once per run.
 fn open_cluster(c: &Ctx, name: &str) -> RhaiResult<std::sync::Arc<crate::ops::Cluster>> {
+    if c.settings.rehearsal {
+        return Err(ScriptStop::usage(format!(
+            "on_cluster(\"{name}\") is not available in a rehearsal: it would reach a live cluster outside the twin"
+        )));
+    }
     let path = if name == "green" {
         let current = c.cluster()?;
         match &current.inventory.blue_green {

@@ -27,6 +27,18 @@ fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::host::ExecOutput>
         _ => serde_json::json!({ "id": id, "command": command }),
     };
     let leaves = matches!(op, HostOp::Start | HostOp::Restart);
+    if c.settings.rehearsal {
+        if let HostOp::Exec(_) = op {
+            // The twin has no host: an ad-hoc command would run on this machine instead of the node's.
+            return c.mutate("node::exec", Some(id), args, || {
+                Ok(crate::host::ExecOutput {
+                    status: 0,
+                    stdout: String::new(),
+                    stderr: "(rehearsal: not run)".into(),
+                })
+            });
+        }
+    }
     let result = c.mutate(&format!("node::{}", op.name()), Some(id), args, || {
         c.block_on(cl.host(id, op)).map_err(throw)
     });

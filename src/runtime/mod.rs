@@ -116,6 +116,8 @@ pub struct Settings {
     pub assume_yes: bool,
     /// The cluster is the embedded simulator: nothing real is at stake, `confirm()` answers yes.
     pub simulated: bool,
+    /// A rehearsal on a twin: commands that would run outside the twin (exec, traffic switch) are not run.
+    pub rehearsal: bool,
     pub format: Format,
 }
 
@@ -126,6 +128,7 @@ impl Default for Settings {
             args: Vec::new(),
             assume_yes: false,
             simulated: false,
+            rehearsal: false,
             format: Format::Text,
         }
     }
@@ -144,6 +147,17 @@ pub struct Ctx {
     pub journal: journal::Journal,
     /// Nodes this run changed (drained, stopped, installed, started...), reported if the run ends early.
     pub touched: RefCell<BTreeSet<String>>,
+    /// Every mutating call of the run, in order: a rehearsal's plan.
+    pub plan: RefCell<Vec<Planned>>,
+}
+
+/// One mutating call as it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub op: String,
+    pub node: Option<String>,
+    pub args: serde_json::Value,
+    pub error: Option<String>,
 }
 
 impl Ctx {
@@ -167,6 +181,7 @@ impl Ctx {
             interrupt: interrupt::Interrupt::new(),
             journal: journal::Journal::off(),
             touched: RefCell::new(BTreeSet::new()),
+            plan: RefCell::new(Vec::new()),
         }
     }
 
@@ -201,7 +216,13 @@ impl Ctx {
         let result = f();
         let error = result.as_ref().err().map(|e| report::short(e));
         self.journal
-            .record(op, node, args, error.as_deref(), started.elapsed());
+            .record(op, node, args.clone(), error.as_deref(), started.elapsed());
+        self.plan.borrow_mut().push(Planned {
+            op: op.to_string(),
+            node: node.map(str::to_string),
+            args,
+            error: error.clone(),
+        });
         result
     }
 }

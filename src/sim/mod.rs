@@ -8,6 +8,7 @@
 mod control;
 mod metrics;
 mod model;
+pub use model::INSTALL_SECS;
 mod net;
 mod server;
 
@@ -38,6 +39,27 @@ pub struct SimConfig {
     pub faults: Vec<(String, FaultKind)>,
     /// Seeds the simulator's randomness so runs repeat.
     pub seed: Option<u64>,
+    /// A twin of a live cluster (rehearsal): its node ids, versions, leader and flags replace `nodes` and
+    /// `version`, and any version installs (the twin cannot know what the real registry has).
+    pub shape: Option<Shape>,
+}
+
+/// The shape of a live cluster, for a simulated twin.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Shape {
+    pub nodes: Vec<NodeShape>,
+    pub leader: Option<String>,
+    pub paused: bool,
+    pub term: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeShape {
+    pub id: String,
+    pub version: semver::Version,
+    pub draining: bool,
+    /// Not running (or not reachable): the twin starts it crashed, so it comes back only when started.
+    pub down: bool,
 }
 
 impl Default for SimConfig {
@@ -49,6 +71,7 @@ impl Default for SimConfig {
             bad_versions: Vec::new(),
             faults: Vec::new(),
             seed: None,
+            shape: None,
         }
     }
 }
@@ -204,8 +227,8 @@ impl Simulator {
             .unwrap_or(0.0);
         let mut model = Model::new(&cfg, start_unix)?;
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut listeners = Vec::with_capacity(cfg.nodes);
-        let mut node_addrs = Vec::with_capacity(cfg.nodes);
+        let mut listeners = Vec::new();
+        let mut node_addrs = Vec::new();
         for node in &mut model.nodes {
             let listener = net::bind(loopback).map_err(|source| SimError::Bind {
                 what: node.id.clone(),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use semver::Version;
 use serde::Serialize;
 
-use super::{FaultKind, SimConfig, SimError, SimEvent, SimStats};
+use super::{FaultKind, Shape, SimConfig, SimError, SimEvent, SimStats};
 
 /// Client writes per simulated second, spread over the nodes in service.
 const CLIENT_RATE: f64 = 300.0;
@@ -370,6 +370,8 @@ pub struct Model {
     pub stats: SimStats,
     bad_versions: Vec<Version>,
     base_version: Version,
+    /// A rehearsal twin installs any version.
+    any_version: bool,
     leaders_by_term: BTreeMap<u64, Vec<usize>>,
     election_due: Option<f64>,
     transfer: Option<PendingTransfer>,
@@ -387,7 +389,8 @@ pub struct Model {
 
 impl Model {
     pub fn new(cfg: &SimConfig, start_unix: f64) -> Result<Model, SimError> {
-        if cfg.nodes == 0 {
+        let count = cfg.shape.as_ref().map_or(cfg.nodes, |s| s.nodes.len());
+        if count == 0 {
             return Err(SimError::Config("a cluster needs at least 1 node".into()));
         }
         if !(cfg.speed.is_finite() && cfg.speed > 0.0) {
@@ -401,7 +404,7 @@ impl Model {
             None => fastrand::Rng::new(),
         };
         let commit_index = 1000;
-        let nodes = (1..=cfg.nodes)
+        let nodes = (1..=count)
             .map(|n| {
                 let mut node = Node {
                     id: format!("node{n}"),
@@ -457,11 +460,12 @@ impl Model {
                 client_writes_failed: 0,
                 elections: 0,
                 max_leaders_in_a_term: 1,
-                min_healthy_seen: cfg.nodes as u64,
+                min_healthy_seen: count as u64,
                 lost_committed_writes: 0,
             },
             bad_versions: cfg.bad_versions.clone(),
             base_version: cfg.version.clone(),
+            any_version: false,
             leaders_by_term,
             election_due: None,
             transfer: None,
@@ -474,6 +478,9 @@ impl Model {
             lb_failed_reported_at: f64::NEG_INFINITY,
             rng,
         };
+        if let Some(shape) = &cfg.shape {
+            model.take_shape(shape)?;
+        }
         for (node, kind) in &cfg.faults {
             let i = model
                 .index_of(node)
@@ -481,6 +488,42 @@ impl Model {
             model.inject(i, *kind);
         }
         Ok(model)
+    }
+
+    /// Becomes a twin of a live cluster: its ids, versions, leader, drains, pause; down nodes crash.
+    fn take_shape(&mut self, shape: &Shape) -> Result<(), SimError> {
+        self.any_version = true;
+        for (node, s) in self.nodes.iter_mut().zip(&shape.nodes) {
+            node.id = s.id.clone();
+            node.installed = s.version.clone();
+            node.running = s.version.clone();
+            node.draining = s.draining;
+            node.in_service = !s.draining;
+        }
+        let mut ids: Vec<&str> = self.nodes.iter().map(|n| n.id.as_str()).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(SimError::Config("a shape names the same node twice".into()));
+        }
+        let leader = match &shape.leader {
+            Some(id) => Some(self.index_of(id).ok_or_else(|| {
+                SimError::Config(format!("the shape's leader `{id}` is not one of its nodes"))
+            })?),
+            None => None,
+        };
+        self.term = shape.term.max(1);
+        self.leader = leader;
+        self.leaders_by_term.clear();
+        if let Some(l) = leader {
+            self.leaders_by_term.insert(self.term, vec![l]);
+        }
+        self.paused = shape.paused;
+        for (i, s) in shape.nodes.iter().enumerate() {
+            if s.down {
+                self.inject(i, FaultKind::Crash);
+            }
+        }
+        Ok(())
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
@@ -539,7 +582,7 @@ impl Model {
             && CATALOG
                 .iter()
                 .any(|&(ma, mi, mp)| v.major == ma && v.minor == mi && v.patch <= mp);
-        published || *v == self.base_version || self.is_bad(v)
+        self.any_version || published || *v == self.base_version || self.is_bad(v)
     }
 
     fn healthy_count(&self) -> usize {

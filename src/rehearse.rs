@@ -1,0 +1,165 @@
+//! Rehearsal: a runbook run against a simulated twin of the live cluster before anything touches it.
+//!
+//! The live cluster is only read (one survey: members, roles, versions, replication state, drains, pause).
+//! A simulator takes its shape (same ids, versions, leader, flags) and the unchanged script runs against it at
+//! high speed, with the live inventory's command templates so the plan shows the commands a real run would
+//! send. What the run did is reported as the plan: every mutating call in order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::inventory::Inventory;
+use crate::ops::Cluster;
+use crate::runtime::Planned;
+use crate::sim::{NodeShape, Shape, SimConfig, SimEvent, Simulator};
+
+/// Simulated seconds per real second in a rehearsal.
+pub const SPEED: f64 = 20.0;
+
+/// A twin started for a rehearsal, and the inventory that reaches it with the live one's templates.
+pub struct Twin {
+    pub sim: Simulator,
+    pub inventory: Inventory,
+    pub described: String,
+}
+
+/// Reads the live cluster and starts its twin. Read-only against the live cluster.
+pub async fn twin_of(live: &Cluster) -> Result<Twin, Error> {
+    let health = live.health().await.map_err(|e| {
+        Error::Runtime(format!("cannot read the live cluster for a rehearsal: {e}"))
+    })?;
+    let mut nodes = Vec::new();
+    for m in &health.members {
+        let version = crate::cluster::policy::parse_version(&m.version).map_err(|e| {
+            Error::Runtime(format!(
+                "cannot rehearse: {} reports its version as {e}",
+                m.id
+            ))
+        })?;
+        nodes.push(NodeShape {
+            id: m.id.clone(),
+            version,
+            draining: m.state == "draining" || m.state == "drained",
+            down: m.state == "down",
+        });
+    }
+    let shape = Shape {
+        nodes,
+        leader: health.leader.clone(),
+        paused: health.paused,
+        term: health.term.max(1) as u64,
+    };
+    let described = health
+        .members
+        .iter()
+        .map(|m| format!("{} {} {} {}", m.id, m.role, m.state, m.version))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sim = Simulator::start(SimConfig {
+        speed: SPEED,
+        shape: Some(shape),
+        ..SimConfig::default()
+    })
+    .await
+    .map_err(|e| Error::Runtime(format!("cannot start the rehearsal's twin: {e}")))?;
+    // The live inventory, pointed at the twin: same ids and templates, host operations simulated.
+    let mut inventory = live.inventory.clone();
+    let urls: BTreeMap<String, String> = sim.nodes().into_iter().collect();
+    for n in &mut inventory.nodes {
+        n.admin_url = urls.get(&n.id).cloned().unwrap_or_default();
+        n.ssh = None;
+    }
+    inventory.sim_control = Some(sim.control_addr().to_string());
+    inventory.prometheus_url = None;
+    inventory.blue_green = None;
+    inventory.token = None;
+    Ok(Twin {
+        sim,
+        inventory,
+        described,
+    })
+}
+
+/// The plan as numbered lines.
+pub fn plan_lines(plan: &[Planned]) -> Vec<String> {
+    plan.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let node = match (p.op.as_str(), p.node.as_deref()) {
+                ("raft::transfer_leadership", Some(n)) => format!(" to {n}"),
+                (_, Some(n)) => format!(" {n}"),
+                (_, None) => String::new(),
+            };
+            let detail = p
+                .args
+                .get("command")
+                .and_then(|c| c.as_str())
+                .map(|cmd| format!(": `{cmd}`"))
+                .unwrap_or_default();
+            let failed = p
+                .error
+                .as_deref()
+                .map(|e| format!("  -> FAILS: {e}"))
+                .unwrap_or_default();
+            format!("{:>4}. {}{node}{detail}{failed}", i + 1, p.op)
+        })
+        .collect()
+}
+
+/// Median duration per operation of earlier successful runs on this cluster, from the audit journal.
+pub fn journal_medians(journal: &Path, cluster: &str) -> BTreeMap<String, Duration> {
+    let mut by_op: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string(journal) {
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if v["cluster"] == cluster && v["result"] == "ok" {
+                if let (Some(op), Some(ms)) = (v["op"].as_str(), v["duration_ms"].as_u64()) {
+                    by_op.entry(op.to_string()).or_default().push(ms);
+                }
+            }
+        }
+    }
+    by_op
+        .into_iter()
+        .map(|(op, mut v)| {
+            v.sort_unstable();
+            (op, Duration::from_millis(v[v.len() / 2]))
+        })
+        .collect()
+}
+
+/// The predicted duration: each node's outage window in the twin (stop until caught up), with the install
+/// time replaced by what earlier real runs of this cluster took when the journal knows; the rest of the run
+/// is the tool's overhead, a few percent (docs/BENCHMARKS.md).
+pub fn predicted(events: &[SimEvent], medians: &BTreeMap<String, Duration>) -> (Duration, String) {
+    let mut total = 0.0;
+    for e in events.iter().filter(|e| e.kind == "stop") {
+        let back = events
+            .iter()
+            .find(|c| c.kind == "caught_up" && c.node == e.node && c.t >= e.t)
+            .map_or(e.t, |c| c.t);
+        total += back - e.t;
+    }
+    let installs = events.iter().filter(|e| e.kind == "install").count() as f64;
+    let (basis, total) = match medians.get("node::install") {
+        Some(real) => {
+            let adjusted = total + installs * (real.as_secs_f64() - crate::sim::INSTALL_SECS);
+            (
+                format!(
+                    "installs timed from earlier runs in the journal ({:.0} s each)",
+                    real.as_secs_f64()
+                ),
+                adjusted,
+            )
+        }
+        None => (
+            "the simulator's timings (install 3 s, restart 1.5 s)".to_string(),
+            total,
+        ),
+    };
+    (Duration::from_secs_f64((total * 1.03).max(0.0)), basis)
+}

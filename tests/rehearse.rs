@@ -1,0 +1,227 @@
+//! Rehearsals of the stock runbooks against twins of live simulated clusters of several shapes: the plan
+//! printed is the expected sequence, and the live cluster sees only reads.
+
+use crate::support::{expect, Cluster};
+
+/// Event kinds that mean something changed.
+const MUTATIONS: &[&str] = &[
+    "drain", "undrain", "stop", "start", "install", "transfer", "pause", "resume", "snapshot",
+    "crash",
+];
+
+/// Runs a rehearsal and checks the live cluster saw no change; returns (exit code, stdout, stderr).
+fn rehearse(c: &Cluster, args: &[&str]) -> (i32, String, String) {
+    let before = c.events_of(MUTATIONS).len();
+    let mut all = vec!["--rehearse"];
+    all.extend(args);
+    let out = c.run(&all);
+    let after = c.events_of(MUTATIONS);
+    assert_eq!(
+        after.len(),
+        before,
+        "the rehearsal changed the live cluster: {:?}",
+        &after[before..]
+    );
+    let code = out.status.code().unwrap_or(-1);
+    (
+        code,
+        crate::support::text(&out.stdout),
+        crate::support::text(&out.stderr),
+    )
+}
+
+/// The plan's lines, without numbering.
+fn plan(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("plan ("))
+        .skip(1)
+        .take_while(|l| {
+            l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.contains(". ")
+        })
+        .map(|l| l.split_once(". ").unwrap().1.to_string())
+        .collect()
+}
+
+fn node_steps(node: &str) -> Vec<String> {
+    vec![
+        format!("node::drain {node}"),
+        format!("node::stop {node}: `systemctl stop neumann`"),
+        format!("node::install {node}: `cargo install neumann --version 0.11.0`"),
+        format!("node::start {node}: `systemctl start neumann`"),
+    ]
+}
+
+#[test]
+fn leader_on_node1_upgrades_followers_then_hands_over() {
+    let c = Cluster::start(3, "0.10.4");
+    let (code, stdout, stderr) = rehearse(&c, &["rolling_upgrade.rhai", "0.11.0"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut want = node_steps("node2");
+    want.extend(node_steps("node3"));
+    let p = plan(&stdout);
+    assert_eq!(&p[..8], &want[..], "{stdout}");
+    assert!(
+        p[8] == "raft::transfer_leadership to node2"
+            || p[8] == "raft::transfer_leadership to node3",
+        "{stdout}"
+    );
+    assert_eq!(&p[9..], &node_steps("node1")[..], "{stdout}");
+    assert!(stdout.contains("guards: none fired"), "{stdout}");
+    assert!(stdout.contains("predicted duration:"), "{stdout}");
+    assert!(
+        stdout.contains("node1  ") && stdout.contains("0.11.0"),
+        "{stdout}"
+    );
+    assert!(c.versions().values().all(|v| v == "0.10.4"));
+}
+
+#[test]
+fn leader_on_node3_is_upgraded_last() {
+    let c = Cluster::start(3, "0.10.4");
+    expect(&c.run(&["-e", "raft::transfer_leadership(\"node3\")"]), 0);
+    let (code, stdout, stderr) = rehearse(&c, &["rolling_upgrade.rhai", "0.11.0"]);
+    assert_eq!(code, 0, "{stderr}");
+    let p = plan(&stdout);
+    assert_eq!(&p[..4], &node_steps("node1")[..], "{stdout}");
+    assert_eq!(&p[4..8], &node_steps("node2")[..], "{stdout}");
+    assert!(
+        p[8].starts_with("raft::transfer_leadership to node"),
+        "{stdout}"
+    );
+    assert_eq!(&p[9..], &node_steps("node3")[..], "{stdout}");
+}
+
+#[test]
+fn a_node_already_upgraded_is_not_in_the_plan() {
+    let c = Cluster::start(3, "0.10.4");
+    expect(
+        &c.run(&[
+            "--yes",
+            "canary_upgrade.rhai",
+            "0.11.0",
+            "node2",
+            "--set",
+            "monitor_secs=1",
+        ]),
+        2,
+    );
+    expect(
+        &c.run(&[
+            "--yes",
+            "--set",
+            "monitor_secs=1",
+            "--set",
+            "interval_secs=1",
+            "canary_upgrade.rhai",
+            "0.11.0",
+            "node2",
+        ]),
+        0,
+    );
+    assert_eq!(c.versions()["node2"], "0.11.0");
+    let (code, stdout, _) = rehearse(&c, &["rolling_upgrade.rhai", "0.11.0"]);
+    assert_eq!(code, 0);
+    let p = plan(&stdout);
+    assert_eq!(p.len(), 9, "{stdout}");
+    // node2 is already done: never drained, stopped or reinstalled (it may receive leadership).
+    assert!(
+        !p.iter()
+            .any(|l| l.starts_with("node::") && l.contains(" node2")),
+        "{stdout}"
+    );
+    assert_eq!(&p[..4], &node_steps("node3")[..], "{stdout}");
+}
+
+#[test]
+fn a_drained_node_stops_the_rehearsal_as_it_would_stop_the_run() {
+    let c = Cluster::start(3, "0.10.4");
+    expect(
+        &c.run(&[
+            "-e",
+            "node::drain(\"node3\"); node::wait_drained(\"node3\", 10)",
+        ]),
+        0,
+    );
+    let (code, stdout, stderr) = rehearse(
+        &c,
+        &[
+            "--set",
+            "healthy_timeout_secs=1",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(plan(&stdout), Vec::<String>::new(), "{stdout}");
+    assert!(
+        stdout.contains("guards: stopped safely: the cluster is not healthy"),
+        "{stdout}"
+    );
+    // The real run stops with the same message.
+    let real = c.run(&[
+        "--yes",
+        "--set",
+        "healthy_timeout_secs=1",
+        "rolling_upgrade.rhai",
+        "0.11.0",
+    ]);
+    let (_, real_err) = expect(&real, 3);
+    let stop = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("stopped safely:"))
+            .map(|l| l.split(" (").next().unwrap_or("").to_string())
+    };
+    assert_eq!(
+        stop(&stderr).map(|s| s.replace("after 1 s", "")),
+        stop(&real_err).map(|s| s.replace("after 1 s", ""))
+    );
+}
+
+#[test]
+fn an_incompatible_version_is_refused_in_rehearsal_too() {
+    let c = Cluster::start(3, "0.10.4");
+    let (code, stdout, stderr) = rehearse(&c, &["rolling_upgrade.rhai", "1.0.0"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("changes the major version: the runbook requires a blue-green upgrade"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("plan (0 changes"), "{stdout}");
+}
+
+#[test]
+fn the_rollback_and_canary_runbooks_rehearse_too() {
+    let c = Cluster::start(3, "0.10.4");
+    let (code, stdout, stderr) = rehearse(
+        &c,
+        &[
+            "--set",
+            "monitor_secs=1",
+            "--set",
+            "interval_secs=1",
+            "canary_upgrade.rhai",
+            "0.11.0",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plan(&stdout), node_steps("node3"), "{stdout}");
+    expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    let (code, stdout, stderr) = rehearse(&c, &["rollback.rhai", "0.10.4", "node2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let p = plan(&stdout);
+    assert_eq!(
+        p.first().map(String::as_str),
+        Some("cluster::pause"),
+        "{stdout}"
+    );
+    assert_eq!(
+        p.last().map(String::as_str),
+        Some("cluster::resume"),
+        "{stdout}"
+    );
+    assert!(
+        p.contains(&"node::install node2: `cargo install neumann --version 0.10.4`".to_string()),
+        "{stdout}"
+    );
+}
