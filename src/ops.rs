@@ -129,7 +129,7 @@ impl Cluster {
         let mut members = Vec::with_capacity(own.len());
         let mut notes = BTreeMap::new();
         let mut leader_view: Option<NodeHealth> = None;
-        let mut first_error = None;
+        let mut errors = Vec::new();
         for (spec, report) in self.inventory.nodes.iter().zip(own) {
             match report {
                 Ok(h) => {
@@ -159,7 +159,7 @@ impl Cluster {
                         })
                     });
                     notes.insert(spec.id.clone(), format!("not answering: {}", e.cause()));
-                    first_error.get_or_insert(e);
+                    errors.push(e.to_string());
                 }
             }
         }
@@ -186,11 +186,13 @@ impl Cluster {
                     notes,
                 })
             }
+            // Every node's reason: the one that matters may not be the first.
+            None if errors.is_empty() => Err(OpError::Failed(
+                "cluster: the inventory names no nodes".into(),
+            )),
             None => Err(OpError::Failed(format!(
                 "cluster: no node answered: {}",
-                first_error
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "the inventory names no nodes".into())
+                errors.join("; ")
             ))),
         }
     }

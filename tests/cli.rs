@@ -505,3 +505,22 @@ fn completions_for_a_shell() {
     );
     assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
 }
+
+#[test]
+fn when_no_node_answers_every_node_says_why() {
+    let c = Cluster::start(3, "0.10.4");
+    for n in ["node1", "node2", "node3"] {
+        c.host(n, "stop");
+    }
+    let (_, stderr) = expect(&c.run(&["-e", "cluster::health()"]), 1);
+    assert!(
+        stderr.contains("cluster: no node answered: node1: health failed"),
+        "{stderr}"
+    );
+    for n in ["node2", "node3"] {
+        assert!(
+            stderr.contains(&format!("; {n}: health failed: GET http://127.0.0.1:")),
+            "{stderr}"
+        );
+    }
+}
