@@ -15,7 +15,6 @@ use crate::admin::prom::Scrape;
 use crate::admin::prometheus::{group_figure_queries, PromClient, PromValue};
 use crate::admin::{AdminClient, AdminError};
 use crate::cluster::figures::{figures, Figures};
-use crate::cluster::types::member_problem;
 use crate::cluster::{ClusterHealth, Member, NodeHealth, RaftStatus};
 use crate::host::{ExecOutput, HostOp, Hosts};
 use crate::inventory::{Inventory, NodeSpec};
@@ -619,11 +618,6 @@ impl Cluster {
             memory_bytes: memory?,
             tx_per_sec: tps?,
         })
-    }
-
-    /// Every member's problem, for messages.
-    pub fn problems(members: &[Member]) -> Vec<String> {
-        members.iter().filter_map(member_problem).collect()
     }
 }
 

@@ -197,6 +197,14 @@ impl Cluster {
         }
     }
 
+    /// Versions in node order (node1, node2, ...), for comparing with a literal list.
+    pub fn version_list(&self) -> Vec<String> {
+        self.versions()
+            .values()
+            .map(|v| v.as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
     pub fn leader(&self) -> String {
         let out = self.run(&["-e", "cluster::leader()"]);
         assert!(out.status.success(), "{}", text(&out.stderr));

@@ -156,10 +156,6 @@ impl Wait {
         }
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
     /// Ends the wait with a one-line outcome.
     pub fn finish(self, outcome: &str) {
         let line = format!("{} ({})", outcome, human_duration(self.started.elapsed()));
