@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use semver::Version;
 
-use crate::cluster::policy::parse_version;
-use crate::runtime::Format;
+use crate::model::policy::parse_version;
+use crate::output::Format;
 
 const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--format text|json] SCRIPT [ARGS]...
        neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE

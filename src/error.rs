@@ -45,6 +45,19 @@ impl Error {
     }
 }
 
+/// An error and its sources, outermost first.
+pub fn chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
+/// The innermost error's message: libraries wrap the words that say what happened ("connection refused",
+/// "Host key verification failed.") in generic ones ("error sending request").
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    chain(e).last().map(|e| e.to_string()).unwrap_or_default()
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

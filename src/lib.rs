@@ -1,21 +1,25 @@
 //! neumann-script: a Rhai runtime for the upgrade runbooks of a Neumann (tensor_chain) cluster.
 //!
-//! Layers, top to bottom: `cli` and `run` (arguments, exit codes) → `runtime` (the Rhai engine) →
-//! `api` (the script functions) → `ops` (cluster operations and waits) → `admin` (HTTP) and `host`
-//! (service commands) → the cluster, real or `sim`ulated.
+//! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
+//! `cli`, `run` (arguments, dispatch, exit codes) → `repl`, `rehearse` (front ends) → `session` (tokio
+//! runtime, simulator, clusters, journal) → `script` (the Rhai engine and its modules) → `cluster`
+//! (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
+//! (typed values, policy, figures); `output`, `journal`, `interrupt` and `error` are leaves any layer
+//! may use. `sim` is the simulated cluster and imports nothing of the product.
 
-pub mod admin;
-pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod error;
-pub mod host;
+pub mod interrupt;
 pub mod inventory;
-pub mod ops;
+pub mod journal;
+pub mod model;
+pub mod output;
 pub mod rehearse;
 pub mod repl;
 pub mod run;
-pub mod runtime;
+pub mod script;
 pub mod sim;
+pub mod transport;
 
 pub use run::run;

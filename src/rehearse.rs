@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cluster::Cluster;
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::ops::Cluster;
-use crate::runtime::Planned;
+use crate::script::ctx::Planned;
 use crate::sim::{NodeShape, Shape, SimConfig, SimEvent, Simulator};
 
 /// Simulated seconds per real second in a rehearsal.
@@ -32,7 +32,7 @@ pub async fn twin_of(live: &Cluster) -> Result<Twin, Error> {
     })?;
     let mut nodes = Vec::new();
     for m in &health.members {
-        let version = crate::cluster::policy::parse_version(&m.version).map_err(|e| {
+        let version = crate::model::policy::parse_version(&m.version).map_err(|e| {
             Error::Runtime(format!(
                 "cannot rehearse: {} reports its version as {e}",
                 m.id

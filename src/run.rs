@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{self, Command, RunOptions, SimOptions, Target};
+use crate::cluster::Cluster;
 use crate::error::Error;
-use crate::host::HostOp;
 use crate::inventory::Inventory;
-use crate::ops::Cluster;
-use crate::runtime::journal::{self, Journal};
-use crate::runtime::{embedded, output::Output, value, Ctx, Format, Runtime, Settings};
+use crate::journal::{self, Journal};
+use crate::output::{Format, Output};
+use crate::script::ctx::{Ctx, Settings};
+use crate::script::engine::Runtime;
+use crate::script::{embedded, value};
 use crate::sim::{FaultKind, SimConfig, Simulator};
+use crate::transport::host::HostOp;
 
 /// Runs the program with these arguments and returns the process exit code.
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
@@ -76,7 +79,7 @@ fn sim_ctl(
         &format!("[sim]\ncontrol = \"{control}\"\n[[nodes]]\nid = \"{node}\"\nadmin_url = \"http://{control}\"\n"),
         Path::new("<sim ctl>"),
     )?;
-    let hosts = crate::host::Hosts::new(&inv).map_err(Error::Runtime)?;
+    let hosts = crate::transport::host::Hosts::new(&inv).map_err(Error::Runtime)?;
     let op = match (action, version) {
         ("stop", _) => HostOp::Stop,
         ("start", _) => HostOp::Start,
@@ -382,7 +385,7 @@ fn report_rehearsal(
     let (duration, basis) = crate::rehearse::predicted(&twin.sim.events(), &medians);
     println!(
         "predicted duration: {} (from {basis}, plus the tool's few percent)",
-        crate::runtime::output::human_duration(duration)
+        crate::output::human_duration(duration)
     );
     if let Some(cluster) = ctx.cluster.borrow().clone() {
         if let Ok(h) = ctx.rt.block_on(cluster.health()) {

@@ -276,7 +276,7 @@ fn the_journal_records_every_mutating_call() {
         "/scripts/rolling_upgrade.rhai"
     ))
     .unwrap();
-    let sha = neumann_script::runtime::journal::sha256_hex(&stock);
+    let sha = neumann_script::journal::sha256_hex(&stock);
     for l in &lines {
         assert_eq!(l["script"], "<stock>/rolling_upgrade.rhai");
         assert_eq!(l["script_sha256"], sha.as_str());

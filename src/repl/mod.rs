@@ -13,9 +13,11 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
 
-use crate::cluster::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
 use crate::error::Error;
-use crate::runtime::{value, Format, Runtime};
+use crate::model::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
+use crate::output::Format;
+use crate::script::engine::Runtime;
+use crate::script::value;
 use helper::{Known, ReplHelper};
 
 const HELP: &str = "\
@@ -36,7 +38,7 @@ Ctrl-C cancels a running entry (a node between stop and start is started first);
 
 /// Where REPL history is kept.
 fn history_path() -> Option<PathBuf> {
-    crate::runtime::journal::default_path().map(|p| p.with_file_name("repl_history"))
+    crate::journal::default_path().map(|p| p.with_file_name("repl_history"))
 }
 
 /// Splits leading `import "..." as x;` statements from an entry: Rhai forgets imports between
@@ -293,7 +295,7 @@ pub fn run(rt: &Runtime, format: Format) -> Result<(), Error> {
                 }
             }
             "load" if !rest.is_empty() => match std::fs::read_to_string(rest) {
-                Ok(text) => match session.eval(&crate::runtime::strip_shebang(&text)) {
+                Ok(text) => match session.eval(&crate::script::report::strip_shebang(&text)) {
                     Ok(_) => println!("loaded {rest}"),
                     Err(e) => report(&e),
                 },

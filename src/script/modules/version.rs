@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use rhai::{Dynamic, Engine, ImmutableString, Map, Module};
 
 use super::{Builder, FnDoc, RhaiResult};
-use crate::cluster::policy::{self, parse_version};
-use crate::runtime::fail;
+use crate::model::policy::{self, parse_version};
+use crate::script::stop::fail;
 
 /// A semantic version as scripts see it: `v.major`, `v.minor`, `v.patch`, `v.pre`, printable, comparable.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

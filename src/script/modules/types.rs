@@ -2,8 +2,8 @@
 
 use rhai::{Engine, Map};
 
-use crate::cluster::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
-use crate::runtime::{ScriptStop, StopKind};
+use crate::model::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
+use crate::script::stop::{ScriptStop, StopKind};
 
 fn record<T: Record + std::fmt::Debug>(engine: &mut Engine, display: fn(&T) -> String) {
     engine.register_type_with_name::<T>(T::TYPE_NAME);

@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use crate::error::Error;
 
+pub mod ssh;
+
 /// The default inventory file looked for in the working directory.
 pub const DEFAULT_FILE: &str = "neumann-cluster.toml";
 /// The environment variable naming an inventory file.
@@ -46,7 +48,7 @@ pub struct NodeSpec {
     /// Base URL of the node's admin API, without a trailing slash.
     pub admin_url: String,
     /// `user@host:port` for host operations over SSH.
-    pub ssh: Option<crate::host::ssh::SshTarget>,
+    pub ssh: Option<ssh::SshTarget>,
     pub templates: Templates,
     /// The `instance` label this node's metrics carry in Prometheus (default: host:port of admin_url).
     pub prometheus_instance: String,
@@ -77,7 +79,7 @@ pub struct Inventory {
     /// The other side of a blue-green pair and how to move client traffic between the two.
     pub blue_green: Option<BlueGreen>,
     /// How to reach hosts over SSH (`[ssh]`).
-    pub ssh: crate::host::ssh::SshSettings,
+    pub ssh: ssh::SshSettings,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -270,12 +272,12 @@ impl Inventory {
             let prometheus_instance = n
                 .prometheus_instance
                 .clone()
-                .or_else(|| crate::admin::prometheus::instance_of(&admin_url))
+                .or_else(|| instance_of(&admin_url))
                 .unwrap_or_default();
             let ssh = n
                 .ssh
                 .as_deref()
-                .map(crate::host::ssh::SshTarget::parse)
+                .map(ssh::SshTarget::parse)
                 .transpose()
                 .map_err(|e| bad(format!("{at}: {e}")))?;
             nodes.push(NodeSpec {
@@ -324,7 +326,7 @@ impl Inventory {
             nodes,
             token,
             ssh: {
-                use crate::host::ssh::{HostKeyPolicy, SshSettings};
+                use ssh::{HostKeyPolicy, SshSettings};
                 let r = &raw.ssh;
                 let near = |p: &PathBuf| resolve_path(p, source);
                 let defaults = SshSettings::default();
@@ -359,8 +361,7 @@ impl Inventory {
             sim_control: raw.sim.map(|s| s.control),
             prometheus_url: match &raw.cluster.prometheus_url {
                 Some(u) => {
-                    crate::admin::prometheus::PromClient::new(u)
-                        .map_err(|e| bad(format!("prometheus_url: {e}")))?;
+                    prometheus_query_url(u).map_err(|e| bad(format!("prometheus_url: {e}")))?;
                     Some(u.clone())
                 }
                 None => None,
@@ -410,6 +411,41 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
         }
         None => msg,
     }
+}
+
+/// The `instance` label Prometheus gives a target scraped at this admin URL: `host:port`, the port
+/// defaulted from the scheme the way Prometheus does.
+pub fn instance_of(admin_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(admin_url).ok()?;
+    let host = url.host_str().filter(|h| !h.is_empty())?;
+    Some(format!("{host}:{}", url.port_or_known_default()?))
+}
+
+/// The query endpoint under a Prometheus base URL, refusing what cannot be one.
+pub fn prometheus_query_url(base_url: &str) -> Result<reqwest::Url, String> {
+    let bad = |why: &str| format!("prometheus_url `{base_url}`: {why}");
+    // `host:9090` alone is the usual slip; the URL parser would call it "relative URL without a base".
+    if !base_url.contains("://") {
+        return Err(bad("must start with http:// or https://"));
+    }
+    let mut url = reqwest::Url::parse(base_url.trim()).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("names no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(
+            "must not carry a query or fragment (give the server's base URL)",
+        ));
+    }
+    // The path segments API keeps a prefix intact and avoids `//` whether or not the base ends in `/`.
+    url.path_segments_mut()
+        .map_err(|()| bad("cannot take a path"))?
+        .pop_if_empty()
+        .extend(["api", "v1", "query"]);
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -508,5 +544,23 @@ mod tests {
         let err = Inventory::load(Path::new("/nonexistent/c.toml")).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--sim"), "{err}");
+    }
+
+    #[test]
+    fn instances_follow_prometheus_defaults() {
+        assert_eq!(
+            instance_of("http://10.0.0.2:9090").as_deref(),
+            Some("10.0.0.2:9090")
+        );
+        assert_eq!(
+            instance_of("https://node1.example.com/").as_deref(),
+            Some("node1.example.com:443")
+        );
+        assert_eq!(instance_of("http://node1").as_deref(), Some("node1:80"));
+        assert_eq!(
+            instance_of("http://[::1]:9090").as_deref(),
+            Some("[::1]:9090")
+        );
+        assert_eq!(instance_of("not a url"), None);
     }
 }

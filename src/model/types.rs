@@ -557,3 +557,23 @@ mod tests {
         assert_eq!(h.to_member("u").state, "down");
     }
 }
+
+/// What a command printed and how it exited. A non-zero status is a result, not an error.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ExecOutput {
+    pub status: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    /// What a rehearsal answers for a command it must not run: the twin has no host, and running it here
+    /// would act on this machine instead.
+    pub fn not_run() -> ExecOutput {
+        ExecOutput {
+            status: 0,
+            stdout: String::new(),
+            stderr: "(rehearsal: not run)".into(),
+        }
+    }
+}

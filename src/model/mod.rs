@@ -2,7 +2,8 @@
 //! Pure data and rules; nothing here does I/O.
 
 pub mod figures;
+pub mod metrics_text;
 pub mod policy;
 pub mod types;
 
-pub use types::{ClusterHealth, Member, NodeHealth, RaftNode, RaftStatus, Record};
+pub use types::{ClusterHealth, ExecOutput, Member, NodeHealth, RaftNode, RaftStatus, Record};

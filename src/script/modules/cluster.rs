@@ -5,8 +5,9 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, ImmutableString, Map, Module};
 
 use super::{json_to_dynamic, secs, waiting, Builder, FnDoc, RhaiResult};
-use crate::cluster::{ClusterHealth, Member};
-use crate::runtime::{fail, throw, Ctx, ScriptStop};
+use crate::model::{ClusterHealth, Member};
+use crate::script::ctx::{throw, Ctx};
+use crate::script::stop::{fail, ScriptStop};
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     let mut b = Builder::new("cluster", docs);
@@ -130,15 +131,14 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                     cl.inventory.source.display()
                 )));
             };
-            let quoted = shlex::try_quote(&to).map(|q| q.into_owned()).unwrap_or_default();
-            let command = bg.switch.replace("{to}", &quoted);
+            let command = crate::transport::host::substitute(&bg.switch, "to", &to);
             c.out.info(&format!("switch traffic to {to} (`{command}`)"));
             let args = serde_json::json!({ "to": to.as_str(), "command": command });
                         c.mutate("cluster::switch_traffic", None, args, || {
                 let out = if c.settings.rehearsal {
-                    crate::host::ExecOutput { status: 0, stdout: String::new(), stderr: "(rehearsal: not run)".into() }
+                    crate::transport::host::ExecOutput::not_run()
                 } else {
-                    c.block_on(crate::host::run_local_command(&command)).map_err(throw)?
+                    c.block_on(cl.run_hook(&command)).map_err(throw)?
                 };
                 if out.status != 0 {
                     return Err(fail(format!(

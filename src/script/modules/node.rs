@@ -6,13 +6,14 @@ use std::rc::Rc;
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
 use super::{secs, waiting, Builder, FnDoc, RhaiResult};
-use crate::cluster::Member;
-use crate::host::HostOp;
-use crate::runtime::{throw, Ctx, ScriptStop};
+use crate::model::Member;
+use crate::script::ctx::{throw, Ctx};
+use crate::script::stop::ScriptStop;
+use crate::transport::host::HostOp;
 
 /// Runs a host operation, journaled. Between `stop` and `start` a node is in a critical section: Ctrl-C
 /// waits for the start rather than leave the node down.
-fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::host::ExecOutput> {
+fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::transport::host::ExecOutput> {
     let cl = c.cluster()?;
     let spec = cl.node(id).map_err(throw)?;
     let command = op.command(spec);
@@ -31,11 +32,7 @@ fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::host::ExecOutput>
         if let HostOp::Exec(_) = op {
             // The twin has no host: an ad-hoc command would run on this machine instead of the node's.
             return c.mutate("node::exec", Some(id), args, || {
-                Ok(crate::host::ExecOutput {
-                    status: 0,
-                    stdout: String::new(),
-                    stderr: "(rehearsal: not run)".into(),
-                })
+                Ok(crate::transport::host::ExecOutput::not_run())
             });
         }
     }

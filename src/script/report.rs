@@ -6,8 +6,42 @@ use std::collections::{BTreeSet, HashSet};
 
 use rhai::{ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Stmt, AST};
 
-use super::{ScriptStop, Sources, StopKind};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use super::stop::{ScriptStop, StopKind};
 use crate::error::Error;
+
+/// Rhai rejects a `#!` line; blank it so line numbers stay true.
+pub fn strip_shebang(text: &str) -> String {
+    if text.starts_with("#!") {
+        match text.find('\n') {
+            Some(i) => text[i..].to_string(),
+            None => String::new(),
+        }
+    } else {
+        text.to_string()
+    }
+}
+
+/// Source texts by source name, for showing the offending line of an error.
+#[derive(Default)]
+pub struct Sources(RefCell<HashMap<String, String>>);
+
+impl Sources {
+    pub fn add(&self, name: &str, text: &str) {
+        self.0
+            .borrow_mut()
+            .insert(name.to_string(), text.to_string());
+    }
+
+    pub fn line(&self, name: &str, line: usize) -> Option<String> {
+        self.0
+            .borrow()
+            .get(name)
+            .and_then(|t| t.lines().nth(line.checked_sub(1)?).map(str::to_string))
+    }
+}
 
 /// "file:line:col" followed by the source line and a caret, when the line is known.
 fn locate(source: &str, pos: Position, sources: &Sources) -> String {

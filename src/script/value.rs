@@ -4,10 +4,10 @@
 use rhai::Dynamic;
 use serde_json::{Map as JsonMap, Number, Value};
 
-use crate::api::{metrics::Metrics, version::Version};
-use crate::cluster::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
+use crate::model::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
+use crate::script::modules::{metrics::Metrics, version::Version};
 
-use super::ScriptStop;
+use super::stop::ScriptStop;
 
 fn record<T: Record>(d: &Dynamic) -> Option<rhai::Map> {
     d.read_lock::<T>().map(|v| v.to_map())

@@ -9,11 +9,12 @@ use std::time::Instant;
 use rhai::{Array, Dynamic, Engine, FnPtr, ImmutableString, Map, Module, NativeCallContext};
 
 use super::{secs, waiting, Builder, FnDoc, RhaiResult};
-use crate::admin::prom::Scrape;
-use crate::admin::prometheus::PromValue;
-use crate::cluster::figures::{figures, ratio, Figures};
-use crate::runtime::output::human_duration;
-use crate::runtime::{fail, throw, Ctx};
+use crate::model::figures::{figures, ratio, Figures};
+use crate::model::metrics_text::Scrape;
+use crate::output::human_duration;
+use crate::script::ctx::{throw, Ctx};
+use crate::script::stop::fail;
+use crate::transport::prometheus::PromValue;
 
 /// One scrape of one node: `m.value(name)`, `m.value(name, labels)`, `m.names()`, `m.quantile(h, q)`.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::admin::prom::{counter_increase, histogram_quantile, Scrape};
+use crate::model::metrics_text::{counter_increase, histogram_quantile, Scrape};
 
 pub const COMMITS: &str = "tensor_chain_tx_commits_total";
 pub const ABORTS: &str = "tensor_chain_tx_aborts_total";

@@ -7,7 +7,8 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, FnPtr, ImmutableString, NativeCallContext};
 
 use super::{global, secs, FnDoc, RhaiResult};
-use crate::runtime::{fail, Ctx, ScriptStop};
+use crate::script::ctx::Ctx;
+use crate::script::stop::{fail, ScriptStop};
 
 fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
@@ -60,7 +61,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             tokio::time::sleep(d).await;
             Ok(())
         })
-        .map_err(crate::runtime::throw)
+        .map_err(crate::script::ctx::throw)
     };
     let doc = "Pauses the script for `secs` seconds (int or float); Ctrl-C cuts it short.";
     let int_sleep = sleep.clone();
@@ -128,7 +129,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         move |context: NativeCallContext, name: ImmutableString, body: FnPtr| -> RhaiResult<Dynamic> {
             let started = c.out.step_begin(&name);
             let result = body.call_within_context::<Dynamic>(&context, ());
-            let why = result.as_ref().err().map(|e| crate::runtime::report::short(e));
+            let why = result.as_ref().err().map(|e| crate::script::report::short(e));
             c.out.step_end(&name, started, why.as_deref());
             result
         },
@@ -208,7 +209,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
 }
 
 /// The cluster `on_cluster(name)` means, opened once per run.
-fn open_cluster(c: &Ctx, name: &str) -> RhaiResult<std::sync::Arc<crate::ops::Cluster>> {
+fn open_cluster(c: &Ctx, name: &str) -> RhaiResult<std::sync::Arc<crate::cluster::Cluster>> {
     if c.settings.rehearsal {
         return Err(ScriptStop::usage(format!(
             "on_cluster(\"{name}\") is not available in a rehearsal: it would reach a live cluster outside the twin"
@@ -233,7 +234,7 @@ fn open_cluster(c: &Ctx, name: &str) -> RhaiResult<std::sync::Arc<crate::ops::Cl
     }
     let inv =
         crate::inventory::Inventory::load(&path).map_err(|e| ScriptStop::usage(e.to_string()))?;
-    let cluster = std::sync::Arc::new(crate::ops::Cluster::new(inv).map_err(fail)?);
+    let cluster = std::sync::Arc::new(crate::cluster::Cluster::new(inv).map_err(fail)?);
     c.others.borrow_mut().insert(path, cluster.clone());
     Ok(cluster)
 }
@@ -260,7 +261,7 @@ mod tests {
                 .to_string(),
             "abc"
         );
-        let e = crate::runtime::report::short(&v("ten", Dynamic::from(1_i64)).unwrap_err());
+        let e = crate::script::report::short(&v("ten", Dynamic::from(1_i64)).unwrap_err());
         assert_eq!(e, "--set x=ten: expected a whole number");
         assert_eq!(
             option_value(None, "x", Dynamic::from(7_i64))

@@ -6,8 +6,8 @@ use std::time::Duration;
 use rhai::{Dynamic, ImmutableString, Module};
 
 use super::{secs, waiting, Builder, FnDoc, RhaiResult};
-use crate::cluster::RaftStatus;
-use crate::runtime::{throw, Ctx};
+use crate::model::RaftStatus;
+use crate::script::ctx::{throw, Ctx};
 
 /// How long `transfer_leadership(to)` waits for `to` to lead.
 const TRANSFER_WAIT: Duration = Duration::from_secs(30);

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use rhai::{Dynamic, Module};
 
 use super::{json_to_dynamic, Builder, FnDoc, RhaiResult};
-use crate::runtime::{throw, Ctx};
+use crate::script::ctx::{throw, Ctx};
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     let mut b = Builder::new("backup", docs);

@@ -7,11 +7,10 @@
 use std::time::Duration;
 
 use semver::Version;
-use serde::Deserialize;
 
-pub mod ssh;
-
+use super::ssh;
 use crate::inventory::{Inventory, NodeSpec, Templates};
+pub use crate::model::ExecOutput;
 
 /// What to do on a host.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,24 +57,20 @@ impl HostOp {
 
 /// Substitutes `{version}` and `{node}` into a template, shell-quoted, so no value can add a command.
 pub fn render(template: &str, node: &NodeSpec, version: Option<&Version>) -> String {
-    let quote = |s: &str| {
-        shlex::try_quote(s)
-            .map(|q| q.into_owned())
-            .unwrap_or_else(|_| "''".into())
-    };
-    let mut out = template.replace("{node}", &quote(&node.id));
-    if let Some(v) = version {
-        out = out.replace("{version}", &quote(&v.to_string()));
+    let out = substitute(template, "node", &node.id);
+    match version {
+        Some(v) => substitute(&out, "version", &v.to_string()),
+        None => out,
     }
-    out
 }
 
-/// What a command printed and how it exited. A non-zero status is a result, not an error.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ExecOutput {
-    pub status: i64,
-    pub stdout: String,
-    pub stderr: String,
+/// `template` with every `{key}` replaced by `value`, shell-quoted so a value is always one word.
+pub fn substitute(template: &str, key: &str, value: &str) -> String {
+    // try_quote refuses only a NUL byte, which no node id, version or traffic target can hold.
+    let quoted = shlex::try_quote(value)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| "''".into());
+    template.replace(&format!("{{{key}}}"), &quoted)
 }
 
 /// A host operation that could not be carried out at all (as opposed to one that ran and exited non-zero).
@@ -172,12 +167,12 @@ impl SimHost {
             .timeout(op.timeout())
             .send()
             .await
-            .map_err(|e| format!("POST {url}: {}", root_cause(&e)))?;
+            .map_err(|e| format!("POST {url}: {}", crate::error::root_cause(&e)))?;
         let status = resp.status();
         let text = resp
             .text()
             .await
-            .map_err(|e| format!("POST {url}: {}", root_cause(&e)))?;
+            .map_err(|e| format!("POST {url}: {}", crate::error::root_cause(&e)))?;
         if !status.is_success() {
             let msg = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
@@ -189,19 +184,9 @@ impl SimHost {
     }
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
 /// Runs a hook command on this machine (a traffic switch, say), with the host commands' timeout.
-pub async fn run_local_command(cmd: &str) -> Result<ExecOutput, crate::ops::OpError> {
-    run_local(cmd, Duration::from_secs(300))
-        .await
-        .map_err(crate::ops::OpError::Failed)
+pub async fn run_local_command(cmd: &str) -> Result<ExecOutput, String> {
+    run_local(cmd, Duration::from_secs(300)).await
 }
 
 /// Runs a command on this machine, for simulated hosts (their "host" is this machine).

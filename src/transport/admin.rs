@@ -5,45 +5,15 @@
 //! the node, the operation, the method and URL, and the cause. Cluster-wide reads go to whichever node
 //! answers (the last one that did first), the way the runbook's `neumann cluster ...` commands do.
 
-pub mod prom;
-pub mod prometheus;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::cluster::{Member, NodeHealth, RaftStatus};
+use super::http::{snippet, Cause};
 use crate::inventory::{Inventory, NodeSpec};
-
-/// Why a call failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cause {
-    /// Nothing answered at the address (refused, no route, DNS).
-    Unreachable(String),
-    /// No answer within the timeout.
-    Timeout(Duration),
-    /// The node answered with an error status.
-    Status { code: u16, message: String },
-    /// The node answered 2xx with a body this tool cannot read.
-    BadAnswer(String),
-}
-
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Cause::Unreachable(why) => write!(f, "{why}"),
-            Cause::Timeout(d) => write!(
-                f,
-                "no answer within {}",
-                crate::runtime::output::human_duration(*d)
-            ),
-            Cause::Status { code, message } => write!(f, "HTTP {code}: {message}"),
-            Cause::BadAnswer(why) => write!(f, "unexpected answer: {why}"),
-        }
-    }
-}
+use crate::model::{Member, NodeHealth, RaftStatus};
 
 /// A failed admin call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -66,9 +36,9 @@ impl AdminError {
     pub fn try_elsewhere(&self) -> bool {
         match self {
             AdminError::Node { cause, .. } => match cause {
-                Cause::Unreachable(_) | Cause::Timeout(_) => true,
+                Cause::Refused | Cause::Unreachable(_) | Cause::Timeout(_) => true,
                 Cause::Status { code, .. } => *code >= 500,
-                Cause::BadAnswer(_) => false,
+                Cause::Api { .. } | Cause::BadAnswer(_) => false,
             },
             AdminError::NoNodeAnswered { .. } => true,
         }
@@ -80,8 +50,10 @@ impl AdminError {
         match self {
             AdminError::Node { cause, .. } => match cause {
                 Cause::Status { code, .. } => *code >= 500,
-                Cause::Unreachable(why) => why != "connection refused",
-                Cause::Timeout(_) | Cause::BadAnswer(_) => false,
+                Cause::Unreachable(_) => true,
+                Cause::Refused | Cause::Timeout(_) | Cause::Api { .. } | Cause::BadAnswer(_) => {
+                    false
+                }
             },
             AdminError::NoNodeAnswered { .. } => false,
         }
@@ -89,13 +61,7 @@ impl AdminError {
 
     /// True when the node could not be reached at all (as opposed to answering with an error).
     pub fn unreachable(&self) -> bool {
-        matches!(
-            self,
-            AdminError::Node {
-                cause: Cause::Unreachable(_) | Cause::Timeout(_),
-                ..
-            }
-        )
+        matches!(self, AdminError::Node { cause, .. } if cause.no_answer())
     }
 
     /// Why the call failed, without the node, operation and URL.
@@ -239,15 +205,12 @@ impl AdminClient {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| fail(transport_cause(&e, timeout)))?;
+        let resp = req.send().await.map_err(|e| fail(Cause::of(&e, timeout)))?;
         let status = resp.status();
         let text = resp
             .text()
             .await
-            .map_err(|e| fail(transport_cause(&e, timeout)))?;
+            .map_err(|e| fail(Cause::of(&e, timeout)))?;
         if status.is_success() {
             Ok(text)
         } else {
@@ -464,54 +427,6 @@ impl AdminClient {
         self.send(i, "scrape", Method::Get, "/metrics", None, None)
             .await
     }
-}
-
-/// What a failed HTTP call comes down to, read from the most specific error in reqwest's chain
-/// ("connection refused", not "error sending request"). Shared by the admin and Prometheus clients.
-pub enum Transport {
-    TimedOut,
-    Refused,
-    Other(String),
-}
-
-pub fn transport(e: &reqwest::Error) -> Transport {
-    if e.is_timeout() {
-        return Transport::TimedOut;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut last = e.to_string();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::TimedOut => return Transport::TimedOut,
-                std::io::ErrorKind::ConnectionRefused => return Transport::Refused,
-                _ => {}
-            }
-        }
-        last = s.to_string();
-        source = s.source();
-    }
-    Transport::Other(last)
-}
-
-fn transport_cause(e: &reqwest::Error, timeout: Duration) -> Cause {
-    match transport(e) {
-        Transport::TimedOut => Cause::Timeout(timeout),
-        Transport::Refused => Cause::Unreachable("connection refused".into()),
-        Transport::Other(why) => Cause::Unreachable(why),
-    }
-}
-
-fn snippet(text: &str, empty: &str) -> String {
-    let t = text.trim();
-    if t.is_empty() {
-        return empty.to_string();
-    }
-    let mut s: String = t.chars().take(200).collect();
-    if s.len() < t.len() {
-        s.push('…');
-    }
-    s
 }
 
 #[cfg(test)]

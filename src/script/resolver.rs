@@ -11,7 +11,7 @@ use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Share
 type SharedModule = Shared<Module>;
 
 use super::embedded;
-use super::Sources;
+use super::report::{strip_shebang, Sources};
 
 pub struct Resolver {
     cache: RefCell<HashMap<String, SharedModule>>,
@@ -105,7 +105,7 @@ impl ModuleResolver for Resolver {
             return Ok(m.clone());
         }
         let mut ast = engine
-            .compile(super::strip_shebang(&text))
+            .compile(strip_shebang(&text))
             .map_err(|e| EvalAltResult::ErrorInModule(key.clone(), e.into(), pos))?;
         ast.set_source(key.clone());
         self.sources.add(&key, &text);

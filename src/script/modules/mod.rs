@@ -22,8 +22,9 @@ use rhai::{
     RhaiFunc, RhaiNativeFunc, Shared, Variant,
 };
 
-use crate::ops::{OpError, OpResult, Report};
-use crate::runtime::{fail, throw, Ctx};
+use crate::cluster::{OpError, OpResult, Report};
+use crate::script::ctx::{throw, Ctx};
+use crate::script::stop::fail;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 

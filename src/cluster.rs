@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use semver::Version;
 use serde_json::Value;
 
-use crate::admin::prom::Scrape;
-use crate::admin::prometheus::{group_figure_queries, PromClient, PromValue};
-use crate::admin::{AdminClient, AdminError};
-use crate::cluster::figures::{figures, Figures};
-use crate::cluster::{ClusterHealth, Member, NodeHealth, RaftStatus};
-use crate::host::{ExecOutput, HostOp, Hosts};
 use crate::inventory::{Inventory, NodeSpec};
-use crate::runtime::output::human_duration;
+use crate::model::figures::{figures, Figures};
+use crate::model::metrics_text::Scrape;
+use crate::model::{ClusterHealth, Member, NodeHealth, RaftStatus};
+use crate::output::human_duration;
+use crate::transport::admin::{AdminClient, AdminError};
+use crate::transport::host::{ExecOutput, HostError, HostOp, Hosts};
+use crate::transport::prometheus::{group_figure_queries, PromClient, PromError, PromValue};
 
 /// Why an operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -26,18 +26,21 @@ pub enum OpError {
     /// The caller named something that does not exist (exit 2 when uncaught).
     #[error("{0}")]
     Usage(String),
-    /// The cluster or a host did not do what was asked.
+    /// A node's admin API did not answer as asked.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// A host command could not be carried out at all.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The Prometheus server did not answer a query.
+    #[error(transparent)]
+    Prometheus(#[from] PromError),
+    /// The cluster did not do what was asked, or not in time.
     #[error("{0}")]
     Failed(String),
     /// The operator pressed Ctrl-C.
     #[error("interrupted")]
     Interrupted,
-}
-
-impl From<AdminError> for OpError {
-    fn from(e: AdminError) -> Self {
-        OpError::Failed(e.to_string())
-    }
 }
 
 pub type OpResult<T> = Result<T, OpError>;
@@ -345,11 +348,7 @@ impl Cluster {
     /// Runs a host operation; for service control and installs a non-zero exit is an error.
     pub async fn host(&self, id: &str, op: HostOp) -> OpResult<ExecOutput> {
         let spec = self.node(id)?;
-        let out = self
-            .hosts
-            .run(spec, &op)
-            .await
-            .map_err(|e| OpError::Failed(e.to_string()))?;
+        let out = self.hosts.run(spec, &op).await?;
         if out.status != 0 && !matches!(op, HostOp::Exec(_)) {
             let detail = last_lines(
                 if out.stderr.trim().is_empty() {
@@ -529,7 +528,7 @@ impl Cluster {
         use futures_util::StreamExt;
         let results: Vec<OpResult<Scrape>> = futures_util::stream::iter(ids.iter())
             .map(|id| self.scrape(id))
-            .buffered(crate::admin::FAN_OUT)
+            .buffered(crate::transport::admin::FAN_OUT)
             .collect()
             .await;
         results.into_iter().collect()
@@ -573,12 +572,19 @@ impl Cluster {
         })
     }
 
+    /// Runs an inventory hook command (a traffic switch) on this machine.
+    pub async fn run_hook(&self, command: &str) -> OpResult<ExecOutput> {
+        crate::transport::host::run_local_command(command)
+            .await
+            .map_err(OpError::Failed)
+    }
+
     /// An instant PromQL query against the inventory's Prometheus.
     pub async fn query(&self, promql: &str) -> OpResult<PromValue> {
         self.prometheus()?
             .query(promql)
             .await
-            .map_err(|e| OpError::Failed(e.to_string()))
+            .map_err(OpError::from)
     }
 
     /// The canary figures of a group of nodes over the last `window`, from Prometheus: no waiting, and
@@ -599,7 +605,7 @@ impl Cluster {
                         human_duration(window)
                     ))
                 }),
-                Err(e) => Err(OpError::Failed(e.to_string())),
+                Err(e) => Err(OpError::from(e)),
             }
         };
         let (error_rate, p99, lag, memory, tps) = tokio::join!(

@@ -3,14 +3,14 @@
 //!
 //! Only instant queries (`GET /api/v1/query`). Errors name the query, the endpoint and Prometheus's own
 //! `errorType: error`, so a typo in a runbook's PromQL reads like the Prometheus UI would report it.
-//!
-//! Free of crate paths so it can move between crates unchanged.
 
 use std::collections::BTreeMap;
-use std::fmt;
+
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::http::{snippet, Cause};
 
 /// A Prometheus that accepts no connection within this is down or unreachable; waiting longer only delays
 /// the runbook's fallback or failure.
@@ -64,36 +64,6 @@ impl PromValue {
     }
 }
 
-/// Why a query failed, without the query and endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PromCause {
-    /// Nothing answered at the address (refused, no route, DNS).
-    Unreachable(String),
-    /// No answer within the timeout.
-    Timeout(Duration),
-    /// Prometheus rejected or could not run the query: its `errorType` and `error`.
-    Api { error_type: String, message: String },
-    /// An error status without Prometheus's error body (a proxy in front of it, a wrong URL).
-    Status { code: u16, message: String },
-    /// A 2xx answer this client cannot read.
-    BadAnswer(String),
-}
-
-impl fmt::Display for PromCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PromCause::Unreachable(why) => write!(f, "{why}"),
-            PromCause::Timeout(d) => write!(f, "no answer within {}", seconds(*d)),
-            PromCause::Api {
-                error_type,
-                message,
-            } => write!(f, "{error_type}: {message}"),
-            PromCause::Status { code, message } => write!(f, "HTTP {code}: {message}"),
-            PromCause::BadAnswer(why) => write!(f, "unexpected answer: {why}"),
-        }
-    }
-}
-
 /// A failed query. `url` is the endpoint without the query string (the query is shown verbatim instead)
 /// and without credentials.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -102,12 +72,12 @@ pub enum PromError {
     Query {
         query: String,
         url: String,
-        cause: PromCause,
+        cause: Cause,
     },
 }
 
 impl PromError {
-    pub fn cause(&self) -> &PromCause {
+    pub fn cause(&self) -> &Cause {
         match self {
             PromError::Query { cause, .. } => cause,
         }
@@ -116,10 +86,7 @@ impl PromError {
     /// True when Prometheus itself could not be reached or did not answer in time, as opposed to
     /// rejecting the query: the case where falling back to scraping the nodes makes sense.
     pub fn unreachable(&self) -> bool {
-        matches!(
-            self.cause(),
-            PromCause::Unreachable(_) | PromCause::Timeout(_)
-        )
+        self.cause().no_answer()
     }
 }
 
@@ -137,7 +104,7 @@ impl PromClient {
     /// `base_url` is what one would open in a browser: `http://prometheus:9090`, or
     /// `https://ops.example.com/prometheus` behind a path prefix.
     pub fn new(base_url: &str) -> Result<PromClient, String> {
-        let endpoint = query_endpoint(base_url)?;
+        let endpoint = crate::inventory::prometheus_query_url(base_url)?;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -168,7 +135,7 @@ impl PromClient {
 
     /// Runs an instant query evaluated now.
     pub async fn query(&self, promql: &str) -> Result<PromValue, PromError> {
-        let fail = |cause: PromCause| PromError::Query {
+        let fail = |cause: Cause| PromError::Query {
             query: promql.to_string(),
             url: self.shown.clone(),
             cause,
@@ -188,35 +155,9 @@ impl PromClient {
 
 /// `base_url` + `/api/v1/query`, after checking it is an absolute http(s) URL with a host and nothing a
 /// query URL cannot carry.
-fn query_endpoint(base_url: &str) -> Result<reqwest::Url, String> {
-    let bad = |why: &str| format!("prometheus_url `{base_url}`: {why}");
-    // `host:9090` alone is the usual slip; the URL parser would call it "relative URL without a base".
-    if !base_url.contains("://") {
-        return Err(bad("must start with http:// or https://"));
-    }
-    let mut url = reqwest::Url::parse(base_url.trim()).map_err(|e| bad(&e.to_string()))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(bad("must start with http:// or https://"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("names no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad(
-            "must not carry a query or fragment (give the server's base URL)",
-        ));
-    }
-    // The path segments API keeps a prefix intact and avoids `//` whether or not the base ends in `/`.
-    url.path_segments_mut()
-        .map_err(|()| bad("cannot take a path"))?
-        .pop_if_empty()
-        .extend(["api", "v1", "query"]);
-    Ok(url)
-}
-
 fn redacted(url: &reqwest::Url) -> String {
     let mut shown = url.clone();
-    // Both setters fail only for URLs without a host, which `query_endpoint` has already refused.
+    // Both setters fail only for URLs without a host, which `prometheus_query_url` has already refused.
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.to_string()
@@ -224,17 +165,17 @@ fn redacted(url: &reqwest::Url) -> String {
 
 /// Reads Prometheus's JSON envelope. Its error body (`{"status":"error","errorType":…,"error":…}`) comes
 /// with 400, 422 or 503 depending on the failure, so the body decides, not the status.
-pub fn parse_answer(status: u16, body: &str) -> Result<PromValue, PromCause> {
+pub fn parse_answer(status: u16, body: &str) -> Result<PromValue, Cause> {
     let doc: Value = match serde_json::from_str(body) {
         Ok(v) => v,
         Err(e) if (200..300).contains(&status) => {
-            return Err(PromCause::BadAnswer(format!(
+            return Err(Cause::BadAnswer(format!(
                 "{e} in {}",
                 snippet(body, "an empty body")
             )))
         }
         Err(_) => {
-            return Err(PromCause::Status {
+            return Err(Cause::Status {
                 code: status,
                 message: snippet(body, "no body"),
             })
@@ -247,36 +188,36 @@ pub fn parse_answer(status: u16, body: &str) -> Result<PromValue, PromCause> {
                 .unwrap_or_default()
                 .to_string()
         };
-        return Err(PromCause::Api {
+        return Err(Cause::Api {
             error_type: text("errorType"),
             message: text("error"),
         });
     }
     if !(200..300).contains(&status) {
-        return Err(PromCause::Status {
+        return Err(Cause::Status {
             code: status,
             message: snippet(body, "no body"),
         });
     }
     if doc.get("status").and_then(Value::as_str) != Some("success") {
-        return Err(PromCause::BadAnswer(format!(
+        return Err(Cause::BadAnswer(format!(
             "no \"status\": \"success\" in {}",
             snippet(body, "an empty body")
         )));
     }
     let data = doc
         .get("data")
-        .ok_or_else(|| PromCause::BadAnswer("no \"data\"".into()))?;
+        .ok_or_else(|| Cause::BadAnswer("no \"data\"".into()))?;
     let result = data
         .get("result")
-        .ok_or_else(|| PromCause::BadAnswer("no \"data.result\"".into()))?;
+        .ok_or_else(|| Cause::BadAnswer("no \"data.result\"".into()))?;
     match data.get("resultType").and_then(Value::as_str) {
         Some("scalar") => Ok(PromValue::Scalar(point(result)?.1)),
         Some("string") => {
             let text = result
                 .get(1)
                 .and_then(Value::as_str)
-                .ok_or_else(|| PromCause::BadAnswer(format!("string result {result}")))?;
+                .ok_or_else(|| Cause::BadAnswer(format!("string result {result}")))?;
             Ok(PromValue::String(text.to_string()))
         }
         Some("vector") => {
@@ -285,11 +226,11 @@ pub fn parse_answer(status: u16, body: &str) -> Result<PromValue, PromCause> {
                 let sample = match item.get("value") {
                     Some(v) => point(v)?,
                     None if item.get("histogram").is_some() => {
-                        return Err(PromCause::BadAnswer(
+                        return Err(Cause::BadAnswer(
                             "native histogram samples are not supported; query a classic histogram's _bucket series".into(),
                         ))
                     }
-                    None => return Err(PromCause::BadAnswer(format!("vector element {item}"))),
+                    None => return Err(Cause::BadAnswer(format!("vector element {item}"))),
                 };
                 out.push(PromSeries {
                     labels: labels(item)?,
@@ -313,36 +254,36 @@ pub fn parse_answer(status: u16, body: &str) -> Result<PromValue, PromCause> {
             }
             Ok(PromValue::Matrix(out))
         }
-        other => Err(PromCause::BadAnswer(format!(
+        other => Err(Cause::BadAnswer(format!(
             "result type {}",
             other.unwrap_or("missing")
         ))),
     }
 }
 
-fn array<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, PromCause> {
+fn array<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, Cause> {
     v.as_array()
-        .ok_or_else(|| PromCause::BadAnswer(format!("{what} result is not an array: {v}")))
+        .ok_or_else(|| Cause::BadAnswer(format!("{what} result is not an array: {v}")))
 }
 
-fn labels(item: &Value) -> Result<BTreeMap<String, String>, PromCause> {
+fn labels(item: &Value) -> Result<BTreeMap<String, String>, Cause> {
     let Some(metric) = item.get("metric") else {
         return Ok(BTreeMap::new());
     };
     let map = metric
         .as_object()
-        .ok_or_else(|| PromCause::BadAnswer(format!("labels {metric}")))?;
+        .ok_or_else(|| Cause::BadAnswer(format!("labels {metric}")))?;
     map.iter()
         .map(|(k, v)| match v.as_str() {
             Some(s) => Ok((k.clone(), s.to_string())),
-            None => Err(PromCause::BadAnswer(format!("label {k} = {v}"))),
+            None => Err(Cause::BadAnswer(format!("label {k} = {v}"))),
         })
         .collect()
 }
 
 /// `[unix_seconds, "value"]`: Prometheus sends values as strings so that NaN and ±Inf survive JSON.
-fn point(v: &Value) -> Result<(f64, f64), PromCause> {
-    let bad = || PromCause::BadAnswer(format!("sample {v}"));
+fn point(v: &Value) -> Result<(f64, f64), Cause> {
+    let bad = || Cause::BadAnswer(format!("sample {v}"));
     let pair = v.as_array().filter(|a| a.len() == 2).ok_or_else(bad)?;
     let t = pair[0].as_f64().ok_or_else(bad)?;
     let value = pair[1].as_str().and_then(number).ok_or_else(bad)?;
@@ -359,37 +300,13 @@ fn number(s: &str) -> Option<f64> {
     }
 }
 
-fn transport_cause(e: &reqwest::Error) -> PromCause {
-    match super::transport(e) {
-        super::Transport::TimedOut => PromCause::Timeout(if e.is_connect() {
-            CONNECT_TIMEOUT
-        } else {
-            REQUEST_TIMEOUT
-        }),
-        super::Transport::Refused => PromCause::Unreachable("connection refused".into()),
-        super::Transport::Other(why) => PromCause::Unreachable(why),
-    }
-}
-
-fn seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s} s")
+fn transport_cause(e: &reqwest::Error) -> Cause {
+    let limit = if e.is_connect() {
+        CONNECT_TIMEOUT
     } else {
-        format!("{s:.1} s")
-    }
-}
-
-fn snippet(text: &str, empty: &str) -> String {
-    let t = text.trim();
-    if t.is_empty() {
-        return empty.to_string();
-    }
-    let mut s: String = t.chars().take(200).collect();
-    if s.len() < t.len() {
-        s.push('…');
-    }
-    s
+        REQUEST_TIMEOUT
+    };
+    Cause::of(e, limit)
 }
 
 /// A label value as a PromQL double-quoted string literal, quotes included. PromQL unquotes like Go, so
@@ -488,14 +405,6 @@ pub fn group_figure_queries(instances: &[&str], window_secs: u64) -> FigureQueri
     }
 }
 
-/// The `instance` label Prometheus gives a target scraped at this admin URL: `host:port`, the port
-/// defaulted from the scheme the way Prometheus does.
-pub fn instance_of(admin_url: &str) -> Option<String> {
-    let url = reqwest::Url::parse(admin_url).ok()?;
-    let host = url.host_str().filter(|h| !h.is_empty())?;
-    Some(format!("{host}:{}", url.port_or_known_default()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,10 +464,7 @@ mod tests {
             assert!(v.is_some_and(check), "{text} read as {v:?}");
         }
         let junk = r#"{"status":"success","data":{"resultType":"scalar","result":[1,"lots"]}}"#;
-        assert!(matches!(
-            parse_answer(200, junk),
-            Err(PromCause::BadAnswer(_))
-        ));
+        assert!(matches!(parse_answer(200, junk), Err(Cause::BadAnswer(_))));
     }
 
     #[test]
@@ -627,7 +533,7 @@ mod tests {
         let e = PromError::Query {
             query: "up".into(),
             url: "http://127.0.0.1:9090/api/v1/query".into(),
-            cause: PromCause::Unreachable("connection refused".into()),
+            cause: Cause::Refused,
         };
         assert_eq!(
             e.to_string(),
@@ -637,7 +543,7 @@ mod tests {
         let t = PromError::Query {
             query: "up".into(),
             url: "http://p/api/v1/query".into(),
-            cause: PromCause::Timeout(REQUEST_TIMEOUT),
+            cause: Cause::Timeout(REQUEST_TIMEOUT),
         };
         assert_eq!(
             t.to_string(),
@@ -757,23 +663,5 @@ mod tests {
             q.memory_bytes,
             r#"avg(tensor_chain_memory_bytes{instance=~"10\\.0\\.0\\.1:9090|10\\.0\\.0\\.3:9090"})"#
         );
-    }
-
-    #[test]
-    fn instances_follow_prometheus_defaults() {
-        assert_eq!(
-            instance_of("http://10.0.0.2:9090").as_deref(),
-            Some("10.0.0.2:9090")
-        );
-        assert_eq!(
-            instance_of("https://node1.example.com/").as_deref(),
-            Some("node1.example.com:443")
-        );
-        assert_eq!(instance_of("http://node1").as_deref(), Some("node1:80"));
-        assert_eq!(
-            instance_of("http://[::1]:9090").as_deref(),
-            Some("[::1]:9090")
-        );
-        assert_eq!(instance_of("not a url"), None);
     }
 }

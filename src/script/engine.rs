@@ -1,0 +1,171 @@
+//! The script runtime: one Rhai engine with explicit limits, the script API registered as static
+//! modules, `import` resolved from disk or the embedded stdlib, and errors turned into the program's
+//! messages and exit codes.
+//!
+//! Rhai's native functions are synchronous, so the script runs on the calling thread and blocks on the
+//! tokio runtime's handle for each cluster call; that thread is never a tokio worker.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rhai::{Dynamic, Engine, Scope};
+
+use super::ctx::Ctx;
+use super::modules::{self, FnDoc};
+use super::report::{self, strip_shebang, Sources};
+use super::resolver;
+use crate::error::Error;
+
+/// One engine with the script API, ready to run scripts, snippets or checks.
+pub struct Runtime {
+    script_dir: Rc<RefCell<Option<std::path::PathBuf>>>,
+    engine: Engine,
+    ctx: Rc<Ctx>,
+    sources: Rc<Sources>,
+    docs: Vec<FnDoc>,
+}
+
+impl Runtime {
+    pub fn new(ctx: Ctx) -> Runtime {
+        let ctx = Rc::new(ctx);
+        let sources = Rc::new(Sources::default());
+        let mut engine = Engine::new();
+        // Explicit limits: debug builds default to a call depth too small for real runbooks, and a
+        // runaway script should hit a clear limit rather than exhaust memory.
+        engine
+            .set_max_call_levels(128)
+            .set_max_expr_depths(256, 128)
+            .set_max_string_size(16 << 20)
+            .set_max_array_size(1 << 20)
+            .set_max_map_size(1 << 20)
+            .set_max_modules(256)
+            .set_strict_variables(true)
+            .set_fail_on_invalid_map_property(true);
+        engine.on_print(|s| println!("{s}"));
+        engine.on_debug(|s, src, pos| {
+            eprintln!(
+                "debug {}:{}: {s}",
+                src.unwrap_or("<script>"),
+                pos.line().unwrap_or(0)
+            )
+        });
+        let script_dir = Rc::new(RefCell::new(None));
+        engine.set_module_resolver(resolver::Resolver::new(sources.clone(), script_dir.clone()));
+        // Ctrl-C terminates the script at its next operation unless a node is between stop and start.
+        let interrupt = ctx.interrupt.clone();
+        engine.on_progress(move |_| {
+            interrupt
+                .should_stop()
+                .then(|| Dynamic::from("interrupted"))
+        });
+        let docs = modules::register(&mut engine, &ctx);
+        Runtime {
+            script_dir,
+            engine,
+            ctx,
+            sources,
+            docs,
+        }
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Every script function with its signature and doc, for `functions` and the REPL.
+    pub fn docs(&self) -> &[FnDoc] {
+        &self.docs
+    }
+
+    fn scope(&self) -> Scope<'static> {
+        let mut scope = Scope::new();
+        let args: rhai::Array = self
+            .ctx
+            .settings
+            .args
+            .iter()
+            .map(|a| Dynamic::from(a.clone()))
+            .collect();
+        scope.push_constant("args", args);
+        scope
+    }
+
+    fn compile(&self, name: &str, text: &str) -> Result<rhai::AST, Error> {
+        self.sources.add(name, text);
+        if !name.starts_with('<') {
+            let dir = std::path::Path::new(name)
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            *self.script_dir.borrow_mut() = Some(if dir.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                dir
+            });
+        }
+        let mut ast = self
+            .engine
+            .compile_with_scope(&self.scope(), strip_shebang(text))
+            .map_err(|e| Error::Script(report::parse_error(&e, name, &self.sources)))?;
+        ast.set_source(name);
+        Ok(ast)
+    }
+
+    /// Compiles a script without running it: syntax, unknown variables and unknown functions.
+    pub fn check(&self, name: &str, text: &str) -> Result<(), Error> {
+        let ast = self.compile(name, text)?;
+        report::check_calls(&self.engine, &ast, name, &self.sources).map_err(Error::Script)
+    }
+
+    /// A fresh scope with `args`, for a REPL session.
+    pub fn new_scope(&self) -> Scope<'static> {
+        self.scope()
+    }
+
+    /// Evaluates one REPL entry in a persistent scope; functions it defines join `lib` for later entries.
+    pub fn eval_entry(
+        &self,
+        scope: &mut Scope<'static>,
+        lib: &mut rhai::AST,
+        text: &str,
+    ) -> Result<Dynamic, Error> {
+        let name = "<repl>";
+        self.sources.add(name, text);
+        let mut ast = self
+            .engine
+            .compile_with_scope(scope, text)
+            .map_err(|e| Error::Script(report::parse_error(&e, name, &self.sources)))?;
+        ast.set_source(name);
+        *lib += ast;
+        let result = self.engine.eval_ast_with_scope::<Dynamic>(scope, lib);
+        lib.clear_statements();
+        result.map_err(|e| report::runtime_error(&e, name, &self.sources))
+    }
+
+    /// Runs a script; `name` is its path (or `<stock>/NAME` for an embedded one).
+    pub fn run(&self, name: &str, text: &str) -> Result<Dynamic, Error> {
+        let ast = self.compile(name, text)?;
+        let mut scope = self.scope();
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+            .map_err(|e| report::runtime_error(&e, name, &self.sources))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_lines_are_blanked_not_removed() {
+        assert_eq!(
+            strip_shebang("#!/usr/bin/env neumann-script\nlet x = 1;"),
+            "\nlet x = 1;"
+        );
+        assert_eq!(strip_shebang("let x = 1;"), "let x = 1;");
+    }
+}

@@ -1,0 +1,11 @@
+//! The Rhai engine (limits, the import resolver, error reports, how values are shown) and the script
+//! modules it registers (`cluster::`, `node::`, ...). Imports the cluster layer and everything below it.
+
+pub mod ctx;
+pub mod embedded;
+pub mod engine;
+pub mod modules;
+pub mod report;
+mod resolver;
+pub mod stop;
+pub mod value;
