@@ -30,7 +30,7 @@ pub enum Error {
 
     /// Anything else that stops the tool itself (the simulator failed to bind, a file could not be written).
     #[error("{0}")]
-    Runtime(String),
+    Tool(String),
 }
 
 impl Error {
@@ -38,7 +38,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Inventory { .. } => 2,
-            Error::Script(_) | Error::Runtime(_) => 1,
+            Error::Script(_) | Error::Tool(_) => 1,
             Error::Guard(_) => 3,
             Error::Interrupted => 130,
         }

@@ -27,13 +27,14 @@ pub struct Twin {
 
 /// Reads the live cluster and starts its twin. Read-only against the live cluster.
 pub async fn twin_of(live: &Cluster) -> Result<Twin, Error> {
-    let health = live.health().await.map_err(|e| {
-        Error::Runtime(format!("cannot read the live cluster for a rehearsal: {e}"))
-    })?;
+    let health = live
+        .health()
+        .await
+        .map_err(|e| Error::Tool(format!("cannot read the live cluster for a rehearsal: {e}")))?;
     let mut nodes = Vec::new();
     for m in &health.members {
         let version = crate::model::policy::parse_version(&m.version).map_err(|e| {
-            Error::Runtime(format!(
+            Error::Tool(format!(
                 "cannot rehearse: {} reports its version as {e}",
                 m.id
             ))
@@ -63,7 +64,7 @@ pub async fn twin_of(live: &Cluster) -> Result<Twin, Error> {
         ..SimConfig::default()
     })
     .await
-    .map_err(|e| Error::Runtime(format!("cannot start the rehearsal's twin: {e}")))?;
+    .map_err(|e| Error::Tool(format!("cannot start the rehearsal's twin: {e}")))?;
     // The live inventory, pointed at the twin: same ids and templates, host operations simulated.
     let mut inventory = live.inventory.clone();
     let urls: BTreeMap<String, String> = sim.nodes().into_iter().collect();

@@ -12,7 +12,7 @@ use crate::inventory::Inventory;
 use crate::journal::{self, Journal};
 use crate::output::{Format, Output};
 use crate::script::ctx::{Ctx, Settings};
-use crate::script::engine::Runtime;
+use crate::script::engine::ScriptEngine;
 use crate::script::{embedded, value};
 use crate::sim::{FaultKind, SimConfig, Simulator};
 use crate::transport::host::HostOp;
@@ -51,7 +51,7 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, Error> {
         .thread_name("neumann-io")
         .enable_all()
         .build()
-        .map_err(|e| Error::Runtime(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| Error::Tool(format!("cannot start the async runtime: {e}")))
 }
 
 /// Runs the command; `Ok` carries the exit code (0 but for `sim ctl`, which passes on its command's).
@@ -79,7 +79,7 @@ fn sim_ctl(
         &format!("[sim]\ncontrol = \"{control}\"\n[[nodes]]\nid = \"{node}\"\nadmin_url = \"http://{control}\"\n"),
         Path::new("<sim ctl>"),
     )?;
-    let hosts = crate::transport::host::Hosts::new(&inv).map_err(Error::Runtime)?;
+    let hosts = crate::transport::host::Hosts::new(&inv).map_err(Error::Tool)?;
     let op = match (action, version) {
         ("stop", _) => HostOp::Stop,
         ("start", _) => HostOp::Start,
@@ -89,7 +89,7 @@ fn sim_ctl(
     };
     let out = tokio_runtime()?
         .block_on(hosts.run(&inv.nodes[0], &op))
-        .map_err(|e| Error::Runtime(e.to_string()))?;
+        .map_err(|e| Error::Tool(e.to_string()))?;
     print!("{}", out.stdout);
     eprint!("{}", out.stderr);
     Ok(i32::try_from(out.status).unwrap_or(1))
@@ -105,7 +105,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
             })
         }
         Command::Definitions { dir } => {
-            let (_tokio, rt) = bare_runtime()?;
+            let (_tokio, rt) = bare_engine()?;
             std::fs::create_dir_all(&dir)
                 .and_then(|()| rt.engine().definitions().write_to_dir(&dir))
                 .map_err(|e| {
@@ -123,9 +123,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
         }
         Command::Check { scripts } => check(&scripts),
         Command::Sim(opts) => foreground_sim(&opts),
-        Command::SimCtl { .. } => Err(Error::Runtime(
-            "sim ctl is handled before this point".into(),
-        )),
+        Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {
             let (name, text) = load_script(&script)?;
             if offers_rehearsal(&run) {
@@ -192,7 +190,7 @@ fn ask(question: &str) -> Result<bool, Error> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| Error::Runtime(format!("cannot read the answer: {e}")))?;
+        .map_err(|e| Error::Tool(format!("cannot read the answer: {e}")))?;
     Ok(matches!(
         line.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
@@ -229,7 +227,7 @@ fn with_cluster(
     run: &RunOptions,
     args: Vec<String>,
     script: (&str, &str),
-    body: impl FnOnce(&Runtime) -> Result<(), Error>,
+    body: impl FnOnce(&ScriptEngine) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let tokio = tokio_runtime()?;
     let mut sim = None;
@@ -249,7 +247,7 @@ fn with_cluster(
             };
             let s = tokio
                 .block_on(Simulator::start(cfg))
-                .map_err(|e| Error::Runtime(format!("cannot start the simulator: {e}")))?;
+                .map_err(|e| Error::Tool(format!("cannot start the simulator: {e}")))?;
             let inv = Inventory::parse(&s.inventory_toml(), Path::new("<embedded simulator>"))?;
             Output::new().info(&format!(
                 "simulated cluster: {nodes} nodes on {version} (speed x{speed}), control API on {}",
@@ -268,7 +266,7 @@ fn with_cluster(
             Error::Usage("--rehearse needs a cluster to rehearse against: --cluster FILE, $NEUMANN_CLUSTER or ./neumann-cluster.toml".into())
         })?;
         let live_source = cluster_id(&live.source);
-        let live = Cluster::new(live).map_err(Error::Runtime)?;
+        let live = Cluster::new(live).map_err(Error::Tool)?;
         let t = tokio.block_on(crate::rehearse::twin_of(&live))?;
         Output::new().info(&format!(
             "rehearsal: {} runs against a simulated twin of {live_source} ({}); only reads reach the live cluster",
@@ -293,7 +291,7 @@ fn with_cluster(
         None => Journal::off(),
     };
     let cluster = match inventory {
-        Some(inv) => Some(Arc::new(Cluster::new(inv).map_err(Error::Runtime)?)),
+        Some(inv) => Some(Arc::new(Cluster::new(inv).map_err(Error::Tool)?)),
         None => None,
     };
     let mut ctx = Ctx::bare(tokio.handle().clone());
@@ -308,7 +306,7 @@ fn with_cluster(
         format: run.format,
     };
     ctx.interrupt.install(tokio.handle());
-    let runtime = Runtime::new(ctx);
+    let runtime = ScriptEngine::new(ctx);
     let result = body(&runtime);
     if let Some((t, live_source)) = twin {
         report_rehearsal(
@@ -356,7 +354,7 @@ fn cluster_id(source: &Path) -> String {
 
 /// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state.
 fn report_rehearsal(
-    rt: &Runtime,
+    rt: &ScriptEngine,
     twin: &crate::rehearse::Twin,
     live_source: &str,
     journal: Option<std::path::PathBuf>,
@@ -445,14 +443,14 @@ fn report_state(ctx: &Ctx) {
     }
 }
 
-fn bare_runtime() -> Result<(tokio::runtime::Runtime, Runtime), Error> {
+fn bare_engine() -> Result<(tokio::runtime::Runtime, ScriptEngine), Error> {
     let tokio = tokio_runtime()?;
     let ctx = Ctx::bare(tokio.handle().clone());
-    Ok((tokio, Runtime::new(ctx)))
+    Ok((tokio, ScriptEngine::new(ctx)))
 }
 
 fn functions() -> Result<(), Error> {
-    let (_tokio, rt) = bare_runtime()?;
+    let (_tokio, rt) = bare_engine()?;
     let mut module = None;
     for d in rt.docs() {
         if module != Some(d.module) {
@@ -475,7 +473,7 @@ fn functions() -> Result<(), Error> {
 }
 
 fn check(scripts: &[PathBuf]) -> Result<(), Error> {
-    let (_tokio, rt) = bare_runtime()?;
+    let (_tokio, rt) = bare_engine()?;
     let mut targets: Vec<(String, String)> = Vec::new();
     if scripts.is_empty() {
         targets.extend(
@@ -546,9 +544,9 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
         shape: None,
     };
     tokio.block_on(async {
-        let sim = Simulator::start(cfg).await.map_err(|e| Error::Runtime(format!("cannot start the simulator: {e}")))?;
+        let sim = Simulator::start(cfg).await.map_err(|e| Error::Tool(format!("cannot start the simulator: {e}")))?;
         std::fs::write(&opts.inventory, sim.inventory_toml())
-            .map_err(|e| Error::Runtime(format!("cannot write the inventory `{}`: {e}", opts.inventory.display())))?;
+            .map_err(|e| Error::Tool(format!("cannot write the inventory `{}`: {e}", opts.inventory.display())))?;
         let out = Output::new();
         out.info(&format!(
             "simulated cluster: {} nodes on {} (speed x{}); inventory written to {}",

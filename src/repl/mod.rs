@@ -16,7 +16,7 @@ use rustyline::{CompletionType, Config, Editor};
 use crate::error::Error;
 use crate::model::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
 use crate::output::Format;
-use crate::script::engine::Runtime;
+use crate::script::engine::ScriptEngine;
 use crate::script::value;
 use helper::{Known, ReplHelper};
 
@@ -58,7 +58,7 @@ fn split_imports(text: &str) -> (Vec<String>, String) {
 }
 
 struct Session<'a> {
-    rt: &'a Runtime,
+    rt: &'a ScriptEngine,
     scope: Scope<'static>,
     lib: AST,
     imports: Vec<String>,
@@ -191,7 +191,7 @@ fn report(e: &Error) {
 }
 
 /// What the completer knows before the first entry.
-fn known(rt: &Runtime) -> Known {
+fn known(rt: &ScriptEngine) -> Known {
     let mut k = Known::default();
     for d in rt.docs() {
         if d.module.is_empty() {
@@ -229,18 +229,18 @@ fn known(rt: &Runtime) -> Known {
 }
 
 /// Runs the REPL until `exit` or Ctrl-D.
-pub fn run(rt: &Runtime, format: Format) -> Result<(), Error> {
+pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
     let known = Rc::new(RefCell::new(known(rt)));
     let config = Config::builder()
         .auto_add_history(true)
         .history_ignore_dups(true)
-        .map_err(|e| Error::Runtime(e.to_string()))?
+        .map_err(|e| Error::Tool(e.to_string()))?
         .completion_type(CompletionType::List)
         .max_history_size(10_000)
-        .map_err(|e| Error::Runtime(e.to_string()))?
+        .map_err(|e| Error::Tool(e.to_string()))?
         .build();
     let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)
-        .map_err(|e| Error::Runtime(format!("cannot start the line editor: {e}")))?;
+        .map_err(|e| Error::Tool(format!("cannot start the line editor: {e}")))?;
     editor.set_helper(Some(ReplHelper::new(known.clone())));
     let history = history_path();
     if let Some(p) = &history {
@@ -274,7 +274,7 @@ pub fn run(rt: &Runtime, format: Format) -> Result<(), Error> {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(Error::Runtime(format!("reading input: {e}"))),
+            Err(e) => return Err(Error::Tool(format!("reading input: {e}"))),
         };
         if let Some(p) = &history {
             let _ = editor.append_history(p);

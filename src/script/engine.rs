@@ -1,4 +1,4 @@
-//! The script runtime: one Rhai engine with explicit limits, the script API registered as static
+//! The script engine: one Rhai engine with explicit limits, the script API registered as static
 //! modules, `import` resolved from disk or the embedded stdlib, and errors turned into the program's
 //! messages and exit codes.
 //!
@@ -17,7 +17,7 @@ use super::resolver;
 use crate::error::Error;
 
 /// One engine with the script API, ready to run scripts, snippets or checks.
-pub struct Runtime {
+pub struct ScriptEngine {
     script_dir: Rc<RefCell<Option<std::path::PathBuf>>>,
     engine: Engine,
     ctx: Rc<Ctx>,
@@ -25,8 +25,8 @@ pub struct Runtime {
     docs: Vec<FnDoc>,
 }
 
-impl Runtime {
-    pub fn new(ctx: Ctx) -> Runtime {
+impl ScriptEngine {
+    pub fn new(ctx: Ctx) -> ScriptEngine {
         let ctx = Rc::new(ctx);
         let sources = Rc::new(Sources::default());
         let mut engine = Engine::new();
@@ -59,7 +59,7 @@ impl Runtime {
                 .then(|| Dynamic::from("interrupted"))
         });
         let docs = modules::register(&mut engine, &ctx);
-        Runtime {
+        ScriptEngine {
             script_dir,
             engine,
             ctx,
