@@ -10,6 +10,7 @@ use semver::Version;
 
 use crate::model::policy::parse_version;
 use crate::output::Format;
+pub use crate::session::{RunOptions, Target};
 
 const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--format text|json] SCRIPT [ARGS]...
        neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE
@@ -174,33 +175,6 @@ enum SimSub {
     },
 }
 
-/// Which cluster a run talks to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    /// An inventory file, or the default lookup when `None`.
-    Inventory(Option<PathBuf>),
-    /// The embedded simulator.
-    Sim {
-        nodes: usize,
-        version: Version,
-        speed: f64,
-        bad_versions: Vec<Version>,
-    },
-}
-
-/// Options shared by script runs and snippets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunOptions {
-    pub target: Target,
-    pub options: BTreeMap<String, String>,
-    pub yes: bool,
-    pub format: Format,
-    /// `--journal FILE`.
-    pub journal: Option<PathBuf>,
-    /// `--rehearse`: run against a twin of the cluster.
-    pub rehearse: bool,
-}
-
 /// The simulator's foreground settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimOptions {
@@ -246,21 +220,25 @@ pub enum Command {
     },
 }
 
-/// Options that take a value as the next argument, so the scan for `--sim N@V` can skip those values.
-const VALUE_OPTIONS: &[&str] = &[
-    "--cluster",
-    "--set",
-    "--format",
-    "-e",
-    "--eval",
-    "--sim-speed",
-    "--sim-bad-version",
-    "--journal",
-];
+/// The top-level options as typed on a command line (`--cluster`, `-e`), read from clap's own definition
+/// so a new option cannot be forgotten here; `values_only` keeps those that take a value as the next
+/// argument.
+fn own_options(values_only: bool) -> Vec<String> {
+    let cmd = <Args as clap::CommandFactory>::command();
+    cmd.get_arguments()
+        .filter(|a| !values_only || (a.get_action().takes_values() && a.get_id() != "sim"))
+        .flat_map(|a| {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            let short = a.get_short().map(|c| format!("-{c}"));
+            long.into_iter().chain(short)
+        })
+        .collect()
+}
 
 /// clap cannot tell `--sim 5@0.10.4` (a value) from `--sim rolling_upgrade.rhai` (the script); a token
 /// shaped like N@VERSION or N is taken as the value.
 fn join_sim_value(argv: Vec<String>) -> Vec<String> {
+    let value_options = own_options(true);
     let mut out = Vec::with_capacity(argv.len());
     let mut it = argv.into_iter().peekable();
     if let Some(bin) = it.next() {
@@ -278,7 +256,7 @@ fn join_sim_value(argv: Vec<String>) -> Vec<String> {
                 continue;
             }
             out.push(tok);
-        } else if VALUE_OPTIONS.contains(&tok.as_str()) {
+        } else if value_options.contains(&tok) {
             out.push(tok);
             if let Some(v) = it.next() {
                 out.push(v);
@@ -329,20 +307,6 @@ fn check_speed(x: f64, flag: &str) -> Result<(), String> {
         ))
     }
 }
-
-/// Our own options, recognised when they appear after SCRIPT where they would silently become script arguments.
-const MISPLACED: &[&str] = &[
-    "--cluster",
-    "--sim",
-    "--set",
-    "--yes",
-    "--rehearse",
-    "--format",
-    "--sim-speed",
-    "-e",
-    "--eval",
-    "--journal",
-];
 
 /// Shell completions for the command line.
 pub fn completions(shell: clap_complete::Shell) -> String {
@@ -427,9 +391,9 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         )),
         (Some(Sub::Script(mut words)), None) => {
             let script = words.remove(0);
+            let ours = own_options(false);
             if let Some(bad) = words.iter().find(|w| {
-                MISPLACED
-                    .iter()
+                ours.iter()
                     .any(|o| *w == o || w.starts_with(&format!("{o}=")))
             }) {
                 return Err(usage(format!(

@@ -19,6 +19,7 @@ pub mod rehearse;
 pub mod repl;
 pub mod run;
 pub mod script;
+pub mod session;
 pub mod sim;
 pub mod transport;
 

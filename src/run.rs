@@ -2,18 +2,15 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use crate::cli::{self, Command, RunOptions, SimOptions, Target};
-use crate::cluster::Cluster;
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::journal::{self, Journal};
 use crate::output::{Format, Output};
-use crate::script::ctx::{Ctx, Settings};
+use crate::script::ctx::Ctx;
 use crate::script::engine::ScriptEngine;
 use crate::script::{embedded, value};
+use crate::session::Session;
 use crate::sim::{FaultKind, SimConfig, Simulator};
 use crate::transport::host::HostOp;
 
@@ -43,15 +40,6 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             e.exit_code()
         }
     }
-}
-
-fn tokio_runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("neumann-io")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Tool(format!("cannot start the async runtime: {e}")))
 }
 
 /// Runs the command; `Ok` carries the exit code (0 but for `sim ctl`, which passes on its command's).
@@ -87,7 +75,7 @@ fn sim_ctl(
         (_, Some(v)) => HostOp::Install(v.clone()),
         (other, None) => return Err(Error::Usage(format!("sim ctl: unknown action `{other}`"))),
     };
-    let out = tokio_runtime()?
+    let out = crate::session::tokio_runtime()?
         .block_on(hosts.run(&inv.nodes[0], &op))
         .map_err(|e| Error::Tool(e.to_string()))?;
     print!("{}", out.stdout);
@@ -220,231 +208,22 @@ fn load_script(script: &str) -> Result<(String, String), Error> {
     }
 }
 
-/// Sets up the cluster the options name (an inventory, or a simulator started here), runs `body` with a
-/// runtime on it, reports the state it leaves if it ends early, and shuts the simulator down whatever
-/// happened. `script` is (name, text), for the journal.
+/// Sets up the cluster the options name, runs `body` with a script engine on it, and closes the session
+/// whatever happened. `script` is (name, text), for the journal.
 fn with_cluster(
     run: &RunOptions,
     args: Vec<String>,
     script: (&str, &str),
     body: impl FnOnce(&ScriptEngine) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let tokio = tokio_runtime()?;
-    let mut sim = None;
-    let inventory = match &run.target {
-        Target::Sim {
-            nodes,
-            version,
-            speed,
-            bad_versions,
-        } => {
-            let cfg = SimConfig {
-                nodes: *nodes,
-                version: version.clone(),
-                speed: *speed,
-                bad_versions: bad_versions.clone(),
-                ..SimConfig::default()
-            };
-            let s = tokio
-                .block_on(Simulator::start(cfg))
-                .map_err(|e| Error::Tool(format!("cannot start the simulator: {e}")))?;
-            let inv = Inventory::parse(&s.inventory_toml(), Path::new("<embedded simulator>"))?;
-            Output::new().info(&format!(
-                "simulated cluster: {nodes} nodes on {version} (speed x{speed}), control API on {}",
-                s.control_addr()
-            ));
-            sim = Some(s);
-            Some(inv)
-        }
-        Target::Inventory(path) => Inventory::locate(path.as_deref())?,
-    };
-    // A rehearsal swaps the cluster for a twin; the live one is read once and never written to.
-    let mut inventory = inventory;
-    let mut twin = None;
-    if run.rehearse {
-        let live = inventory.take().ok_or_else(|| {
-            Error::Usage("--rehearse needs a cluster to rehearse against: --cluster FILE, $NEUMANN_CLUSTER or ./neumann-cluster.toml".into())
-        })?;
-        let live_source = cluster_id(&live.source);
-        let live = Cluster::new(live).map_err(Error::Tool)?;
-        let t = tokio.block_on(crate::rehearse::twin_of(&live))?;
-        Output::new().info(&format!(
-            "rehearsal: {} runs against a simulated twin of {live_source} ({}); only reads reach the live cluster",
-            script.0, t.described
-        ));
-        inventory = Some(t.inventory.clone());
-        twin = Some((t, live_source));
-    }
-    // Runs against a real inventory are journaled by default; the embedded simulator only on request.
-    let journal_path = match (&run.journal, &sim, &inventory) {
-        _ if twin.is_some() => None,
-        (Some(p), _, _) => Some(p.clone()),
-        (None, None, Some(_)) => journal::default_path(),
-        _ => None,
-    };
-    let cluster_name = inventory
-        .as_ref()
-        .map(|i| cluster_id(&i.source))
-        .unwrap_or_default();
-    let journal = match &journal_path {
-        Some(p) => Journal::open(p, script.0, script.1, &cluster_name).map_err(Error::Usage)?,
-        None => Journal::off(),
-    };
-    let cluster = match inventory {
-        Some(inv) => Some(Arc::new(Cluster::new(inv).map_err(Error::Tool)?)),
-        None => None,
-    };
-    let mut ctx = Ctx::bare(tokio.handle().clone());
-    *ctx.cluster.borrow_mut() = cluster;
-    ctx.journal = journal;
-    ctx.settings = Settings {
-        options: run.options.clone(),
-        args,
-        assume_yes: run.yes,
-        simulated: sim.is_some() || twin.is_some(),
-        rehearsal: twin.is_some(),
-        format: run.format,
-    };
-    ctx.interrupt.install(tokio.handle());
-    let runtime = ScriptEngine::new(ctx);
-    let result = body(&runtime);
-    if let Some((t, live_source)) = twin {
-        report_rehearsal(
-            &runtime,
-            &t,
-            &live_source,
-            run.journal.clone().or_else(journal::default_path),
-            &result,
-        );
-        tokio.block_on(t.sim.shutdown());
-    } else if result.is_err() {
-        report_state(runtime.ctx());
-    }
-    // SSH master connections end with the run, not at the remote end's idle timeout.
-    let ctx = runtime.ctx();
-    let clusters: Vec<Arc<Cluster>> = ctx
-        .cluster
-        .borrow()
-        .iter()
-        .cloned()
-        .chain(ctx.others.borrow().values().cloned())
-        .collect();
-    for c in clusters {
-        tokio.block_on(c.hosts.close());
-    }
-    if let Some(s) = sim {
-        let st = s.stats();
-        runtime.ctx().out.info(&format!(
-            "simulator: {} client writes ok, {} failed; {} elections; at least {} nodes healthy throughout; {} committed writes lost",
-            st.client_writes_ok, st.client_writes_failed, st.elections, st.min_healthy_seen, st.lost_committed_writes
-        ));
-        tokio.block_on(s.shutdown());
-    }
+    let session = Session::open(run, args, script)?;
+    let result = body(session.engine());
+    session.close(&result);
     result
 }
 
-/// How the journal names a cluster: its inventory's absolute path, so two `c.toml`s in different
-/// directories are different clusters.
-fn cluster_id(source: &Path) -> String {
-    std::fs::canonicalize(source)
-        .unwrap_or_else(|_| source.to_path_buf())
-        .display()
-        .to_string()
-}
-
-/// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state.
-fn report_rehearsal(
-    rt: &ScriptEngine,
-    twin: &crate::rehearse::Twin,
-    live_source: &str,
-    journal: Option<std::path::PathBuf>,
-    result: &Result<(), Error>,
-) {
-    let ctx = rt.ctx();
-    let plan = ctx.plan.borrow();
-    println!(
-        "\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster"
-    );
-    println!("plan ({} changes, in order):", plan.len());
-    for line in crate::rehearse::plan_lines(&plan) {
-        println!("{line}");
-    }
-    if plan.is_empty() {
-        println!("     (none)");
-    }
-    match result {
-        Ok(()) => println!("guards: none fired"),
-        Err(Error::Guard(m)) => println!("guards: {m}"),
-        Err(e) => println!("the run would fail: {e}"),
-    }
-    let medians = journal
-        .map(|p| crate::rehearse::journal_medians(&p, live_source))
-        .unwrap_or_default();
-    let (duration, basis) = crate::rehearse::predicted(&twin.sim.events(), &medians);
-    println!(
-        "predicted duration: {} (from {basis}, plus the tool's few percent)",
-        crate::output::human_duration(duration)
-    );
-    if let Some(cluster) = ctx.cluster.borrow().clone() {
-        if let Ok(h) = ctx.rt.block_on(cluster.health()) {
-            println!("predicted final state:");
-            println!(
-                "{}",
-                value::to_text(&rhai::Dynamic::from(h)).unwrap_or_default()
-            );
-        }
-    }
-}
-
-/// After a run that ended early: the cluster's health now, and every node the run touched that is not
-/// up and healthy, so the operator knows what was left and where.
-fn report_state(ctx: &Ctx) {
-    let (Some(cluster), touched) = (ctx.cluster.borrow().clone(), ctx.touched.borrow()) else {
-        return;
-    };
-    if touched.is_empty() {
-        return;
-    }
-    // Not `ctx.block_on`: after Ctrl-C that would refuse to run; this survey is read-only and bounded.
-    let health = ctx
-        .rt
-        .block_on(async { tokio::time::timeout(Duration::from_secs(15), cluster.health()).await });
-    let out = &ctx.out;
-    match health {
-        Ok(Ok(h)) => {
-            out.info(&format!(
-                "state now: {}/{} members healthy (quorum {}), leader {}{}",
-                h.healthy_members,
-                h.members.len(),
-                h.quorum,
-                h.leader.as_deref().unwrap_or("none"),
-                if h.paused { ", cluster PAUSED" } else { "" }
-            ));
-            for m in h.members.iter().filter(|m| touched.contains(&m.id)) {
-                let fine = m.state == "up" && m.healthy;
-                out.info(&format!(
-                    "  {} (changed by this run): {} on {}, {}{}",
-                    m.id,
-                    m.state,
-                    m.version,
-                    if m.healthy { "healthy" } else { "unhealthy" },
-                    if fine { "" } else { "  <- needs attention" }
-                ));
-            }
-        }
-        Ok(Err(e)) => out.warn(&format!("could not read the cluster's state: {e}")),
-        Err(_) => out.warn("could not read the cluster's state within 15 s"),
-    }
-    if let Some(p) = ctx.journal.path() {
-        out.info(&format!(
-            "every change this run made is in the journal {}",
-            p.display()
-        ));
-    }
-}
-
 fn bare_engine() -> Result<(tokio::runtime::Runtime, ScriptEngine), Error> {
-    let tokio = tokio_runtime()?;
+    let tokio = crate::session::tokio_runtime()?;
     let ctx = Ctx::bare(tokio.handle().clone());
     Ok((tokio, ScriptEngine::new(ctx)))
 }
@@ -533,7 +312,7 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
                 .map_err(|e| Error::Usage(format!("--fault {node}:{kind}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let tokio = tokio_runtime()?;
+    let tokio = crate::session::tokio_runtime()?;
     let cfg = SimConfig {
         nodes: opts.nodes,
         version: opts.version.clone(),

@@ -168,4 +168,27 @@ mod tests {
         );
         assert_eq!(strip_shebang("let x = 1;"), "let x = 1;");
     }
+
+    #[test]
+    fn a_module_edited_on_disk_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = dir.path().join("team.rhai");
+        let script = dir.path().join("main.rhai");
+        std::fs::write(&module, "fn threshold() { 1 }").unwrap();
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let engine = ScriptEngine::new(Ctx::bare(tokio.handle().clone()));
+        let name = script.display().to_string();
+        let text = r#"import "team" as t; t::threshold()"#;
+        let first = engine.run(&name, text).unwrap();
+        assert_eq!(first.as_int().unwrap(), 1);
+        std::fs::write(&module, "fn threshold() { 2 }").unwrap();
+        let second = engine.run(&name, text).unwrap();
+        assert_eq!(
+            second.as_int().unwrap(),
+            2,
+            "the edited module must be used"
+        );
+    }
 }

@@ -14,7 +14,9 @@ use super::embedded;
 use super::report::{strip_shebang, Sources};
 
 pub struct Resolver {
-    cache: RefCell<HashMap<String, SharedModule>>,
+    /// Compiled modules by source name, with the text they were compiled from: a module whose file changed
+    /// since (edited during a REPL session) is compiled again rather than served stale.
+    cache: RefCell<HashMap<String, (String, SharedModule)>>,
     sources: Rc<Sources>,
     /// The directory of the script being run: its copies win for every import, including imports made
     /// by embedded stdlib modules, so a team's edited `upgrade.rhai` beside its script is the one used.
@@ -101,8 +103,10 @@ impl ModuleResolver for Resolver {
                 None => return Err(EvalAltResult::ErrorModuleNotFound(path.into(), pos).into()),
             },
         };
-        if let Some(m) = self.cache.borrow().get(&key) {
-            return Ok(m.clone());
+        if let Some((seen, m)) = self.cache.borrow().get(&key) {
+            if *seen == text {
+                return Ok(m.clone());
+            }
         }
         let mut ast = engine
             .compile(strip_shebang(&text))
@@ -112,7 +116,7 @@ impl ModuleResolver for Resolver {
         let module: SharedModule = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| EvalAltResult::ErrorInModule(key.clone(), e, pos))?
             .into();
-        self.cache.borrow_mut().insert(key, module.clone());
+        self.cache.borrow_mut().insert(key, (text, module.clone()));
         Ok(module)
     }
 }
