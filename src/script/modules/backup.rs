@@ -7,6 +7,16 @@ use rhai::{Dynamic, Module};
 use super::{json_to_dynamic, Builder, FnDoc, RhaiResult};
 use crate::script::ctx::{throw, Ctx};
 
+/// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
+mod doc {
+    pub const STATUS: &str =
+        "The latest snapshot: #{ok, last_snapshot_at (unix seconds or ()), age_secs \
+        (or ()), index}.";
+    pub const SNAPSHOT: &str =
+        "Takes a snapshot on the leader (`POST /admin/snapshot`) and returns the \
+        new snapshot's status map.";
+}
+
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     let mut b = Builder::new("backup", docs);
     let c = ctx.clone();
@@ -14,7 +24,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "status",
         &[],
         "Map",
-        "The latest snapshot: #{ok, last_snapshot_at (unix seconds or ()), age_secs (or ()), index}.",
+        doc::STATUS,
         move || -> RhaiResult<Dynamic> {
             let v = c.block_on(c.cluster()?.backup_status()).map_err(throw)?;
             json_to_dynamic(&v)
@@ -25,11 +35,13 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "snapshot",
         &[],
         "Map",
-        "Takes a snapshot on the leader (`POST /admin/snapshot`) and returns the new snapshot's status map.",
+        doc::SNAPSHOT,
         move || -> RhaiResult<Dynamic> {
             c.out.info("take a snapshot on the leader");
             let cl = c.cluster()?;
-            let v = c.mutate("backup::snapshot", None, serde_json::json!({}), || c.block_on(cl.snapshot()).map_err(throw))?;
+            let v = c.mutate("backup::snapshot", None, serde_json::json!({}), || {
+                c.block_on(cl.snapshot()).map_err(throw)
+            })?;
             json_to_dynamic(&v)
         },
     );

@@ -9,6 +9,34 @@ use crate::model::{ClusterHealth, Member};
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::{fail, ScriptStop};
 
+/// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
+mod doc {
+    pub const HEALTH: &str = "The cluster's health: status (\"healthy\" | \"degraded\" | \
+        \"unavailable\"), healthy, leader, term, commit_index, members, healthy_members, quorum, \
+        paused, problems.";
+    pub const MEMBERS: &str =
+        "Every member as a `Member`: id, address, role, state (\"up\" | \"down\" | \
+        \"draining\" | \"drained\"), healthy, version, commit_index, applied_index, \
+        replication_lag_ms.";
+    pub const VERSIONS: &str = "The version each member runs: a map of id -> version string.";
+    pub const LEADER: &str = "The id of the current leader; throws when there is none.";
+    pub const FOLLOWERS: &str = "The ids of every member that is not the leader.";
+    pub const PAUSE: &str =
+        "Stops the cluster accepting new client requests (cluster-wide, via any \
+        node).";
+    pub const RESUME: &str = "Lets the cluster accept client requests again.";
+    pub const WAIT_HEALTHY: &str =
+        "Returns when every member is up, healthy and caught up (lag within \
+        100 ms) and there is a leader; on timeout throws naming each unhealthy member and why.";
+    pub const TEST_TRANSACTION: &str =
+        "Writes and reads back a probe key through the leader: #{ok, \
+        latency_ms, leader}; throws when the write fails.";
+    pub const SWITCH_TRAFFIC: &str =
+        "Moves client traffic with the inventory's [blue_green] switch \
+        command, `{to}` replaced by `to` (\"green\" or \"blue\"), run on this machine: #{status, \
+        stdout, stderr}; throws when it exits non-zero.";
+}
+
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     let mut b = Builder::new("cluster", docs);
     let c = ctx.clone();
@@ -16,7 +44,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "health",
         &[],
         "ClusterHealth",
-        "The cluster's health: status (\"healthy\" | \"degraded\" | \"unavailable\"), healthy, leader, term, commit_index, members, healthy_members, quorum, paused, problems.",
+        doc::HEALTH,
         move || -> RhaiResult<ClusterHealth> { c.block_on(c.cluster()?.health()).map_err(throw) },
     );
     let c = ctx.clone();
@@ -24,7 +52,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "members",
         &[],
         "Array",
-        "Every member as a `Member`: id, address, role, state (\"up\" | \"down\" | \"draining\" | \"drained\"), healthy, version, commit_index, applied_index, replication_lag_ms.",
+        doc::MEMBERS,
         move || -> RhaiResult<Array> {
             let members: Vec<Member> = c.block_on(c.cluster()?.members()).map_err(throw)?;
             Ok(members.into_iter().map(Dynamic::from).collect())
@@ -35,7 +63,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "versions",
         &[],
         "Map",
-        "The version each member runs: a map of id -> version string.",
+        doc::VERSIONS,
         move || -> RhaiResult<Map> {
             let v = c.block_on(c.cluster()?.versions()).map_err(throw)?;
             Ok(v.into_iter()
@@ -48,7 +76,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "leader",
         &[],
         "String",
-        "The id of the current leader; throws when there is none.",
+        doc::LEADER,
         move || -> RhaiResult<String> { c.block_on(c.cluster()?.leader()).map_err(throw) },
     );
     let c = ctx.clone();
@@ -56,51 +84,41 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "followers",
         &[],
         "Array",
-        "The ids of every member that is not the leader.",
+        doc::FOLLOWERS,
         move || -> RhaiResult<Array> {
             let f = c.block_on(c.cluster()?.followers()).map_err(throw)?;
             Ok(f.into_iter().map(Dynamic::from).collect())
         },
     );
     let c = ctx.clone();
-    b.add(
-        "pause",
-        &[],
-        "",
-        "Stops the cluster accepting new client requests (cluster-wide, via any node).",
-        move || -> RhaiResult<()> {
-            c.out
-                .info("pause the cluster: new client requests are rejected until resume");
-            let cl = c.cluster()?;
-            c.mutate("cluster::pause", None, serde_json::json!({}), || {
-                c.block_on(cl.set_paused(true)).map_err(throw)
-            })
-        },
-    );
+    b.add("pause", &[], "", doc::PAUSE, move || -> RhaiResult<()> {
+        c.out
+            .info("pause the cluster: new client requests are rejected until resume");
+        let cl = c.cluster()?;
+        c.mutate("cluster::pause", None, serde_json::json!({}), || {
+            c.block_on(cl.set_paused(true)).map_err(throw)
+        })
+    });
     let c = ctx.clone();
-    b.add(
-        "resume",
-        &[],
-        "",
-        "Lets the cluster accept client requests again.",
-        move || -> RhaiResult<()> {
-            c.out.info("resume the cluster");
-            let cl = c.cluster()?;
-            c.mutate("cluster::resume", None, serde_json::json!({}), || {
-                c.block_on(cl.set_paused(false)).map_err(throw)
-            })
-        },
-    );
+    b.add("resume", &[], "", doc::RESUME, move || -> RhaiResult<()> {
+        c.out.info("resume the cluster");
+        let cl = c.cluster()?;
+        c.mutate("cluster::resume", None, serde_json::json!({}), || {
+            c.block_on(cl.set_paused(false)).map_err(throw)
+        })
+    });
     let c = ctx.clone();
     b.add(
         "wait_healthy",
         &["timeout: float"],
         "ClusterHealth",
-        "Returns when every member is up, healthy and caught up (lag within 100 ms) and there is a leader; on timeout throws naming each unhealthy member and why.",
+        doc::WAIT_HEALTHY,
         move |timeout: Dynamic| -> RhaiResult<ClusterHealth> {
             let t = secs(&timeout, "timeout")?;
             let cl = c.cluster()?;
-            waiting(&c, "the cluster to be healthy", |report| c.block_on(cl.wait_healthy(t, report)))
+            waiting(&c, "the cluster to be healthy", |report| {
+                c.block_on(cl.wait_healthy(t, report))
+            })
         },
     );
     let c = ctx.clone();
@@ -108,7 +126,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "test_transaction",
         &[],
         "Map",
-        "Writes and reads back a probe key through the leader: #{ok, latency_ms, leader}; throws when the write fails.",
+        doc::TEST_TRANSACTION,
         move || -> RhaiResult<Dynamic> {
             let v = c.block_on(c.cluster()?.test_transaction()).map_err(throw)?;
             json_to_dynamic(&v)
@@ -119,22 +137,25 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "switch_traffic",
         &["to: String"],
         "Map",
-        "Moves client traffic with the inventory's [blue_green] switch command, `{to}` replaced by `to` (\"green\" or \"blue\"), run on this machine: #{status, stdout, stderr}; throws when it exits non-zero.",
+        doc::SWITCH_TRAFFIC,
         move |to: ImmutableString| -> RhaiResult<Map> {
             if to != "green" && to != "blue" {
-                return Err(ScriptStop::usage(format!("cluster::switch_traffic: `to` is \"green\" or \"blue\", not \"{to}\"")));
+                return Err(ScriptStop::usage(format!(
+                    "cluster::switch_traffic: `to` is \"green\" or \"blue\", not \"{to}\""
+                )));
             }
             let cl = c.cluster()?;
             let Some(bg) = cl.inventory.blue_green.clone() else {
                 return Err(ScriptStop::usage(format!(
-                    "cluster::switch_traffic: the inventory `{}` has no [blue_green] section with a switch command",
+                    "cluster::switch_traffic: the inventory `{}` has no [blue_green] section \
+                     with a switch command",
                     cl.inventory.source.display()
                 )));
             };
             let command = crate::transport::host::substitute(&bg.switch, "to", &to);
             c.out.info(&format!("switch traffic to {to} (`{command}`)"));
             let args = serde_json::json!({ "to": to.as_str(), "command": command });
-                        c.mutate("cluster::switch_traffic", None, args, || {
+            c.mutate("cluster::switch_traffic", None, args, || {
                 let out = if c.settings.rehearsal {
                     crate::transport::host::ExecOutput::not_run()
                 } else {

@@ -10,6 +10,35 @@ use super::{global, secs, FnDoc, RhaiResult};
 use crate::script::ctx::Ctx;
 use crate::script::stop::{fail, ScriptStop};
 
+/// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
+mod doc {
+    pub const OPTION: &str =
+        "The value of `--set NAME=VALUE`, converted to the type of `default` (int, float, bool or \
+        string); `default` when not set.\nThrows a usage error (exit 2) when the value does not \
+        fit the type.";
+    pub const NOW: &str = "Unix time in seconds, as a float.";
+    pub const INFO: &str =
+        "Logs a line to stderr with the time of day (stdout stays the script's own).";
+    pub const WARN: &str = "Logs a warning line to stderr.";
+    pub const STEP: &str =
+        "Runs `body` as a named step: announced, timed, and reported as done or failed; returns \
+        what `body` returns and rethrows what it throws.";
+    pub const CONFIRM: &str =
+        "Asks a yes/no question on the terminal. `--yes` answers yes, and so does the embedded \
+        simulator (`--sim`).\nWith no terminal and no `--yes` it throws a usage error (exit 2), \
+        having changed nothing.";
+    pub const ON_CLUSTER: &str =
+        "Runs `body` with every API call aimed at another cluster: \"green\" (the inventory's \
+        [blue_green] green) or an inventory path; returns what `body` returns.";
+    pub const FAIL: &str = "Throws an error with `msg`: the script fails (exit 1 when uncaught).";
+    pub const SAFE_STOP: &str =
+        "Stops the run safely (exit 3 when uncaught): a guard refused to go on. `msg` should say \
+        why, what state the cluster is in, and how to continue.";
+    pub const USAGE: &str =
+        "Stops the run because its input was wrong (exit 2 when uncaught); `msg` should say what \
+        was expected.";
+}
+
 fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Some(true),
@@ -49,8 +78,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "option",
         &["name: String", "default: ?"],
         "?",
-        "The value of `--set NAME=VALUE`, converted to the type of `default` (int, float, bool or string); `default` when not set.\nThrows a usage error (exit 2) when the value does not fit the type.",
-        move |name: ImmutableString, default: Dynamic| option_value(c.settings.options.get(name.as_str()), &name, default),
+        doc::OPTION,
+        move |name: ImmutableString, default: Dynamic| {
+            option_value(c.settings.options.get(name.as_str()), &name, default)
+        },
     );
     // Rhai's own `sleep(INT)`/`sleep(FLOAT)` block the thread where Ctrl-C cannot reach them; exact
     // parameter types make these win over the standard package's.
@@ -84,20 +115,12 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         doc,
         move |s: f64| sleep(Dynamic::from(s)),
     );
-    global(
-        engine,
-        docs,
-        "now",
-        &[],
-        "float",
-        "Unix time in seconds, as a float.",
-        || -> f64 {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        },
-    );
+    global(engine, docs, "now", &[], "float", doc::NOW, || -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    });
     let c = ctx.clone();
     global(
         engine,
@@ -105,7 +128,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "info",
         &["msg: ?"],
         "",
-        "Logs a line to stderr with the time of day (stdout stays the script's own).",
+        doc::INFO,
         move |m: Dynamic| c.out.info(&m.to_string()),
     );
     let c = ctx.clone();
@@ -115,7 +138,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "warn",
         &["msg: ?"],
         "",
-        "Logs a warning line to stderr.",
+        doc::WARN,
         move |m: Dynamic| c.out.warn(&m.to_string()),
     );
     let c = ctx.clone();
@@ -125,11 +148,17 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "step",
         &["name: String", "body: Fn"],
         "?",
-        "Runs `body` as a named step: announced, timed, and reported as done or failed; returns what `body` returns and rethrows what it throws.",
-        move |context: NativeCallContext, name: ImmutableString, body: FnPtr| -> RhaiResult<Dynamic> {
+        doc::STEP,
+        move |context: NativeCallContext,
+              name: ImmutableString,
+              body: FnPtr|
+              -> RhaiResult<Dynamic> {
             let started = c.out.step_begin(&name);
             let result = body.call_within_context::<Dynamic>(&context, ());
-            let why = result.as_ref().err().map(|e| crate::script::report::short(e));
+            let why = result
+                .as_ref()
+                .err()
+                .map(|e| crate::script::report::short(e));
             c.out.step_end(&name, started, why.as_deref());
             result
         },
@@ -141,7 +170,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "confirm",
         &["question: String"],
         "bool",
-        "Asks a yes/no question on the terminal. `--yes` answers yes, and so does the embedded simulator (`--sim`).\nWith no terminal and no `--yes` it throws a usage error (exit 2), having changed nothing.",
+        doc::CONFIRM,
         move |question: ImmutableString| -> RhaiResult<bool> {
             if c.settings.assume_yes {
                 c.out.info(&format!("{question} yes (--yes)"));
@@ -153,14 +182,21 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             }
             if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
                 return Err(ScriptStop::usage(format!(
-                    "`{question}` needs an answer and there is no terminal to ask on: re-run with --yes to answer yes"
+                    "`{question}` needs an answer and there is no terminal to ask on: \
+                     re-run with --yes to answer yes"
                 )));
             }
             eprint!("{question} [y/N] ");
             let _ = std::io::stderr().flush();
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map_err(|e| fail(format!("cannot read the answer: {e}")))?;
-            Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| fail(format!("cannot read the answer: {e}")))?;
+            Ok(matches!(
+                line.trim().to_ascii_lowercase().as_str(),
+                "y" | "yes"
+            ))
         },
     );
     let c = ctx.clone();
@@ -170,8 +206,11 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "on_cluster",
         &["name: String", "body: Fn"],
         "?",
-        "Runs `body` with every API call aimed at another cluster: \"green\" (the inventory's [blue_green] green) or an inventory path; returns what `body` returns.",
-        move |context: NativeCallContext, name: ImmutableString, body: FnPtr| -> RhaiResult<Dynamic> {
+        doc::ON_CLUSTER,
+        move |context: NativeCallContext,
+              name: ImmutableString,
+              body: FnPtr|
+              -> RhaiResult<Dynamic> {
             let other = open_cluster(&c, &name)?;
             let previous = c.cluster.replace(Some(other));
             let result = body.call_within_context::<Dynamic>(&context, ());
@@ -185,7 +224,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "fail",
         &["msg: String"],
         "",
-        "Throws an error with `msg`: the script fails (exit 1 when uncaught).",
+        doc::FAIL,
         |m: Dynamic| -> RhaiResult<()> { Err(fail(m.to_string())) },
     );
     global(
@@ -194,7 +233,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "safe_stop",
         &["msg: String"],
         "",
-        "Stops the run safely (exit 3 when uncaught): a guard refused to go on. `msg` should say why, what state the cluster is in, and how to continue.",
+        doc::SAFE_STOP,
         |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::guard(m.to_string())) },
     );
     global(
@@ -203,7 +242,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "usage",
         &["msg: String"],
         "",
-        "Stops the run because its input was wrong (exit 2 when uncaught); `msg` should say what was expected.",
+        doc::USAGE,
         |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::usage(m.to_string())) },
     );
 }
@@ -212,7 +251,8 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
 fn open_cluster(c: &Ctx, name: &str) -> RhaiResult<std::sync::Arc<crate::cluster::Cluster>> {
     if c.settings.rehearsal {
         return Err(ScriptStop::usage(format!(
-            "on_cluster(\"{name}\") is not available in a rehearsal: it would reach a live cluster outside the twin"
+            "on_cluster(\"{name}\") is not available in a rehearsal: \
+             it would reach a live cluster outside the twin"
         )));
     }
     let path = if name == "green" {
@@ -221,7 +261,8 @@ fn open_cluster(c: &Ctx, name: &str) -> RhaiResult<std::sync::Arc<crate::cluster
             Some(bg) => bg.green.clone(),
             None => {
                 return Err(ScriptStop::usage(format!(
-                    "on_cluster(\"green\"): the inventory `{}` has no [blue_green] section naming the green cluster",
+                    "on_cluster(\"green\"): the inventory `{}` has no [blue_green] section \
+                     naming the green cluster",
                     current.inventory.source.display()
                 )))
             }

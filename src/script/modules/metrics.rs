@@ -16,6 +16,34 @@ use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::fail;
 use crate::transport::prometheus::PromValue;
 
+/// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
+mod doc {
+    pub const SCRAPE: &str =
+        "One scrape of the node's /metrics: `m.value(name)` (the sum when several \
+        series share it; throws when there is none), `m.value(name, labels)`, `m.names()`, \
+        `m.quantile(histogram, q)` (PromQL histogram_quantile).";
+    pub const SAMPLE: &str =
+        "The canary figures of one node over `window` seconds (two scrapes, counter \
+        resets handled): #{error_rate (aborts / (commits + aborts)), latency_p99_ms, \
+        replication_lag_ms, memory_bytes, tx_per_sec}.";
+    pub const COMPARE: &str = "The canary's figures against a baseline (one id or an array of ids, \
+        aggregated) over the same `window` seconds, every node scraped at once: a map per figure of \
+        #{canary, baseline, ratio}; ratio is () when the baseline is 0 and the canary is not.";
+    pub const WATCH: &str =
+        "Calls `callback(sample)` every `interval` seconds for `duration` seconds \
+        with the node's figures over that interval (as `sample` returns them); the callback \
+        returning false stops early. Returns how many samples were taken.";
+    pub const QUERY: &str = "An instant PromQL query against the inventory's `prometheus_url`: a float \
+        (scalar), a string, or an array of #{labels, value} (vector) or #{labels, values} (matrix). \
+        Throws when the inventory names no Prometheus or the query fails.";
+    pub const SAMPLE_PAST: &str =
+        "As `sample`, but over the last `window` seconds as the inventory's \
+        Prometheus recorded them: no waiting, and windows longer than this run.";
+    pub const COMPARE_PAST: &str =
+        "As `compare`, but over the last `window` seconds as the inventory's \
+        Prometheus recorded them (no waiting).";
+}
+
 /// One scrape of one node: `m.value(name)`, `m.value(name, labels)`, `m.names()`, `m.quantile(h, q)`.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -110,10 +138,13 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "scrape",
         &["id: String"],
         "Metrics",
-        "One scrape of the node's /metrics: `m.value(name)` (the sum when several series share it; throws when there is none), `m.value(name, labels)`, `m.names()`, `m.quantile(histogram, q)` (PromQL histogram_quantile).",
+        doc::SCRAPE,
         move |id: ImmutableString| -> RhaiResult<Metrics> {
             let scrape = c.block_on(c.cluster()?.scrape(&id)).map_err(throw)?;
-            Ok(Metrics { node: id.to_string(), scrape: Arc::new(scrape) })
+            Ok(Metrics {
+                node: id.to_string(),
+                scrape: Arc::new(scrape),
+            })
         },
     );
     let c = ctx.clone();
@@ -121,11 +152,15 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "sample",
         &["id: String", "window: float"],
         "Map",
-        "The canary figures of one node over `window` seconds (two scrapes, counter resets handled): #{error_rate (aborts / (commits + aborts)), latency_p99_ms, replication_lag_ms, memory_bytes, tx_per_sec}.",
+        doc::SAMPLE,
         move |id: ImmutableString, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
             let cl = c.cluster()?;
-            let (f, _) = waiting(&c, &format!("a {} sample of {id}", human_duration(w)), |_| c.block_on(cl.sample(&id, &[], w)))?;
+            let (f, _) = waiting(
+                &c,
+                &format!("a {} sample of {id}", human_duration(w)),
+                |_| c.block_on(cl.sample(&id, &[], w)),
+            )?;
             Ok(figures_map(&f))
         },
     );
@@ -134,12 +169,16 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "compare",
         &["canary: String", "baseline: String|Array", "window: float"],
         "Map",
-        "The canary's figures against a baseline (one id or an array of ids, aggregated) over the same `window` seconds, every node scraped at once: a map per figure of #{canary, baseline, ratio}; ratio is () when the baseline is 0 and the canary is not.",
+        doc::COMPARE,
         move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
             let ids = ids_of(&baseline)?;
             let cl = c.cluster()?;
-            let label = format!("{} of {canary} against {}", human_duration(w), ids.join(", "));
+            let label = format!(
+                "{} of {canary} against {}",
+                human_duration(w),
+                ids.join(", ")
+            );
             let (cf, bf) = waiting(&c, &label, |_| c.block_on(cl.sample(&canary, &ids, w)))?;
             let bf = bf.ok_or_else(|| fail("metrics::compare: the baseline names no node"))?;
             Ok(comparison(&cf, &bf))
@@ -148,21 +187,38 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     let c = ctx.clone();
     b.add(
         "watch",
-        &["id: String", "duration: float", "interval: float", "callback: Fn"],
+        &[
+            "id: String",
+            "duration: float",
+            "interval: float",
+            "callback: Fn",
+        ],
         "int",
-        "Calls `callback(sample)` every `interval` seconds for `duration` seconds with the node's figures over that interval (as `sample` returns them); the callback returning false stops early. Returns how many samples were taken.",
-        move |nc: NativeCallContext, id: ImmutableString, duration: Dynamic, interval: Dynamic, callback: FnPtr| -> RhaiResult<i64> {
+        doc::WATCH,
+        move |nc: NativeCallContext,
+              id: ImmutableString,
+              duration: Dynamic,
+              interval: Dynamic,
+              callback: FnPtr|
+              -> RhaiResult<i64> {
             let d = secs(&duration, "duration")?;
             let every = secs(&interval, "interval")?;
             if every.is_zero() {
                 return Err(fail("metrics::watch: the interval must be above 0 seconds"));
             }
             let cl = c.cluster()?;
-            c.out.info(&format!("watching {id} every {} for {}", human_duration(every), human_duration(d)));
+            c.out.info(&format!(
+                "watching {id} every {} for {}",
+                human_duration(every),
+                human_duration(d)
+            ));
             let deadline = Instant::now() + d;
             let mut before = c.block_on(cl.scrape(&id)).map_err(throw)?;
             let mut count = 0;
-            while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
+            while let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|l| !l.is_zero())
+            {
                 let started = Instant::now();
                 let wait = every.min(left);
                 c.block_on(async move {
@@ -187,10 +243,12 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "query",
         &["promql: String"],
         "?",
-        "An instant PromQL query against the inventory's `prometheus_url`: a float (scalar), a string, or an array of #{labels, value} (vector) or #{labels, values} (matrix). Throws when the inventory names no Prometheus or the query fails.",
+        doc::QUERY,
         move |promql: ImmutableString| -> RhaiResult<Dynamic> {
             let cl = c.cluster()?;
-            c.block_on(cl.query(&promql)).map(prom_to_dynamic).map_err(throw)
+            c.block_on(cl.query(&promql))
+                .map(prom_to_dynamic)
+                .map_err(throw)
         },
     );
     let c = ctx.clone();
@@ -198,11 +256,13 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "sample_past",
         &["id: String", "window: float"],
         "Map",
-        "As `sample`, but over the last `window` seconds as the inventory's Prometheus recorded them: no waiting, and windows longer than this run.",
+        doc::SAMPLE_PAST,
         move |id: ImmutableString, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
             let cl = c.cluster()?;
-            c.block_on(cl.figures_past(&[id.to_string()], w)).map(|f| figures_map(&f)).map_err(throw)
+            c.block_on(cl.figures_past(&[id.to_string()], w))
+                .map(|f| figures_map(&f))
+                .map_err(throw)
         },
     );
     let c = ctx.clone();
@@ -210,12 +270,14 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "compare_past",
         &["canary: String", "baseline: String|Array", "window: float"],
         "Map",
-        "As `compare`, but over the last `window` seconds as the inventory's Prometheus recorded them (no waiting).",
+        doc::COMPARE_PAST,
         move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
             let ids = ids_of(&baseline)?;
             let cl = c.cluster()?;
-            let cf = c.block_on(cl.figures_past(&[canary.to_string()], w)).map_err(throw)?;
+            let cf = c
+                .block_on(cl.figures_past(&[canary.to_string()], w))
+                .map_err(throw)?;
             let bf = c.block_on(cl.figures_past(&ids, w)).map_err(throw)?;
             Ok(comparison(&cf, &bf))
         },

@@ -11,6 +11,41 @@ use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::ScriptStop;
 use crate::transport::host::HostOp;
 
+/// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
+mod doc {
+    pub const STATUS: &str =
+        "The node's own report as a `Member`; the cluster's view of it when the \
+        node cannot be reached.";
+    pub const DRAIN: &str =
+        "Marks the node draining: the load balancer stops sending it new requests \
+        and in-flight ones finish.";
+    pub const UNDRAIN: &str = "Lets the node take new requests again.";
+    pub const WAIT_DRAINED: &str =
+        "Returns when the draining node reports no in-flight requests; throws \
+        on timeout or when the node is not draining.";
+    pub const STOP: &str =
+        "Stops the service on the node's host (inventory template, default `systemctl \
+        stop neumann`); throws when the command fails.";
+    pub const START: &str =
+        "Starts the service on the node's host (default `systemctl start neumann`); \
+        follow with `node::wait_rejoined`.";
+    pub const RESTART: &str =
+        "Restarts the service on the node's host (default `systemctl restart \
+        neumann`).";
+    pub const INSTALL: &str =
+        "Installs `version` on the node's host (default `cargo install neumann \
+        --version {version}`). The version must parse as semver before anything runs; throws when \
+        the install fails.";
+    pub const EXEC: &str =
+        "Runs an ad-hoc shell command on the node's host: #{status, stdout, stderr}. \
+        A non-zero exit is a result, not an error.";
+    pub const WAIT_REJOINED: &str =
+        "Returns when the node answers on its admin API as a healthy member \
+        that knows the leader; throws at once if it refused to join (version skew), or on timeout.";
+    pub const WAIT_CAUGHT_UP: &str = "Returns when the node's replication lag is at or below \
+        `max_lag_ms`; throws on timeout with the lag last seen.";
+}
+
 /// Runs a host operation, journaled. Between `stop` and `start` a node is in a critical section: Ctrl-C
 /// waits for the start rather than leave the node down.
 fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::transport::host::ExecOutput> {
@@ -52,19 +87,26 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "status",
         &["id: String"],
         "Member",
-        "The node's own report as a `Member`; the cluster's view of it when the node cannot be reached.",
-        move |id: ImmutableString| -> RhaiResult<Member> { c.block_on(c.cluster()?.node_status(&id)).map_err(throw) },
+        doc::STATUS,
+        move |id: ImmutableString| -> RhaiResult<Member> {
+            c.block_on(c.cluster()?.node_status(&id)).map_err(throw)
+        },
     );
     let c = ctx.clone();
     b.add(
         "drain",
         &["id: String"],
         "",
-        "Marks the node draining: the load balancer stops sending it new requests and in-flight ones finish.",
+        doc::DRAIN,
         move |id: ImmutableString| -> RhaiResult<()> {
             c.out.info(&format!("{id}: drain"));
             let cl = c.cluster()?;
-            c.mutate("node::drain", Some(&id), serde_json::json!({ "id": id.as_str() }), || c.block_on(cl.drain(&id, true)).map_err(throw))
+            c.mutate(
+                "node::drain",
+                Some(&id),
+                serde_json::json!({ "id": id.as_str() }),
+                || c.block_on(cl.drain(&id, true)).map_err(throw),
+            )
         },
     );
     let c = ctx.clone();
@@ -72,7 +114,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "undrain",
         &["id: String"],
         "",
-        "Lets the node take new requests again.",
+        doc::UNDRAIN,
         move |id: ImmutableString| -> RhaiResult<()> {
             c.out.info(&format!("{id}: undrain"));
             let cl = c.cluster()?;
@@ -89,11 +131,13 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "wait_drained",
         &["id: String", "timeout: float"],
         "",
-        "Returns when the draining node reports no in-flight requests; throws on timeout or when the node is not draining.",
+        doc::WAIT_DRAINED,
         move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<()> {
             let t = secs(&timeout, "timeout")?;
             let cl = c.cluster()?;
-            waiting(&c, &format!("{id} to drain"), |report| c.block_on(cl.wait_drained(&id, t, report)))
+            waiting(&c, &format!("{id} to drain"), |report| {
+                c.block_on(cl.wait_drained(&id, t, report))
+            })
         },
     );
     let c = ctx.clone();
@@ -101,7 +145,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "stop",
         &["id: String"],
         "",
-        "Stops the service on the node's host (inventory template, default `systemctl stop neumann`); throws when the command fails.",
+        doc::STOP,
         move |id: ImmutableString| -> RhaiResult<()> { host_op(&c, &id, HostOp::Stop).map(|_| ()) },
     );
     let c = ctx.clone();
@@ -109,15 +153,17 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "start",
         &["id: String"],
         "",
-        "Starts the service on the node's host (default `systemctl start neumann`); follow with `node::wait_rejoined`.",
-        move |id: ImmutableString| -> RhaiResult<()> { host_op(&c, &id, HostOp::Start).map(|_| ()) },
+        doc::START,
+        move |id: ImmutableString| -> RhaiResult<()> {
+            host_op(&c, &id, HostOp::Start).map(|_| ())
+        },
     );
     let c = ctx.clone();
     b.add(
         "restart",
         &["id: String"],
         "",
-        "Restarts the service on the node's host (default `systemctl restart neumann`).",
+        doc::RESTART,
         move |id: ImmutableString| -> RhaiResult<()> {
             host_op(&c, &id, HostOp::Restart).map(|_| ())
         },
@@ -127,9 +173,10 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "install",
         &["id: String", "version: String"],
         "",
-        "Installs `version` on the node's host (default `cargo install neumann --version {version}`). The version must parse as semver before anything runs; throws when the install fails.",
+        doc::INSTALL,
         move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
-            let v = super::version::to_semver(&version).map_err(|e| ScriptStop::usage(format!("{id}: install: {e}")))?;
+            let v = super::version::to_semver(&version)
+                .map_err(|e| ScriptStop::usage(format!("{id}: install: {e}")))?;
             host_op(&c, &id, HostOp::Install(v)).map(|_| ())
         },
     );
@@ -138,7 +185,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "exec",
         &["id: String", "command: String"],
         "Map",
-        "Runs an ad-hoc shell command on the node's host: #{status, stdout, stderr}. A non-zero exit is a result, not an error.",
+        doc::EXEC,
         move |id: ImmutableString, command: ImmutableString| -> RhaiResult<Map> {
             let out = host_op(&c, &id, HostOp::Exec(command.to_string()))?;
             let mut m = Map::new();
@@ -153,11 +200,13 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "wait_rejoined",
         &["id: String", "timeout: float"],
         "Member",
-        "Returns when the node answers on its admin API as a healthy member that knows the leader; throws at once if it refused to join (version skew), or on timeout.",
+        doc::WAIT_REJOINED,
         move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<Member> {
             let t = secs(&timeout, "timeout")?;
             let cl = c.cluster()?;
-            waiting(&c, &format!("{id} to rejoin"), |report| c.block_on(cl.wait_rejoined(&id, t, report)))
+            waiting(&c, &format!("{id} to rejoin"), |report| {
+                c.block_on(cl.wait_rejoined(&id, t, report))
+            })
         },
     );
     let c = ctx.clone();
@@ -165,13 +214,15 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "wait_caught_up",
         &["id: String", "max_lag_ms: int", "timeout: float"],
         "Member",
-        "Returns when the node's replication lag is at or below `max_lag_ms`; throws on timeout with the lag last seen.",
+        doc::WAIT_CAUGHT_UP,
         move |id: ImmutableString, max_lag_ms: i64, timeout: Dynamic| -> RhaiResult<Member> {
             let t = secs(&timeout, "timeout")?;
             let cl = c.cluster()?;
-            waiting(&c, &format!("{id} to catch up (lag <= {max_lag_ms} ms)"), |report| {
-                c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report))
-            })
+            waiting(
+                &c,
+                &format!("{id} to catch up (lag <= {max_lag_ms} ms)"),
+                |report| c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report)),
+            )
         },
     );
     b.build()

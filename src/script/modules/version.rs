@@ -8,6 +8,22 @@ use super::{Builder, FnDoc, RhaiResult};
 use crate::model::policy::{self, parse_version};
 use crate::script::stop::fail;
 
+/// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
+mod doc {
+    pub const PARSE: &str =
+        "Parses a semantic version (`0.11.0`, `v0.11.0`); throws a clear error on \
+        `X.Y.Z` or other junk.";
+    pub const COMPARE: &str =
+        "-1, 0 or 1 as `a` is older than, the same as, or newer than `b` (strings \
+        or Versions).";
+    pub const UPGRADE_PATH: &str =
+        "#{rolling, strategy, reason}: strategy is \"rolling\" within one \
+        minor version of the same major, \"blue-green\" beyond that, \"none\" when `to` is not \
+        newer.";
+    pub const SKEW_OK: &str = "True when every pair of versions is within one minor version (the \
+        runbook's skew policy); takes an array of versions or a map id -> version.";
+}
+
 /// A semantic version as scripts see it: `v.major`, `v.minor`, `v.patch`, `v.pre`, printable, comparable.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version(pub semver::Version);
@@ -44,7 +60,14 @@ pub fn register_type(engine: &mut Engine) {
             engine.register_fn($op, |a: &mut Version, b: Version| $test(a.0.cmp(&b.0)));
         )*};
     }
-    cmp!("==" => Ordering::is_eq, "!=" => Ordering::is_ne, "<" => Ordering::is_lt, "<=" => Ordering::is_le, ">" => Ordering::is_gt, ">=" => Ordering::is_ge);
+    cmp!(
+        "==" => Ordering::is_eq,
+        "!=" => Ordering::is_ne,
+        "<" => Ordering::is_lt,
+        "<=" => Ordering::is_le,
+        ">" => Ordering::is_gt,
+        ">=" => Ordering::is_ge
+    );
 }
 
 pub fn module(docs: &mut Vec<FnDoc>) -> Module {
@@ -53,14 +76,16 @@ pub fn module(docs: &mut Vec<FnDoc>) -> Module {
         "parse",
         &["s: String"],
         "Version",
-        "Parses a semantic version (`0.11.0`, `v0.11.0`); throws a clear error on `X.Y.Z` or other junk.",
-        |s: ImmutableString| -> RhaiResult<Version> { parse_version(&s).map(Version).map_err(fail) },
+        doc::PARSE,
+        |s: ImmutableString| -> RhaiResult<Version> {
+            parse_version(&s).map(Version).map_err(fail)
+        },
     );
     b.add(
         "compare",
         &["a: String", "b: String"],
         "int",
-        "-1, 0 or 1 as `a` is older than, the same as, or newer than `b` (strings or Versions).",
+        doc::COMPARE,
         |a: Dynamic, b: Dynamic| -> RhaiResult<i64> {
             Ok(match arg(&a)?.cmp(&arg(&b)?) {
                 Ordering::Less => -1,
@@ -73,7 +98,7 @@ pub fn module(docs: &mut Vec<FnDoc>) -> Module {
         "upgrade_path",
         &["from: String", "to: String"],
         "Map",
-        "#{rolling, strategy, reason}: strategy is \"rolling\" within one minor version of the same major, \"blue-green\" beyond that, \"none\" when `to` is not newer.",
+        doc::UPGRADE_PATH,
         |from: Dynamic, to: Dynamic| -> RhaiResult<Map> {
             let p = policy::upgrade_path(&arg(&from)?, &arg(&to)?);
             let mut m = Map::new();
@@ -87,14 +112,17 @@ pub fn module(docs: &mut Vec<FnDoc>) -> Module {
         "skew_ok",
         &["versions: Array|Map"],
         "bool",
-        "True when every pair of versions is within one minor version (the runbook's skew policy); takes an array of versions or a map id -> version.",
+        doc::SKEW_OK,
         |versions: Dynamic| -> RhaiResult<bool> {
             let items: Vec<Dynamic> = if let Some(m) = versions.read_lock::<Map>() {
                 m.values().cloned().collect()
             } else if let Some(a) = versions.read_lock::<rhai::Array>() {
                 a.to_vec()
             } else {
-                return Err(fail(format!("version::skew_ok: expected an array or a map of versions, not {}", versions.type_name())));
+                return Err(fail(format!(
+                    "version::skew_ok: expected an array or a map of versions, not {}",
+                    versions.type_name()
+                )));
             };
             let parsed = items.iter().map(arg).collect::<RhaiResult<Vec<_>>>()?;
             Ok(policy::skew_ok(&parsed))
