@@ -28,19 +28,31 @@ pub enum OpError {
     Usage(String),
     /// A node's admin API did not answer as asked.
     #[error(transparent)]
-    Admin(#[from] AdminError),
+    Admin(Box<AdminError>),
     /// A host command could not be carried out at all.
     #[error(transparent)]
     Host(#[from] HostError),
     /// The Prometheus server did not answer a query.
     #[error(transparent)]
-    Prometheus(#[from] PromError),
+    Prometheus(Box<PromError>),
     /// The cluster did not do what was asked, or not in time.
     #[error("{0}")]
     Failed(String),
     /// The operator pressed Ctrl-C.
     #[error("interrupted")]
     Interrupted,
+}
+
+impl From<AdminError> for OpError {
+    fn from(e: AdminError) -> Self {
+        OpError::Admin(Box::new(e))
+    }
+}
+
+impl From<PromError> for OpError {
+    fn from(e: PromError) -> Self {
+        OpError::Prometheus(Box::new(e))
+    }
 }
 
 pub type OpResult<T> = Result<T, OpError>;
