@@ -1,4 +1,4 @@
-//! The command line (API.md §4). clap lives here and nowhere else: arguments are parsed, checked and
+//! The command line. clap lives here and nowhere else: arguments are parsed, checked and
 //! turned into a `Command` before anything else sees them.
 
 use std::collections::BTreeMap;

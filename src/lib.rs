@@ -1,8 +1,8 @@
 //! neumann-script: a Rhai runtime for the upgrade runbooks of a Neumann (tensor_chain) cluster.
 //!
 //! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
-//! `cli`, `run` (arguments, dispatch, exit codes) → `repl`, `rehearse` (front ends) → `session` (tokio
-//! runtime, simulator, clusters, journal) → `script` (the Rhai engine and its modules) → `cluster`
+//! `cli`, `run` (arguments, dispatch, exit codes) → `repl`, `session` (side by side: tokio runtime, simulator,
+//! clusters, journal) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `cluster`
 //! (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
 //! (typed values, policy, figures); `output`, `journal`, `interrupt` and `error` are leaves any layer
 //! may use. `sim` is the simulated cluster and imports nothing of the product.

@@ -1,4 +1,4 @@
-//! The inventory: how the tool finds a cluster (API.md §3).
+//! The inventory: how the tool finds a cluster.
 //!
 //! Read from TOML, validated completely before anything talks to a node, so a typo in a node id or a
 //! URL is an exit-2 error naming the file and the field rather than a failure halfway through a runbook.
@@ -171,7 +171,7 @@ impl RawTemplates {
 }
 
 impl Inventory {
-    /// Finds the inventory the way API.md §3 says: `--cluster FILE`, else `$NEUMANN_CLUSTER`, else
+    /// Finds the inventory the documented way: `--cluster FILE`, else `$NEUMANN_CLUSTER`, else
     /// `./neumann-cluster.toml`. Returns `Ok(None)` when none was named and the default file is absent,
     /// so commands that never touch a cluster still run.
     pub fn locate(explicit: Option<&Path>) -> Result<Option<Inventory>, Error> {

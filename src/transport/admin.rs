@@ -1,4 +1,4 @@
-//! The admin HTTP client (API.md §2): every Neumann node serves its admin API on :9090; the simulator
+//! The admin HTTP client (docs/ADMIN_API.md): every Neumann node serves its admin API on :9090; the simulator
 //! serves the same paths on loopback.
 //!
 //! Every call has a connect and a request timeout, so a hung node cannot hang the tool. Every error names

@@ -2,7 +2,7 @@
 //!
 //! The inventory's command templates (defaults from the runbook) are rendered here, with every
 //! substituted value shell-quoted. Which transport carries them is chosen per node: the simulator's host
-//! endpoints for a simulated cluster; SSH for a real one (a later transport, slotting in beside `Sim`).
+//! endpoints for a simulated cluster; SSH (openssh) for a real one.
 
 use std::time::Duration;
 
@@ -133,7 +133,7 @@ impl Hosts {
     }
 }
 
-/// The simulator's host side (API.md §5 `POST /sim/host/...`): what systemctl and cargo do, in simulation.
+/// The simulator's host side (`POST /sim/host/...`, docs/SIMULATOR.md): what systemctl and cargo do, in simulation.
 struct SimHost {
     http: reqwest::Client,
     base: String,

@@ -1,9 +1,9 @@
-//! The script API (API.md §1): static modules `cluster::`, `node::`, `raft::`, `metrics::`, `backup::`,
+//! The script API: static modules `cluster::`, `node::`, `raft::`, `metrics::`, `backup::`,
 //! `version::`, the global functions, and the typed values they return.
 //!
 //! Each function is registered with its parameters and a doc line; the same list is kept in `FnDoc`s
 //! so `neumann-script functions`, the docs and Rhai's metadata cannot drift apart. Functions here are thin:
-//! convert arguments, call `ops`, convert the result, and say what is being done.
+//! convert arguments, call the cluster layer (`crate::cluster`), convert the result, and say what is being done.
 
 pub mod backup;
 pub mod cluster;
