@@ -6,6 +6,7 @@ mod blue_green;
 mod canary;
 mod cli;
 mod faults;
+mod layers;
 mod prometheus;
 mod prometheus_support;
 mod rehearse;
