@@ -119,3 +119,42 @@ fn is_method(name: &str) -> bool {
     name.chars().all(|c| c.is_alphanumeric() || c == '_')
         && !matches!(name, "to_string" | "to_debug")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::stop::StopKind;
+
+    fn engine() -> Engine {
+        let mut engine = Engine::new_raw();
+        register(&mut engine);
+        engine
+    }
+
+    #[test]
+    fn completions_come_from_the_registered_properties_and_methods() {
+        let c = completions(&engine());
+        assert_eq!(
+            c["Metrics"],
+            ["node", "names()", "quantile(", "to_map()", "value("]
+        );
+        assert_eq!(c["Version"], ["major", "minor", "patch", "pre"]);
+        assert_eq!(c["Stop"], ["kind", "message"]);
+        assert!(c["Member"].contains(&"replication_lag_ms".to_string()));
+        assert!(c["ClusterHealth"].contains(&"rollback_limits".to_string()));
+        assert_eq!(c.len(), TYPES.len());
+    }
+
+    #[test]
+    fn json_and_text_follow_serde_and_display() {
+        let v = Dynamic::from(Version(semver::Version::new(0, 11, 0)));
+        assert_eq!(to_json(&v), Some(Value::String("0.11.0".into())));
+        assert_eq!(to_text(&v).as_deref(), Some("0.11.0"));
+        let stop = Dynamic::from(ScriptStop {
+            kind: StopKind::Guard,
+            message: "quorum at risk".into(),
+        });
+        assert_eq!(to_json(&stop), Some(Value::String("quorum at risk".into())));
+        assert_eq!(to_json(&Dynamic::from(3_i64)), None);
+    }
+}
