@@ -680,7 +680,8 @@ mod tests {
 }
 
 /// What a command printed and how it exited. A non-zero status is a result, not an error.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+/// Scripts get it as the map `#{status, stdout, stderr}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecOutput {
     pub status: i64,
     pub stdout: String,
@@ -688,6 +689,10 @@ pub struct ExecOutput {
 }
 
 impl ExecOutput {
+    pub fn to_map(&self) -> Map {
+        to_map(self)
+    }
+
     /// What a rehearsal answers for a command it must not run: the twin has no host, and running it here
     /// would act on this machine instead.
     pub fn not_run() -> ExecOutput {
