@@ -13,6 +13,8 @@ use serde_json::Value;
 use super::stop::ScriptStop;
 use crate::model::{ClusterHealth, Member, Metrics, RaftNode, RaftStatus, Version};
 
+/// One entry of the list: what the rest of the program needs of a type, as functions so that one table
+/// can hold types of different Rust types.
 struct ScriptType {
     id: fn() -> TypeId,
     rust_name: fn() -> &'static str,
