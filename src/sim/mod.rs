@@ -6,6 +6,7 @@
 //! serves `/sim/...`. Nothing here touches the host: stop/start/install act on the model only.
 
 mod control;
+mod log;
 mod metrics;
 mod model;
 pub use model::INSTALL_SECS;
@@ -157,6 +158,16 @@ pub struct SimStats {
     pub max_leaders_in_a_term: u64,
     pub min_healthy_seen: u64,
     pub lost_committed_writes: u64,
+    /// Leaders lost other than by a completed hand-over (stopped, crashed, hung, cut off, or
+    /// unseated by a higher term).
+    #[serde(default)]
+    pub leader_losses: u64,
+    /// The longest simulated stretch with client writes waiting and the commit index still.
+    #[serde(default)]
+    pub max_commit_stall_ms: u64,
+    /// Simulated time without a majority of members up, reachable and caught up.
+    #[serde(default)]
+    pub quorum_lost_ms: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -310,7 +321,7 @@ impl Simulator {
     }
 
     pub fn stats(&self) -> SimStats {
-        self.shared.lock().stats.clone()
+        self.shared.lock().stats()
     }
 
     pub fn events(&self) -> Vec<SimEvent> {
