@@ -700,7 +700,7 @@ impl Model {
     }
 
     /// The invariants and counters since start. Lost writes are judged now, against the most
-    /// advanced committed log, so a write lost by a later election shows up.
+    /// up-to-date log, so a write lost by a later election shows up.
     pub fn stats(&self) -> SimStats {
         let mut s = self.stats.clone();
         s.lost_committed_writes = self.lost_acknowledged_writes();
@@ -1371,9 +1371,9 @@ impl Model {
     fn accept(&mut self, i: usize, batch: Batch) {
         let n = &mut self.nodes[i];
         if n.is_running() && !n.faults.hang {
-            n.waiting.push_back(batch);
+            push_by_deadline(&mut n.waiting, batch);
         } else {
-            n.stuck.push_back(batch);
+            push_by_deadline(&mut n.stuck, batch);
         }
     }
 
@@ -1401,28 +1401,45 @@ impl Model {
             if self.nodes[i].faults.hang {
                 let n = &mut self.nodes[i];
                 let moved: Vec<Batch> = n.inflight.drain(..).chain(n.waiting.drain(..)).collect();
-                n.stuck.extend(moved);
+                for b in moved {
+                    push_by_deadline(&mut n.stuck, Batch { entry: None, ..b });
+                }
             }
             let alive = self.nodes[i].alive();
-            let inflight: Vec<Batch> = self.nodes[i].inflight.drain(..).collect();
-            for b in inflight {
-                let Some(e) = b.entry else { continue };
-                let l = &self.nodes[e.leader];
-                let reply_path =
-                    alive && l.raft_active() && (e.leader == i || l.group == self.nodes[i].group);
-                let committed = l.commit >= e.hi && l.log.term_at(e.hi) == Some(e.term);
-                if reply_path && committed {
-                    self.acknowledge(i, b, e);
-                } else if l.raft_active() && l.role == Role::Leader && l.term == e.term {
-                    self.nodes[i].inflight.push_back(b);
-                } else {
-                    // The leader is gone or deposed: the client hears nothing and retries.
-                    self.nodes[i].waiting.push_back(Batch { entry: None, ..b });
+            let group = self.nodes[i].group;
+            let fate = |nodes: &[Node], b: &Batch| write_fate(nodes, i, alive, group, b);
+            if self.nodes[i]
+                .inflight
+                .iter()
+                .any(|b| fate(&self.nodes, b).is_some())
+            {
+                let mut acks = Vec::new();
+                let mut retry = Vec::new();
+                let mut inflight = std::mem::take(&mut self.nodes[i].inflight);
+                let nodes = &self.nodes;
+                inflight.retain(|b| match fate(nodes, b) {
+                    None => true,
+                    Some(true) => {
+                        acks.push(*b);
+                        false
+                    }
+                    Some(false) => {
+                        retry.push(Batch { entry: None, ..*b });
+                        false
+                    }
+                });
+                self.nodes[i].inflight = inflight;
+                for b in retry {
+                    push_by_deadline(&mut self.nodes[i].waiting, b);
+                }
+                for b in acks {
+                    if let Some(e) = b.entry {
+                        self.acknowledge(i, b, e);
+                    }
                 }
             }
             if let Some(l) = self.route(i) {
-                let n = &mut self.nodes[i];
-                let waiting: Vec<Batch> = n.waiting.drain(..).collect();
+                let waiting = std::mem::take(&mut self.nodes[i].waiting);
                 for b in waiting {
                     let leader = &mut self.nodes[l];
                     let lo = leader.log.last() + 1;
@@ -1434,22 +1451,21 @@ impl Model {
                         lo,
                         hi: lo + b.count - 1,
                     };
-                    self.nodes[i].inflight.push_back(Batch {
-                        entry: Some(entry),
-                        ..b
-                    });
+                    push_by_deadline(
+                        &mut self.nodes[i].inflight,
+                        Batch {
+                            entry: Some(entry),
+                            ..b
+                        },
+                    );
                 }
             }
             let mut expired = 0;
             let n = &mut self.nodes[i];
             for q in [&mut n.waiting, &mut n.stuck, &mut n.inflight] {
-                q.retain(|b| {
-                    let keep = b.deadline > now;
-                    if !keep {
-                        expired += b.count;
-                    }
-                    keep
-                });
+                while q.front().is_some_and(|b| b.deadline <= now) {
+                    expired += q.pop_front().map_or(0, |b| b.count);
+                }
             }
             self.fail_writes(Some(i), expired);
         }
@@ -1477,11 +1493,14 @@ impl Model {
         n.tx_aborts += aborted;
         if aborted > 0 {
             // The client retries aborted transactions; they fail only at their deadline.
-            n.waiting.push_back(Batch {
-                count: aborted,
-                entry: None,
-                ..b
-            });
+            push_by_deadline(
+                &mut n.waiting,
+                Batch {
+                    count: aborted,
+                    entry: None,
+                    ..b
+                },
+            );
         }
         if ok > 0 {
             self.stats.client_writes_ok += ok;
@@ -1510,9 +1529,15 @@ impl Model {
         }
     }
 
-    /// Acknowledged writes whose entries are not in the most advanced committed log.
+    /// Acknowledged writes whose entries are missing from the most up-to-date log (Raft's
+    /// order: last term, then length). Raft guarantees that log holds every committed entry, so
+    /// it is the cluster's final committed log whether or not a leader is in office right now.
     fn lost_acknowledged_writes(&self) -> u64 {
-        let Some(reference) = self.nodes.iter().max_by_key(|n| (n.commit, n.log.last())) else {
+        let Some(reference) = self
+            .nodes
+            .iter()
+            .max_by_key(|n| (n.log.last_term(), n.log.last()))
+        else {
             return 0;
         };
         let mut spans: BTreeMap<u64, Option<(u64, u64)>> = BTreeMap::new();
@@ -1522,15 +1547,8 @@ impl Model {
                 .entry(term)
                 .or_insert_with(|| reference.log.span_of_term(term));
             let kept = match span {
-                Some((a, b)) => {
-                    let (a, b) = (a.max(lo), b.min(hi).min(reference.commit));
-                    if b >= a {
-                        b - a + 1
-                    } else {
-                        0
-                    }
-                }
-                None => 0,
+                Some((a, b)) if b.min(hi) >= a.max(lo) => b.min(hi) - a.max(lo) + 1,
+                _ => 0,
             };
             lost += hi - lo + 1 - kept;
         }
@@ -2079,6 +2097,32 @@ impl Model {
 
 fn ms(secs: f64) -> u64 {
     (secs.max(0.0) * 1000.0).round() as u64
+}
+
+/// What becomes of a batch node `i` appended to a leader's log: acknowledged (`Some(true)`),
+/// retried because that leader is gone or deposed (`Some(false)`), or still waiting (`None`).
+fn write_fate(nodes: &[Node], i: usize, alive: bool, group: usize, b: &Batch) -> Option<bool> {
+    let e = b.entry?;
+    let l = &nodes[e.leader];
+    let reply_path = alive && l.raft_active() && (e.leader == i || l.group == group);
+    let committed = l.commit >= e.hi && l.log.term_at(e.hi) == Some(e.term);
+    if reply_path && committed {
+        Some(true)
+    } else if l.raft_active() && l.role == Role::Leader && l.term == e.term {
+        None
+    } else {
+        Some(false)
+    }
+}
+
+/// Queues stay ordered by deadline, so expiry looks only at the front.
+fn push_by_deadline(q: &mut VecDeque<Batch>, b: Batch) {
+    if q.back().is_none_or(|last| last.deadline <= b.deadline) {
+        q.push_back(b);
+    } else {
+        let k = q.partition_point(|x| x.deadline <= b.deadline);
+        q.insert(k, b);
+    }
 }
 
 /// Two distinct nodes borrowed mutably at once.
