@@ -96,6 +96,28 @@ impl Cluster {
         );
     }
 
+    /// Arms a fault that the simulator fires itself when it logs `event` for node `on`, so a test
+    /// never races the clock to inject it mid-run.
+    pub fn inject_when(&self, node: &str, kind: &str, event: &str, on: &str) {
+        self.post(
+            "/sim/fault",
+            serde_json::json!({ "node": node, "kind": kind, "when": { "event": event, "node": on } }),
+        );
+    }
+
+    /// Splits the network into these groups when the simulator logs `event` for node `on` (`heal`
+    /// on any node mends it).
+    pub fn partition_groups_when(&self, groups: &[&[&str]], event: &str, on: &str) {
+        self.post(
+            "/sim/fault",
+            serde_json::json!({
+                "kind": "partition",
+                "groups": groups,
+                "when": { "event": event, "node": on },
+            }),
+        );
+    }
+
     /// Marks a schema change or a feature in use, as a newer release would (the rollback limits).
     pub fn mark_rollback_limit(&self, kind: &str, detail: &str, since: &str) {
         self.post(
