@@ -14,3 +14,4 @@ mod runbooks;
 mod scripts;
 mod ssh;
 mod ssh_support;
+mod unsafe_runbooks;

@@ -192,6 +192,18 @@ impl Cluster {
             .collect()
     }
 
+    /// Simulated seconds since the simulator started.
+    pub fn clock(&self) -> f64 {
+        self.get("/sim/clock")["t"].as_f64().unwrap()
+    }
+
+    /// Waits until simulated time reaches `t` (time only moves forward, so this holds under any load).
+    pub fn wait_until_sim(&self, t: f64) {
+        while self.clock() < t {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn stats(&self) -> SimStats {
         serde_json::from_value(self.get("/sim/stats")).unwrap()
     }
