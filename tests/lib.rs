@@ -3,8 +3,10 @@
 mod support;
 
 mod blue_green;
+mod calibration;
 mod canary;
 mod cli;
+mod etcd_support;
 mod faults;
 mod prometheus;
 mod prometheus_support;

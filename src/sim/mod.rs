@@ -40,6 +40,10 @@ pub struct SimConfig {
     pub faults: Vec<(String, FaultKind)>,
     /// Seeds the simulator's randomness so runs repeat.
     pub seed: Option<u64>,
+    /// Raft's election timeout range in ms, each node drawing its own in it; `None` is Neumann's
+    /// documented 150-300 ms. The lower bound is also the check-quorum window, the followers' lease
+    /// and how long a hand-over may take.
+    pub election_timeout_ms: Option<(u64, u64)>,
     /// A twin of a live cluster (rehearsal): its node ids, versions, leader and flags replace `nodes` and
     /// `version`, and any version installs (the twin cannot know what the real registry has).
     pub shape: Option<Shape>,
@@ -72,6 +76,7 @@ impl Default for SimConfig {
             bad_versions: Vec::new(),
             faults: Vec::new(),
             seed: None,
+            election_timeout_ms: None,
             shape: None,
         }
     }

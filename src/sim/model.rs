@@ -476,6 +476,8 @@ pub struct Model {
     lb_failed_pending: u64,
     lb_failed_reported_at: f64,
     next_group: usize,
+    /// The election timeout range in seconds (see `ELECTION_TIMEOUT`).
+    election: (f64, f64),
     /// Some node is in a partition group of its own (group 0 is the whole network).
     split: bool,
     rng: fastrand::Rng,
@@ -499,6 +501,15 @@ impl Model {
             Some(s) => fastrand::Rng::with_seed(s),
             None => fastrand::Rng::new(),
         };
+        let election = match cfg.election_timeout_ms {
+            Some((lo, hi)) if lo > 0 && hi > lo => (lo as f64 / 1000.0, hi as f64 / 1000.0),
+            Some((lo, hi)) => {
+                return Err(SimError::Config(format!(
+                    "election timeout must be a range lo < hi in ms, got {lo}-{hi}"
+                )))
+            }
+            None => ELECTION_TIMEOUT,
+        };
         let commit_index = 1000;
         let nodes = (1..=count)
             .map(|n| {
@@ -518,8 +529,7 @@ impl Model {
                     applied: commit_index as f64,
                     role: Role::Follower,
                     leader: Some(0),
-                    election_due: ELECTION_TIMEOUT.0
-                        + rng.f64() * (ELECTION_TIMEOUT.1 - ELECTION_TIMEOUT.0),
+                    election_due: election.0 + rng.f64() * (election.1 - election.0),
                     last_heard: 0.0,
                     progress: Vec::new(),
                     transfer: None,
@@ -590,6 +600,7 @@ impl Model {
             lb_failed_pending: 0,
             lb_failed_reported_at: f64::NEG_INFINITY,
             next_group: 1,
+            election,
             split: false,
             rng,
             #[cfg(test)]
@@ -936,7 +947,7 @@ impl Model {
     }
 
     fn finish_start(&mut self, i: usize) {
-        let due = self.now + self.uniform(ELECTION_TIMEOUT);
+        let due = self.now + self.uniform(self.election);
         let node = &mut self.nodes[i];
         node.process = ProcessState::Running;
         node.running = node.installed.clone();
@@ -1000,7 +1011,7 @@ impl Model {
     // ----- Raft -----
 
     fn reset_timer(&mut self, i: usize) {
-        self.nodes[i].election_due = self.now + self.uniform(ELECTION_TIMEOUT);
+        self.nodes[i].election_due = self.now + self.uniform(self.election);
     }
 
     /// Nodes whose election timer ran out become candidates. Candidates that time out in the
@@ -1050,7 +1061,7 @@ impl Model {
             // `run_leaders`).
             let in_lease = peer.role == Role::Follower
                 && peer.leader.is_some()
-                && self.now - peer.last_heard < ELECTION_TIMEOUT.0;
+                && self.now - peer.last_heard < self.election.0;
             if !transfer && in_lease {
                 continue;
             }
@@ -1203,10 +1214,11 @@ impl Model {
         }
         // Check-quorum.
         let now = self.now;
+        let window = self.election.0;
         let recent = n
             .progress
             .iter()
-            .filter(|p| now - p.last_ack < ELECTION_TIMEOUT.0)
+            .filter(|p| now - p.last_ack < window)
             .count();
         if recent < quorum {
             self.leave_office(l, "lost contact with a quorum", true);
@@ -1887,9 +1899,10 @@ impl Model {
             ));
         }
         self.transfer_target_ok(l, t)?;
+        self.event(Some(l), "transfer_requested", format!("to {to}"));
         self.nodes[l].transfer = Some(Transfer {
             to: t,
-            deadline: self.now + ELECTION_TIMEOUT.0,
+            deadline: self.now + self.election.0,
         });
         Ok(TransferReply {
             from: self.nodes[l].id.clone(),
