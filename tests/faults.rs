@@ -339,11 +339,12 @@ fn slow_cluster() -> Cluster {
 #[test]
 fn ctrl_c_during_an_install_finishes_the_restart_then_exits_130() {
     let c = slow_cluster();
-    let child = c.spawn(&["--yes", "rolling_upgrade.rhai", "0.11.0"]);
-    // `stop` is logged as the node goes down; its install follows and lasts 1.5 s at this speed.
-    c.wait_for_event("stop", "node2");
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
+    // The install lasts 1.5 s at this speed; the tool announces it as it begins.
+    let out = c.run_until_stderr(
+        &["--yes", "rolling_upgrade.rhai", "0.11.0"],
+        "node2: install (",
+        sigint,
+    );
     let (_, stderr) = expect(&out, 130);
     assert!(
         stderr.contains("interrupted: finishing the restart of node2 first"),
@@ -368,18 +369,22 @@ fn ctrl_c_during_an_install_finishes_the_restart_then_exits_130() {
 fn ctrl_c_cancels_a_blocked_wait() {
     let c = Cluster::start(3, "0.10.4");
     c.inject("node2", "slow_catchup");
-    let child = c.spawn(&[
-        "--yes",
-        "--set",
-        "catchup_timeout_secs=600",
-        "rolling_upgrade.rhai",
-        "0.11.0",
-    ]);
-    c.wait_for_event("rejoined", "node2");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let sent = std::time::Instant::now();
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
+    let mut sent = None;
+    let out = c.run_until_stderr(
+        &[
+            "--yes",
+            "--set",
+            "catchup_timeout_secs=600",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ],
+        "waiting for node2 to catch up",
+        |child| {
+            sent = Some(std::time::Instant::now());
+            sigint(child);
+        },
+    );
+    let sent = sent.unwrap();
     let (_, stderr) = expect(&out, 130);
     assert!(
         sent.elapsed() < std::time::Duration::from_secs(20),
@@ -396,13 +401,15 @@ fn ctrl_c_cancels_a_blocked_wait() {
 #[test]
 fn a_second_ctrl_c_exits_at_once_and_says_what_it_leaves() {
     let c = slow_cluster();
-    let child = c.spawn(&["--yes", "rolling_upgrade.rhai", "0.11.0"]);
-    // `stop` is logged as the node goes down; its install follows and lasts 1.5 s at this speed.
-    c.wait_for_event("stop", "node2");
-    sigint(&child);
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
+    let out = c.run_until_stderr(
+        &["--yes", "rolling_upgrade.rhai", "0.11.0"],
+        "node2: install (",
+        |child| {
+            sigint(child);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            sigint(child);
+        },
+    );
     let (_, stderr) = expect(&out, 130);
     assert!(stderr.contains("leaving node2 STOPPED"), "{stderr}");
 }
