@@ -329,6 +329,12 @@ impl Simulator {
         self.shared.lock().stats()
     }
 
+    /// Simulated seconds since start (also `GET /sim/clock`): what script waits under `--sim` can
+    /// run on.
+    pub fn clock(&self) -> f64 {
+        self.shared.lock().now
+    }
+
     pub fn events(&self) -> Vec<SimEvent> {
         self.shared.lock().events(None)
     }
