@@ -25,7 +25,10 @@ const WRITERS: usize = 4;
 /// Same zero or non-zero failed writes; stalls and times to a leader within 300 ms or 2x.
 const TOLERANCE_MS: f64 = 300.0;
 const TOLERANCE_RATIO: f64 = 2.0;
-const CRASH_TRIALS: usize = 3;
+/// A crash's time to a new leader is a random draw in 300-600 ms on both sides: medians of several
+/// trials compare the distributions, not two draws. Simulated trials are cheap, so there are more.
+const ETCD_CRASH_TRIALS: usize = 5;
+const SIM_CRASH_TRIALS: u64 = 9;
 const SIM_SPEED: f64 = 10.0;
 
 #[derive(Clone, Copy, Debug)]
@@ -327,17 +330,16 @@ fn etcd_scenarios(bin: &std::path::Path) -> Vec<(&'static str, Measure)> {
     ));
 
     let mut crashes = Vec::new();
-    for _ in 0..CRASH_TRIALS {
+    for _ in 0..ETCD_CRASH_TRIALS {
         let leader = rig.settle();
         crashes.push(rig.measure(|r| {
             let since = Instant::now();
             r.c.signal(leader, "KILL");
             let ms = etcd_new_leader(&r.c, Some(leader), since);
-            sleep(4000);
-            r.c.restart(leader).unwrap();
-            sleep(2000);
+            sleep(1000);
             Some(ms)
         }));
+        rig.c.restart(leader).unwrap();
     }
     out.push(("leader crash", median_measure(&crashes)));
 
@@ -511,19 +513,18 @@ fn sim_scenarios() -> Vec<(&'static str, Measure)> {
     let ms = ((won.t - asked.t) * 1000.0).round() as u64;
     out.push(("leader hand-over", r.finish(Some(ms))));
 
-    let crashes: Vec<Measure> = (0..CRASH_TRIALS as u64)
+    let crashes: Vec<Measure> = (0..SIM_CRASH_TRIALS)
         .map(|seed| {
             let r = SimRig::start(10 + seed);
             r.pass(1.0);
             r.control("/sim/fault", json!({ "node": "node1", "kind": "crash" }));
-            r.pass(4.0);
+            // Past the 2 s deadline of the writes the load balancer still sent to node1.
+            r.pass(2.5);
             let crash = r.event_after("crash", Some(0), 0.0).expect("crashed");
             let won = r
                 .event_after("elected", None, crash.t)
                 .expect("a new leader");
             let ms = ((won.t - crash.t) * 1000.0).round() as u64;
-            r.host(0, "start");
-            r.pass(2.0);
             r.finish(Some(ms))
         })
         .collect();
