@@ -1633,14 +1633,15 @@ impl Model {
         }
     }
 
-    /// A stall: client writes are waiting and the cluster's commit index does not move.
+    /// A stall: client writes are waiting and the cluster's commit index does not move. A
+    /// deliberate pause (`cluster::pause`) is one too: the clients wait all the same.
     fn observe_stall(&mut self, h: f64) {
         let waiting = !self.lb_waiting.is_empty()
             || self
                 .nodes
                 .iter()
                 .any(|n| !n.waiting.is_empty() || !n.inflight.is_empty());
-        let moved = self.timeline_moved();
+        let moved = self.commit_index > self.last_commit_seen;
         if waiting && !moved {
             let since = *self.stall_since.get_or_insert(self.now - h);
             let stall = ms(self.now - since);
@@ -1649,10 +1650,6 @@ impl Model {
             self.stall_since = None;
         }
         self.last_commit_seen = self.commit_index;
-    }
-
-    fn timeline_moved(&self) -> bool {
-        self.commit_index > self.last_commit_seen
     }
 
     /// Without a quorum: no partition group holds a majority of up, caught-up members.
