@@ -320,6 +320,7 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
         bad_versions: opts.bad_versions.clone(),
         faults,
         seed: None,
+        election_timeout_ms: None,
         shape: None,
     };
     tokio.block_on(async {

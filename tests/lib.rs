@@ -3,8 +3,10 @@
 mod support;
 
 mod blue_green;
+mod calibration;
 mod canary;
 mod cli;
+mod etcd_support;
 mod faults;
 mod layers;
 mod prometheus;
@@ -15,3 +17,4 @@ mod runbooks;
 mod scripts;
 mod ssh;
 mod ssh_support;
+mod unsafe_runbooks;

@@ -62,10 +62,11 @@ fn past_windows_and_promql_come_from_the_inventorys_prometheus() {
         cmp["latency_p99_ms"]["ratio"].as_f64().unwrap() > 2.0,
         "{cmp}"
     );
-    assert!(
-        cmp["memory_bytes"]["ratio"].as_f64().unwrap() > 1.5,
-        "{cmp}"
-    );
+    // The bad release uses about 1.6 times the memory; each process varies by up to 4% and each
+    // scrape by 1%, so the ratio lies within 1.45-1.77. What the figure must show is the canary
+    // clearly above its peers, well clear of the +-10% that healthy nodes differ by.
+    let memory = cmp["memory_bytes"]["ratio"].as_f64().unwrap();
+    assert!((1.3..2.0).contains(&memory), "{cmp}");
 
     let (stdout, _) = expect(
         &c.run(&[

@@ -96,6 +96,28 @@ impl Cluster {
         );
     }
 
+    /// Arms a fault that the simulator fires itself when it logs `event` for node `on`, so a test
+    /// never races the clock to inject it mid-run.
+    pub fn inject_when(&self, node: &str, kind: &str, event: &str, on: &str) {
+        self.post(
+            "/sim/fault",
+            serde_json::json!({ "node": node, "kind": kind, "when": { "event": event, "node": on } }),
+        );
+    }
+
+    /// Splits the network into these groups when the simulator logs `event` for node `on` (`heal`
+    /// on any node mends it).
+    pub fn partition_groups_when(&self, groups: &[&[&str]], event: &str, on: &str) {
+        self.post(
+            "/sim/fault",
+            serde_json::json!({
+                "kind": "partition",
+                "groups": groups,
+                "when": { "event": event, "node": on },
+            }),
+        );
+    }
+
     /// Marks a schema change or a feature in use, as a newer release would (the rollback limits).
     pub fn mark_rollback_limit(&self, kind: &str, detail: &str, since: &str) {
         self.post(
@@ -121,22 +143,6 @@ impl Cluster {
         assert_eq!(out["status"], 0, "{action} {node}: {out}");
     }
 
-    /// Waits until the event log has an event of `kind` for `node`.
-    pub fn wait_for_event(&self, kind: &str, node: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !self
-            .events()
-            .iter()
-            .any(|e| e.kind == kind && e.node.as_deref() == Some(node))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no `{kind}` event for {node} within 60 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
-
     /// Starts the binary in the background (for faults and signals mid-run).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         std::process::Command::new(BIN)
@@ -151,6 +157,48 @@ impl Cluster {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    /// Starts the binary, waits until its stderr shows `needle` (so the run is known to be at that
+    /// point, whatever the machine's load), calls `then` with the child, and returns its output.
+    pub fn run_until_stderr(
+        &self,
+        args: &[&str],
+        needle: &str,
+        then: impl FnOnce(&std::process::Child),
+    ) -> Output {
+        use std::io::BufRead;
+        let mut child = self.spawn(args);
+        let stderr = child.stderr.take().unwrap();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let needle = needle.to_string();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains(&needle) {
+                    let _ = seen_tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let seen = seen_rx.recv_timeout(std::time::Duration::from_secs(120));
+        if seen.is_ok() {
+            then(&child);
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = reader.join().unwrap();
+        assert!(
+            seen.is_ok(),
+            "the run never printed what the test waits for:\n{stderr}"
+        );
+        Output {
+            status: out.status,
+            stdout: out.stdout,
+            stderr: stderr.into_bytes(),
+        }
     }
 
     /// Members whose state is not "up" or that are unhealthy, as (id, state).
@@ -168,6 +216,18 @@ impl Cluster {
                 )
             })
             .collect()
+    }
+
+    /// Simulated seconds since the simulator started.
+    pub fn clock(&self) -> f64 {
+        self.get("/sim/clock")["t"].as_f64().unwrap()
+    }
+
+    /// Waits until simulated time reaches `t` (time only moves forward, so this holds under any load).
+    pub fn wait_until_sim(&self, t: f64) {
+        while self.clock() < t {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     pub fn stats(&self) -> SimStats {

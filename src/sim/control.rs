@@ -10,7 +10,7 @@ use axum::Json;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::model::{CommandOutput, ProcessState, RollbackLimit, StartOutcome};
+use super::model::{CommandOutput, FaultSpec, ProcessState, RollbackLimit, StartOutcome};
 use super::net::KillableListener;
 use super::server::{json_error, method_not_allowed, not_found};
 use super::{FaultKind, Shared};
@@ -19,6 +19,7 @@ pub async fn serve(shared: Shared, listener: KillableListener) {
     let app = Router::new()
         .route("/sim/stats", get(stats))
         .route("/sim/events", get(events))
+        .route("/sim/clock", get(clock))
         .route("/sim/fault", post(fault))
         .route("/sim/rollback_limit", post(rollback_limit))
         .route("/sim/host/{node}/{action}", post(host))
@@ -29,7 +30,7 @@ pub async fn serve(shared: Shared, listener: KillableListener) {
 }
 
 async fn stats(State(shared): State<Shared>) -> Response {
-    Json(shared.lock().stats.clone()).into_response()
+    Json(shared.lock().stats()).into_response()
 }
 
 fn parse_since(query: Option<&str>) -> Result<Option<f64>, String> {
@@ -83,19 +84,79 @@ fn string_field<'a>(
     })
 }
 
+fn node_index(m: &super::model::Model, id: &str) -> Result<usize, Refusal> {
+    m.index_of(id)
+        .ok_or_else(|| (404, format!("unknown node `{id}`")))
+}
+
+/// `{"node", "kind"}`, or `{"kind": "partition", "groups": [[ids], ...]}`; either with
+/// `"when": {"event": KIND, "node": ID}` to fire inside the simulator when it logs that event.
 fn inject_fault(shared: &Shared, body: &[u8]) -> Result<(), Refusal> {
-    const EXPECTED: &str = r#"{"node": "node2", "kind": "crash"}"#;
+    const EXPECTED: &str = r#"{"node": "node2", "kind": "crash"} or {"kind": "partition", "groups": [["node1"], ["node2", "node3"]]}, optionally with "when": {"event": "stop", "node": "node2"}"#;
     let map = parse_object(body, EXPECTED)?;
-    let node = string_field(&map, "node", EXPECTED)?;
     let kind: FaultKind = string_field(&map, "kind", EXPECTED)?
         .parse()
         .map_err(|e: super::SimError| (400, e.to_string()))?;
     let mut m = shared.lock();
-    let i = m
-        .index_of(node)
-        .ok_or_else(|| (404, format!("unknown node `{node}`")))?;
-    m.inject(i, kind);
+    let fault = match map.get("groups") {
+        Some(groups) => {
+            if kind != FaultKind::Partition {
+                return Err((400, "`groups` goes with kind `partition`".to_string()));
+            }
+            let groups = groups.as_array().ok_or_else(|| {
+                (
+                    400,
+                    format!("`groups` must be an array of arrays; expected {EXPECTED}"),
+                )
+            })?;
+            let mut parsed = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            for g in groups {
+                let ids = g.as_array().ok_or_else(|| {
+                    (
+                        400,
+                        format!("each group must be an array of node ids; expected {EXPECTED}"),
+                    )
+                })?;
+                let mut group = Vec::new();
+                for id in ids {
+                    let id = id.as_str().ok_or_else(|| {
+                        (400, format!("node ids are strings; expected {EXPECTED}"))
+                    })?;
+                    let i = node_index(&m, id)?;
+                    if !seen.insert(i) {
+                        return Err((400, format!("`{id}` is in two groups")));
+                    }
+                    group.push(i);
+                }
+                parsed.push(group);
+            }
+            FaultSpec::Groups(parsed)
+        }
+        None => {
+            let node = string_field(&map, "node", EXPECTED)?;
+            FaultSpec::Node(node_index(&m, node)?, kind)
+        }
+    };
+    match map.get("when") {
+        None => m.apply_fault(&fault),
+        Some(Value::Object(when)) => {
+            let event = string_field(when, "event", EXPECTED)?;
+            let on = node_index(&m, string_field(when, "node", EXPECTED)?)?;
+            m.arm(event, on, fault);
+        }
+        Some(_) => {
+            return Err((
+                400,
+                format!("`when` must be an object; expected {EXPECTED}"),
+            ))
+        }
+    }
     Ok(())
+}
+
+async fn clock(State(shared): State<Shared>) -> Response {
+    Json(json!({ "t": shared.lock().now })).into_response()
 }
 
 /// `POST /sim/rollback_limit {"kind": "schema" | "feature", "detail": "...", "since": "0.11.0"}`.

@@ -6,6 +6,7 @@
 //! serves `/sim/...`. Nothing here touches the host: stop/start/install act on the model only.
 
 mod control;
+mod log;
 mod metrics;
 mod model;
 pub use model::INSTALL_SECS;
@@ -39,6 +40,10 @@ pub struct SimConfig {
     pub faults: Vec<(String, FaultKind)>,
     /// Seeds the simulator's randomness so runs repeat.
     pub seed: Option<u64>,
+    /// Raft's election timeout range in ms, each node drawing its own in it; `None` is Neumann's
+    /// documented 150-300 ms. The lower bound is also the check-quorum window, the followers' lease
+    /// and how long a hand-over may take.
+    pub election_timeout_ms: Option<(u64, u64)>,
     /// A twin of a live cluster (rehearsal): its node ids, versions, leader and flags replace `nodes` and
     /// `version`, and any version installs (the twin cannot know what the real registry has).
     pub shape: Option<Shape>,
@@ -71,6 +76,7 @@ impl Default for SimConfig {
             bad_versions: Vec::new(),
             faults: Vec::new(),
             seed: None,
+            election_timeout_ms: None,
             shape: None,
         }
     }
@@ -157,6 +163,16 @@ pub struct SimStats {
     pub max_leaders_in_a_term: u64,
     pub min_healthy_seen: u64,
     pub lost_committed_writes: u64,
+    /// Leaders lost other than by a completed hand-over (stopped, crashed, hung, cut off, or
+    /// unseated by a higher term).
+    #[serde(default)]
+    pub leader_losses: u64,
+    /// The longest simulated stretch with client writes waiting and the commit index still.
+    #[serde(default)]
+    pub max_commit_stall_ms: u64,
+    /// Simulated time without a majority of members up, reachable and caught up.
+    #[serde(default)]
+    pub quorum_lost_ms: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -310,7 +326,13 @@ impl Simulator {
     }
 
     pub fn stats(&self) -> SimStats {
-        self.shared.lock().stats.clone()
+        self.shared.lock().stats()
+    }
+
+    /// Simulated seconds since start (also `GET /sim/clock`): what script waits under `--sim` can
+    /// run on.
+    pub fn clock(&self) -> f64 {
+        self.shared.lock().now
     }
 
     pub fn events(&self) -> Vec<SimEvent> {

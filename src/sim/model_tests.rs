@@ -88,8 +88,8 @@ fn starts_with_node1_leading_term_1_and_a_recent_backup() {
     assert!(b.ok);
     assert_eq!(b.last_snapshot_at, Some(START_UNIX - 600.0));
     assert_eq!(b.index, 900);
-    assert_eq!(m.stats.min_healthy_seen, 3);
-    assert_eq!(m.stats.elections, 0);
+    assert_eq!(m.stats().min_healthy_seen, 3);
+    assert_eq!(m.stats().elections, 0);
     let h = m.health(1);
     assert_eq!(h.status, "healthy");
     assert_eq!(h.leader.as_deref(), Some("node1"));
@@ -134,14 +134,23 @@ fn node_ids_match_exactly() {
 fn client_load_commits_about_300_writes_a_second_spread_over_nodes() {
     let mut m = cluster(3);
     run(&mut m, 10.0);
-    let ok = m.stats.client_writes_ok;
+    let ok = m.stats().client_writes_ok;
     assert!((2900..=3000).contains(&ok), "ok = {ok}");
-    assert_eq!(m.stats.client_writes_failed, 0);
-    assert_eq!(m.commit_index, 1000 + ok);
+    assert_eq!(m.stats().client_writes_failed, 0);
+    // Every acknowledged write is committed; the last step's writes are still on their way.
+    let unacked = m.commit_index - 1000 - ok;
+    assert!(unacked <= 10, "{unacked} committed but not acknowledged");
     for n in &m.nodes {
         assert!(n.tx_commits > 900, "{} served {}", n.id, n.tx_commits);
         assert_eq!(n.latency.count, n.tx_commits);
-        assert_eq!(n.applied_index(), m.commit_index);
+        // Followers learn the commit index with the next heartbeat, a step later.
+        assert!(
+            n.applied_index() + 10 >= m.commit_index,
+            "{}: {}",
+            n.id,
+            n.applied_index()
+        );
+        assert!(n.log.last() >= m.commit_index);
     }
     // Followers forward, so their latency includes the extra hop.
     let mean = |n: &Node| n.latency.sum / n.latency.count as f64;
@@ -157,9 +166,9 @@ fn stopped_leader_is_replaced_after_an_election_timeout() {
     let took = run_until(&mut m, 2.0, |m| m.leader.is_some_and(|l| l != 0)).expect("new leader");
     assert!((0.14..=0.32).contains(&took), "election took {took}");
     assert_eq!(m.term, 2);
-    assert_eq!(m.stats.elections, 1);
-    assert_eq!(m.stats.max_leaders_in_a_term, 1);
-    assert_eq!(m.stats.lost_committed_writes, 0);
+    assert_eq!(m.stats().elections, 1);
+    assert_eq!(m.stats().max_leaders_in_a_term, 1);
+    assert_eq!(m.stats().lost_committed_writes, 0);
     let elected: Vec<_> = m
         .events(Some(stopped_at))
         .into_iter()
@@ -180,7 +189,7 @@ fn no_leader_without_quorum() {
     m.host_stop(1);
     run(&mut m, 3.0);
     assert_eq!(m.leader, None);
-    assert_eq!(m.stats.min_healthy_seen, 1);
+    assert_eq!(m.stats().min_healthy_seen, 1);
     let h = m.health(2);
     assert_eq!(h.status, "unhealthy");
     assert_eq!(h.raft_state, "candidate");
@@ -189,12 +198,12 @@ fn no_leader_without_quorum() {
         "{h:?}"
     );
     assert_eq!(m.test_transaction(2).map_err(|e| e.status), Err(503));
-    assert!(m.stats.client_writes_failed > 0);
+    assert!(m.stats().client_writes_failed > 0);
     // Quorum back: a leader again, and nobody lost a committed write.
     start(&mut m, 1);
     run_until(&mut m, 1.0, |m| m.leader.is_some()).expect("leader with quorum");
-    assert_eq!(m.stats.max_leaders_in_a_term, 1);
-    assert_eq!(m.stats.lost_committed_writes, 0);
+    assert_eq!(m.stats().max_leaders_in_a_term, 1);
+    assert_eq!(m.stats().lost_committed_writes, 0);
 }
 
 #[test]
@@ -216,16 +225,35 @@ fn transfer_is_refused_to_ineligible_nodes() {
     assert!(e.message.contains("draining"), "{e:?}");
     m.set_draining(1, false);
 
+    assert_eq!(m.leader, Some(0));
+    assert_eq!(m.term, 1);
+}
+
+#[test]
+fn a_transfer_to_a_lagging_target_stalls_writes_then_aborts() {
+    let mut m = cluster(3);
+    m.set_draining(2, true);
+    stop(&mut m, 2);
     // Behind: ten seconds of writes missed, catching up slowly.
     m.inject(2, FaultKind::SlowCatchup);
     run(&mut m, 10.0);
     start(&mut m, 2);
-    let e = refused(&mut m, "node3");
-    assert!(e.message.contains("behind"), "{e:?}");
     assert!(m.lag_ms(2) > 1000.0);
-
+    let before = m.stats().max_commit_stall_ms;
+    assert!(before < 50, "stall before the transfer: {before} ms");
+    // Raft takes the request, stops taking writes while it catches the target up, and gives up
+    // after an election timeout.
+    m.request_transfer(0, "node3").expect("accepted");
+    run_until(&mut m, 1.0, |m| has_event(m, "node1", "transfer_failed")).expect("aborted");
     assert_eq!(m.leader, Some(0));
     assert_eq!(m.term, 1);
+    let stall = m.stats().max_commit_stall_ms;
+    assert!((140..=170).contains(&stall), "stall {stall} ms");
+    assert_eq!(m.stats().leader_losses, 0);
+    // Writes flow again.
+    let committed = m.commit_index;
+    run(&mut m, 0.5);
+    assert!(m.commit_index > committed + 100);
 }
 
 #[test]
@@ -239,7 +267,7 @@ fn transfer_to_an_upgraded_follower_then_refused_to_an_older_one() {
     );
     run_until(&mut m, 0.2, |m| m.leader == Some(1)).expect("transfer completes");
     assert_eq!(m.term, 2);
-    assert_eq!(m.stats.elections, 1);
+    assert_eq!(m.stats().elections, 1);
     let transfer = m
         .events(None)
         .into_iter()
@@ -259,7 +287,8 @@ fn transfer_to_an_upgraded_follower_then_refused_to_an_older_one() {
         .expect_err("older than leader");
     assert_eq!(e.status, 409);
     assert!(e.message.contains("older"), "{e:?}");
-    assert_eq!(m.stats.max_leaders_in_a_term, 1);
+    assert_eq!(m.stats().max_leaders_in_a_term, 1);
+    assert_eq!(m.stats().leader_losses, 0);
 }
 
 #[test]
@@ -298,12 +327,20 @@ fn drained_rolling_upgrade_loses_no_write() {
     assert_eq!(m.leader, Some(1));
     upgrade_node(&mut m, 0, "0.11.0");
     run(&mut m, 2.0);
-    assert_eq!(m.stats.client_writes_failed, 0, "{:?}", m.events(None));
-    assert_eq!(m.stats.lost_committed_writes, 0);
-    assert_eq!(m.stats.max_leaders_in_a_term, 1);
-    assert_eq!(m.stats.min_healthy_seen, 2);
+    assert_eq!(m.stats().client_writes_failed, 0, "{:?}", m.events(None));
+    assert_eq!(m.stats().lost_committed_writes, 0);
+    assert_eq!(m.stats().max_leaders_in_a_term, 1);
+    assert_eq!(m.stats().min_healthy_seen, 2);
+    let s = m.stats();
+    // The hand-over is an election, not a lost leader; commits pause only for it.
+    assert_eq!(
+        (s.elections, s.leader_losses, s.quorum_lost_ms),
+        (1, 0, 0),
+        "{s:?}"
+    );
+    assert!(s.max_commit_stall_ms <= 50, "{s:?}");
     assert!(m.nodes.iter().all(|n| n.running == v("0.11.0") && n.joined));
-    assert!(m.stats.client_writes_ok > 5000);
+    assert!(m.stats().client_writes_ok > 5000);
 }
 
 #[test]
@@ -312,7 +349,7 @@ fn stop_without_drain_loses_writes() {
     run(&mut m, 2.0);
     m.host_stop(2);
     run(&mut m, 6.0);
-    let failed = m.stats.client_writes_failed;
+    let failed = m.stats().client_writes_failed;
     // About a third of 300/s for the 3 s the health check needs to notice.
     assert!((150..=450).contains(&failed), "failed = {failed}");
     assert!(has_event(&m, "node3", "write_failed"));
@@ -325,7 +362,7 @@ fn stop_without_drain_loses_writes() {
     assert!(events <= 5, "{events} events for {failed} writes");
     // Out of service now: no more failures.
     run(&mut m, 3.0);
-    assert_eq!(m.stats.client_writes_failed, failed);
+    assert_eq!(m.stats().client_writes_failed, failed);
 }
 
 #[test]
@@ -336,7 +373,7 @@ fn crash_fails_in_flight_writes_and_a_restart_resets_counters() {
     m.inject(1, FaultKind::Crash);
     assert_eq!(m.nodes[1].process, ProcessState::Crashed);
     run(&mut m, 4.0);
-    assert!(m.stats.client_writes_failed > 0);
+    assert!(m.stats().client_writes_failed > 0);
     start(&mut m, 1);
     assert_eq!(m.nodes[1].tx_commits, 0);
     assert!(has_event(&m, "node2", "crash"));
@@ -402,8 +439,8 @@ fn partitioned_leader_steps_down_and_reports_why() {
     run(&mut m, 1.0);
     assert_eq!(m.health(0).status, "healthy");
     assert_eq!(m.lag_ms(0), 0.0);
-    assert_eq!(m.stats.max_leaders_in_a_term, 1);
-    assert_eq!(m.stats.lost_committed_writes, 0);
+    assert_eq!(m.stats().max_leaders_in_a_term, 1);
+    assert_eq!(m.stats().lost_committed_writes, 0);
 }
 
 #[test]
@@ -411,8 +448,8 @@ fn hung_leader_is_replaced() {
     let mut m = cluster(5);
     m.inject(0, FaultKind::Hang);
     run_until(&mut m, 1.0, |m| m.leader.is_some_and(|l| l != 0)).expect("replaced");
-    assert_eq!(m.stats.min_healthy_seen, 4);
-    assert_eq!(m.stats.lost_committed_writes, 0);
+    assert_eq!(m.stats().min_healthy_seen, 4);
+    assert_eq!(m.stats().lost_committed_writes, 0);
 }
 
 #[test]
@@ -424,10 +461,10 @@ fn a_short_pause_costs_no_write_and_a_long_one_does() {
     run(&mut m, 1.5);
     m.set_paused(0, false).expect("resume");
     run(&mut m, 1.0);
-    assert_eq!(m.stats.client_writes_failed, 0);
+    assert_eq!(m.stats().client_writes_failed, 0);
     m.set_paused(1, true).expect("pause");
     run(&mut m, 3.0);
-    assert!(m.stats.client_writes_failed > 0);
+    assert!(m.stats().client_writes_failed > 0);
     assert!(has_event(&m, "node2", "pause"));
 }
 
@@ -463,7 +500,7 @@ fn bad_versions_abort_some_transactions_and_are_slow() {
     assert_eq!(good.tx_aborts, 0);
     let mean = |n: &Node| n.latency.sum / n.latency.count as f64;
     assert!(mean(bad) > 3.0 * mean(good));
-    assert_eq!(m.stats.client_writes_failed, 0);
+    assert_eq!(m.stats().client_writes_failed, 0);
     let mem = |m: &mut Model, i| m.metrics(i).memory_bytes;
     let ratio = mem(&mut m, 2) / mem(&mut m, 1);
     assert!((1.4..1.85).contains(&ratio), "memory ratio {ratio}");
@@ -485,19 +522,357 @@ fn members_report_drain_states() {
     assert_eq!(status.nodes[0].role, "leader");
 }
 
+/// CPU time this thread has run, where Linux reports it: unlike wall time it does not grow when
+/// the machine is busy with other work.
+fn thread_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 #[test]
 fn scales_to_300_nodes_at_speed_20() {
     let mut m = cluster(300);
     // One real 10 ms tick at speed 20 is 0.2 simulated seconds.
-    let started = std::time::Instant::now();
+    let (wall, cpu) = (std::time::Instant::now(), thread_cpu_secs());
     for _ in 0..50 {
         m.tick(0.2);
     }
-    assert!(m.stats.client_writes_ok > 2900);
-    // Generous: a debug build, a busy machine; the point is "not per write".
-    assert!(
-        started.elapsed().as_secs_f64() < 2.0,
-        "{:?}",
-        started.elapsed()
+    assert!(m.stats().client_writes_ok > 2900);
+    // The point is "not per write": 10 simulated seconds of 300 nodes in well under a second of
+    // work in a debug build (about 0.3 s on an idle machine). Measured as CPU time where the
+    // system reports it, so a busy machine does not fail the test.
+    let spent = match (cpu, thread_cpu_secs()) {
+        (Some(a), Some(b)) => b - a,
+        _ => wall.elapsed().as_secs_f64() / 4.0,
+    };
+    assert!(spent < 1.5, "{spent:.2} s of work");
+}
+
+fn seeded(nodes: usize, seed: u64) -> Model {
+    cluster_with(SimConfig {
+        nodes,
+        seed: Some(seed),
+        ..SimConfig::default()
+    })
+}
+
+fn drain_stop(m: &mut Model, i: usize) {
+    m.set_draining(i, true);
+    run_until(m, 1.0, |m| m.nodes[i].in_flight() == 0).expect("drained");
+    stop(m, i);
+}
+
+#[test]
+fn commit_waits_for_a_majority_to_hold_the_entries() {
+    // The measurement: node2 catches up slowly after its upgrade and node3 is stopped
+    // as soon as node2 has rejoined. node1 alone holds the new entries: nothing commits.
+    let mut m = cluster(3);
+    m.inject(1, FaultKind::SlowCatchup);
+    run(&mut m, 1.0);
+    drain_stop(&mut m, 1);
+    run(&mut m, 10.0);
+    start(&mut m, 1);
+    assert!(m.nodes[1].joined);
+    drain_stop(&mut m, 2);
+    run(&mut m, 5.0);
+    let s = m.stats();
+    assert!(s.client_writes_failed > 300, "{s:?}");
+    assert!(s.max_commit_stall_ms > 2000, "{s:?}");
+    assert!(s.quorum_lost_ms > 2000, "{s:?}");
+    assert_eq!((s.lost_committed_writes, s.leader_losses), (0, 0), "{s:?}");
+    // node2's log grows at its replication rate, its commit index only up to what a majority holds.
+    let (leader, slow) = (&m.nodes[0], &m.nodes[1]);
+    assert!(leader.log.last() > slow.log.last() + 1000);
+    assert!(leader.log.last() > leader.commit + 1000);
+}
+
+#[test]
+fn apply_lag_and_replication_lag_differ() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    let n = &m.nodes[1];
+    // Appended but not yet known committed: the log runs ahead of the applied index.
+    assert!(n.log.last() >= n.commit && n.commit as f64 >= n.applied);
+    let raft = m.raft_status(0);
+    assert_eq!(raft.nodes[1].match_index, m.nodes[1].log.last());
+}
+
+#[test]
+fn a_restarted_node_resumes_from_its_persisted_log() {
+    let mut m = cluster(3);
+    run(&mut m, 2.0);
+    drain_stop(&mut m, 2);
+    let (last, term, commit) = (m.nodes[2].log.last(), m.nodes[2].term, m.nodes[2].commit);
+    assert!(last > 1500);
+    run(&mut m, 1.0);
+    assert_eq!(m.host_start(2), StartOutcome::Launched);
+    run_until(&mut m, 1.1, |m| m.nodes[2].is_running()).expect("starts");
+    let n = &m.nodes[2];
+    assert!(n.log.last() >= last && n.term >= term && n.commit >= commit);
+    // It fetches only what it missed: one second of writes, at 3000 entries a second.
+    let took = run_until(&mut m, 2.0, |m| m.lag_ms(2) <= CAUGHT_UP_MS).expect("catches up");
+    assert!(took < 0.3, "took {took}");
+}
+
+#[test]
+fn a_node_with_a_stale_log_cannot_win_an_election() {
+    for seed in 0..40 {
+        let mut m = seeded(3, seed);
+        m.inject(2, FaultKind::SlowCatchup);
+        run(&mut m, 1.0);
+        drain_stop(&mut m, 2);
+        run(&mut m, 5.0);
+        start(&mut m, 2);
+        // node1 dies while node3 is still far behind: only node2 holds every committed entry.
+        m.inject(0, FaultKind::Crash);
+        run_until(&mut m, 3.0, |m| m.leader.is_some()).expect("a leader");
+        assert_eq!(m.leader, Some(1), "seed {seed}: {:?}", m.events(None));
+        let s = m.stats();
+        assert_eq!(s.lost_committed_writes, 0, "seed {seed}");
+        assert_eq!(s.leader_losses, 1, "seed {seed}");
+    }
+}
+
+#[test]
+fn simultaneous_candidates_split_the_vote_and_retry() {
+    let mut splits = 0;
+    for seed in 0..200 {
+        let mut m = seeded(4, seed);
+        run(&mut m, 0.5);
+        m.inject(0, FaultKind::Crash);
+        run_until(&mut m, 5.0, |m| m.leader.is_some()).expect("a leader in the end");
+        // A term that elected nobody shows as a jump in the winning term.
+        if m.nodes[m.leader.unwrap()].term > 2 {
+            splits += 1;
+        }
+        assert_eq!(m.stats().max_leaders_in_a_term, 1);
+    }
+    // Three timers in a 150 ms window, 10 ms apart at best: a few percent of crashes split.
+    assert!((2..60).contains(&splits), "{splits} split votes in 200");
+}
+
+#[test]
+fn a_partitioned_follower_raises_its_term_and_unseats_the_leader_on_return() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.inject(2, FaultKind::Partition);
+    // Shorter than a client's deadline, so the writes node3 holds meanwhile still make it.
+    run(&mut m, 1.8);
+    // Without pre-vote, every election timeout is a new term for the cut-off node.
+    assert!(m.nodes[2].term >= 6, "term {}", m.nodes[2].term);
+    assert_eq!(m.leader, Some(0));
+    assert_eq!(m.nodes[0].term, 1);
+    assert_eq!(
+        m.health(2).error.as_deref(),
+        Some("partitioned: cannot reach peers")
     );
+    m.inject(2, FaultKind::Heal);
+    run(&mut m, 1.0);
+    let s = m.stats();
+    assert_eq!(s.leader_losses, 1, "{:?}", m.events(None));
+    let l = m.leader.expect("a new leader");
+    assert_ne!(l, 2, "node3's log is behind: it cannot win");
+    assert!(m.nodes[l].term > 6);
+    assert_eq!((s.lost_committed_writes, s.max_leaders_in_a_term), (0, 1));
+    assert_eq!(s.client_writes_failed, 0);
+}
+
+#[test]
+fn a_leader_cut_off_from_the_majority_steps_down_and_the_majority_elects() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.apply_fault(&FaultSpec::Groups(vec![vec![0], vec![1, 2]]));
+    let took = run_until(&mut m, 1.0, |m| m.nodes[0].role != Role::Leader).expect("steps down");
+    // Check-quorum: no reply from a majority for the minimum election timeout.
+    assert!((0.14..0.17).contains(&took), "took {took}");
+    run_until(&mut m, 1.0, |m| m.leader.is_some_and(|l| l != 0)).expect("majority elects");
+    assert!(m.partitioned(0) && !m.partitioned(1));
+    assert_eq!(m.health(0).status, "unhealthy");
+    assert_eq!(m.health(1).status, "healthy");
+    run(&mut m, 5.0);
+    let s = m.stats();
+    // node1 kept its share of client writes until the load balancer's check noticed.
+    assert!(s.client_writes_failed > 100, "{s:?}");
+    assert_eq!(
+        (
+            s.leader_losses,
+            s.lost_committed_writes,
+            s.max_leaders_in_a_term
+        ),
+        (1, 0, 1)
+    );
+    m.inject(0, FaultKind::Heal);
+    run(&mut m, 2.0);
+    assert_eq!(m.health(0).status, "healthy");
+    assert_eq!(m.stats().lost_committed_writes, 0);
+}
+
+#[test]
+fn a_group_partition_with_no_majority_stops_every_commit() {
+    let mut m = cluster(5);
+    run(&mut m, 1.0);
+    m.apply_fault(&FaultSpec::Groups(vec![vec![0, 1], vec![2, 3]]));
+    run(&mut m, 3.0);
+    assert_eq!(m.leader, None);
+    let s = m.stats();
+    assert!(
+        s.quorum_lost_ms > 2500 && s.max_commit_stall_ms > 2000,
+        "{s:?}"
+    );
+    assert!(s.client_writes_failed > 0);
+}
+
+#[test]
+fn a_fault_armed_on_an_event_fires_inside_the_simulator() {
+    let mut m = cluster(3);
+    m.arm("stop", 1, FaultSpec::Node(2, FaultKind::Crash));
+    run(&mut m, 1.0);
+    assert_eq!(m.nodes[2].process, ProcessState::Running);
+    m.host_stop(1);
+    // Same instant, before any time passes.
+    assert_eq!(m.nodes[2].process, ProcessState::Crashed);
+    let crash = m
+        .events(None)
+        .into_iter()
+        .find(|e| e.kind == "crash")
+        .unwrap();
+    let stop = m
+        .events(None)
+        .into_iter()
+        .find(|e| e.kind == "stop")
+        .unwrap();
+    assert_eq!(crash.t, stop.t);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let trace = |seed| {
+        let mut m = seeded(5, seed);
+        run(&mut m, 0.5);
+        m.inject(0, FaultKind::Crash);
+        run(&mut m, 1.0);
+        m.apply_fault(&FaultSpec::Groups(vec![vec![1, 2], vec![3, 4]]));
+        run(&mut m, 1.0);
+        m.inject(1, FaultKind::Heal);
+        run(&mut m, 1.0);
+        let events: Vec<(String, Option<String>, String)> = m
+            .events(None)
+            .into_iter()
+            .map(|e| (format!("{:.3}", e.t), e.node, e.detail))
+            .collect();
+        (events, m.stats())
+    };
+    assert_eq!(trace(11), trace(11));
+    assert_ne!(trace(11).0, trace(12).0);
+}
+
+// ----- the invariants: Raft's two guarantees hold, and the checks catch a model that breaks them -----
+
+/// One random fault history on a seeded cluster: a dozen faults at random moments, then
+/// everything healed and started again and time to settle. Returns the final stats.
+fn random_history(seed: u64, bugs: Bugs) -> SimStats {
+    let mut rng = fastrand::Rng::with_seed(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let nodes = if rng.bool() { 3 } else { 5 };
+    let mut m = seeded(nodes, seed);
+    m.bugs = bugs;
+    run(&mut m, 0.5);
+    for _ in 0..12 {
+        run(&mut m, rng.f64() * 0.6);
+        let i = rng.usize(..nodes);
+        match rng.u8(..9) {
+            0 => m.inject(i, FaultKind::Crash),
+            1 => {
+                m.host_stop(i);
+            }
+            2 => {
+                m.host_start(i);
+            }
+            3 => m.inject(i, FaultKind::Partition),
+            4 => {
+                let mut groups = vec![Vec::new(), Vec::new()];
+                for j in 0..nodes {
+                    groups[rng.usize(..2)].push(j);
+                }
+                m.apply_fault(&FaultSpec::Groups(groups));
+            }
+            5 => m.inject(i, FaultKind::Heal),
+            6 => m.inject(i, FaultKind::Hang),
+            7 => m.inject(i, FaultKind::SlowCatchup),
+            _ => {
+                let to = format!("node{}", rng.usize(1..=nodes));
+                let _ = m.request_transfer(i, &to);
+            }
+        }
+    }
+    for i in 0..nodes {
+        m.inject(i, FaultKind::Heal);
+        if m.host_start(i) == StartOutcome::WaitStopped {
+            run(&mut m, 0.6);
+            m.host_start(i);
+        }
+    }
+    run(&mut m, 3.0);
+    m.stats()
+}
+
+const HISTORIES: u64 = 300;
+
+#[test]
+fn no_two_leaders_in_a_term_and_no_acknowledged_write_lost_over_random_fault_histories() {
+    let mut losses = 0;
+    for seed in 0..HISTORIES {
+        let s = random_history(seed, Bugs::default());
+        assert_eq!(s.max_leaders_in_a_term, 1, "seed {seed}: {s:?}");
+        assert_eq!(s.lost_committed_writes, 0, "seed {seed}: {s:?}");
+        losses += s.leader_losses;
+    }
+    // The histories are hostile enough to matter: leaders fall all the time.
+    assert!(losses > HISTORIES, "{losses} leader losses");
+}
+
+#[test]
+fn votes_without_the_up_to_date_rule_lose_acknowledged_writes() {
+    let bugs = Bugs {
+        vote_ignores_log: true,
+        ..Bugs::default()
+    };
+    let hit = (0..HISTORIES).find(|&seed| random_history(seed, bugs).lost_committed_writes > 0);
+    assert!(hit.is_some(), "the lost-write check never fired");
+}
+
+#[test]
+fn a_second_vote_in_a_term_elects_two_leaders_in_it() {
+    let bugs = Bugs {
+        vote_twice: true,
+        ..Bugs::default()
+    };
+    let hit = (0..HISTORIES).find(|&seed| random_history(seed, bugs).max_leaders_in_a_term > 1);
+    assert!(hit.is_some(), "the leaders-per-term check never fired");
+}
+
+#[test]
+fn a_stale_leader_voted_in_without_the_rule_overwrites_acknowledged_writes() {
+    // The same story as `a_node_with_a_stale_log_cannot_win_an_election`, on the broken model:
+    // whenever node3 wins, the writes it never received are gone.
+    let mut fired = 0;
+    for seed in 0..40 {
+        let mut m = seeded(3, seed);
+        m.bugs.vote_ignores_log = true;
+        m.inject(2, FaultKind::SlowCatchup);
+        run(&mut m, 1.0);
+        drain_stop(&mut m, 2);
+        run(&mut m, 5.0);
+        start(&mut m, 2);
+        m.inject(0, FaultKind::Crash);
+        run_until(&mut m, 3.0, |m| m.leader.is_some()).expect("a leader");
+        run(&mut m, 1.0);
+        if m.leader == Some(2) {
+            fired += 1;
+            assert!(m.stats().lost_committed_writes > 1000, "seed {seed}");
+        } else {
+            assert_eq!(m.stats().lost_committed_writes, 0, "seed {seed}");
+        }
+    }
+    assert!(fired > 5, "node3 won {fired} of 40");
 }

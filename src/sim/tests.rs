@@ -398,3 +398,94 @@ async fn restart_without_drain_costs_writes_and_flaky_nodes_fail_some_requests()
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_by_group_and_on_events_through_the_control_api() -> TestResult {
+    let sim = Simulator::start(SimConfig {
+        nodes: 5,
+        speed: 50.0,
+        seed: Some(4),
+        ..SimConfig::default()
+    })
+    .await?;
+    let control = |path: &str| format!("http://{}{path}", sim.control_addr());
+    let http = reqwest::Client::new();
+
+    for (body, why) in [
+        (
+            json!({"kind": "crash", "groups": [["node1"]]}),
+            "goes with kind `partition`",
+        ),
+        (
+            json!({"kind": "partition", "groups": [["node1"], ["node1"]]}),
+            "in two groups",
+        ),
+        (
+            json!({"kind": "partition", "groups": [["node9"]]}),
+            "unknown node `node9`",
+        ),
+        (
+            json!({"kind": "partition", "groups": "node1"}),
+            "array of arrays",
+        ),
+        (
+            json!({"node": "node2", "kind": "crash", "when": "soon"}),
+            "must be an object",
+        ),
+        (
+            json!({"node": "node2", "kind": "crash", "when": {"event": "stop"}}),
+            "`node`",
+        ),
+    ] {
+        let (status, answer) = post_json(&http, &control("/sim/fault"), body.clone()).await?;
+        assert!(status == 400 || status == 404, "{body}: {status}");
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{body}: {message}");
+    }
+
+    // A split leaving node1 (the leader) with node4 in the minority: the other side elects.
+    let (status, _) = post_json(
+        &http,
+        &control("/sim/fault"),
+        json!({"kind": "partition", "groups": [["node1", "node4"], ["node2", "node3", "node5"]]}),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let elected = eventually("the majority side to elect", || async {
+        sim.events()
+            .into_iter()
+            .find(|e| e.kind == "elected")
+            .and_then(|e| e.node)
+    })
+    .await;
+    assert!(
+        ["node2", "node3", "node5"].contains(&elected.as_str()),
+        "{elected}"
+    );
+    let stats = sim.stats();
+    assert_eq!((stats.leader_losses, stats.max_leaders_in_a_term), (1, 1));
+    sim.inject("node1", FaultKind::Heal)?;
+
+    // Armed: node3 crashes the moment node2 is told to stop, inside the simulator.
+    let (status, _) = post_json(
+        &http,
+        &control("/sim/fault"),
+        json!({"node": "node3", "kind": "crash", "when": {"event": "stop", "node": "node2"}}),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert!(sim.events().iter().all(|e| e.kind != "crash"));
+    let (status, _) = post_json(&http, &control("/sim/host/node2/stop"), json!({})).await?;
+    assert_eq!(status, 200);
+    let events = sim.events();
+    let stop = events.iter().find(|e| e.kind == "stop").expect("stop");
+    let crash = events.iter().find(|e| e.kind == "crash").expect("crash");
+    assert_eq!((crash.node.as_deref(), crash.t), (Some("node3"), stop.t));
+
+    let (_, clock) = get_json(&http, &control("/sim/clock")).await?;
+    let t = clock["t"].as_f64().unwrap_or_default();
+    // JSON's decimal may round the last bit either way.
+    assert!(t > 0.0 && sim.clock() >= t - 1e-9, "{clock}");
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Careless variants of the rolling upgrade, as a team might write them, each caught by the
+//! simulator's own record of harm, while the stock runbook under the same fault does no harm.
+//! docs/SIMULATOR.md has the table of what each variant shows.
+
+use neumann_script::sim::SimStats;
+
+use crate::support::{expect, Cluster};
+
+/// The runbook's per-node steps, for the parts a variant does not change.
+const HELPERS: &str = r#"
+fn careful(id, target) {
+    node::drain(id);
+    node::wait_drained(id, 30);
+    node::stop(id);
+    node::install(id, target);
+    node::start(id);
+    node::wait_rejoined(id, 30);
+    node::wait_caught_up(id, 100, 30);
+}
+
+fn followers_at_start() {
+    let leader = cluster::leader();
+    cluster::versions().keys().filter(|id| id != leader)
+}
+"#;
+
+/// A fault set up before the run.
+#[derive(Clone, Copy)]
+enum Fault {
+    None,
+    SlowCatchup(&'static str),
+    Partition(&'static str),
+}
+
+/// A cluster with the fault in place and settled: the load balancer has had its 3 s to notice a
+/// cut-off node, so what the fault costs by itself is in the baseline, not in the run's account.
+fn cluster(fault: Fault) -> (Cluster, SimStats) {
+    let c = Cluster::start(3, "0.10.4");
+    match fault {
+        Fault::None => {}
+        Fault::SlowCatchup(node) => c.inject(node, "slow_catchup"),
+        Fault::Partition(node) => c.inject(node, "partition"),
+    }
+    c.wait_until_sim(6.0);
+    let baseline = c.stats();
+    assert!(baseline.max_commit_stall_ms <= 50, "{baseline:?}");
+    (c, baseline)
+}
+
+/// What happened during the run: counters since the baseline, the longest stall overall.
+fn during(c: &Cluster, baseline: &SimStats) -> SimStats {
+    let s = c.stats();
+    SimStats {
+        client_writes_ok: s.client_writes_ok - baseline.client_writes_ok,
+        client_writes_failed: s.client_writes_failed - baseline.client_writes_failed,
+        elections: s.elections - baseline.elections,
+        leader_losses: s.leader_losses - baseline.leader_losses,
+        quorum_lost_ms: s.quorum_lost_ms - baseline.quorum_lost_ms,
+        ..s
+    }
+}
+
+/// Runs a careless variant (whatever its exit code) and returns what the simulator recorded.
+fn careless(body: &str, fault: Fault) -> SimStats {
+    let (c, baseline) = cluster(fault);
+    let path = c.dir.path().join("careless.rhai");
+    std::fs::write(&path, format!("{HELPERS}\nlet target = args[0];\n{body}\n")).unwrap();
+    let out = c.run(&["--yes", path.to_str().unwrap(), "0.11.0"]);
+    let stats = during(&c, &baseline);
+    eprintln!("careless run exited {:?}: {stats:?}", out.status.code());
+    stats
+}
+
+/// The stock rolling upgrade under the same fault: it may stop safely, but it does no harm.
+fn stock_is_harmless(fault: Fault) {
+    let (c, baseline) = cluster(fault);
+    let out = c.run(&[
+        "--yes",
+        "--set",
+        "healthy_timeout_secs=2",
+        "--set",
+        "catchup_timeout_secs=3",
+        "rolling_upgrade.rhai",
+        "0.11.0",
+    ]);
+    let exit = if matches!(fault, Fault::None) { 0 } else { 3 };
+    expect(&out, exit);
+    let s = during(&c, &baseline);
+    assert_eq!(
+        (
+            s.client_writes_failed,
+            s.leader_losses,
+            s.lost_committed_writes,
+            s.quorum_lost_ms
+        ),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
+    assert!(s.max_commit_stall_ms <= 100, "{s:?}");
+}
+
+#[test]
+fn leader_first_without_a_hand_over_loses_the_leader() {
+    let s = careless(
+        r#"
+        let leader = cluster::leader();
+        let rest = followers_at_start();
+        careful(leader, target);
+        for id in rest { careful(id, target); }
+        "#,
+        Fault::None,
+    );
+    assert!(s.leader_losses >= 1, "{s:?}");
+    assert_eq!(s.lost_committed_writes, 0, "{s:?}");
+    stock_is_harmless(Fault::None);
+}
+
+#[test]
+fn no_catch_up_wait_with_a_slow_follower_stalls_commits_and_fails_writes() {
+    let s = careless(
+        r#"
+        for id in followers_at_start() {
+            node::drain(id);
+            node::wait_drained(id, 30);
+            node::stop(id);
+            node::install(id, target);
+            node::start(id);
+            node::wait_rejoined(id, 30);
+        }
+        "#,
+        Fault::SlowCatchup("node2"),
+    );
+    assert!(s.client_writes_failed > 100, "{s:?}");
+    assert!(s.max_commit_stall_ms > 2000, "{s:?}");
+    assert!(s.quorum_lost_ms > 2000, "{s:?}");
+    stock_is_harmless(Fault::SlowCatchup("node2"));
+}
+
+#[test]
+fn no_drain_fails_the_writes_sent_to_the_stopped_node() {
+    let s = careless(
+        r#"
+        for id in followers_at_start() {
+            node::stop(id);
+            node::install(id, target);
+            node::start(id);
+            node::wait_rejoined(id, 30);
+            node::wait_caught_up(id, 100, 30);
+        }
+        "#,
+        Fault::None,
+    );
+    assert!(s.client_writes_failed > 100, "{s:?}");
+    assert_eq!(s.leader_losses, 0, "{s:?}");
+    stock_is_harmless(Fault::None);
+}
+
+#[test]
+fn two_followers_at_once_on_three_nodes_lose_quorum() {
+    let s = careless(
+        r#"
+        let both = followers_at_start();
+        for id in both { node::drain(id); node::wait_drained(id, 30); }
+        for id in both { node::stop(id); }
+        for id in both { node::install(id, target); }
+        for id in both { node::start(id); }
+        for id in both { node::wait_rejoined(id, 30); node::wait_caught_up(id, 100, 30); }
+        "#,
+        Fault::None,
+    );
+    assert!(s.client_writes_failed > 100, "{s:?}");
+    assert!(s.quorum_lost_ms > 2000, "{s:?}");
+    assert!(s.leader_losses >= 1, "{s:?}");
+    stock_is_harmless(Fault::None);
+}
+
+#[test]
+fn ignoring_a_partitioned_member_loses_quorum() {
+    let s = careless(
+        r#"
+        careful("node2", target);
+        "#,
+        Fault::Partition("node3"),
+    );
+    assert!(s.client_writes_failed > 100, "{s:?}");
+    assert!(s.quorum_lost_ms > 2000, "{s:?}");
+    assert!(s.leader_losses >= 1, "{s:?}");
+    stock_is_harmless(Fault::Partition("node3"));
+}
+
+#[test]
+fn a_forced_transfer_to_a_lagging_node_stalls_writes_then_loses_the_leader() {
+    let s = careless(
+        r#"
+        let leader = cluster::leader();
+        node::drain("node2");
+        node::wait_drained("node2", 30);
+        node::stop("node2");
+        node::install("node2", target);
+        node::start("node2");
+        node::wait_rejoined("node2", 30);
+        try { raft::transfer_leadership("node2", 1.0); } catch (e) { warn(`${e}: going on`); }
+        careful(leader, target);
+        "#,
+        Fault::SlowCatchup("node2"),
+    );
+    assert!(s.max_commit_stall_ms >= 150, "{s:?}");
+    assert!(s.leader_losses >= 1, "{s:?}");
+    assert!(s.client_writes_failed > 100, "{s:?}");
+    stock_is_harmless(Fault::SlowCatchup("node2"));
+}
