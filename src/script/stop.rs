@@ -8,6 +8,8 @@ use rhai::{Dynamic, EvalAltResult, Position};
 pub struct ScriptStop {
     pub kind: StopKind,
     pub message: String,
+    /// The interlock that refused, when one did (`e.rule` in a script).
+    pub rule: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,17 @@ impl ScriptStop {
         ScriptStop {
             kind: StopKind::Guard,
             message: message.into(),
+            rule: None,
+        }
+        .into()
+    }
+
+    /// An interlock refused an operation: a guard stop naming its rule.
+    pub fn refused(rule: &'static str, message: impl Into<String>) -> Box<EvalAltResult> {
+        ScriptStop {
+            kind: StopKind::Guard,
+            message: message.into(),
+            rule: Some(rule),
         }
         .into()
     }
@@ -29,8 +42,23 @@ impl ScriptStop {
         ScriptStop {
             kind: StopKind::Usage,
             message: message.into(),
+            rule: None,
         }
         .into()
+    }
+}
+
+/// The rule of the interlock that refused, when `e` is such a refusal.
+pub fn refused_rule(e: &EvalAltResult) -> Option<&'static str> {
+    let mut cur = e;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+    | EvalAltResult::ErrorInModule(_, inner, _) = cur
+    {
+        cur = inner;
+    }
+    match cur {
+        EvalAltResult::ErrorRuntime(v, _) => v.read_lock::<ScriptStop>().and_then(|s| s.rule),
+        _ => None,
     }
 }
 

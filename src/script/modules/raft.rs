@@ -3,9 +3,10 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use rhai::{Dynamic, ImmutableString, Module};
+use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{secs, waiting, Builder, FnDoc, RhaiResult};
+use super::{force_option, secs, waiting, Builder, FnDoc, RhaiResult};
+use crate::cluster::Guarded;
 use crate::model::RaftStatus;
 use crate::script::ctx::{throw, Ctx};
 
@@ -21,18 +22,27 @@ mod doc {
     pub const TRANSFER_LEADERSHIP_2: &str =
         "As `transfer_leadership(to)`, waiting up to `timeout` \
         seconds for `to` to lead.";
+    pub const TRANSFER_FORCED: &str =
+        "As above, with `options` as the last argument: `#{force: true}` \
+        goes past the interlock that refuses an older or lagging target, loudly and journaled. For \
+        emergencies only: see docs/SAFETY.md.";
 }
 
 /// How long `transfer_leadership(to)` waits for `to` to lead.
 const TRANSFER_WAIT: Duration = Duration::from_secs(30);
 
-fn transfer(c: &Ctx, to: &str, wait: Duration) -> RhaiResult<RaftStatus> {
+fn transfer(c: &Ctx, to: &str, wait: Duration, force: bool) -> RhaiResult<RaftStatus> {
     let cl = c.cluster()?;
+    let overrode = c.overriding(&cl, &Guarded::Transfer { to }, force)?;
     c.out.info(&format!("transfer leadership to {to}"));
-    let args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
-    c.mutate("raft::transfer_leadership", Some(to), args, || {
+    let mut args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
+    if force {
+        args["force"] = true.into();
+    }
+    let op = "raft::transfer_leadership";
+    c.mutate_overriding(op, Some(to), args, overrode.as_ref(), || {
         waiting(c, &format!("{to} to lead"), |report| {
-            c.block_on(cl.transfer_leadership(to, wait, report))
+            c.block_on(cl.transfer_leadership(to, wait, force, report))
         })
     })
 }
@@ -61,7 +71,20 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         &["to: String"],
         "RaftStatus",
         doc::TRANSFER_LEADERSHIP,
-        move |to: ImmutableString| -> RhaiResult<RaftStatus> { transfer(&c, &to, TRANSFER_WAIT) },
+        move |to: ImmutableString| -> RhaiResult<RaftStatus> {
+            transfer(&c, &to, TRANSFER_WAIT, false)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "transfer_leadership",
+        &["to: String", "options: Map"],
+        "RaftStatus",
+        doc::TRANSFER_FORCED,
+        move |to: ImmutableString, options: Map| -> RhaiResult<RaftStatus> {
+            let force = force_option(&options, "raft::transfer_leadership")?;
+            transfer(&c, &to, TRANSFER_WAIT, force)
+        },
     );
     let c = ctx.clone();
     b.add(
@@ -70,7 +93,18 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "RaftStatus",
         doc::TRANSFER_LEADERSHIP_2,
         move |to: ImmutableString, timeout: Dynamic| -> RhaiResult<RaftStatus> {
-            transfer(&c, &to, secs(&timeout, "timeout")?)
+            transfer(&c, &to, secs(&timeout, "timeout")?, false)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "transfer_leadership",
+        &["to: String", "timeout: float", "options: Map"],
+        "RaftStatus",
+        doc::TRANSFER_FORCED,
+        move |to: ImmutableString, timeout: Dynamic, options: Map| -> RhaiResult<RaftStatus> {
+            let force = force_option(&options, "raft::transfer_leadership")?;
+            transfer(&c, &to, secs(&timeout, "timeout")?, force)
         },
     );
     b.build()

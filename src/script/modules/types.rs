@@ -30,6 +30,10 @@ pub fn register(engine: &mut Engine) {
             StopKind::Guard => "guard".to_string(),
             StopKind::Usage => "usage".to_string(),
         })
+        // The interlock that refused ("quorum", "version skew", "transfer target"), or ().
+        .register_get("rule", |s: &mut ScriptStop| {
+            s.rule.map_or(rhai::Dynamic::UNIT, |r| r.into())
+        })
         .register_fn("to_string", |s: &mut ScriptStop| s.message.clone())
         .register_fn("to_debug", |s: &mut ScriptStop| s.message.clone());
 }
