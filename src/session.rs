@@ -198,7 +198,7 @@ impl Session {
         } else if let Err(e) = result {
             let ctx = runtime.ctx();
             if matches!(e, Error::Interrupted) {
-                put_back_drained(ctx);
+                ctx.undrain_after_interrupt();
                 report_run(ctx);
             }
             report_state(ctx);
@@ -267,45 +267,6 @@ fn rerun_command(
         command: words.join(" "),
         stock,
     })
-}
-
-/// After Ctrl-C: nodes this run drained and did not stop are undrained, so the interrupt does not leave
-/// them out of service. Bounded, and not through `ctx.block_on`, which refuses work once interrupted.
-fn put_back_drained(ctx: &Ctx) {
-    let drained: Vec<String> = ctx.drained.borrow().iter().cloned().collect();
-    let Some(cluster) = ctx.cluster.borrow().clone() else {
-        return;
-    };
-    for id in drained {
-        let r = ctx.mutate(
-            "node::undrain",
-            Some(&id),
-            serde_json::json!({ "id": id }),
-            || match ctx.rt.block_on(async {
-                tokio::time::timeout(Duration::from_secs(15), cluster.drain(&id, false, false))
-                    .await
-            }) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(crate::script::stop::fail(e.to_string())),
-                Err(_) => Err(crate::script::stop::fail(format!(
-                    "{id}: undrain: no answer within 15 s"
-                ))),
-            },
-        );
-        match r {
-            Ok(()) => {
-                ctx.drained.borrow_mut().remove(&id);
-                ctx.out.info(&format!(
-                    "{id}: undrained: the run was interrupted while the node was drained"
-                ));
-            }
-            Err(e) => ctx.out.warn(&format!(
-                "{id} is still DRAINED: undrain failed ({}); undrain it with: {}",
-                crate::script::report::short(&e),
-                ctx.command_for(&format!("node::undrain(\"{id}\")"))
-            )),
-        }
-    }
 }
 
 /// What this run changed before it was interrupted, node by node, from its record of mutating calls.

@@ -130,6 +130,46 @@ impl Ctx {
         }
     }
 
+    /// After Ctrl-C: nodes this run drained and did not stop are undrained, so the interrupt does not
+    /// leave them out of service. Bounded, and not through `block_on`, which refuses work once interrupted.
+    pub fn undrain_after_interrupt(&self) {
+        let drained: Vec<String> = self.drained.borrow().iter().cloned().collect();
+        let Some(cluster) = self.cluster.borrow().clone() else {
+            return;
+        };
+        for id in drained {
+            let r = self.mutate(
+                "node::undrain",
+                Some(&id),
+                serde_json::json!({ "id": id }),
+                || match self.rt.block_on(async {
+                    tokio::time::timeout(
+                        std::time::Duration::from_secs(15),
+                        cluster.drain(&id, false, false),
+                    )
+                    .await
+                }) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(fail(e.to_string())),
+                    Err(_) => Err(fail(format!("{id}: undrain: no answer within 15 s"))),
+                },
+            );
+            match r {
+                Ok(()) => {
+                    self.drained.borrow_mut().remove(&id);
+                    self.out.info(&format!(
+                        "{id}: undrained: the run was interrupted while the node was drained"
+                    ));
+                }
+                Err(e) => self.out.warn(&format!(
+                    "{id} is still DRAINED: undrain failed ({}); undrain it with: {}",
+                    report::short(&e),
+                    self.command_for(&format!("node::undrain(\"{id}\")"))
+                )),
+            }
+        }
+    }
+
     /// `neumann-script --cluster PATH -e 'CODE'`: a command the operator can paste to run `code`
     /// against this run's cluster, not whatever `$NEUMANN_CLUSTER` names.
     pub fn command_for(&self, code: &str) -> String {

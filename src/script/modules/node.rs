@@ -19,24 +19,27 @@ mod doc {
         node cannot be reached.";
     pub const DRAIN: &str =
         "Marks the node draining: the load balancer stops sending it new requests \
-        and in-flight ones finish.";
+        and in-flight ones finish. Refused (exit 3, nothing changed) when afterwards fewer members \
+        than the quorum would be up, healthy, joined and caught up.";
     pub const UNDRAIN: &str = "Lets the node take new requests again.";
     pub const WAIT_DRAINED: &str =
         "Returns when the draining node reports no in-flight requests; throws \
         on timeout or when the node is not draining.";
     pub const STOP: &str =
         "Stops the service on the node's host (inventory template, default `systemctl \
-        stop neumann`); throws when the command fails.";
+        stop neumann`); throws when the command fails. Refused (exit 3, nothing changed) when \
+        afterwards fewer members than the quorum would be up, healthy, joined and caught up.";
     pub const START: &str =
         "Starts the service on the node's host (default `systemctl start neumann`); \
         follow with `node::wait_rejoined`.";
     pub const RESTART: &str =
         "Restarts the service on the node's host (default `systemctl restart \
-        neumann`).";
+        neumann`). Held to the quorum like `stop`.";
     pub const INSTALL: &str =
         "Installs `version` on the node's host (default `cargo install neumann \
         --version {version}`). The version must parse as semver before anything runs; throws when \
-        the install fails.";
+        the install fails. Refused (exit 3, nothing changed) when `version` is more than one minor \
+        version from a running member (the skew policy).";
     pub const EXEC: &str =
         "Runs an ad-hoc shell command on the node's host: #{status, stdout, stderr}. \
         A non-zero exit is a result, not an error.";

@@ -16,9 +16,10 @@ mod doc {
         commit_index, applied_index, match_index}).";
     pub const LEADER: &str = "The id of the current leader; throws when there is none (same as \
         `cluster::leader()`).";
-    pub const TRANSFER_LEADERSHIP: &str = "Asks the leader to hand over to `to` and returns once `to` \
-        leads (waits up to 30 s). Throws when `to` is unknown, down, draining, behind, or older than \
-        the current leader.";
+    pub const TRANSFER_LEADERSHIP: &str =
+        "Asks the leader to hand over to `to` and returns once `to` \
+        leads (waits up to 30 s). Throws when `to` is unknown, down or draining; a `to` older than \
+        the leader or behind it is refused (exit 3) before the cluster is asked.";
     pub const TRANSFER_LEADERSHIP_2: &str =
         "As `transfer_leadership(to)`, waiting up to `timeout` \
         seconds for `to` to lead.";
