@@ -190,7 +190,17 @@ impl Ctx {
         if !force {
             return Ok(None);
         }
-        let refusal = self.block_on(cluster.interlock(guarded)).map_err(throw)?;
+        let refusal = match self.block_on(cluster.interlock(guarded)) {
+            Ok(r) => r,
+            Err(e @ (OpError::Interrupted | OpError::Usage(_))) => return Err(throw(e)),
+            // An emergency is when the cluster may not answer: force goes ahead unchecked, and says so.
+            Err(e) => {
+                self.out.warn(&format!(
+                    "FORCED: the interlocks could not be checked ({e}); going ahead unchecked because of #{{force: true}}"
+                ));
+                return Ok(None);
+            }
+        };
         if let Some(r) = &refusal {
             self.out.warn(&format!(
                 "FORCED: {} goes past the {} interlock, which would refuse it: {}. Going ahead because of #{{force: true}}; the override is journaled",
