@@ -48,7 +48,9 @@ fn a_second_stop_that_would_lose_quorum_is_refused_and_changes_nothing() {
         !has(&ev, "stop", "node3"),
         "the refused stop reached the cluster: {ev:?}"
     );
-    // The refused call did not count as a change of this run.
+    // The refused call was neither announced as running nor counted as a change of this run.
+    assert!(stderr.contains("node2: stop (`"), "{stderr}");
+    assert!(!stderr.contains("node3: stop (`"), "{stderr}");
     assert!(!stderr.contains("node3 (changed by this run)"), "{stderr}");
 }
 
@@ -227,6 +229,7 @@ fn a_transfer_to_an_older_or_lagging_node_is_refused_before_the_cluster_is_asked
         stderr.contains("node1 runs 0.10.4, older than the leader node2's 0.11.0"),
         "{stderr}"
     );
+    assert!(!stderr.contains("waiting for node1 to lead"), "{stderr}");
     let (_, stderr) = expect(
         &c.run(&["-e", r#"raft::transfer_leadership("node3", 5)"#]),
         3,

@@ -179,16 +179,22 @@ impl Ctx {
         format!("neumann-script{sep}{flag} -e {quoted}")
     }
 
-    /// For a call given `#{force: true}`: which interlock it goes past, said loudly. `None` when the
-    /// call is not forced, or no interlock would refuse it now.
-    pub fn overriding(
+    /// The interlock in front of a guarded call, asked before the call is announced, so a refused call
+    /// says only that it was refused. Without force: the refusal, as an error. With force: which
+    /// interlock it goes past, said loudly (`None` when none would refuse it now). The cluster
+    /// operation checks again as it acts; this is the early, clean answer, not the only guard.
+    pub fn gate(
         &self,
         cluster: &Cluster,
         guarded: &Guarded<'_>,
         force: bool,
     ) -> Result<Option<Refusal>, Box<EvalAltResult>> {
         if !force {
-            return Ok(None);
+            return match self.block_on(cluster.interlock(guarded)) {
+                Ok(Some(r)) => Err(throw(OpError::Refused(r))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(throw(e)),
+            };
         }
         let refusal = match self.block_on(cluster.interlock(guarded)) {
             Ok(r) => r,

@@ -64,12 +64,6 @@ fn host_op(
     let cl = c.cluster()?;
     let spec = cl.node(id).map_err(throw)?;
     let command = op.command(spec);
-    let guarded = Guarded::of_host(id, &op);
-    let overrode = match &guarded {
-        Some(g) => c.overriding(&cl, g, force)?,
-        None => None,
-    };
-    c.out.info(&format!("{id}: {} (`{command}`)", op.name()));
     let mut args = match &op {
         HostOp::Install(v) => {
             serde_json::json!({ "id": id, "version": v.to_string(), "command": command })
@@ -79,6 +73,14 @@ fn host_op(
     if force {
         args["force"] = true.into();
     }
+    let name = format!("node::{}", op.name());
+    let overrode = match Guarded::of_host(id, &op).map(|g| c.gate(&cl, &g, force)) {
+        Some(Ok(o)) => o,
+        // Refused: journaled as such, and never announced as if it ran.
+        Some(Err(e)) => return c.mutate(&name, Some(id), args, || Err(e)),
+        None => None,
+    };
+    c.out.info(&format!("{id}: {} (`{command}`)", op.name()));
     let leaves = matches!(op, HostOp::Start | HostOp::Restart);
     if c.settings.rehearsal {
         if let HostOp::Exec(_) = op {
@@ -88,7 +90,6 @@ fn host_op(
             });
         }
     }
-    let name = format!("node::{}", op.name());
     let takes_down = matches!(op, HostOp::Stop | HostOp::Restart);
     let result = c.mutate_overriding(&name, Some(id), args, overrode.as_ref(), || {
         let stop = op == HostOp::Stop;
@@ -122,13 +123,15 @@ fn install(c: &Ctx, id: &str, version: &Dynamic, force: bool) -> RhaiResult<()> 
 /// Drains a node behind the quorum interlock; remembered so an interrupted run undrains it.
 fn drain(c: &Ctx, id: &str, force: bool) -> RhaiResult<()> {
     let cl = c.cluster()?;
-    let guarded = Guarded::TakeDown { id, op: "drain" };
-    let overrode = c.overriding(&cl, &guarded, force)?;
-    c.out.info(&format!("{id}: drain"));
     let mut args = serde_json::json!({ "id": id });
     if force {
         args["force"] = true.into();
     }
+    let overrode = match c.gate(&cl, &Guarded::TakeDown { id, op: "drain" }, force) {
+        Ok(o) => o,
+        Err(e) => return c.mutate("node::drain", Some(id), args, || Err(e)),
+    };
+    c.out.info(&format!("{id}: drain"));
     c.mutate_overriding("node::drain", Some(id), args, overrode.as_ref(), || {
         // Before the call: Ctrl-C may abandon it after the node has already taken the drain.
         c.drained.borrow_mut().insert(id.to_string());

@@ -34,13 +34,17 @@ const TRANSFER_WAIT: Duration = Duration::from_secs(30);
 
 fn transfer(c: &Ctx, to: &str, wait: Duration, force: bool) -> RhaiResult<RaftStatus> {
     let cl = c.cluster()?;
-    let overrode = c.overriding(&cl, &Guarded::Transfer { to }, force)?;
-    c.out.info(&format!("transfer leadership to {to}"));
     let mut args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
     if force {
         args["force"] = true.into();
     }
     let op = "raft::transfer_leadership";
+    let overrode = match c.gate(&cl, &Guarded::Transfer { to }, force) {
+        Ok(o) => o,
+        // Refused before the cluster is asked: journaled, and no wait is shown.
+        Err(e) => return c.mutate(op, Some(to), args, || Err(e)),
+    };
+    c.out.info(&format!("transfer leadership to {to}"));
     c.mutate_overriding(op, Some(to), args, overrode.as_ref(), || {
         waiting(c, &format!("{to} to lead"), |report| {
             c.block_on(cl.transfer_leadership(to, wait, force, report))
