@@ -8,7 +8,8 @@
 //! The interlocks live here too (docs/SAFETY.md): stop, restart and drain keep a quorum; installs keep
 //! the version skew policy; a leadership transfer goes to a node as new and as caught up as the leader.
 //! Each operation checks its own before it acts, so no caller can skip one by accident; `force` is the
-//! explicit override, and `interlock` tells the caller what an override overrides.
+//! explicit override. `interlock` gives the same verdict without acting, for a caller that wants to
+//! answer early or say what an override overrides.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -416,17 +417,16 @@ impl Cluster {
     /// What the interlock guarding `g` says now: `Some(refusal)` when the operation would break its rule.
     /// Asks every node (one survey); changes nothing.
     pub async fn interlock(&self, g: &Guarded<'_>) -> OpResult<Option<Refusal>> {
+        let id = match g {
+            Guarded::TakeDown { id, .. } | Guarded::Version { id, .. } => id,
+            Guarded::Transfer { to } => to,
+        };
+        self.node(id)?;
         let members = self.survey().await?.members;
         let refusal = match g {
-            Guarded::TakeDown { id, op } => self.node(id).map(|_| take_down(&members, id, op))?,
-            Guarded::Version { id, version, .. } => {
-                self.node(id)?;
-                version_skew(&members, id, version)
-            }
-            Guarded::Transfer { to } => {
-                self.node(to)?;
-                transfer_target(&members, to)
-            }
+            Guarded::TakeDown { id, op } => take_down(&members, id, op),
+            Guarded::Version { id, version, .. } => version_skew(&members, id, version),
+            Guarded::Transfer { to } => transfer_target(&members, to),
         };
         let subject = g.subject();
         Ok(refusal.map(|(rule, reason)| Refusal {
@@ -891,6 +891,64 @@ mod tests {
             "Updating crates.io index / error: could not find `neumann`"
         );
         assert_eq!(last_lines("a\nb\nc\nd", 2), "c / d");
+    }
+
+    fn member(id: &str, role: &str, state: &str, lag: i64, version: &str) -> Member {
+        Member {
+            id: id.into(),
+            address: String::new(),
+            role: role.into(),
+            state: state.into(),
+            healthy: state != "down",
+            version: version.into(),
+            commit_index: 0,
+            applied_index: 0,
+            replication_lag_ms: lag,
+        }
+    }
+
+    #[test]
+    fn taking_down_is_refused_only_when_it_changes_the_count_below_quorum() {
+        let ms = [
+            member("node1", "leader", "up", 0, "0.10.4"),
+            member("node2", "follower", "down", 0, "0.10.4"),
+            member("node3", "follower", "drained", 0, "0.10.4"),
+        ];
+        // node2 is already down: stopping it again changes nothing.
+        assert_eq!(take_down(&ms, "node2", "stop"), None);
+        // node3 is drained, so it does not count, but it still votes: stopping it is refused.
+        let (rule, why) = take_down(&ms, "node3", "stop").unwrap();
+        assert_eq!(rule, Rule::Quorum);
+        assert!(
+            why.contains("only 1 of 3") && why.contains("node2 down"),
+            "{why}"
+        );
+        // Draining it again does not change the count.
+        assert_eq!(take_down(&ms, "node3", "drain"), None);
+        assert!(take_down(&ms, "node1", "drain").is_some());
+    }
+
+    #[test]
+    fn a_transfer_target_must_be_as_new_and_caught_up() {
+        let ms = [
+            member("node1", "leader", "up", 0, "0.11.0"),
+            member("node2", "follower", "up", 0, "0.10.4"),
+            member("node3", "follower", "up", 900, "0.11.0"),
+            member("node4", "follower", "down", 0, "0.10.4"),
+            member("node5", "follower", "up", 0, "0.11.0"),
+        ];
+        assert!(transfer_target(&ms, "node2")
+            .unwrap()
+            .1
+            .contains("older than the leader node1's"));
+        assert!(transfer_target(&ms, "node3")
+            .unwrap()
+            .1
+            .contains("lag 900 ms"));
+        // Down: left to the cluster to refuse.
+        assert_eq!(transfer_target(&ms, "node4"), None);
+        assert_eq!(transfer_target(&ms, "node5"), None);
+        assert_eq!(transfer_target(&ms, "node1"), None);
     }
 
     #[tokio::test]
