@@ -4,6 +4,12 @@
 //!
 //! Errors are sentences naming the node, the operation and the cause; `OpError::Usage` marks input that
 //! was wrong (an unknown node id) rather than a cluster that misbehaved.
+//!
+//! The interlocks live here too (docs/SAFETY.md): stop, restart and drain keep a quorum; installs keep
+//! the version skew policy; a leadership transfer goes to a node as new and as caught up as the leader.
+//! Each operation checks its own before it acts, so no caller can skip one by accident; `force` is the
+//! explicit override. `interlock` gives the same verdict without acting, for a caller that wants to
+//! answer early or say what an override overrides.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,6 +20,8 @@ use serde_json::Value;
 use crate::inventory::{Inventory, NodeSpec};
 use crate::model::figures::{figures, Figures};
 use crate::model::metrics_text::Scrape;
+use crate::model::policy::{parse_version, quorum_after, skew_conflicts};
+use crate::model::types::CAUGHT_UP_MS;
 use crate::model::{ClusterHealth, Member, NodeHealth, RaftStatus};
 use crate::output::human_duration;
 use crate::transport::admin::{AdminClient, AdminError};
@@ -38,9 +46,106 @@ pub enum OpError {
     /// The cluster did not do what was asked, or not in time.
     #[error("{0}")]
     Failed(String),
+    /// An interlock refused the operation before anything was changed.
+    #[error("{0}")]
+    Refused(Refusal),
     /// The operator pressed Ctrl-C.
     #[error("interrupted")]
     Interrupted,
+}
+
+/// The rules the interlocks enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Stop, restart and drain leave a quorum of members up, healthy, joined and caught up.
+    Quorum,
+    /// An install keeps every running member within one minor version.
+    Skew,
+    /// Leadership goes only to a node as new as the leader and caught up.
+    TransferTarget,
+}
+
+impl Rule {
+    /// The rule's name as messages, the journal and `e.rule` in a script say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Quorum => "quorum",
+            Rule::Skew => "version skew",
+            Rule::TransferTarget => "transfer target",
+        }
+    }
+}
+
+/// An interlock's verdict against an operation: the rule and a sentence saying why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub rule: Rule,
+    /// The operation: "node3: stop".
+    pub subject: String,
+    /// What it would break, naming the members counted.
+    pub reason: String,
+    /// The whole refusal: the reason, that nothing was changed, the rule, and the override.
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// An operation an interlock guards.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Guarded<'a> {
+    /// `op` ("stop", "restart", "drain") takes `id` out of service.
+    TakeDown { id: &'a str, op: &'static str },
+    /// `op` ("install"; "stage" and "activate" when they exist) puts `version` on `id`.
+    Version {
+        id: &'a str,
+        op: &'static str,
+        version: &'a Version,
+    },
+    /// Leadership moves to `to`.
+    Transfer { to: &'a str },
+}
+
+impl Guarded<'_> {
+    /// The interlock a host operation falls under. New version-changing operations (stage, activate)
+    /// belong with `Install`.
+    pub fn of_host<'a>(id: &'a str, op: &'a HostOp) -> Option<Guarded<'a>> {
+        match op {
+            HostOp::Stop => Some(Guarded::TakeDown { id, op: "stop" }),
+            HostOp::Restart => Some(Guarded::TakeDown { id, op: "restart" }),
+            HostOp::Install(v) => Some(Guarded::Version {
+                id,
+                op: "install",
+                version: v,
+            }),
+            HostOp::Start | HostOp::Exec(_) => None,
+        }
+    }
+
+    /// The operation as messages name it: "node3: stop".
+    fn subject(&self) -> String {
+        match self {
+            Guarded::TakeDown { id, op } => format!("{id}: {op}"),
+            Guarded::Version { id, op, version } => format!("{id}: {op} {version}"),
+            Guarded::Transfer { to } => format!("{to}: transfer leadership"),
+        }
+    }
+
+    /// How a script overrides this interlock, for the refusal's last sentence.
+    fn override_hint(&self) -> String {
+        match self {
+            Guarded::TakeDown { id, op } => format!("node::{op}(\"{id}\", #{{force: true}})"),
+            Guarded::Version { id, op, version } => {
+                format!("node::{op}(\"{id}\", \"{version}\", #{{force: true}})")
+            }
+            Guarded::Transfer { to } => {
+                format!("raft::transfer_leadership(\"{to}\", #{{force: true}})")
+            }
+        }
+    }
 }
 
 impl From<AdminError> for OpError {
@@ -309,9 +414,51 @@ impl Cluster {
         }
     }
 
-    pub async fn drain(&self, id: &str, drain: bool) -> OpResult<()> {
+    /// What the interlock guarding `g` says now: `Some(refusal)` when the operation would break its rule.
+    /// Asks every node (one survey); changes nothing.
+    pub async fn interlock(&self, g: &Guarded<'_>) -> OpResult<Option<Refusal>> {
+        let id = match g {
+            Guarded::TakeDown { id, .. } | Guarded::Version { id, .. } => id,
+            Guarded::Transfer { to } => to,
+        };
+        self.node(id)?;
+        let members = self.survey().await?.members;
+        let refusal = match g {
+            Guarded::TakeDown { id, op } => take_down(&members, id, op),
+            Guarded::Version { id, version, .. } => version_skew(&members, id, version),
+            Guarded::Transfer { to } => transfer_target(&members, to),
+        };
+        let subject = g.subject();
+        Ok(refusal.map(|(rule, reason)| Refusal {
+            rule,
+            message: format!(
+                "{subject} refused by the {} interlock: {reason}. Nothing was changed. In an emergency, override it with {}",
+                rule.name(),
+                g.override_hint()
+            ),
+            subject,
+            reason,
+        }))
+    }
+
+    /// Refuses `g` unless its interlock allows it or `force` overrides it.
+    async fn enforce(&self, g: &Guarded<'_>, force: bool) -> OpResult<()> {
+        if force {
+            return Ok(());
+        }
+        match self.interlock(g).await? {
+            Some(r) => Err(OpError::Refused(r)),
+            None => Ok(()),
+        }
+    }
+
+    /// Drains or undrains a node. A drain is refused when it would leave too few members serving
+    /// (unless `force`).
+    pub async fn drain(&self, id: &str, drain: bool, force: bool) -> OpResult<()> {
         self.node(id)?;
         if drain {
+            self.enforce(&Guarded::TakeDown { id, op: "drain" }, force)
+                .await?;
             self.admin.drain(id).await?;
         } else {
             self.admin.undrain(id).await?;
@@ -357,9 +504,13 @@ impl Cluster {
         }
     }
 
-    /// Runs a host operation; for service control and installs a non-zero exit is an error.
-    pub async fn host(&self, id: &str, op: HostOp) -> OpResult<ExecOutput> {
+    /// Runs a host operation; for service control and installs a non-zero exit is an error. Stop,
+    /// restart and installs are refused first when their interlock says so (unless `force`).
+    pub async fn host(&self, id: &str, op: HostOp, force: bool) -> OpResult<ExecOutput> {
         let spec = self.node(id)?;
+        if let Some(g) = Guarded::of_host(id, &op) {
+            self.enforce(&g, force).await?;
+        }
         let out = self.hosts.run(spec, &op).await?;
         if out.status != 0 && !matches!(op, HostOp::Exec(_)) {
             let detail = last_lines(
@@ -380,8 +531,8 @@ impl Cluster {
         Ok(out)
     }
 
-    pub async fn install(&self, id: &str, version: &Version) -> OpResult<()> {
-        self.host(id, HostOp::Install(version.clone()))
+    pub async fn install(&self, id: &str, version: &Version, force: bool) -> OpResult<()> {
+        self.host(id, HostOp::Install(version.clone()), force)
             .await
             .map(|_| ())
     }
@@ -470,14 +621,17 @@ impl Cluster {
         Ok(self.admin.raft_status().await?)
     }
 
-    /// Asks the leader to hand over to `to` and waits until `to` leads.
+    /// Asks the leader to hand over to `to` and waits until `to` leads. An older or lagging `to` is
+    /// refused before the cluster is asked (unless `force`).
     pub async fn transfer_leadership(
         &self,
         to: &str,
         timeout: Duration,
+        force: bool,
         report: Report<'_>,
     ) -> OpResult<RaftStatus> {
         self.node(to)?;
+        self.enforce(&Guarded::Transfer { to }, force).await?;
         let status = self.raft_status().await?;
         let Some(leader) = status.leader.clone() else {
             return Err(OpError::Failed(format!(
@@ -639,6 +793,87 @@ impl Cluster {
     }
 }
 
+/// The quorum interlock: taking `id` out must leave a quorum of members up, healthy, joined and caught
+/// up. An operation that does not change that count (the node is already down; a drain of a node that
+/// does not count) is not refused for it.
+fn take_down(members: &[Member], id: &str, op: &str) -> Option<(Rule, String)> {
+    let target = members.iter().find(|m| m.id == id)?;
+    let changes = match op {
+        "drain" => crate::model::policy::counts_for_quorum(target),
+        _ => target.state != "down",
+    };
+    let q = quorum_after(members, id);
+    if !changes || q.holds() {
+        return None;
+    }
+    let counted = if q.counted.is_empty() {
+        "none".to_string()
+    } else {
+        q.counted.join(", ")
+    };
+    let others: String = q
+        .not_counted
+        .iter()
+        .map(|(id, why)| format!("; {id} {why}"))
+        .collect();
+    Some((
+        Rule::Quorum,
+        format!(
+            "afterwards only {} of {} members would be up, healthy, joined and caught up ({counted}{others}), and the cluster needs {} for quorum",
+            q.counted.len(),
+            q.members,
+            q.quorum
+        ),
+    ))
+}
+
+/// The skew interlock: after the install every running member is within one minor version.
+fn version_skew(members: &[Member], id: &str, v: &Version) -> Option<(Rule, String)> {
+    let far = skew_conflicts(members, id, v);
+    if far.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = far.iter().map(|(id, v)| format!("{id} runs {v}")).collect();
+    Some((
+        Rule::Skew,
+        format!(
+            "{}, more than one minor version from {v}; the skew policy allows at most one minor version between running members",
+            named.join(", ")
+        ),
+    ))
+}
+
+/// The transfer interlock: the target is not older than the leader, and it is caught up. A target that
+/// is down is left to the cluster to refuse.
+fn transfer_target(members: &[Member], to: &str) -> Option<(Rule, String)> {
+    let target = members.iter().find(|m| m.id == to)?;
+    if target.state == "down" {
+        return None;
+    }
+    let leader = members
+        .iter()
+        .find(|m| m.role == "leader" && m.state != "down" && m.id != to)?;
+    let refuse = |why: String| Some((Rule::TransferTarget, why));
+    if let (Ok(t), Ok(l)) = (
+        parse_version(&target.version),
+        parse_version(&leader.version),
+    ) {
+        if t < l {
+            return refuse(format!(
+                "{to} runs {t}, older than the leader {}'s {l}: the older version may not read what the leader wrote",
+                leader.id
+            ));
+        }
+    }
+    if target.replication_lag_ms > CAUGHT_UP_MS {
+        return refuse(format!(
+            "{to} is catching up, lag {} ms (limit {CAUGHT_UP_MS} ms): it would lead with an old log",
+            target.replication_lag_ms
+        ));
+    }
+    None
+}
+
 fn last_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
@@ -656,6 +891,64 @@ mod tests {
             "Updating crates.io index / error: could not find `neumann`"
         );
         assert_eq!(last_lines("a\nb\nc\nd", 2), "c / d");
+    }
+
+    fn member(id: &str, role: &str, state: &str, lag: i64, version: &str) -> Member {
+        Member {
+            id: id.into(),
+            address: String::new(),
+            role: role.into(),
+            state: state.into(),
+            healthy: state != "down",
+            version: version.into(),
+            commit_index: 0,
+            applied_index: 0,
+            replication_lag_ms: lag,
+        }
+    }
+
+    #[test]
+    fn taking_down_is_refused_only_when_it_changes_the_count_below_quorum() {
+        let ms = [
+            member("node1", "leader", "up", 0, "0.10.4"),
+            member("node2", "follower", "down", 0, "0.10.4"),
+            member("node3", "follower", "drained", 0, "0.10.4"),
+        ];
+        // node2 is already down: stopping it again changes nothing.
+        assert_eq!(take_down(&ms, "node2", "stop"), None);
+        // node3 is drained, so it does not count, but it still votes: stopping it is refused.
+        let (rule, why) = take_down(&ms, "node3", "stop").unwrap();
+        assert_eq!(rule, Rule::Quorum);
+        assert!(
+            why.contains("only 1 of 3") && why.contains("node2 down"),
+            "{why}"
+        );
+        // Draining it again does not change the count.
+        assert_eq!(take_down(&ms, "node3", "drain"), None);
+        assert!(take_down(&ms, "node1", "drain").is_some());
+    }
+
+    #[test]
+    fn a_transfer_target_must_be_as_new_and_caught_up() {
+        let ms = [
+            member("node1", "leader", "up", 0, "0.11.0"),
+            member("node2", "follower", "up", 0, "0.10.4"),
+            member("node3", "follower", "up", 900, "0.11.0"),
+            member("node4", "follower", "down", 0, "0.10.4"),
+            member("node5", "follower", "up", 0, "0.11.0"),
+        ];
+        assert!(transfer_target(&ms, "node2")
+            .unwrap()
+            .1
+            .contains("older than the leader node1's"));
+        assert!(transfer_target(&ms, "node3")
+            .unwrap()
+            .1
+            .contains("lag 900 ms"));
+        // Down: left to the cluster to refuse.
+        assert_eq!(transfer_target(&ms, "node4"), None);
+        assert_eq!(transfer_target(&ms, "node5"), None);
+        assert_eq!(transfer_target(&ms, "node1"), None);
     }
 
     #[tokio::test]

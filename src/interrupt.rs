@@ -16,6 +16,9 @@ struct Inner {
     critical: Mutex<BTreeSet<String>>,
     /// Bumped on every change, so waiters re-check.
     changed: watch::Sender<u64>,
+    /// How the operator runs a snippet against this run's cluster (`neumann-script --cluster PATH`), so
+    /// the hint a second Ctrl-C prints acts on the cluster the run left, not on the default inventory.
+    command: Mutex<String>,
 }
 
 /// Shared between the signal task, the script thread and its blocking calls.
@@ -35,7 +38,15 @@ impl Interrupt {
             presses: AtomicUsize::new(0),
             critical: Mutex::new(BTreeSet::new()),
             changed: watch::channel(0).0,
+            command: Mutex::new("neumann-script".into()),
         }))
+    }
+
+    /// Sets the command the recovery hint starts with: `neumann-script --cluster PATH`.
+    pub fn set_command(&self, command: String) {
+        if let Ok(mut c) = self.0.command.lock() {
+            *c = command;
+        }
     }
 
     fn bump(&self) {
@@ -74,8 +85,9 @@ impl Interrupt {
             if critical.is_empty() {
                 eprintln!("interrupted again: exiting now");
             } else {
+                let command = self.0.command.lock().map(|c| c.clone()).unwrap_or_default();
                 eprintln!(
-                    "interrupted again: exiting now, leaving {} STOPPED (between stop and start); start it with: neumann-script -e 'node::start(\"{}\")'",
+                    "interrupted again: exiting now, leaving {} STOPPED (between stop and start); start it with: {command} -e 'node::start(\"{}\")'",
                     critical.join(", "),
                     critical[0]
                 );

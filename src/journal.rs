@@ -123,6 +123,20 @@ impl Journal {
         error: Option<&str>,
         took: Duration,
     ) {
+        self.record_overriding(op, node, args, error, took, None);
+    }
+
+    /// Records one mutating call that `#{force: true}` let past an interlock: `overrode` is
+    /// `{rule, reason}`, kept in the record's `override` field.
+    pub fn record_overriding(
+        &self,
+        op: &str,
+        node: Option<&str>,
+        args: Value,
+        error: Option<&str>,
+        took: Duration,
+        overrode: Option<Value>,
+    ) {
         let Some(file) = &self.file else { return };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -138,6 +152,9 @@ impl Journal {
             "error": error,
             "duration_ms": took.as_millis() as u64,
         });
+        if let (Some(o), Value::Object(r)) = (overrode, &mut rec) {
+            r.insert("override".into(), o);
+        }
         if let (Value::Object(r), Value::Object(c)) = (&mut rec, &self.context) {
             for (k, v) in c {
                 r.insert(k.clone(), v.clone());

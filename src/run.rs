@@ -32,9 +32,8 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Err(e) => {
             match &e {
                 Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
-                Error::Interrupted => eprintln!(
-                    "interrupted: stopped at a safe point; re-run to continue (nodes already done are skipped)"
-                ),
+                // What the run changed and how to go on were said above, by the session.
+                Error::Interrupted => eprintln!("interrupted: stopped at a safe point"),
                 other => eprintln!("error: {other}"),
             }
             e.exit_code()

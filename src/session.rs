@@ -15,7 +15,7 @@ use crate::inventory::Inventory;
 use crate::journal::{self, Journal};
 use crate::output::{Format, Output};
 use crate::rehearse::Twin;
-use crate::script::ctx::{Ctx, Settings};
+use crate::script::ctx::{Ctx, Rerun, Settings};
 use crate::script::engine::ScriptEngine;
 use crate::script::value;
 use crate::sim::{SimConfig, Simulator};
@@ -105,6 +105,12 @@ impl Session {
             }
             Target::Inventory(path) => Inventory::locate(path.as_deref())?,
         };
+        let cluster_flag = match &inventory {
+            // The embedded simulator ends with the run: nothing is left to recover.
+            _ if sim.is_some() => "--sim".to_string(),
+            Some(inv) => format!("--cluster {}", quote(&cluster_id(&inv.source))),
+            None => String::new(),
+        };
         // A rehearsal swaps the cluster for a twin; the live one is read once and never written to.
         let mut inventory = inventory;
         let mut twin = None;
@@ -146,12 +152,16 @@ impl Session {
         ctx.journal = journal;
         ctx.settings = Settings {
             options: run.options.clone(),
-            args,
             assume_yes: run.yes,
             simulated: sim.is_some() || twin.is_some(),
             rehearsal: twin.is_some(),
             format: run.format,
+            rerun: rerun_command(run, &cluster_flag, script.0, &args),
+            args,
+            cluster_flag,
         };
+        ctx.interrupt
+            .set_command(format!("neumann-script {}", ctx.settings.cluster_flag));
         ctx.interrupt.install(tokio.handle());
         Ok(Session {
             tokio,
@@ -185,8 +195,16 @@ impl Session {
                 result,
             );
             tokio.block_on(t.sim.shutdown());
-        } else if result.is_err() {
-            report_state(runtime.ctx());
+        } else if let Err(e) = result {
+            let ctx = runtime.ctx();
+            if matches!(e, Error::Interrupted) {
+                ctx.undrain_after_interrupt();
+                report_run(ctx);
+            }
+            report_state(ctx);
+            if matches!(e, Error::Interrupted) {
+                report_continue(ctx);
+            }
         }
         // SSH master connections end with the run, not at the remote end's idle timeout.
         let ctx = runtime.ctx();
@@ -208,6 +226,104 @@ impl Session {
             ));
             tokio.block_on(s.shutdown());
         }
+    }
+}
+
+/// A word for a shell command line, quoted when it needs to be.
+fn quote(word: &str) -> String {
+    shlex::try_quote(word).map_or_else(|_| word.into(), |q| q.into_owned())
+}
+
+/// The command that runs `script` again as this run did; `None` for snippets and the REPL, which do not
+/// resume.
+fn rerun_command(
+    run: &RunOptions,
+    cluster_flag: &str,
+    script: &str,
+    args: &[String],
+) -> Option<Rerun> {
+    let stock = script.starts_with("<stock>/");
+    let script = match script.strip_prefix("<stock>/") {
+        Some(stock) => stock,
+        None if script.starts_with('<') => return None,
+        None => script,
+    };
+    let mut words = vec!["neumann-script".to_string()];
+    if !cluster_flag.is_empty() {
+        words.push(cluster_flag.to_string());
+    }
+    for (k, v) in &run.options {
+        words.push(format!("--set {}", quote(&format!("{k}={v}"))));
+    }
+    if let Some(j) = &run.journal {
+        words.push(format!("--journal {}", quote(&j.display().to_string())));
+    }
+    if run.format == Format::Json {
+        words.push("--format json".into());
+    }
+    words.push(quote(script));
+    words.extend(args.iter().map(|a| quote(a)));
+    Some(Rerun {
+        command: words.join(" "),
+        stock,
+    })
+}
+
+/// What this run changed before it was interrupted, node by node, from its record of mutating calls.
+fn report_run(ctx: &Ctx) {
+    let plan = ctx.plan.borrow();
+    let mut by_node: Vec<(String, Vec<String>)> = Vec::new();
+    for p in plan.iter() {
+        let node = p.node.clone().unwrap_or_else(|| "cluster".into());
+        let op = p.op.rsplit("::").next().unwrap_or(&p.op);
+        let mut what = match p.args.get("version").and_then(|v| v.as_str()) {
+            Some(v) => format!("{op} {v}"),
+            None => op.to_string(),
+        };
+        if p.args.get("force") == Some(&serde_json::Value::Bool(true)) {
+            what.push_str(" (forced)");
+        }
+        match (&p.refused, p.error.as_deref()) {
+            (Some(rule), _) => what.push_str(&format!(" (refused: {rule})")),
+            (None, Some("interrupted")) => what.push_str(" (interrupted)"),
+            (None, Some(_)) => what.push_str(" (failed)"),
+            (None, None) => {}
+        }
+        match by_node.iter_mut().find(|(n, _)| *n == node) {
+            Some((_, ops)) => ops.push(what),
+            None => by_node.push((node, vec![what])),
+        }
+    }
+    if by_node.is_empty() {
+        ctx.out
+            .info("this run changed nothing before it was interrupted");
+        return;
+    }
+    let lines: Vec<String> = by_node
+        .iter()
+        .map(|(n, ops)| format!("{n} ({})", ops.join(", ")))
+        .collect();
+    ctx.out.info(&format!(
+        "this run, before it was interrupted: {}",
+        lines.join("; ")
+    ));
+}
+
+/// How to go on after an interrupt: the same command again, which decides for itself what is left.
+fn report_continue(ctx: &Ctx) {
+    match &ctx.settings.rerun {
+        Some(r) => ctx.out.info(&format!(
+            "to continue, run it again (it re-reads the cluster and decides what is left{}): {}",
+            if r.stock {
+                "; a stock runbook skips the nodes already on its target"
+            } else {
+                ""
+            },
+            r.command
+        )),
+        None => ctx
+            .out
+            .info("a snippet does not resume: check the state above before running it again"),
     }
 }
 
@@ -289,13 +405,20 @@ fn report_state(ctx: &Ctx) {
                 if h.paused { ", cluster PAUSED" } else { "" }
             ));
             for m in h.members.iter().filter(|m| touched.contains(&m.id)) {
-                let fine = m.state == "up" && m.healthy;
+                // A node that is up but still catching up is not back as it was: say so, with its lag.
+                let catching_up = m.replication_lag_ms > crate::model::types::CAUGHT_UP_MS;
+                let fine = m.state == "up" && m.healthy && !catching_up;
                 out.info(&format!(
-                    "  {} (changed by this run): {} on {}, {}{}",
+                    "  {} (changed by this run): {} on {}, {}{}{}",
                     m.id,
                     m.state,
                     m.version,
                     if m.healthy { "healthy" } else { "unhealthy" },
+                    if catching_up && m.state != "down" {
+                        format!(", catching up, lag {} ms", m.replication_lag_ms)
+                    } else {
+                        String::new()
+                    },
                     if fine { "" } else { "  <- needs attention" }
                 ));
             }

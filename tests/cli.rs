@@ -141,7 +141,7 @@ fn check_finds_unknown_functions_and_wrong_arity() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("typos.rhai"),
-        "let h = cluster::helth();\nnode::drain(\"node1\", 5);\nmy_fn();\nfn my_fn() { infoo(\"x\") }\n",
+        "let h = cluster::helth();\nnode::drain(\"node1\", 5, 6);\nmy_fn();\nfn my_fn() { infoo(\"x\") }\n",
     )
     .unwrap();
     let (_, stderr) = expect(
@@ -157,7 +157,7 @@ fn check_finds_unknown_functions_and_wrong_arity() {
     );
     assert!(stderr.contains("--> typos.rhai:1:"), "{stderr}");
     assert!(
-        stderr.contains("`node::drain` takes 1 argument(s), not 2"),
+        stderr.contains("`node::drain` takes 1 or 2 argument(s), not 3"),
         "{stderr}"
     );
     assert!(

@@ -6,6 +6,8 @@
 
 use semver::Version;
 
+use super::types::{quorum, Member, CAUGHT_UP_MS};
+
 /// Parses a version the way every entry point does, with a message an operator can act on.
 /// A leading `v` is accepted because operators type `v0.11.0` as often as `0.11.0`.
 pub fn parse_version(s: &str) -> Result<Version, String> {
@@ -84,6 +86,79 @@ pub fn skew_ok(versions: &[Version]) -> bool {
         && minor_distance(lo, hi).is_some_and(|d| d <= 1)
 }
 
+/// True when `m` counts towards a quorum: up (not down, draining or drained), healthy, joined and caught
+/// up. A member still catching up does not count: it could not take over a leader's log in time.
+pub fn counts_for_quorum(m: &Member) -> bool {
+    m.state == "up" && m.healthy && m.replication_lag_ms <= CAUGHT_UP_MS
+}
+
+/// Why a member does not count towards a quorum, in a few words; `None` when it counts.
+pub fn not_counted_because(m: &Member) -> Option<String> {
+    if m.state != "up" {
+        Some(m.state.clone())
+    } else if !m.healthy {
+        Some("unhealthy".into())
+    } else if m.replication_lag_ms > CAUGHT_UP_MS {
+        Some(format!("catching up, lag {} ms", m.replication_lag_ms))
+    } else {
+        None
+    }
+}
+
+/// The quorum left if `id` is taken out of service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumAfter {
+    /// Members other than `id` that count towards a quorum.
+    pub counted: Vec<String>,
+    /// Members other than `id` that do not, with why.
+    pub not_counted: Vec<(String, String)>,
+    pub members: usize,
+    pub quorum: usize,
+}
+
+impl QuorumAfter {
+    pub fn holds(&self) -> bool {
+        self.counted.len() >= self.quorum
+    }
+}
+
+/// What taking `id` out would leave: the members that would still count towards a quorum of all `members`.
+pub fn quorum_after(members: &[Member], id: &str) -> QuorumAfter {
+    let mut counted = Vec::new();
+    let mut not_counted = Vec::new();
+    for m in members.iter().filter(|m| m.id != id) {
+        match not_counted_because(m) {
+            None => counted.push(m.id.clone()),
+            Some(why) => not_counted.push((m.id.clone(), why)),
+        }
+    }
+    QuorumAfter {
+        counted,
+        not_counted,
+        members: members.len(),
+        quorum: quorum(members.len()) as usize,
+    }
+}
+
+/// The running versions (members not down, other than `id`, with a version that parses) that are more
+/// than one minor version from `version`: what makes installing `version` on `id` break the skew policy.
+pub fn skew_conflicts(members: &[Member], id: &str, version: &Version) -> Vec<(String, Version)> {
+    let running: Vec<(String, Version)> = members
+        .iter()
+        .filter(|m| m.id != id && m.state != "down")
+        .filter_map(|m| Some((m.id.clone(), parse_version(&m.version).ok()?)))
+        .collect();
+    let mut all: Vec<Version> = running.iter().map(|(_, v)| v.clone()).collect();
+    all.push(version.clone());
+    if skew_ok(&all) {
+        return Vec::new();
+    }
+    running
+        .into_iter()
+        .filter(|(_, v)| !skew_ok(&[v.clone(), version.clone()]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +216,54 @@ mod tests {
         assert!(!skew_ok(&[v("0.10.4"), v("0.12.0")]));
         assert!(!skew_ok(&[v("0.11.0"), v("1.0.0")]));
         assert!(skew_ok(&[]));
+    }
+
+    fn member(id: &str, state: &str, healthy: bool, lag: i64, version: &str) -> Member {
+        Member {
+            id: id.into(),
+            address: String::new(),
+            role: "follower".into(),
+            state: state.into(),
+            healthy,
+            version: version.into(),
+            commit_index: 0,
+            applied_index: 0,
+            replication_lag_ms: lag,
+        }
+    }
+
+    #[test]
+    fn only_up_healthy_caught_up_members_count_for_quorum() {
+        let ms = [
+            member("node1", "up", true, 0, "0.10.4"),
+            member("node2", "up", true, 2800, "0.10.4"),
+            member("node3", "drained", true, 0, "0.10.4"),
+            member("node4", "down", false, 0, "0.10.4"),
+            member("node5", "up", true, 0, "0.10.4"),
+        ];
+        let q = quorum_after(&ms, "node5");
+        assert_eq!(q.counted, vec!["node1"]);
+        assert_eq!((q.members, q.quorum, q.holds()), (5, 3, false));
+        assert_eq!(
+            q.not_counted[0],
+            ("node2".into(), "catching up, lag 2800 ms".into())
+        );
+        assert!(!quorum_after(&ms[..3], "node3").holds());
+        assert!(quorum_after(&[ms[0].clone(), ms[4].clone(), ms[2].clone()], "node3").holds());
+    }
+
+    #[test]
+    fn skew_conflicts_name_the_running_members_too_far_away() {
+        let ms = [
+            member("node1", "up", true, 0, "0.10.4"),
+            member("node2", "up", true, 0, "0.11.0"),
+            member("node3", "down", false, 0, "0.9.0"),
+        ];
+        assert!(skew_conflicts(&ms, "node2", &v("0.11.2")).is_empty());
+        let c = skew_conflicts(&ms, "node2", &v("0.12.0"));
+        assert_eq!(c, vec![("node1".to_string(), v("0.10.4"))]);
+        // The node being installed is not compared with itself, nor a member that is down.
+        assert!(skew_conflicts(&ms, "node1", &v("0.12.0")).is_empty());
     }
 
     #[test]

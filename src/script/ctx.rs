@@ -8,8 +8,8 @@ use std::sync::Arc;
 use rhai::{EvalAltResult, Position};
 
 use super::report;
-use super::stop::{fail, ScriptStop};
-use crate::cluster::{Cluster, OpError};
+use super::stop::{fail, refused_rule, ScriptStop};
+use crate::cluster::{Cluster, Guarded, OpError, Refusal};
 use crate::interrupt;
 use crate::journal;
 use crate::output::{Format, Output};
@@ -18,6 +18,8 @@ use crate::output::{Format, Output};
 pub fn throw(e: OpError) -> Box<EvalAltResult> {
     match e {
         OpError::Usage(m) => ScriptStop::usage(m),
+        // A safe stop (exit 3 when uncaught): nothing was changed, and the message names the rule.
+        OpError::Refused(r) => ScriptStop::refused(r.rule.name(), r.message),
         e
         @ (OpError::Admin(_) | OpError::Host(_) | OpError::Prometheus(_) | OpError::Failed(_)) => {
             fail(e.to_string())
@@ -42,6 +44,19 @@ pub struct Settings {
     /// A rehearsal on a twin: commands that would run outside the twin (exec, traffic switch) are not run.
     pub rehearsal: bool,
     pub format: Format,
+    /// The command-line words that name this run's cluster (`--cluster '/abs/c.toml'`), for recovery
+    /// hints an operator pastes; empty when the cluster lives only as long as the run (`--sim`).
+    pub cluster_flag: String,
+    /// How to run this script again against the same cluster; `None` for snippets and the REPL.
+    pub rerun: Option<Rerun>,
+}
+
+/// The command that runs a script again as this run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rerun {
+    pub command: String,
+    /// A stock runbook, which skips the nodes already on its target.
+    pub stock: bool,
 }
 
 impl Default for Settings {
@@ -53,6 +68,8 @@ impl Default for Settings {
             simulated: false,
             rehearsal: false,
             format: Format::Text,
+            cluster_flag: String::new(),
+            rerun: None,
         }
     }
 }
@@ -72,6 +89,8 @@ pub struct Ctx {
     pub touched: RefCell<BTreeSet<String>>,
     /// Every mutating call of the run, in order: a rehearsal's plan.
     pub plan: RefCell<Vec<Planned>>,
+    /// Nodes this run drained and has neither stopped nor undrained: put back if the run is interrupted.
+    pub drained: RefCell<BTreeSet<String>>,
 }
 
 /// One mutating call as it happened.
@@ -81,6 +100,8 @@ pub struct Planned {
     pub node: Option<String>,
     pub args: serde_json::Value,
     pub error: Option<String>,
+    /// The interlock that refused the call, when one did (then nothing was changed).
+    pub refused: Option<&'static str>,
 }
 
 impl Ctx {
@@ -105,7 +126,96 @@ impl Ctx {
             journal: journal::Journal::off(),
             touched: RefCell::new(BTreeSet::new()),
             plan: RefCell::new(Vec::new()),
+            drained: RefCell::new(BTreeSet::new()),
         }
+    }
+
+    /// After Ctrl-C: nodes this run drained and did not stop are undrained, so the interrupt does not
+    /// leave them out of service. Bounded, and not through `block_on`, which refuses work once interrupted.
+    pub fn undrain_after_interrupt(&self) {
+        let drained: Vec<String> = self.drained.borrow().iter().cloned().collect();
+        let Some(cluster) = self.cluster.borrow().clone() else {
+            return;
+        };
+        for id in drained {
+            let r = self.mutate(
+                "node::undrain",
+                Some(&id),
+                serde_json::json!({ "id": id }),
+                || match self.rt.block_on(async {
+                    tokio::time::timeout(
+                        std::time::Duration::from_secs(15),
+                        cluster.drain(&id, false, false),
+                    )
+                    .await
+                }) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(fail(e.to_string())),
+                    Err(_) => Err(fail(format!("{id}: undrain: no answer within 15 s"))),
+                },
+            );
+            match r {
+                Ok(()) => {
+                    self.drained.borrow_mut().remove(&id);
+                    self.out.info(&format!(
+                        "{id}: undrained: the run was interrupted while the node was drained"
+                    ));
+                }
+                Err(e) => self.out.warn(&format!(
+                    "{id} is still DRAINED: undrain failed ({}); undrain it with: {}",
+                    report::short(&e),
+                    self.command_for(&format!("node::undrain(\"{id}\")"))
+                )),
+            }
+        }
+    }
+
+    /// `neumann-script --cluster PATH -e 'CODE'`: a command the operator can paste to run `code`
+    /// against this run's cluster, not whatever `$NEUMANN_CLUSTER` names.
+    pub fn command_for(&self, code: &str) -> String {
+        let flag = &self.settings.cluster_flag;
+        let sep = if flag.is_empty() { "" } else { " " };
+        let quoted = shlex::try_quote(code).map_or_else(|_| code.into(), |q| q.into_owned());
+        format!("neumann-script{sep}{flag} -e {quoted}")
+    }
+
+    /// The interlock in front of a guarded call, asked before the call is announced, so a refused call
+    /// says only that it was refused. Without force: the refusal, as an error. With force: which
+    /// interlock it goes past, said loudly (`None` when none would refuse it now). The cluster
+    /// operation checks again as it acts; this is the early, clean answer, not the only guard.
+    pub fn gate(
+        &self,
+        cluster: &Cluster,
+        guarded: &Guarded<'_>,
+        force: bool,
+    ) -> Result<Option<Refusal>, Box<EvalAltResult>> {
+        if !force {
+            return match self.block_on(cluster.interlock(guarded)) {
+                Ok(Some(r)) => Err(throw(OpError::Refused(r))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(throw(e)),
+            };
+        }
+        let refusal = match self.block_on(cluster.interlock(guarded)) {
+            Ok(r) => r,
+            Err(e @ (OpError::Interrupted | OpError::Usage(_))) => return Err(throw(e)),
+            // An emergency is when the cluster may not answer: force goes ahead unchecked, and says so.
+            Err(e) => {
+                self.out.warn(&format!(
+                    "FORCED: the interlocks could not be checked ({e}); going ahead unchecked because of #{{force: true}}"
+                ));
+                return Ok(None);
+            }
+        };
+        if let Some(r) = &refusal {
+            self.out.warn(&format!(
+                "FORCED: {} goes past the {} interlock, which would refuse it: {}. Going ahead because of #{{force: true}}; the override is journaled",
+                r.subject,
+                r.rule.name(),
+                r.reason
+            ));
+        }
+        Ok(refusal)
     }
 
     /// Runs a cluster call to completion from the script thread; Ctrl-C abandons it unless a node is
@@ -132,19 +242,44 @@ impl Ctx {
         args: serde_json::Value,
         f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
     ) -> Result<T, Box<EvalAltResult>> {
-        if let Some(n) = node {
-            self.touched.borrow_mut().insert(n.to_string());
-        }
+        self.mutate_overriding(op, node, args, None, f)
+    }
+
+    /// As `mutate`, for a call that `overrode` an interlock with `#{force: true}`: the journal records
+    /// the rule and why it would have refused.
+    pub fn mutate_overriding<T>(
+        &self,
+        op: &str,
+        node: Option<&str>,
+        args: serde_json::Value,
+        overrode: Option<&Refusal>,
+        f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
+    ) -> Result<T, Box<EvalAltResult>> {
         let started = std::time::Instant::now();
         let result = f();
+        // A call an interlock refused changed nothing: the node is not "changed by this run".
+        let refused = result.as_ref().err().and_then(|e| refused_rule(e));
+        if let (Some(n), None) = (node, refused) {
+            self.touched.borrow_mut().insert(n.to_string());
+        }
         let error = result.as_ref().err().map(|e| report::short(e));
-        self.journal
-            .record(op, node, args.clone(), error.as_deref(), started.elapsed());
+        let overrode = overrode.map(
+            |r| serde_json::json!({ "rule": r.rule.name(), "reason": r.reason, "forced": true }),
+        );
+        self.journal.record_overriding(
+            op,
+            node,
+            args.clone(),
+            error.as_deref(),
+            started.elapsed(),
+            overrode,
+        );
         self.plan.borrow_mut().push(Planned {
             op: op.to_string(),
             node: node.map(str::to_string),
             args,
             error: error.clone(),
+            refused,
         });
         result
     }

@@ -134,6 +134,8 @@ impl ScriptEngine {
         text: &str,
     ) -> Result<Dynamic, Error> {
         let name = "<repl>";
+        // Only a drain this entry makes is undone when Ctrl-C cancels it; earlier entries' drains were meant.
+        self.ctx.drained.borrow_mut().clear();
         self.sources.add(name, text);
         let mut ast = self
             .engine
@@ -143,7 +145,11 @@ impl ScriptEngine {
         *lib += ast;
         let result = self.engine.eval_ast_with_scope::<Dynamic>(scope, lib);
         lib.clear_statements();
-        result.map_err(|e| report::runtime_error(&e, name, &self.sources))
+        let result = result.map_err(|e| report::runtime_error(&e, name, &self.sources));
+        if matches!(result, Err(Error::Interrupted)) {
+            self.ctx.undrain_after_interrupt();
+        }
+        result
     }
 
     /// Runs a script; `name` is its path (or `<stock>/NAME` for an embedded one).

@@ -19,6 +19,10 @@ pub struct ScriptStop {
     pub kind: StopKind,
     #[rhai_type(readonly)]
     pub message: String,
+    /// The interlock that refused, when one did (`e.rule` in a script; `()` otherwise).
+    #[serde(skip)]
+    #[rhai_type(readonly, get = Self::rule_name)]
+    pub rule: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +32,10 @@ pub enum StopKind {
 }
 
 impl ScriptStop {
+    fn rule_name(&self) -> Dynamic {
+        self.rule.map_or(Dynamic::UNIT, |r| r.into())
+    }
+
     fn kind_name(&self) -> String {
         match self.kind {
             StopKind::Guard => "guard".into(),
@@ -39,6 +47,17 @@ impl ScriptStop {
         ScriptStop {
             kind: StopKind::Guard,
             message: message.into(),
+            rule: None,
+        }
+        .into()
+    }
+
+    /// An interlock refused an operation: a guard stop naming its rule.
+    pub fn refused(rule: &'static str, message: impl Into<String>) -> Box<EvalAltResult> {
+        ScriptStop {
+            kind: StopKind::Guard,
+            message: message.into(),
+            rule: Some(rule),
         }
         .into()
     }
@@ -47,6 +66,7 @@ impl ScriptStop {
         ScriptStop {
             kind: StopKind::Usage,
             message: message.into(),
+            rule: None,
         }
         .into()
     }
@@ -55,6 +75,20 @@ impl ScriptStop {
 impl fmt::Display for ScriptStop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// The rule of the interlock that refused, when `e` is such a refusal.
+pub fn refused_rule(e: &EvalAltResult) -> Option<&'static str> {
+    let mut cur = e;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+    | EvalAltResult::ErrorInModule(_, inner, _) = cur
+    {
+        cur = inner;
+    }
+    match cur {
+        EvalAltResult::ErrorRuntime(v, _) => v.read_lock::<ScriptStop>().and_then(|s| s.rule),
+        _ => None,
     }
 }
 

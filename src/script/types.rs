@@ -141,7 +141,7 @@ mod tests {
             ["node", "names()", "quantile(", "to_map()", "value("]
         );
         assert_eq!(c["Version"], ["major", "minor", "patch", "pre"]);
-        assert_eq!(c["Stop"], ["kind", "message"]);
+        assert_eq!(c["Stop"], ["kind", "message", "rule"]);
         assert!(c["Member"].contains(&"replication_lag_ms".to_string()));
         assert!(c["ClusterHealth"].contains(&"rollback_limits".to_string()));
         assert_eq!(c.len(), TYPES.len());
@@ -155,6 +155,7 @@ mod tests {
         let stop = Dynamic::from(ScriptStop {
             kind: StopKind::Guard,
             message: "quorum at risk".into(),
+            rule: Some("quorum"),
         });
         assert_eq!(to_json(&stop), Some(Value::String("quorum at risk".into())));
         assert_eq!(to_json(&Dynamic::from(3_i64)), None);

@@ -34,6 +34,10 @@ mod doc {
     pub const SAFE_STOP: &str =
         "Stops the run safely (exit 3 when uncaught): a guard refused to go on. `msg` should say \
         why, what state the cluster is in, and how to continue.";
+    pub const RECOVERY_COMMAND: &str =
+        "The command line an operator pastes to run `code` against this run's cluster: \
+        `neumann-script --cluster PATH -e 'CODE'`, with the inventory this run used, so a recovery \
+        hint never acts on whatever `$NEUMANN_CLUSTER` names.";
     pub const USAGE: &str =
         "Stops the run because its input was wrong (exit 2 when uncaught); `msg` should say what \
         was expected.";
@@ -121,6 +125,16 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0)
     });
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "recovery_command",
+        &["code: String"],
+        "String",
+        doc::RECOVERY_COMMAND,
+        move |code: ImmutableString| -> String { c.command_for(&code) },
+    );
     let c = ctx.clone();
     global(
         engine,

@@ -251,6 +251,28 @@ pub fn waiting<T>(
     result.map_err(throw)
 }
 
+/// `#{force: true}` from the options map a guarded call takes last; any other key is a usage error, so
+/// a misspelt override never passes silently as no override.
+pub fn force_option(options: &rhai::Map, call: &str) -> RhaiResult<bool> {
+    let mut force = false;
+    for (key, value) in options {
+        match (key.as_str(), value.as_bool()) {
+            ("force", Ok(b)) => force = b,
+            ("force", Err(t)) => {
+                return Err(crate::script::stop::ScriptStop::usage(format!(
+                    "{call}: option `force` must be true or false, not {t}"
+                )))
+            }
+            (other, _) => {
+                return Err(crate::script::stop::ScriptStop::usage(format!(
+                    "{call}: unknown option `{other}` (the options are: force)"
+                )))
+            }
+        }
+    }
+    Ok(force)
+}
+
 /// A JSON answer as a Rhai map.
 pub fn json_to_dynamic(v: &serde_json::Value) -> RhaiResult<Dynamic> {
     rhai::serde::to_dynamic(v)

@@ -5,10 +5,11 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{secs, waiting, Builder, FnDoc, RhaiResult};
+use super::{force_option, secs, waiting, Builder, FnDoc, RhaiResult};
+use crate::cluster::Guarded;
 use crate::model::Member;
 use crate::script::ctx::{throw, Ctx};
-use crate::script::stop::ScriptStop;
+use crate::script::stop::{refused_rule, ScriptStop};
 use crate::transport::host::HostOp;
 
 /// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
@@ -18,24 +19,27 @@ mod doc {
         node cannot be reached.";
     pub const DRAIN: &str =
         "Marks the node draining: the load balancer stops sending it new requests \
-        and in-flight ones finish.";
+        and in-flight ones finish. Refused (exit 3, nothing changed) when afterwards fewer members \
+        than the quorum would be up, healthy, joined and caught up.";
     pub const UNDRAIN: &str = "Lets the node take new requests again.";
     pub const WAIT_DRAINED: &str =
         "Returns when the draining node reports no in-flight requests; throws \
         on timeout or when the node is not draining.";
     pub const STOP: &str =
         "Stops the service on the node's host (inventory template, default `systemctl \
-        stop neumann`); throws when the command fails.";
+        stop neumann`); throws when the command fails. Refused (exit 3, nothing changed) when \
+        afterwards fewer members than the quorum would be up, healthy, joined and caught up.";
     pub const START: &str =
         "Starts the service on the node's host (default `systemctl start neumann`); \
         follow with `node::wait_rejoined`.";
     pub const RESTART: &str =
         "Restarts the service on the node's host (default `systemctl restart \
-        neumann`).";
+        neumann`). Held to the quorum like `stop`.";
     pub const INSTALL: &str =
         "Installs `version` on the node's host (default `cargo install neumann \
         --version {version}`). The version must parse as semver before anything runs; throws when \
-        the install fails.";
+        the install fails. Refused (exit 3, nothing changed) when `version` is more than one minor \
+        version from a running member (the skew policy).";
     pub const EXEC: &str =
         "Runs an ad-hoc shell command on the node's host: #{status, stdout, stderr}. \
         A non-zero exit is a result, not an error.";
@@ -44,24 +48,39 @@ mod doc {
         that knows the leader; throws at once if it refused to join (version skew), or on timeout.";
     pub const WAIT_CAUGHT_UP: &str = "Returns when the node's replication lag is at or below \
         `max_lag_ms`; throws on timeout with the lag last seen.";
+    pub const FORCED: &str = "As above, with `options` as the last argument: `#{force: true}` goes \
+        past the interlock that would refuse the call (quorum, version skew), loudly and journaled. \
+        For emergencies only: see docs/SAFETY.md.";
 }
 
-/// Runs a host operation, journaled. Between `stop` and `start` a node is in a critical section: Ctrl-C
-/// waits for the start rather than leave the node down.
-fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::transport::host::ExecOutput> {
+/// Runs a host operation, journaled, behind its interlock (`force` goes past it). Between `stop` and
+/// `start` a node is in a critical section: Ctrl-C waits for the start rather than leave the node down.
+fn host_op(
+    c: &Ctx,
+    id: &str,
+    op: HostOp,
+    force: bool,
+) -> RhaiResult<crate::transport::host::ExecOutput> {
     let cl = c.cluster()?;
     let spec = cl.node(id).map_err(throw)?;
     let command = op.command(spec);
-    c.out.info(&format!("{id}: {} (`{command}`)", op.name()));
-    if op == HostOp::Stop {
-        c.interrupt.enter(id);
-    }
-    let args = match &op {
+    let mut args = match &op {
         HostOp::Install(v) => {
             serde_json::json!({ "id": id, "version": v.to_string(), "command": command })
         }
         _ => serde_json::json!({ "id": id, "command": command }),
     };
+    if force {
+        args["force"] = true.into();
+    }
+    let name = format!("node::{}", op.name());
+    let overrode = match Guarded::of_host(id, &op).map(|g| c.gate(&cl, &g, force)) {
+        Some(Ok(o)) => o,
+        // Refused: journaled as such, and never announced as if it ran.
+        Some(Err(e)) => return c.mutate(&name, Some(id), args, || Err(e)),
+        None => None,
+    };
+    c.out.info(&format!("{id}: {} (`{command}`)", op.name()));
     let leaves = matches!(op, HostOp::Start | HostOp::Restart);
     if c.settings.rehearsal {
         if let HostOp::Exec(_) = op {
@@ -71,13 +90,57 @@ fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::transport::host::
             });
         }
     }
-    let result = c.mutate(&format!("node::{}", op.name()), Some(id), args, || {
-        c.block_on(cl.host(id, op)).map_err(throw)
+    let takes_down = matches!(op, HostOp::Stop | HostOp::Restart);
+    let result = c.mutate_overriding(&name, Some(id), args, overrode.as_ref(), || {
+        let stop = op == HostOp::Stop;
+        if stop {
+            c.interrupt.enter(id);
+        }
+        let r = c.block_on(cl.host(id, op, force)).map_err(throw);
+        // A stop the interlock refused left the node running: no critical section to finish.
+        if stop && matches!(&r, Err(e) if refused_rule(e).is_some()) {
+            c.interrupt.leave(id);
+        }
+        r
     });
     if leaves {
         c.interrupt.leave(id);
     }
+    if takes_down && result.is_ok() {
+        // Stopped or restarted: the drain is the service's to clear now, not the interrupt's.
+        c.drained.borrow_mut().remove(id);
+    }
     result
+}
+
+/// Installs `version` behind the skew interlock; the version must parse before anything runs.
+fn install(c: &Ctx, id: &str, version: &Dynamic, force: bool) -> RhaiResult<()> {
+    let v = super::version::to_semver(version)
+        .map_err(|e| ScriptStop::usage(format!("{id}: install: {e}")))?;
+    host_op(c, id, HostOp::Install(v), force).map(|_| ())
+}
+
+/// Drains a node behind the quorum interlock; remembered so an interrupted run undrains it.
+fn drain(c: &Ctx, id: &str, force: bool) -> RhaiResult<()> {
+    let cl = c.cluster()?;
+    let mut args = serde_json::json!({ "id": id });
+    if force {
+        args["force"] = true.into();
+    }
+    let overrode = match c.gate(&cl, &Guarded::TakeDown { id, op: "drain" }, force) {
+        Ok(o) => o,
+        Err(e) => return c.mutate("node::drain", Some(id), args, || Err(e)),
+    };
+    c.out.info(&format!("{id}: drain"));
+    c.mutate_overriding("node::drain", Some(id), args, overrode.as_ref(), || {
+        // Before the call: Ctrl-C may abandon it after the node has already taken the drain.
+        c.drained.borrow_mut().insert(id.to_string());
+        let r = c.block_on(cl.drain(id, true, force)).map_err(throw);
+        if matches!(&r, Err(e) if refused_rule(e).is_some()) {
+            c.drained.borrow_mut().remove(id);
+        }
+        r
+    })
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
@@ -98,15 +161,16 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         &["id: String"],
         "",
         doc::DRAIN,
-        move |id: ImmutableString| -> RhaiResult<()> {
-            c.out.info(&format!("{id}: drain"));
-            let cl = c.cluster()?;
-            c.mutate(
-                "node::drain",
-                Some(&id),
-                serde_json::json!({ "id": id.as_str() }),
-                || c.block_on(cl.drain(&id, true)).map_err(throw),
-            )
+        move |id: ImmutableString| -> RhaiResult<()> { drain(&c, &id, false) },
+    );
+    let c = ctx.clone();
+    b.add(
+        "drain",
+        &["id: String", "options: Map"],
+        "",
+        doc::FORCED,
+        move |id: ImmutableString, options: Map| -> RhaiResult<()> {
+            drain(&c, &id, force_option(&options, "node::drain")?)
         },
     );
     let c = ctx.clone();
@@ -118,12 +182,16 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         move |id: ImmutableString| -> RhaiResult<()> {
             c.out.info(&format!("{id}: undrain"));
             let cl = c.cluster()?;
-            c.mutate(
+            let r = c.mutate(
                 "node::undrain",
                 Some(&id),
                 serde_json::json!({ "id": id.as_str() }),
-                || c.block_on(cl.drain(&id, false)).map_err(throw),
-            )
+                || c.block_on(cl.drain(&id, false, false)).map_err(throw),
+            );
+            if r.is_ok() {
+                c.drained.borrow_mut().remove(id.as_str());
+            }
+            r
         },
     );
     let c = ctx.clone();
@@ -146,7 +214,20 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         &["id: String"],
         "",
         doc::STOP,
-        move |id: ImmutableString| -> RhaiResult<()> { host_op(&c, &id, HostOp::Stop).map(|_| ()) },
+        move |id: ImmutableString| -> RhaiResult<()> {
+            host_op(&c, &id, HostOp::Stop, false).map(|_| ())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "stop",
+        &["id: String", "options: Map"],
+        "",
+        doc::FORCED,
+        move |id: ImmutableString, options: Map| -> RhaiResult<()> {
+            let force = force_option(&options, "node::stop")?;
+            host_op(&c, &id, HostOp::Stop, force).map(|_| ())
+        },
     );
     let c = ctx.clone();
     b.add(
@@ -155,7 +236,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "",
         doc::START,
         move |id: ImmutableString| -> RhaiResult<()> {
-            host_op(&c, &id, HostOp::Start).map(|_| ())
+            host_op(&c, &id, HostOp::Start, false).map(|_| ())
         },
     );
     let c = ctx.clone();
@@ -165,7 +246,18 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "",
         doc::RESTART,
         move |id: ImmutableString| -> RhaiResult<()> {
-            host_op(&c, &id, HostOp::Restart).map(|_| ())
+            host_op(&c, &id, HostOp::Restart, false).map(|_| ())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "restart",
+        &["id: String", "options: Map"],
+        "",
+        doc::FORCED,
+        move |id: ImmutableString, options: Map| -> RhaiResult<()> {
+            let force = force_option(&options, "node::restart")?;
+            host_op(&c, &id, HostOp::Restart, force).map(|_| ())
         },
     );
     let c = ctx.clone();
@@ -175,9 +267,18 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "",
         doc::INSTALL,
         move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
-            let v = super::version::to_semver(&version)
-                .map_err(|e| ScriptStop::usage(format!("{id}: install: {e}")))?;
-            host_op(&c, &id, HostOp::Install(v)).map(|_| ())
+            install(&c, &id, &version, false)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "install",
+        &["id: String", "version: String", "options: Map"],
+        "",
+        doc::FORCED,
+        move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
+            let force = force_option(&options, "node::install")?;
+            install(&c, &id, &version, force)
         },
     );
     let c = ctx.clone();
@@ -187,7 +288,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "Map",
         doc::EXEC,
         move |id: ImmutableString, command: ImmutableString| -> RhaiResult<Map> {
-            let out = host_op(&c, &id, HostOp::Exec(command.to_string()))?;
+            let out = host_op(&c, &id, HostOp::Exec(command.to_string()), false)?;
             Ok(out.to_map())
         },
     );

@@ -3,9 +3,10 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use rhai::{Dynamic, ImmutableString, Module};
+use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{secs, waiting, Builder, FnDoc, RhaiResult};
+use super::{force_option, secs, waiting, Builder, FnDoc, RhaiResult};
+use crate::cluster::Guarded;
 use crate::model::RaftStatus;
 use crate::script::ctx::{throw, Ctx};
 
@@ -15,24 +16,38 @@ mod doc {
         commit_index, applied_index, match_index}).";
     pub const LEADER: &str = "The id of the current leader; throws when there is none (same as \
         `cluster::leader()`).";
-    pub const TRANSFER_LEADERSHIP: &str = "Asks the leader to hand over to `to` and returns once `to` \
-        leads (waits up to 30 s). Throws when `to` is unknown, down, draining, behind, or older than \
-        the current leader.";
+    pub const TRANSFER_LEADERSHIP: &str =
+        "Asks the leader to hand over to `to` and returns once `to` \
+        leads (waits up to 30 s). Throws when `to` is unknown, down or draining; a `to` older than \
+        the leader or behind it is refused (exit 3) before the cluster is asked.";
     pub const TRANSFER_LEADERSHIP_2: &str =
         "As `transfer_leadership(to)`, waiting up to `timeout` \
         seconds for `to` to lead.";
+    pub const TRANSFER_FORCED: &str =
+        "As above, with `options` as the last argument: `#{force: true}` \
+        goes past the interlock that refuses an older or lagging target, loudly and journaled. For \
+        emergencies only: see docs/SAFETY.md.";
 }
 
 /// How long `transfer_leadership(to)` waits for `to` to lead.
 const TRANSFER_WAIT: Duration = Duration::from_secs(30);
 
-fn transfer(c: &Ctx, to: &str, wait: Duration) -> RhaiResult<RaftStatus> {
+fn transfer(c: &Ctx, to: &str, wait: Duration, force: bool) -> RhaiResult<RaftStatus> {
     let cl = c.cluster()?;
+    let mut args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
+    if force {
+        args["force"] = true.into();
+    }
+    let op = "raft::transfer_leadership";
+    let overrode = match c.gate(&cl, &Guarded::Transfer { to }, force) {
+        Ok(o) => o,
+        // Refused before the cluster is asked: journaled, and no wait is shown.
+        Err(e) => return c.mutate(op, Some(to), args, || Err(e)),
+    };
     c.out.info(&format!("transfer leadership to {to}"));
-    let args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
-    c.mutate("raft::transfer_leadership", Some(to), args, || {
+    c.mutate_overriding(op, Some(to), args, overrode.as_ref(), || {
         waiting(c, &format!("{to} to lead"), |report| {
-            c.block_on(cl.transfer_leadership(to, wait, report))
+            c.block_on(cl.transfer_leadership(to, wait, force, report))
         })
     })
 }
@@ -61,7 +76,20 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         &["to: String"],
         "RaftStatus",
         doc::TRANSFER_LEADERSHIP,
-        move |to: ImmutableString| -> RhaiResult<RaftStatus> { transfer(&c, &to, TRANSFER_WAIT) },
+        move |to: ImmutableString| -> RhaiResult<RaftStatus> {
+            transfer(&c, &to, TRANSFER_WAIT, false)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "transfer_leadership",
+        &["to: String", "options: Map"],
+        "RaftStatus",
+        doc::TRANSFER_FORCED,
+        move |to: ImmutableString, options: Map| -> RhaiResult<RaftStatus> {
+            let force = force_option(&options, "raft::transfer_leadership")?;
+            transfer(&c, &to, TRANSFER_WAIT, force)
+        },
     );
     let c = ctx.clone();
     b.add(
@@ -70,7 +98,18 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "RaftStatus",
         doc::TRANSFER_LEADERSHIP_2,
         move |to: ImmutableString, timeout: Dynamic| -> RhaiResult<RaftStatus> {
-            transfer(&c, &to, secs(&timeout, "timeout")?)
+            transfer(&c, &to, secs(&timeout, "timeout")?, false)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "transfer_leadership",
+        &["to: String", "timeout: float", "options: Map"],
+        "RaftStatus",
+        doc::TRANSFER_FORCED,
+        move |to: ImmutableString, timeout: Dynamic, options: Map| -> RhaiResult<RaftStatus> {
+            let force = force_option(&options, "raft::transfer_leadership")?;
+            transfer(&c, &to, secs(&timeout, "timeout")?, force)
         },
     );
     b.build()

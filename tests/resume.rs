@@ -1,0 +1,322 @@
+//! Stops that tell the truth, and the resume matrix: a rolling upgrade interrupted at each step of the
+//! per-node procedure, then run again, ends with every node on the target and no failed client write
+//! in the simulator's records. Where the signal lands within or after its step does not matter to the
+//! assertions: whatever it interrupts, the re-run must finish the job.
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use neumann_script::sim::SimConfig;
+
+use crate::support::{expect, text, Cluster};
+
+/// Slow enough that every step of a node's upgrade lasts long enough to be seen and interrupted.
+fn matrix_cluster() -> Cluster {
+    Cluster::with(SimConfig {
+        speed: 5.0,
+        ..Default::default()
+    })
+}
+
+/// The inventory as recovery hints name it: its absolute path (a temp dir's needs no shell quoting).
+fn flag_path(c: &Cluster) -> String {
+    std::fs::canonicalize(&c.inventory)
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// What the test waits for before it sends the signal.
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    /// An event of this kind for this node in the simulator's log.
+    Event(&'static str, &'static str),
+    /// A line of the run's own progress output saying it has begun this step.
+    Said(&'static str),
+}
+
+/// A run in the background whose stderr is collected as it comes.
+struct Running {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(c: &Cluster, args: &[&str]) -> Running {
+        let mut child = c.spawn(args);
+        let pipe = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Running {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    fn said(&self, text: &str) -> bool {
+        self.stderr.lock().unwrap().contains(text)
+    }
+
+    /// Waits for the trigger; panics if the run ends first or it takes a minute.
+    fn wait_for(&mut self, c: &Cluster, trigger: Trigger) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let seen = match trigger {
+                Trigger::Event(kind, node) => c
+                    .events()
+                    .iter()
+                    .any(|e| e.kind == kind && e.node.as_deref() == Some(node)),
+                Trigger::Said(t) => self.said(t),
+            };
+            if seen {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "the run ended ({status}) before {trigger:?}\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            assert!(Instant::now() < deadline, "no {trigger:?} within 60 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// (exit code, stderr).
+    fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status.code(), stderr)
+    }
+}
+
+/// Interrupts `rolling_upgrade.rhai 0.11.0` when `trigger` is seen, with `signal`, then runs it again.
+fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32) {
+    let c = matrix_cluster();
+    let inventory = flag_path(&c);
+    let mut run = Running::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    run.wait_for(&c, trigger);
+    run.signal(signal);
+    let (status, stderr) = run.finish();
+    assert_eq!(status, Some(code), "{trigger:?}\n{stderr}");
+    // The report says what this run changed and how to go on, against this very cluster.
+    assert!(
+        stderr.contains("this run, before it was interrupted: node"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "to continue, run it again (it re-reads the cluster and decides what is left; a stock runbook skips the nodes already on its target): neumann-script --cluster {inventory} rolling_upgrade.rhai 0.11.0"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("nodes already done are skipped"),
+        "{stderr}"
+    );
+    // No node is left out of service by a drain the interrupt cut short.
+    let out = c.run(&["--format", "json", "-e", "cluster::members()"]);
+    let (members, _) = expect(&out, 0);
+    let members: Vec<serde_json::Value> = serde_json::from_str(&members).unwrap();
+    for m in &members {
+        assert!(
+            m["state"] != "draining" && m["state"] != "drained",
+            "{trigger:?}: {m} left drained\n{stderr}"
+        );
+    }
+
+    let again = c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    let (_, stderr2) = expect(&again, 0);
+    assert_eq!(
+        c.version_list(),
+        vec!["0.11.0", "0.11.0", "0.11.0"],
+        "{stderr}\n--- re-run\n{stderr2}"
+    );
+    assert_eq!(c.not_up(), vec![]);
+    let st = c.stats();
+    assert_eq!(
+        (st.client_writes_failed, st.lost_committed_writes),
+        (0, 0),
+        "{trigger:?}\n{stderr}\n--- re-run\n{stderr2}"
+    );
+}
+
+/// One test per step of the per-node procedure, for one signal and the exit code it ends with.
+macro_rules! resume_matrix {
+    ($module:ident, $signal:literal, $code:literal) => {
+        mod $module {
+            use super::{interrupt_then_resume, Trigger};
+
+            #[test]
+            fn at_drain() {
+                interrupt_then_resume(Trigger::Event("drain", "node2"), $signal, $code);
+            }
+            #[test]
+            fn at_wait_drained() {
+                interrupt_then_resume(Trigger::Said("waiting for node2 to drain"), $signal, $code);
+            }
+            #[test]
+            fn at_stop() {
+                interrupt_then_resume(Trigger::Event("stop", "node2"), $signal, $code);
+            }
+            #[test]
+            fn at_install() {
+                interrupt_then_resume(
+                    Trigger::Said("node2: install (`cargo install"),
+                    $signal,
+                    $code,
+                );
+            }
+            #[test]
+            fn at_start() {
+                interrupt_then_resume(Trigger::Event("start", "node2"), $signal, $code);
+            }
+            #[test]
+            fn at_wait_rejoined() {
+                interrupt_then_resume(Trigger::Said("waiting for node2 to rejoin"), $signal, $code);
+            }
+            #[test]
+            fn at_wait_caught_up() {
+                interrupt_then_resume(
+                    Trigger::Said("waiting for node2 to catch up"),
+                    $signal,
+                    $code,
+                );
+            }
+            #[test]
+            fn at_transfer() {
+                interrupt_then_resume(Trigger::Said("transfer leadership to"), $signal, $code);
+            }
+        }
+    };
+}
+
+resume_matrix!(sigint, "INT", 130);
+
+#[test]
+fn ctrl_c_during_a_drain_wait_undrains_the_node_and_journals_it() {
+    let c = matrix_cluster();
+    let j = c.dir.path().join("j.jsonl");
+    let mut run = Running::start(
+        &c,
+        &[
+            "--journal",
+            j.to_str().unwrap(),
+            "-e",
+            r#"node::drain("node2"); node::wait_drained("node2", 30); sleep(60)"#,
+        ],
+    );
+    run.wait_for(&c, Trigger::Event("drain", "node2"));
+    run.signal("INT");
+    let (status, stderr) = run.finish();
+    assert_eq!(status, Some(130), "{stderr}");
+    // The simulator saw the node undrained after the drain.
+    let ev = c.events_of(&["drain", "undrain"]);
+    assert_eq!(
+        ev,
+        vec![
+            ("drain".to_string(), "node2".to_string()),
+            ("undrain".to_string(), "node2".to_string())
+        ]
+    );
+    assert!(
+        stderr.contains("node2: undrained: the run was interrupted while the node was drained"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("this run, before it was interrupted: node2 (drain, undrain)"),
+        "{stderr}"
+    );
+    // A snippet does not claim a stock runbook's way of resuming.
+    assert!(stderr.contains("a snippet does not resume"), "{stderr}");
+    let ops: Vec<String> = text(&std::fs::read(&j).unwrap())
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["op"].to_string())
+        .collect();
+    assert_eq!(ops, vec!["\"node::drain\"", "\"node::undrain\""]);
+}
+
+#[test]
+fn the_second_ctrl_c_hint_names_the_cluster_it_was_run_against() {
+    let c = Cluster::with(SimConfig {
+        speed: 2.0,
+        ..Default::default()
+    });
+    let mut run = Running::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    // The install that follows the stop lasts 1.5 s at this speed: inside the critical section.
+    run.wait_for(&c, Trigger::Event("stop", "node2"));
+    run.signal("INT");
+    run.wait_for(&c, Trigger::Said("finishing the restart of node2 first"));
+    run.signal("INT");
+    let (status, stderr) = run.finish();
+    assert_eq!(status, Some(130), "{stderr}");
+    let hint = format!(
+        "start it with: neumann-script --cluster {} -e 'node::start(\"node2\")'",
+        flag_path(&c)
+    );
+    assert!(stderr.contains(&hint), "{stderr}");
+}
+
+#[test]
+fn a_node_brought_back_still_catching_up_is_not_called_as_it_was() {
+    let c = Cluster::start(3, "0.10.4");
+    c.inject("node2", "fail_install");
+    c.inject("node2", "slow_catchup");
+    let out = c.run(&[
+        "--yes",
+        "--set",
+        "catchup_timeout_secs=2",
+        "rolling_upgrade.rhai",
+        "0.11.0",
+    ]);
+    let (_, stderr) = expect(&out, 3);
+    assert!(
+        stderr.contains(
+            "node2 was started again on 0.10.4 and has rejoined; it is up, catching up, lag"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("the cluster is as it was before this node"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Follow it with: neumann-script --cluster {} -e 'node::wait_caught_up(\"node2\", 100, 2)'",
+            flag_path(&c)
+        )),
+        "{stderr}"
+    );
+    // True when said: the simulator has not logged node2 catching up since its restart.
+    let ev = c.events_of(&["start", "caught_up"]);
+    let last_start = ev
+        .iter()
+        .rposition(|(k, n)| k == "start" && n == "node2")
+        .unwrap();
+    assert!(
+        !ev[last_start..]
+            .iter()
+            .any(|(k, n)| k == "caught_up" && n == "node2"),
+        "{ev:?}"
+    );
+}
