@@ -9,10 +9,10 @@ use crate::support::{expect, Cluster};
 /// The runbook's per-node steps, for the parts a variant does not change.
 const HELPERS: &str = r#"
 fn careful(id, target) {
-    node::drain(id);
+    node::drain(id FORCE);
     node::wait_drained(id, 30);
-    node::stop(id);
-    node::install(id, target);
+    node::stop(id FORCE);
+    node::install(id, target FORCE);
     node::start(id);
     node::wait_rejoined(id, 30);
     node::wait_caught_up(id, 100, 30);
@@ -23,6 +23,43 @@ fn followers_at_start() {
     cluster::versions().keys().filter(|id| id != leader)
 }
 "#;
+
+// Variants the interlocks refuse unless forced.
+const NO_CATCH_UP_WAIT: &str = r#"
+        for id in followers_at_start() {
+            node::drain(id FORCE);
+            node::wait_drained(id, 30);
+            node::stop(id FORCE);
+            node::install(id, target FORCE);
+            node::start(id);
+            node::wait_rejoined(id, 30);
+        }
+        "#;
+
+const TWO_AT_ONCE: &str = r#"
+        let both = followers_at_start();
+        for id in both { node::drain(id FORCE); node::wait_drained(id, 30); }
+        for id in both { node::stop(id FORCE); }
+        for id in both { node::install(id, target FORCE); }
+        for id in both { node::start(id); }
+        for id in both { node::wait_rejoined(id, 30); node::wait_caught_up(id, 100, 30); }
+        "#;
+
+const IGNORES_A_PARTITION: &str = r#"
+        careful("node2", target);
+        "#;
+
+const TRANSFER_TO_A_LAGGING_NODE: &str = r#"
+        let leader = cluster::leader();
+        node::drain("node2" FORCE);
+        node::wait_drained("node2", 30);
+        node::stop("node2" FORCE);
+        node::install("node2", target FORCE);
+        node::start("node2");
+        node::wait_rejoined("node2", 30);
+        try { raft::transfer_leadership("node2", 1.0 FORCE); } catch (e) { warn(`${e}: going on`); }
+        careful(leader, target);
+        "#;
 
 /// A fault set up before the run.
 #[derive(Clone, Copy)]
@@ -60,11 +97,19 @@ fn during(c: &Cluster, baseline: &SimStats) -> SimStats {
     }
 }
 
-/// Runs a careless variant (whatever its exit code) and returns what the simulator recorded.
+/// The variant as a script, its mutating calls forced or not (`FORCE` marks where the option goes).
+fn script(body: &str, force: bool) -> String {
+    let opt = if force { ", #{force: true})" } else { ")" };
+    format!("{HELPERS}\nlet target = args[0];\n{body}\n").replace(" FORCE)", opt)
+}
+
+/// Runs a careless variant (whatever its exit code) and returns what the simulator recorded. Its
+/// mutating calls carry `#{force: true}`, as an operator overriding the interlocks would write them:
+/// without it the interlocks refuse most variants before they do harm (`the_interlocks_refuse_...`).
 fn careless(body: &str, fault: Fault) -> SimStats {
     let (c, baseline) = cluster(fault);
     let path = c.dir.path().join("careless.rhai");
-    std::fs::write(&path, format!("{HELPERS}\nlet target = args[0];\n{body}\n")).unwrap();
+    std::fs::write(&path, script(body, true)).unwrap();
     let out = c.run(&["--yes", path.to_str().unwrap(), "0.11.0"]);
     let stats = during(&c, &baseline);
     eprintln!("careless run exited {:?}: {stats:?}", out.status.code());
@@ -117,19 +162,7 @@ fn leader_first_without_a_hand_over_loses_the_leader() {
 
 #[test]
 fn no_catch_up_wait_with_a_slow_follower_stalls_commits_and_fails_writes() {
-    let s = careless(
-        r#"
-        for id in followers_at_start() {
-            node::drain(id);
-            node::wait_drained(id, 30);
-            node::stop(id);
-            node::install(id, target);
-            node::start(id);
-            node::wait_rejoined(id, 30);
-        }
-        "#,
-        Fault::SlowCatchup("node2"),
-    );
+    let s = careless(NO_CATCH_UP_WAIT, Fault::SlowCatchup("node2"));
     assert!(s.client_writes_failed > 100, "{s:?}");
     assert!(s.max_commit_stall_ms > 2000, "{s:?}");
     assert!(s.quorum_lost_ms > 2000, "{s:?}");
@@ -141,8 +174,8 @@ fn no_drain_fails_the_writes_sent_to_the_stopped_node() {
     let s = careless(
         r#"
         for id in followers_at_start() {
-            node::stop(id);
-            node::install(id, target);
+            node::stop(id FORCE);
+            node::install(id, target FORCE);
             node::start(id);
             node::wait_rejoined(id, 30);
             node::wait_caught_up(id, 100, 30);
@@ -157,17 +190,7 @@ fn no_drain_fails_the_writes_sent_to_the_stopped_node() {
 
 #[test]
 fn two_followers_at_once_on_three_nodes_lose_quorum() {
-    let s = careless(
-        r#"
-        let both = followers_at_start();
-        for id in both { node::drain(id); node::wait_drained(id, 30); }
-        for id in both { node::stop(id); }
-        for id in both { node::install(id, target); }
-        for id in both { node::start(id); }
-        for id in both { node::wait_rejoined(id, 30); node::wait_caught_up(id, 100, 30); }
-        "#,
-        Fault::None,
-    );
+    let s = careless(TWO_AT_ONCE, Fault::None);
     assert!(s.client_writes_failed > 100, "{s:?}");
     assert!(s.quorum_lost_ms > 2000, "{s:?}");
     assert!(s.leader_losses >= 1, "{s:?}");
@@ -176,12 +199,7 @@ fn two_followers_at_once_on_three_nodes_lose_quorum() {
 
 #[test]
 fn ignoring_a_partitioned_member_loses_quorum() {
-    let s = careless(
-        r#"
-        careful("node2", target);
-        "#,
-        Fault::Partition("node3"),
-    );
+    let s = careless(IGNORES_A_PARTITION, Fault::Partition("node3"));
     assert!(s.client_writes_failed > 100, "{s:?}");
     assert!(s.quorum_lost_ms > 2000, "{s:?}");
     assert!(s.leader_losses >= 1, "{s:?}");
@@ -190,22 +208,33 @@ fn ignoring_a_partitioned_member_loses_quorum() {
 
 #[test]
 fn a_forced_transfer_to_a_lagging_node_stalls_writes_then_loses_the_leader() {
-    let s = careless(
-        r#"
-        let leader = cluster::leader();
-        node::drain("node2");
-        node::wait_drained("node2", 30);
-        node::stop("node2");
-        node::install("node2", target);
-        node::start("node2");
-        node::wait_rejoined("node2", 30);
-        try { raft::transfer_leadership("node2", 1.0); } catch (e) { warn(`${e}: going on`); }
-        careful(leader, target);
-        "#,
-        Fault::SlowCatchup("node2"),
-    );
+    let s = careless(TRANSFER_TO_A_LAGGING_NODE, Fault::SlowCatchup("node2"));
     assert!(s.max_commit_stall_ms >= 150, "{s:?}");
     assert!(s.leader_losses >= 1, "{s:?}");
     assert!(s.client_writes_failed > 100, "{s:?}");
     stock_is_harmless(Fault::SlowCatchup("node2"));
+}
+
+/// Without `#{force: true}` the interlocks stop each of these before the harmful call: exit 3, the rule
+/// named, and no harm in the simulator's records.
+#[test]
+fn the_interlocks_refuse_these_variants_before_they_do_harm() {
+    for (body, fault) in [
+        (NO_CATCH_UP_WAIT, Fault::SlowCatchup("node2")),
+        (TWO_AT_ONCE, Fault::None),
+        (IGNORES_A_PARTITION, Fault::Partition("node3")),
+        (TRANSFER_TO_A_LAGGING_NODE, Fault::SlowCatchup("node2")),
+    ] {
+        let (c, baseline) = cluster(fault);
+        let path = c.dir.path().join("careless.rhai");
+        std::fs::write(&path, script(body, false)).unwrap();
+        let (_, stderr) = expect(&c.run(&["--yes", path.to_str().unwrap(), "0.11.0"]), 3);
+        assert!(stderr.contains("refused"), "{stderr}");
+        let s = during(&c, &baseline);
+        assert_eq!(
+            (s.client_writes_failed, s.leader_losses, s.quorum_lost_ms),
+            (0, 0, 0),
+            "{body}\n{s:?}\n{stderr}"
+        );
+    }
 }
