@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub journal: Option<PathBuf>,
     /// `--rehearse`: run against a twin of the cluster.
     pub rehearse: bool,
+    /// `--steal-lease`: take over a run lease whose holder is known to be gone.
+    pub steal_lease: bool,
 }
 
 /// The async runtime every command runs its I/O on: two workers, never the script's own thread.
@@ -151,6 +153,8 @@ impl Session {
             simulated: sim.is_some() || twin.is_some(),
             rehearsal: twin.is_some(),
             format: run.format,
+            script: script.0.to_string(),
+            steal_lease: run.steal_lease,
         };
         ctx.interrupt.install(tokio.handle());
         Ok(Session {
@@ -188,6 +192,7 @@ impl Session {
         } else if result.is_err() {
             report_state(runtime.ctx());
         }
+        runtime.ctx().release_leases();
         // SSH master connections end with the run, not at the remote end's idle timeout.
         let ctx = runtime.ctx();
         let clusters: Vec<Arc<Cluster>> = ctx

@@ -6,6 +6,7 @@ mod blue_green;
 mod canary;
 mod cli;
 mod faults;
+mod lease;
 mod prometheus;
 mod prometheus_support;
 mod rehearse;

@@ -12,6 +12,7 @@ use super::stop::{fail, ScriptStop};
 use crate::cluster::{Cluster, OpError};
 use crate::interrupt;
 use crate::journal;
+use crate::lease::{self, Lease};
 use crate::output::{Format, Output};
 
 /// Turns an operation's failure into a catchable script error; unknown names become usage stops.
@@ -42,6 +43,10 @@ pub struct Settings {
     /// A rehearsal on a twin: commands that would run outside the twin (exec, traffic switch) are not run.
     pub rehearsal: bool,
     pub format: Format,
+    /// The script's name, for the run lease.
+    pub script: String,
+    /// `--steal-lease`: take over a lease whose holder is known to be gone.
+    pub steal_lease: bool,
 }
 
 impl Default for Settings {
@@ -53,6 +58,8 @@ impl Default for Settings {
             simulated: false,
             rehearsal: false,
             format: Format::Text,
+            script: String::new(),
+            steal_lease: false,
         }
     }
 }
@@ -72,6 +79,10 @@ pub struct Ctx {
     pub touched: RefCell<BTreeSet<String>>,
     /// Every mutating call of the run, in order: a rehearsal's plan.
     pub plan: RefCell<Vec<Planned>>,
+    /// The run leases this run holds, one per cluster it changed.
+    leases: RefCell<Vec<(Arc<Cluster>, Lease)>>,
+    /// The steps the run is in, innermost last.
+    steps: RefCell<Vec<String>>,
 }
 
 /// One mutating call as it happened.
@@ -105,6 +116,8 @@ impl Ctx {
             journal: journal::Journal::off(),
             touched: RefCell::new(BTreeSet::new()),
             plan: RefCell::new(Vec::new()),
+            leases: RefCell::new(Vec::new()),
+            steps: RefCell::new(Vec::new()),
         }
     }
 
@@ -132,6 +145,7 @@ impl Ctx {
         args: serde_json::Value,
         f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
     ) -> Result<T, Box<EvalAltResult>> {
+        self.hold_lease()?;
         if let Some(n) = node {
             self.touched.borrow_mut().insert(n.to_string());
         }
@@ -147,5 +161,91 @@ impl Ctx {
             error: error.clone(),
         });
         result
+    }
+
+    /// Makes sure this run holds the lease of the cluster it is about to change: asked for on the first
+    /// mutating call, so read-only runs never need it; callers that announce a change or enter a
+    /// critical section first ask for it before that. A lease held by another run is a safe stop that
+    /// changed nothing; a lease this run lost is a safe stop too.
+    pub fn hold_lease(&self) -> Result<(), Box<EvalAltResult>> {
+        let Some(cluster) = self.cluster.borrow().clone() else {
+            return Ok(());
+        };
+        if let Some((_, held)) = self
+            .leases
+            .borrow()
+            .iter()
+            .find(|(c, _)| Arc::ptr_eq(c, &cluster))
+        {
+            return match held.lost() {
+                Some(why) => Err(ScriptStop::guard(format!(
+                    "{why}. This run stopped before its next change"
+                ))),
+                None => Ok(()),
+            };
+        }
+        let me = lease::Identity::new(&self.settings.script, &self.settings.args);
+        let step = self.steps.borrow().last().cloned();
+        let started = std::time::Instant::now();
+        let steal = self.settings.steal_lease;
+        let granted = self
+            .block_on(async { Ok(lease::acquire(&cluster, &me, step, steal).await) })
+            .map_err(throw)?;
+        let granted = match granted {
+            Ok(g) => g,
+            Err(lease::Refused::Held(why)) => return Err(ScriptStop::guard(why)),
+            Err(lease::Refused::Failed(e)) => return Err(throw(e)),
+        };
+        for w in &granted.warnings {
+            self.out.warn(w);
+        }
+        if let Some(old) = &granted.stolen {
+            self.out.warn(&format!(
+                "--steal-lease: this run took over the cluster's lease from {}",
+                lease::describe(old)
+            ));
+            self.journal.record(
+                "lease::steal",
+                None,
+                serde_json::json!({
+                    "from": old.holder,
+                    "run_id": old.run_id,
+                    "script": old.script,
+                    "args": old.args,
+                    "step": old.step,
+                }),
+                None,
+                started.elapsed(),
+            );
+        }
+        self.leases.borrow_mut().push((cluster, granted.lease));
+        Ok(())
+    }
+
+    /// A step begins (`Some`) or ends (`None`): the leases this run holds show the step it is in.
+    pub fn step_changed(&self, begun: Option<&str>) {
+        let mut steps = self.steps.borrow_mut();
+        match begun {
+            Some(name) => steps.push(name.to_string()),
+            None => {
+                steps.pop();
+            }
+        }
+        for (_, l) in self.leases.borrow().iter() {
+            l.set_step(steps.last().map(String::as_str));
+        }
+    }
+
+    /// Gives back every lease this run holds; for the end of a session, whatever happened.
+    pub fn release_leases(&self) {
+        for (cluster, l) in self.leases.borrow_mut().drain(..) {
+            // Not `block_on`: after Ctrl-C that refuses to run, and this must happen regardless.
+            if let Err(e) = self.rt.block_on(l.release()) {
+                self.out.warn(&format!(
+                    "could not release the run lease of `{}`: {e}; it expires on its own",
+                    cluster.inventory.source.display()
+                ));
+            }
+        }
     }
 }

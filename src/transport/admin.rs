@@ -88,6 +88,7 @@ impl AdminError {
 enum Method {
     Get,
     Post,
+    Delete,
 }
 
 impl Method {
@@ -95,8 +96,36 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
         }
     }
+}
+
+/// The cluster's run lease as `GET /admin/lease` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseRecord {
+    pub run_id: String,
+    /// `user@host pid N`.
+    pub holder: String,
+    pub script: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub acquired_at: f64,
+    pub ttl_secs: f64,
+    #[serde(default)]
+    pub step: Option<String>,
+    #[serde(default)]
+    pub request: Option<Value>,
+    /// Seconds left before it expires unless renewed, when the cluster says.
+    #[serde(default)]
+    pub expires_in_secs: Option<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct LeaseAnswer {
+    lease: Option<LeaseRecord>,
 }
 
 /// How many nodes one fan-out asks at once: enough for hundreds of nodes in a few round trips, few enough
@@ -199,6 +228,10 @@ impl AdminClient {
             Method::Post => self
                 .http
                 .post(&url)
+                .json(body.unwrap_or(&Value::Object(Default::default()))),
+            Method::Delete => self
+                .http
+                .delete(&url)
                 .json(body.unwrap_or(&Value::Object(Default::default()))),
         }
         .timeout(timeout);
@@ -416,6 +449,49 @@ impl AdminClient {
                 Method::Post,
                 "/admin/test-transaction",
                 None,
+            )
+            .await?
+            .1)
+    }
+
+    /// `GET /admin/lease` via any node: the run holding the cluster's lease, if any.
+    pub async fn lease(&self) -> Result<Option<LeaseRecord>, AdminError> {
+        let (_, a): (usize, LeaseAnswer) =
+            self.any("lease", Method::Get, "/admin/lease", None).await?;
+        Ok(a.lease)
+    }
+
+    /// `POST /admin/lease` via any node: acquires or renews; 409 while another run holds it.
+    pub async fn lease_acquire(&self, body: &Value) -> Result<Option<LeaseRecord>, AdminError> {
+        let (_, a): (usize, LeaseAnswer) = self
+            .any("lease", Method::Post, "/admin/lease", Some(body))
+            .await?;
+        Ok(a.lease)
+    }
+
+    /// `DELETE /admin/lease {"run_id", "by"}` via any node.
+    pub async fn lease_release(&self, run_id: &str, by: &str) -> Result<(), AdminError> {
+        let body = serde_json::json!({ "run_id": run_id, "by": by });
+        self.any::<Value>("release lease", Method::Delete, "/admin/lease", Some(&body))
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /admin/lease/request {"action", "by", "reason"}`: asks the lease's holder to pause, resume
+    /// or abort at its next safe point; 404 when no run holds the lease.
+    pub async fn lease_request(
+        &self,
+        action: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Value, AdminError> {
+        let body = serde_json::json!({ "action": action, "by": by, "reason": reason });
+        Ok(self
+            .any(
+                "lease request",
+                Method::Post,
+                "/admin/lease/request",
+                Some(&body),
             )
             .await?
             .1)

@@ -92,6 +92,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     );
     let c = ctx.clone();
     b.add("pause", &[], "", doc::PAUSE, move || -> RhaiResult<()> {
+        c.hold_lease()?;
         c.out
             .info("pause the cluster: new client requests are rejected until resume");
         let cl = c.cluster()?;
@@ -101,6 +102,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     });
     let c = ctx.clone();
     b.add("resume", &[], "", doc::RESUME, move || -> RhaiResult<()> {
+        c.hold_lease()?;
         c.out.info("resume the cluster");
         let cl = c.cluster()?;
         c.mutate("cluster::resume", None, serde_json::json!({}), || {
@@ -153,6 +155,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 )));
             };
             let command = crate::transport::host::substitute(&bg.switch, "to", &to);
+            c.hold_lease()?;
             c.out.info(&format!("switch traffic to {to} (`{command}`)"));
             let args = serde_json::json!({ "to": to.as_str(), "command": command });
             c.mutate("cluster::switch_traffic", None, args, || {

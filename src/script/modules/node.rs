@@ -52,6 +52,7 @@ fn host_op(c: &Ctx, id: &str, op: HostOp) -> RhaiResult<crate::transport::host::
     let cl = c.cluster()?;
     let spec = cl.node(id).map_err(throw)?;
     let command = op.command(spec);
+    c.hold_lease()?;
     c.out.info(&format!("{id}: {} (`{command}`)", op.name()));
     if op == HostOp::Stop {
         c.interrupt.enter(id);
@@ -99,6 +100,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "",
         doc::DRAIN,
         move |id: ImmutableString| -> RhaiResult<()> {
+            c.hold_lease()?;
             c.out.info(&format!("{id}: drain"));
             let cl = c.cluster()?;
             c.mutate(
@@ -116,6 +118,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "",
         doc::UNDRAIN,
         move |id: ImmutableString| -> RhaiResult<()> {
+            c.hold_lease()?;
             c.out.info(&format!("{id}: undrain"));
             let cl = c.cluster()?;
             c.mutate(

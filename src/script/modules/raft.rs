@@ -28,6 +28,7 @@ const TRANSFER_WAIT: Duration = Duration::from_secs(30);
 
 fn transfer(c: &Ctx, to: &str, wait: Duration) -> RhaiResult<RaftStatus> {
     let cl = c.cluster()?;
+    c.hold_lease()?;
     c.out.info(&format!("transfer leadership to {to}"));
     let args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
     c.mutate("raft::transfer_leadership", Some(to), args, || {
