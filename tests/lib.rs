@@ -11,6 +11,7 @@ mod prometheus;
 mod prometheus_support;
 mod rehearse;
 mod repl;
+mod responsiveness;
 mod runbooks;
 mod scripts;
 mod ssh;

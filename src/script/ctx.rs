@@ -30,6 +30,9 @@ pub fn throw(e: OpError) -> Box<EvalAltResult> {
     }
 }
 
+/// How long a call may go without an answer before the operator is shown what it waits for.
+const SLOW_CALL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the script API needs from the outside world.
 pub struct Settings {
     /// `--set NAME=VALUE` pairs.
@@ -83,6 +86,8 @@ pub struct Ctx {
     leases: RefCell<Vec<(Arc<Cluster>, Lease)>>,
     /// The steps the run is in, innermost last.
     steps: RefCell<Vec<String>>,
+    /// Waits in progress that show their own live line: calls inside them do not add another.
+    pub announced: std::cell::Cell<u32>,
 }
 
 /// One mutating call as it happened.
@@ -118,22 +123,59 @@ impl Ctx {
             plan: RefCell::new(Vec::new()),
             leases: RefCell::new(Vec::new()),
             steps: RefCell::new(Vec::new()),
+            announced: std::cell::Cell::new(0),
         }
     }
 
     /// Runs a cluster call to completion from the script thread; Ctrl-C abandons it unless a node is
-    /// between stop and start.
+    /// between stop and start. A call with no answer after 2 s gets a live line naming what it waits
+    /// for on which nodes, unless a wait already shows one.
     pub fn block_on<T>(
         &self,
         f: impl std::future::Future<Output = Result<T, OpError>>,
     ) -> Result<T, OpError> {
         let interrupt = self.interrupt.clone();
+        let started = std::time::Instant::now();
+        let in_flight = (self.announced.get() == 0)
+            .then(|| {
+                self.cluster
+                    .borrow()
+                    .as_ref()
+                    .map(|c| c.admin.in_flight.clone())
+            })
+            .flatten();
         self.rt.block_on(async move {
+            tokio::pin!(f);
             tokio::select! {
                 biased;
-                r = f => r,
-                _ = interrupt.stopped() => Err(OpError::Interrupted),
+                r = &mut f => return r,
+                _ = interrupt.stopped() => return Err(OpError::Interrupted),
+                _ = tokio::time::sleep(SLOW_CALL) => {}
             }
+            let mut live = None;
+            let result = loop {
+                if let Some(now) = in_flight.as_ref().and_then(|s| s.describe()) {
+                    match &mut live {
+                        None => live = Some((self.out.wait_since(&now, started), now)),
+                        Some((wait, first)) if *first != now => wait.update(&format!("now {now}")),
+                        Some(_) => {}
+                    }
+                }
+                tokio::select! {
+                    biased;
+                    r = &mut f => break r,
+                    _ = interrupt.stopped() => break Err(OpError::Interrupted),
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                }
+            };
+            if let Some((wait, label)) = live {
+                wait.finish(&match &result {
+                    Ok(_) => format!("{label}: answered"),
+                    Err(OpError::Interrupted) => format!("{label}: interrupted"),
+                    Err(_) => format!("{label}: failed"),
+                });
+            }
+            result
         })
     }
 

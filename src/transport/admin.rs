@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::http::{snippet, Cause};
+use super::http::{snippet, Cause, InFlight};
 use crate::inventory::{Inventory, NodeSpec};
 use crate::model::{Member, NodeHealth, RaftStatus};
 
@@ -26,8 +26,13 @@ pub enum AdminError {
         url: String,
         cause: Cause,
     },
-    #[error("cluster: {op} failed: no node answered ({})", tried.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
-    NoNodeAnswered { op: String, tried: Vec<AdminError> },
+    #[error("cluster: {op} failed: no node answered in {} ({})", crate::output::human_duration(*took), tried.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    NoNodeAnswered {
+        op: String,
+        tried: Vec<AdminError>,
+        /// The real time spent asking them all, one after another.
+        took: Duration,
+    },
 }
 
 impl AdminError {
@@ -140,6 +145,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// full request timeout.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Each node's time to answer a lease call: a lease is a small record, and a node that cannot answer
+/// it promptly is passed over for the next.
+const LEASE_TIMEOUT: Duration = PROBE_TIMEOUT;
+
 /// The client for every node of one inventory.
 pub struct AdminClient {
     http: reqwest::Client,
@@ -148,6 +157,8 @@ pub struct AdminClient {
     request_timeout: Duration,
     /// The node that answered a cluster-wide read last: asked first next time.
     preferred: AtomicUsize,
+    /// Calls on the wire now (and the cluster's host commands), for the operator's live line.
+    pub in_flight: InFlight,
 }
 
 impl AdminClient {
@@ -167,6 +178,7 @@ impl AdminClient {
             token: inv.token.clone(),
             request_timeout: inv.request_timeout,
             preferred: AtomicUsize::new(0),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -191,6 +203,7 @@ impl AdminClient {
         body: Option<&Value>,
         timeout: Option<Duration>,
     ) -> Result<String, AdminError> {
+        let _on_the_wire = self.in_flight.start(&self.nodes[idx].id, op);
         let mut backoff = RETRY_BACKOFF;
         for _ in 1..ATTEMPTS {
             match self.send_once(idx, op, method, path, body, timeout).await {
@@ -288,12 +301,25 @@ impl AdminClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(usize, T), AdminError> {
+        self.any_within(op, method, path, body, None).await
+    }
+
+    /// `any` with each node's own timeout.
+    async fn any_within<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<(usize, T), AdminError> {
         let n = self.nodes.len();
         let first = self.preferred.load(Ordering::Relaxed) % n.max(1);
         let mut tried = Vec::new();
+        let started = std::time::Instant::now();
         for k in 0..n {
             let idx = (first + k) % n;
-            match self.json(idx, op, method, path, body, None).await {
+            match self.json(idx, op, method, path, body, timeout).await {
                 Ok(v) => {
                     self.preferred.store(idx, Ordering::Relaxed);
                     return Ok((idx, v));
@@ -305,6 +331,7 @@ impl AdminClient {
         Err(AdminError::NoNodeAnswered {
             op: op.to_string(),
             tried,
+            took: started.elapsed(),
         })
     }
 
@@ -374,6 +401,20 @@ impl AdminClient {
             .any("members", Method::Get, "/admin/cluster/members", None)
             .await?
             .1)
+    }
+
+    /// `GET /admin/cluster/members` from one node, within `timeout`: a survey asks a node that has just
+    /// answered its health probe, so one hung node cannot hold the survey up.
+    pub async fn members_on(&self, id: &str, timeout: Duration) -> Result<Vec<Member>, AdminError> {
+        self.on(
+            id,
+            "members",
+            Method::Get,
+            "/admin/cluster/members",
+            None,
+            Some(timeout),
+        )
+        .await
     }
 
     /// `GET /admin/raft/status` from any node.
@@ -456,15 +497,28 @@ impl AdminClient {
 
     /// `GET /admin/lease` via any node: the run holding the cluster's lease, if any.
     pub async fn lease(&self) -> Result<Option<LeaseRecord>, AdminError> {
-        let (_, a): (usize, LeaseAnswer) =
-            self.any("lease", Method::Get, "/admin/lease", None).await?;
+        let (_, a): (usize, LeaseAnswer) = self
+            .any_within(
+                "lease",
+                Method::Get,
+                "/admin/lease",
+                None,
+                Some(LEASE_TIMEOUT),
+            )
+            .await?;
         Ok(a.lease)
     }
 
     /// `POST /admin/lease` via any node: acquires or renews; 409 while another run holds it.
     pub async fn lease_acquire(&self, body: &Value) -> Result<Option<LeaseRecord>, AdminError> {
         let (_, a): (usize, LeaseAnswer) = self
-            .any("lease", Method::Post, "/admin/lease", Some(body))
+            .any_within(
+                "lease",
+                Method::Post,
+                "/admin/lease",
+                Some(body),
+                Some(LEASE_TIMEOUT),
+            )
             .await?;
         Ok(a.lease)
     }
@@ -472,9 +526,15 @@ impl AdminClient {
     /// `DELETE /admin/lease {"run_id", "by"}` via any node.
     pub async fn lease_release(&self, run_id: &str, by: &str) -> Result<(), AdminError> {
         let body = serde_json::json!({ "run_id": run_id, "by": by });
-        self.any::<Value>("release lease", Method::Delete, "/admin/lease", Some(&body))
-            .await
-            .map(|_| ())
+        self.any_within::<Value>(
+            "release lease",
+            Method::Delete,
+            "/admin/lease",
+            Some(&body),
+            Some(LEASE_TIMEOUT),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `POST /admin/lease/request {"action", "by", "reason"}`: asks the lease's holder to pause, resume
@@ -559,10 +619,10 @@ mod tests {
             e.to_string(),
             format!("node1: health failed: GET http://127.0.0.1:{port}/health: connection refused")
         );
-        let all = client.members().await.unwrap_err();
+        let all = client.members().await.unwrap_err().to_string();
         assert!(
-            all.to_string()
-                .starts_with("cluster: members failed: no node answered (node1: members failed"),
+            all.starts_with("cluster: members failed: no node answered in ")
+                && all.contains(" ms (node1: members failed"),
             "{all}"
         );
     }

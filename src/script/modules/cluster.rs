@@ -27,7 +27,9 @@ mod doc {
     pub const RESUME: &str = "Lets the cluster accept client requests again.";
     pub const WAIT_HEALTHY: &str =
         "Returns when every member is up, healthy and caught up (lag within \
-        100 ms) and there is a leader; on timeout throws naming each unhealthy member and why.";
+        100 ms) and there is a leader; on timeout throws naming each unhealthy member and why. \
+        Throws at once when the cluster's member list and the inventory disagree, naming the \
+        members on one side only: waiting cannot fix that.";
     pub const TEST_TRANSACTION: &str =
         "Writes and reads back a probe key through the leader: #{ok, \
         latency_ms, leader}; throws when the write fails.";
