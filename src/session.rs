@@ -180,6 +180,8 @@ impl Session {
             journal,
             engine: runtime,
         } = self;
+        // Before the twin or the simulator goes away: the lease lives in the cluster.
+        runtime.ctx().release_leases();
         if let Some((t, live_source)) = twin {
             report_rehearsal(
                 &runtime,
@@ -192,7 +194,6 @@ impl Session {
         } else if result.is_err() {
             report_state(runtime.ctx());
         }
-        runtime.ctx().release_leases();
         // SSH master connections end with the run, not at the remote end's idle timeout.
         let ctx = runtime.ctx();
         let clusters: Vec<Arc<Cluster>> = ctx

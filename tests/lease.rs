@@ -327,3 +327,21 @@ fn a_cluster_without_the_lease_endpoint_falls_back_to_a_local_lock_file() {
     expect(&out, 0);
     assert_eq!(c.events_of(&["drain"]).len(), 1);
 }
+
+#[test]
+fn a_rehearsal_gives_its_twins_lease_back_before_the_twin_goes() {
+    let c = Cluster::start(3, "0.10.4");
+    let out = run(
+        &c,
+        &[
+            "--rehearse",
+            "-e",
+            "node::drain(\"node2\"); node::undrain(\"node2\")",
+        ],
+    );
+    let (_, stderr) = expect(&out, 0);
+    assert!(!stderr.contains("could not release"), "{stderr}");
+    // The live cluster was only read: no lease, no drain.
+    assert!(lease_events(&c).is_empty());
+    assert!(c.events_of(&["drain"]).is_empty());
+}
