@@ -62,16 +62,25 @@ pub type Report<'a> = &'a mut dyn FnMut(&str);
 
 /// Polls until a deadline: 50 ms at first, growing to 250 ms, never past the deadline.
 struct Poll {
+    started: Instant,
     deadline: Instant,
     interval: Duration,
 }
 
 impl Poll {
     fn new(timeout: Duration) -> Poll {
+        let started = Instant::now();
         Poll {
-            deadline: Instant::now() + timeout,
+            started,
+            deadline: started + timeout,
             interval: Duration::from_millis(50),
         }
+    }
+
+    /// The real time the wait has taken: a last probe can outlast the deadline, and a message says what
+    /// was spent, not what was planned.
+    fn spent(&self) -> String {
+        human_duration(self.started.elapsed())
     }
 
     /// Sleeps until the next probe; false once the deadline has passed.
@@ -349,7 +358,7 @@ impl Cluster {
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
                     "cluster: not healthy after {}: {last}",
-                    human_duration(timeout)
+                    poll.spent()
                 )));
             }
         }
@@ -424,7 +433,7 @@ impl Cluster {
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
                     "{id}: not drained after {}: {last}",
-                    human_duration(timeout)
+                    poll.spent()
                 )));
             }
         }
@@ -500,8 +509,8 @@ impl Cluster {
             };
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
-                    "{id}: did not rejoin within {}: last seen: {last}",
-                    human_duration(timeout)
+                    "{id}: did not rejoin in {}: last seen: {last}",
+                    poll.spent()
                 )));
             }
         }
@@ -534,7 +543,7 @@ impl Cluster {
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
                     "{id}: not caught up after {}: {last}",
-                    human_duration(timeout)
+                    poll.spent()
                 )));
             }
         }
@@ -583,8 +592,8 @@ impl Cluster {
             }
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
-                    "{to}: did not become leader within {} after {leader} accepted the transfer",
-                    human_duration(timeout)
+                    "{to}: did not become leader in {} after {leader} accepted the transfer",
+                    poll.spent()
                 )));
             }
         }

@@ -122,11 +122,7 @@ fn nodes_that_accept_and_never_answer_get_a_live_line_and_the_real_time_spent() 
         .find(|l| l.starts_with("error: cluster: no node answered in "))
         .unwrap_or_else(|| panic!("{stderr}"));
     // "in 3 s" or "in 3.1 s": the time this run actually spent, not a per-request limit.
-    let stated: f64 = error["error: cluster: no node answered in ".len()..]
-        .split(" s:")
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{error}"));
+    let stated = stated_secs(error, "no node answered in ");
     assert!(
         stated >= 2.5 && stated <= took.as_secs_f64() + 0.1,
         "stated {stated} s, the process took {took:?}: {error}"
@@ -139,4 +135,40 @@ fn nodes_that_accept_and_never_answer_get_a_live_line_and_the_real_time_spent() 
         );
     }
     drop(listeners);
+}
+
+/// The number of seconds in "... after 3.1 s: ..." or "... in 3 s: ...".
+fn stated_secs(line: &str, after: &str) -> f64 {
+    let at = line
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after:?} in {line}"))
+        + after.len();
+    let rest = &line[at..];
+    let (n, unit) = rest.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+    let n: f64 = n.parse().unwrap_or_else(|_| panic!("{line}"));
+    match unit {
+        u if u.starts_with("ms") => n / 1000.0,
+        u if u.starts_with('s') => n,
+        _ => panic!("{line}"),
+    }
+}
+
+#[test]
+fn a_wait_that_gives_up_states_the_time_it_took_not_the_time_it_was_given() {
+    let c = Cluster::start(3, "0.10.4");
+    // A hung node costs each survey its 3 s probe: more than the 1 s the wait was given.
+    c.inject("node3", "hang");
+    let started = Instant::now();
+    let (_, stderr) = expect(&c.run(&["-e", "cluster::wait_healthy(1)"]), 1);
+    let took = started.elapsed().as_secs_f64();
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: cluster: not healthy after "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let stated = stated_secs(error, "not healthy after ");
+    assert!(
+        (2.5..=took + 0.1).contains(&stated),
+        "stated {stated} s, the process took {took} s: {error}"
+    );
+    assert!(error.contains("node3"), "{error}");
 }
