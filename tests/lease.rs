@@ -176,6 +176,23 @@ fn a_mutating_snippet_is_refused_while_a_run_holds_the_lease_and_a_read_is_not()
     let out = run(&c, &["-e", "cluster::health().healthy"]);
     let (stdout, _) = expect(&out, 0);
     assert_eq!(stdout.trim(), "true");
+
+    // In the REPL the refusal is shown and the session goes on; reads still answer.
+    let out = c
+        .cmd()
+        .env("XDG_STATE_HOME", state_dir(&c))
+        .arg("repl")
+        .write_stdin("node::undrain(\"node3\")\ncluster::leader()\n")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = expect(&out, 0);
+    assert!(
+        stderr.contains("stopped safely: another run holds this cluster's lease: ")
+            && stderr.contains(&format!(" pid {} running `<-e>`", holder.id())),
+        "{stderr}"
+    );
+    assert!(stdout.contains("node1"), "{stdout}");
+    assert!(c.events_of(&["undrain"]).is_empty());
     kill9(holder);
 }
 
