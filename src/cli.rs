@@ -91,6 +91,10 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
 
+    /// Take over the cluster's run lease from a run whose process is known to be gone (journaled)
+    #[arg(long)]
+    steal_lease: bool,
+
     /// Evaluate CODE instead of a script; the value of its last expression is printed
     #[arg(short = 'e', long = "eval", value_name = "CODE")]
     eval: Option<String>,
@@ -375,6 +379,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         yes: args.yes,
         journal: args.journal.clone(),
         rehearse: args.rehearse,
+        steal_lease: args.steal_lease,
         format: match args.format {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,

@@ -167,16 +167,25 @@ pub type Report<'a> = &'a mut dyn FnMut(&str);
 
 /// Polls until a deadline: 50 ms at first, growing to 250 ms, never past the deadline.
 struct Poll {
+    started: Instant,
     deadline: Instant,
     interval: Duration,
 }
 
 impl Poll {
     fn new(timeout: Duration) -> Poll {
+        let started = Instant::now();
         Poll {
-            deadline: Instant::now() + timeout,
+            started,
+            deadline: started + timeout,
             interval: Duration::from_millis(50),
         }
+    }
+
+    /// The real time the wait has taken: a last probe can outlast the deadline, and a message says what
+    /// was spent, not what was planned.
+    fn spent(&self) -> String {
+        human_duration(self.started.elapsed())
     }
 
     /// Sleeps until the next probe; false once the deadline has passed.
@@ -206,6 +215,8 @@ struct Survey {
     /// The leader's own report (any node's when no leader answered): term, commit index, pause.
     view: NodeHealth,
     notes: BTreeMap<String, String>,
+    /// How the inventory differs from the cluster's own member list, when it does: waiting cannot fix it.
+    mismatch: Option<String>,
 }
 
 /// A cluster as the tool reaches it: its inventory, admin API and hosts.
@@ -243,8 +254,24 @@ impl Cluster {
     /// own report wins; a node the tool cannot reach is down from where the operator stands, with the
     /// cluster's last word on its role and version; members missing from the inventory are noted.
     async fn survey(&self) -> OpResult<Survey> {
-        let (own, view) = tokio::join!(self.admin.health_all(), self.admin.members());
-        let view = view.ok();
+        let started = Instant::now();
+        let own = self.admin.health_all().await;
+        // The member list from a node that has just answered (the leader when it did), bounded like a
+        // probe: asking a hung node would cost the request timeout once per node.
+        let asked = own
+            .iter()
+            .zip(&self.inventory.nodes)
+            .filter_map(|(h, spec)| h.as_ref().ok().map(|h| (h, spec)))
+            .max_by_key(|(h, _)| h.raft_state == "leader")
+            .map(|(_, spec)| spec.id.clone());
+        let view = match asked {
+            Some(id) => self
+                .admin
+                .members_on(&id, crate::transport::admin::PROBE_TIMEOUT)
+                .await
+                .ok(),
+            None => None,
+        };
         let mut members = Vec::with_capacity(own.len());
         let mut notes = BTreeMap::new();
         let mut leader_view: Option<NodeHealth> = None;
@@ -282,8 +309,10 @@ impl Cluster {
                 }
             }
         }
+        let mut extra = Vec::new();
         for m in view.iter().flatten() {
             if self.inventory.node(&m.id).is_err() {
+                extra.push(m.id.clone());
                 notes.insert(
                     m.id.clone(),
                     format!(
@@ -294,6 +323,46 @@ impl Cluster {
                 members.push(m.clone());
             }
         }
+        let missing: Vec<String> = match &view {
+            Some(v) => self
+                .inventory
+                .nodes
+                .iter()
+                .filter(|n| !v.iter().any(|m| m.id == n.id))
+                .map(|n| n.id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        for id in &missing {
+            notes.insert(
+                id.clone(),
+                "listed in the inventory but not a member of the cluster".into(),
+            );
+        }
+        let mismatch = (!extra.is_empty() || !missing.is_empty()).then(|| {
+            let mut parts = Vec::new();
+            if !extra.is_empty() {
+                parts.push(format!(
+                    "the cluster has {} that the inventory does not list",
+                    extra.join(", ")
+                ));
+            }
+            if !missing.is_empty() {
+                parts.push(format!(
+                    "the inventory lists {} that the cluster does not have as {}",
+                    missing.join(", "),
+                    if missing.len() == 1 { "a member" } else { "members" }
+                ));
+            }
+            let members: Vec<&str> = view.iter().flatten().map(|m| m.id.as_str()).collect();
+            format!(
+                "cluster: the inventory `{}` does not match the cluster's members ({}): {}. Waiting cannot \
+                 fix this: correct the inventory",
+                self.inventory.source.display(),
+                members.join(", "),
+                parts.join("; ")
+            )
+        });
         match leader_view {
             Some(view) => {
                 if let Some(l) = &view.leader {
@@ -303,6 +372,7 @@ impl Cluster {
                     members,
                     view,
                     notes,
+                    mismatch,
                 })
             }
             // Every node's reason: the one that matters may not be the first.
@@ -310,7 +380,8 @@ impl Cluster {
                 "cluster: the inventory names no nodes".into(),
             )),
             None => Err(OpError::Failed(format!(
-                "cluster: no node answered: {}",
+                "cluster: no node answered in {}: {}",
+                human_duration(started.elapsed()),
                 errors.join("; ")
             ))),
         }
@@ -369,7 +440,15 @@ impl Cluster {
         let mut poll = Poll::new(timeout);
         let mut last;
         loop {
-            last = match self.health().await {
+            let health = match self.survey().await {
+                // A member list that disagrees with the inventory does not change by waiting.
+                Ok(Survey {
+                    mismatch: Some(m), ..
+                }) => return Err(OpError::Failed(m)),
+                Ok(s) => Ok(ClusterHealth::assess(s.members, &s.view, &s.notes)),
+                Err(e) => Err(e),
+            };
+            last = match health {
                 Ok(h) if h.healthy => return Ok(h),
                 Ok(h) => {
                     report(&format!(
@@ -384,7 +463,7 @@ impl Cluster {
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
                     "cluster: not healthy after {}: {last}",
-                    human_duration(timeout)
+                    poll.spent()
                 )));
             }
         }
@@ -397,13 +476,16 @@ impl Cluster {
     /// A node's own report, or the cluster's view of it when the node cannot be reached.
     pub async fn node_status(&self, id: &str) -> OpResult<Member> {
         let spec = self.node(id)?;
+        let started = Instant::now();
         match self.admin.node_health(id).await {
             Ok(h) => Ok(h.to_member(&spec.admin_url)),
             Err(e) if e.unreachable() => {
-                let members = self
-                    .members()
-                    .await
-                    .map_err(|m| OpError::Failed(format!("{e}; and {m}")))?;
+                let members = self.members().await.map_err(|m| {
+                    OpError::Failed(format!(
+                        "{e}; and {m} ({} in all)",
+                        human_duration(started.elapsed())
+                    ))
+                })?;
                 members.into_iter().find(|m| m.id == id).ok_or_else(|| {
                     OpError::Failed(format!(
                         "{e}; and the cluster does not list `{id}` as a member"
@@ -498,7 +580,7 @@ impl Cluster {
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
                     "{id}: not drained after {}: {last}",
-                    human_duration(timeout)
+                    poll.spent()
                 )));
             }
         }
@@ -511,6 +593,7 @@ impl Cluster {
         if let Some(g) = Guarded::of_host(id, &op) {
             self.enforce(&g, force).await?;
         }
+        let _on_the_wire = self.admin.in_flight.start(id, op.name());
         let out = self.hosts.run(spec, &op).await?;
         if out.status != 0 && !matches!(op, HostOp::Exec(_)) {
             let detail = last_lines(
@@ -577,8 +660,8 @@ impl Cluster {
             };
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
-                    "{id}: did not rejoin within {}: last seen: {last}",
-                    human_duration(timeout)
+                    "{id}: did not rejoin in {}: last seen: {last}",
+                    poll.spent()
                 )));
             }
         }
@@ -611,7 +694,7 @@ impl Cluster {
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
                     "{id}: not caught up after {}: {last}",
-                    human_duration(timeout)
+                    poll.spent()
                 )));
             }
         }
@@ -663,8 +746,8 @@ impl Cluster {
             }
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
-                    "{to}: did not become leader within {} after {leader} accepted the transfer",
-                    human_duration(timeout)
+                    "{to}: did not become leader in {} after {leader} accepted the transfer",
+                    poll.spent()
                 )));
             }
         }

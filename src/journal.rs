@@ -23,6 +23,17 @@ pub fn default_path() -> Option<PathBuf> {
     Some(base.join("neumann-script").join("journal.jsonl"))
 }
 
+/// Who runs this process and where: ($USER, this machine's host name).
+pub fn whoami() -> (String, String) {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    (user, host)
+}
+
 /// `2026-11-25T03:40:00Z` from unix seconds.
 pub fn rfc3339(unix: f64) -> String {
     let secs = unix.max(0.0) as i64;
@@ -89,12 +100,7 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open the journal `{}`: {e}", path.display()))?;
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default();
+        let (user, host) = whoami();
         Ok(Journal {
             file: Some(Mutex::new(file)),
             path: Some(path.to_path_buf()),

@@ -2,8 +2,8 @@
 //!
 //! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
 //! `cli`, `run` (arguments, dispatch, exit codes) → `repl`, `session` (side by side: tokio runtime, simulator,
-//! clusters, journal) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `cluster`
-//! (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
+//! clusters, journal) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
+//! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
 //! (typed values, policy, figures); `output`, `journal`, `interrupt` and `error` are leaves any layer
 //! may use. `sim` is the simulated cluster and imports nothing of the product.
 
@@ -13,6 +13,7 @@ pub mod error;
 pub mod interrupt;
 pub mod inventory;
 pub mod journal;
+pub mod lease;
 pub mod model;
 pub mod output;
 pub mod rehearse;

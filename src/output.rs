@@ -108,6 +108,11 @@ impl Output {
 
     /// Starts reporting a wait.
     pub fn wait(&self, label: &str) -> Wait {
+        self.wait_since(label, Instant::now())
+    }
+
+    /// Starts reporting a wait that began at `started`: a call shown only once it is slow.
+    pub fn wait_since(&self, label: &str, started: Instant) -> Wait {
         let bar = self.live.then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -116,6 +121,7 @@ impl Output {
             );
             bar.set_prefix(format!("{}  {}", clock(), self.indent()));
             bar.set_message(format!("waiting for {label}"));
+            bar.set_elapsed(started.elapsed());
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
@@ -124,7 +130,7 @@ impl Output {
         }
         Wait {
             label: label.to_string(),
-            started: Instant::now(),
+            started,
             last_line: Instant::now(),
             bar,
             indent: self.indent(),

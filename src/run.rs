@@ -321,6 +321,7 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
         seed: None,
         election_timeout_ms: None,
         shape: None,
+        lease_api: true,
     };
     tokio.block_on(async {
         let sim = Simulator::start(cfg).await.map_err(|e| Error::Tool(format!("cannot start the simulator: {e}")))?;

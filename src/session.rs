@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub journal: Option<PathBuf>,
     /// `--rehearse`: run against a twin of the cluster.
     pub rehearse: bool,
+    /// `--steal-lease`: take over a run lease whose holder is known to be gone.
+    pub steal_lease: bool,
 }
 
 /// The async runtime every command runs its I/O on: two workers, never the script's own thread.
@@ -159,6 +161,8 @@ impl Session {
             rerun: rerun_command(run, &cluster_flag, script.0, &args),
             args,
             cluster_flag,
+            script: script.0.to_string(),
+            steal_lease: run.steal_lease,
         };
         ctx.interrupt
             .set_command(format!("neumann-script {}", ctx.settings.cluster_flag));
@@ -187,6 +191,8 @@ impl Session {
             engine: runtime,
         } = self;
         if let Some((t, live_source)) = twin {
+            // Before the twin goes away: the lease lives in the cluster.
+            runtime.ctx().release_leases();
             report_rehearsal(
                 &runtime,
                 &t,
@@ -206,6 +212,9 @@ impl Session {
                 report_continue(ctx);
             }
         }
+        // After an interrupt's undrain, which is a change made under this run's lease; before the
+        // simulator goes away, since the lease lives in the cluster.
+        runtime.ctx().release_leases();
         // SSH master connections end with the run, not at the remote end's idle timeout.
         let ctx = runtime.ctx();
         let clusters: Vec<Arc<Cluster>> = ctx

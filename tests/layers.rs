@@ -12,6 +12,7 @@ const ORDER: &[&str] = &[
     "session",
     "rehearse",
     "script",
+    "lease",
     "cluster",
     "transport",
     "inventory",

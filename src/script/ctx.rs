@@ -12,6 +12,7 @@ use super::stop::{fail, refused_rule, ScriptStop};
 use crate::cluster::{Cluster, Guarded, OpError, Refusal};
 use crate::interrupt;
 use crate::journal;
+use crate::lease::{self, Lease};
 use crate::output::{Format, Output};
 
 /// Turns an operation's failure into a catchable script error; unknown names become usage stops.
@@ -31,6 +32,9 @@ pub fn throw(e: OpError) -> Box<EvalAltResult> {
     }
 }
 
+/// How long a call may go without an answer before the operator is shown what it waits for.
+const SLOW_CALL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the script API needs from the outside world.
 pub struct Settings {
     /// `--set NAME=VALUE` pairs.
@@ -49,6 +53,10 @@ pub struct Settings {
     pub cluster_flag: String,
     /// How to run this script again against the same cluster; `None` for snippets and the REPL.
     pub rerun: Option<Rerun>,
+    /// The script's name, for the run lease.
+    pub script: String,
+    /// `--steal-lease`: take over a lease whose holder is known to be gone.
+    pub steal_lease: bool,
 }
 
 /// The command that runs a script again as this run did.
@@ -70,6 +78,8 @@ impl Default for Settings {
             format: Format::Text,
             cluster_flag: String::new(),
             rerun: None,
+            script: String::new(),
+            steal_lease: false,
         }
     }
 }
@@ -91,6 +101,12 @@ pub struct Ctx {
     pub plan: RefCell<Vec<Planned>>,
     /// Nodes this run drained and has neither stopped nor undrained: put back if the run is interrupted.
     pub drained: RefCell<BTreeSet<String>>,
+    /// The run leases this run holds, one per cluster it changed.
+    leases: RefCell<Vec<(Arc<Cluster>, Lease)>>,
+    /// The steps the run is in, innermost last.
+    steps: RefCell<Vec<String>>,
+    /// Waits in progress that show their own live line: calls inside them do not add another.
+    pub announced: std::cell::Cell<u32>,
 }
 
 /// One mutating call as it happened.
@@ -127,6 +143,9 @@ impl Ctx {
             touched: RefCell::new(BTreeSet::new()),
             plan: RefCell::new(Vec::new()),
             drained: RefCell::new(BTreeSet::new()),
+            leases: RefCell::new(Vec::new()),
+            steps: RefCell::new(Vec::new()),
+            announced: std::cell::Cell::new(0),
         }
     }
 
@@ -219,18 +238,54 @@ impl Ctx {
     }
 
     /// Runs a cluster call to completion from the script thread; Ctrl-C abandons it unless a node is
-    /// between stop and start.
+    /// between stop and start. A call with no answer after 2 s gets a live line naming what it waits
+    /// for on which nodes, unless a wait already shows one.
     pub fn block_on<T>(
         &self,
         f: impl std::future::Future<Output = Result<T, OpError>>,
     ) -> Result<T, OpError> {
         let interrupt = self.interrupt.clone();
+        let started = std::time::Instant::now();
+        let in_flight = (self.announced.get() == 0)
+            .then(|| {
+                self.cluster
+                    .borrow()
+                    .as_ref()
+                    .map(|c| c.admin.in_flight.clone())
+            })
+            .flatten();
         self.rt.block_on(async move {
+            tokio::pin!(f);
             tokio::select! {
                 biased;
-                r = f => r,
-                _ = interrupt.stopped() => Err(OpError::Interrupted),
+                r = &mut f => return r,
+                _ = interrupt.stopped() => return Err(OpError::Interrupted),
+                _ = tokio::time::sleep(SLOW_CALL) => {}
             }
+            let mut live = None;
+            let result = loop {
+                if let Some(now) = in_flight.as_ref().and_then(|s| s.describe()) {
+                    match &mut live {
+                        None => live = Some((self.out.wait_since(&now, started), now)),
+                        Some((wait, first)) if *first != now => wait.update(&format!("now {now}")),
+                        Some(_) => {}
+                    }
+                }
+                tokio::select! {
+                    biased;
+                    r = &mut f => break r,
+                    _ = interrupt.stopped() => break Err(OpError::Interrupted),
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                }
+            };
+            if let Some((wait, label)) = live {
+                wait.finish(&match &result {
+                    Ok(_) => format!("{label}: answered"),
+                    Err(OpError::Interrupted) => format!("{label}: interrupted"),
+                    Err(_) => format!("{label}: failed"),
+                });
+            }
+            result
         })
     }
 
@@ -255,6 +310,7 @@ impl Ctx {
         overrode: Option<&Refusal>,
         f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
     ) -> Result<T, Box<EvalAltResult>> {
+        self.hold_lease()?;
         let started = std::time::Instant::now();
         let result = f();
         // A call an interlock refused changed nothing: the node is not "changed by this run".
@@ -282,5 +338,91 @@ impl Ctx {
             refused,
         });
         result
+    }
+
+    /// Makes sure this run holds the lease of the cluster it is about to change: asked for on the first
+    /// mutating call, so read-only runs never need it; callers that announce a change or enter a
+    /// critical section first ask for it before that. A lease held by another run is a safe stop that
+    /// changed nothing; a lease this run lost is a safe stop too.
+    pub fn hold_lease(&self) -> Result<(), Box<EvalAltResult>> {
+        let Some(cluster) = self.cluster.borrow().clone() else {
+            return Ok(());
+        };
+        if let Some((_, held)) = self
+            .leases
+            .borrow()
+            .iter()
+            .find(|(c, _)| Arc::ptr_eq(c, &cluster))
+        {
+            return match held.lost() {
+                Some(why) => Err(ScriptStop::guard(format!(
+                    "{why}. This run stopped before its next change"
+                ))),
+                None => Ok(()),
+            };
+        }
+        let me = lease::Identity::new(&self.settings.script, &self.settings.args);
+        let step = self.steps.borrow().last().cloned();
+        let started = std::time::Instant::now();
+        let steal = self.settings.steal_lease;
+        let granted = self
+            .block_on(async { Ok(lease::acquire(&cluster, &me, step, steal).await) })
+            .map_err(throw)?;
+        let granted = match granted {
+            Ok(g) => g,
+            Err(lease::Refused::Held(why)) => return Err(ScriptStop::guard(why)),
+            Err(lease::Refused::Failed(e)) => return Err(throw(e)),
+        };
+        for w in &granted.warnings {
+            self.out.warn(w);
+        }
+        if let Some(old) = &granted.stolen {
+            self.out.warn(&format!(
+                "--steal-lease: this run took over the cluster's lease from {}",
+                lease::describe(old)
+            ));
+            self.journal.record(
+                "lease::steal",
+                None,
+                serde_json::json!({
+                    "from": old.holder,
+                    "run_id": old.run_id,
+                    "script": old.script,
+                    "args": old.args,
+                    "step": old.step,
+                }),
+                None,
+                started.elapsed(),
+            );
+        }
+        self.leases.borrow_mut().push((cluster, granted.lease));
+        Ok(())
+    }
+
+    /// A step begins (`Some`) or ends (`None`): the leases this run holds show the step it is in.
+    pub fn step_changed(&self, begun: Option<&str>) {
+        let mut steps = self.steps.borrow_mut();
+        match begun {
+            Some(name) => steps.push(name.to_string()),
+            None => {
+                steps.pop();
+            }
+        }
+        for (_, l) in self.leases.borrow().iter() {
+            l.set_step(steps.last().map(String::as_str));
+        }
+    }
+
+    /// Gives back every lease this run holds; for the end of a session, whatever happened.
+    pub fn release_leases(&self) {
+        for (cluster, l) in self.leases.borrow_mut().drain(..) {
+            // Not `block_on`: after Ctrl-C that refuses to run, and this must happen regardless.
+            if let Err(e) = self.rt.block_on(l.release()) {
+                self.out.warn(&format!(
+                    "could not release the run lease of `{}`: {e}; it expires on its own",
+                    cluster.inventory.source.display()
+                ));
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! serves `/sim/...`. Nothing here touches the host: stop/start/install act on the model only.
 
 mod control;
+mod lease;
 mod log;
 mod metrics;
 mod model;
@@ -47,6 +48,8 @@ pub struct SimConfig {
     /// A twin of a live cluster (rehearsal): its node ids, versions, leader and flags replace `nodes` and
     /// `version`, and any version installs (the twin cannot know what the real registry has).
     pub shape: Option<Shape>,
+    /// Serve the run lease (`/admin/lease`); off, the nodes answer 404 there like a cluster without it.
+    pub lease_api: bool,
 }
 
 /// The shape of a live cluster, for a simulated twin.
@@ -78,6 +81,7 @@ impl Default for SimConfig {
             seed: None,
             election_timeout_ms: None,
             shape: None,
+            lease_api: true,
         }
     }
 }
@@ -189,6 +193,9 @@ pub struct SimEvent {
 pub(crate) struct Shared {
     pub(crate) model: Arc<Mutex<Model>>,
     pub(crate) speed: f64,
+    /// The run lease; locked before the model when both are needed.
+    pub(crate) lease: Arc<Mutex<lease::LeaseState>>,
+    pub(crate) lease_api: bool,
 }
 
 impl Shared {
@@ -271,6 +278,8 @@ impl Simulator {
         let shared = Shared {
             model: Arc::new(Mutex::new(model)),
             speed: cfg.speed,
+            lease: Arc::default(),
+            lease_api: cfg.lease_api,
         };
         let mut supervisor =
             server::Supervisor::new(shared.clone(), node_addrs.iter().map(|(_, a)| *a).collect());

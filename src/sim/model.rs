@@ -731,7 +731,7 @@ impl Model {
         self.rollback_limits.push(limit);
     }
 
-    fn event(&mut self, node: Option<usize>, kind: &str, detail: impl Into<String>) {
+    pub(crate) fn event(&mut self, node: Option<usize>, kind: &str, detail: impl Into<String>) {
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
         }

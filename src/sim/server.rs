@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::lease;
 use super::metrics;
 use super::model::{ApiError, Model};
 use super::net::{self, KillableListener};
@@ -72,7 +73,8 @@ impl NodeCtx {
 }
 
 fn router(ctx: NodeCtx) -> Router {
-    Router::new()
+    let lease_api = ctx.shared.lease_api;
+    let router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/admin/cluster/members", get(members))
@@ -84,7 +86,29 @@ fn router(ctx: NodeCtx) -> Router {
         .route("/admin/cluster/resume", post(resume))
         .route("/admin/backup/status", get(backup_status))
         .route("/admin/snapshot", post(snapshot))
-        .route("/admin/test-transaction", post(test_transaction))
+        .route("/admin/test-transaction", post(test_transaction));
+    let router = if lease_api {
+        router
+            .route(
+                "/admin/lease",
+                get(|State(c): State<NodeCtx>| async move { lease::get(&c.shared) })
+                    .post(|State(c): State<NodeCtx>, b: Bytes| async move {
+                        lease::post(&c.shared, &b)
+                    })
+                    .delete(|State(c): State<NodeCtx>, b: Bytes| async move {
+                        lease::delete(&c.shared, &b)
+                    }),
+            )
+            .route(
+                "/admin/lease/request",
+                post(|State(c): State<NodeCtx>, b: Bytes| async move {
+                    lease::request(&c.shared, &b)
+                }),
+            )
+    } else {
+        router
+    };
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(ctx.clone(), gate))

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::http::{snippet, Cause};
+use super::http::{snippet, Cause, InFlight};
 use crate::inventory::{Inventory, NodeSpec};
 use crate::model::{Member, NodeHealth, RaftStatus};
 
@@ -26,8 +26,13 @@ pub enum AdminError {
         url: String,
         cause: Cause,
     },
-    #[error("cluster: {op} failed: no node answered ({})", tried.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
-    NoNodeAnswered { op: String, tried: Vec<AdminError> },
+    #[error("cluster: {op} failed: no node answered in {} ({})", crate::output::human_duration(*took), tried.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    NoNodeAnswered {
+        op: String,
+        tried: Vec<AdminError>,
+        /// The real time spent asking them all, one after another.
+        took: Duration,
+    },
 }
 
 impl AdminError {
@@ -88,6 +93,7 @@ impl AdminError {
 enum Method {
     Get,
     Post,
+    Delete,
 }
 
 impl Method {
@@ -95,8 +101,36 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
         }
     }
+}
+
+/// The cluster's run lease as `GET /admin/lease` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseRecord {
+    pub run_id: String,
+    /// `user@host pid N`.
+    pub holder: String,
+    pub script: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub acquired_at: f64,
+    pub ttl_secs: f64,
+    #[serde(default)]
+    pub step: Option<String>,
+    #[serde(default)]
+    pub request: Option<Value>,
+    /// Seconds left before it expires unless renewed, when the cluster says.
+    #[serde(default)]
+    pub expires_in_secs: Option<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct LeaseAnswer {
+    lease: Option<LeaseRecord>,
 }
 
 /// How many nodes one fan-out asks at once: enough for hundreds of nodes in a few round trips, few enough
@@ -111,6 +145,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// full request timeout.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Each node's time to answer a lease call: a lease is a small record, and a node that cannot answer
+/// it promptly is passed over for the next.
+const LEASE_TIMEOUT: Duration = PROBE_TIMEOUT;
+
 /// The client for every node of one inventory.
 pub struct AdminClient {
     http: reqwest::Client,
@@ -119,6 +157,8 @@ pub struct AdminClient {
     request_timeout: Duration,
     /// The node that answered a cluster-wide read last: asked first next time.
     preferred: AtomicUsize,
+    /// Calls on the wire now (and the cluster's host commands), for the operator's live line.
+    pub in_flight: InFlight,
 }
 
 impl AdminClient {
@@ -138,6 +178,7 @@ impl AdminClient {
             token: inv.token.clone(),
             request_timeout: inv.request_timeout,
             preferred: AtomicUsize::new(0),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -162,6 +203,7 @@ impl AdminClient {
         body: Option<&Value>,
         timeout: Option<Duration>,
     ) -> Result<String, AdminError> {
+        let _on_the_wire = self.in_flight.start(&self.nodes[idx].id, op);
         let mut backoff = RETRY_BACKOFF;
         for _ in 1..ATTEMPTS {
             match self.send_once(idx, op, method, path, body, timeout).await {
@@ -199,6 +241,10 @@ impl AdminClient {
             Method::Post => self
                 .http
                 .post(&url)
+                .json(body.unwrap_or(&Value::Object(Default::default()))),
+            Method::Delete => self
+                .http
+                .delete(&url)
                 .json(body.unwrap_or(&Value::Object(Default::default()))),
         }
         .timeout(timeout);
@@ -255,12 +301,25 @@ impl AdminClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(usize, T), AdminError> {
+        self.any_within(op, method, path, body, None).await
+    }
+
+    /// `any` with each node's own timeout.
+    async fn any_within<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<(usize, T), AdminError> {
         let n = self.nodes.len();
         let first = self.preferred.load(Ordering::Relaxed) % n.max(1);
         let mut tried = Vec::new();
+        let started = std::time::Instant::now();
         for k in 0..n {
             let idx = (first + k) % n;
-            match self.json(idx, op, method, path, body, None).await {
+            match self.json(idx, op, method, path, body, timeout).await {
                 Ok(v) => {
                     self.preferred.store(idx, Ordering::Relaxed);
                     return Ok((idx, v));
@@ -272,6 +331,7 @@ impl AdminClient {
         Err(AdminError::NoNodeAnswered {
             op: op.to_string(),
             tried,
+            took: started.elapsed(),
         })
     }
 
@@ -341,6 +401,20 @@ impl AdminClient {
             .any("members", Method::Get, "/admin/cluster/members", None)
             .await?
             .1)
+    }
+
+    /// `GET /admin/cluster/members` from one node, within `timeout`: a survey asks a node that has just
+    /// answered its health probe, so one hung node cannot hold the survey up.
+    pub async fn members_on(&self, id: &str, timeout: Duration) -> Result<Vec<Member>, AdminError> {
+        self.on(
+            id,
+            "members",
+            Method::Get,
+            "/admin/cluster/members",
+            None,
+            Some(timeout),
+        )
+        .await
     }
 
     /// `GET /admin/raft/status` from any node.
@@ -421,6 +495,68 @@ impl AdminClient {
             .1)
     }
 
+    /// `GET /admin/lease` via any node: the run holding the cluster's lease, if any.
+    pub async fn lease(&self) -> Result<Option<LeaseRecord>, AdminError> {
+        let (_, a): (usize, LeaseAnswer) = self
+            .any_within(
+                "lease",
+                Method::Get,
+                "/admin/lease",
+                None,
+                Some(LEASE_TIMEOUT),
+            )
+            .await?;
+        Ok(a.lease)
+    }
+
+    /// `POST /admin/lease` via any node: acquires or renews; 409 while another run holds it.
+    pub async fn lease_acquire(&self, body: &Value) -> Result<Option<LeaseRecord>, AdminError> {
+        let (_, a): (usize, LeaseAnswer) = self
+            .any_within(
+                "lease",
+                Method::Post,
+                "/admin/lease",
+                Some(body),
+                Some(LEASE_TIMEOUT),
+            )
+            .await?;
+        Ok(a.lease)
+    }
+
+    /// `DELETE /admin/lease {"run_id", "by"}` via any node.
+    pub async fn lease_release(&self, run_id: &str, by: &str) -> Result<(), AdminError> {
+        let body = serde_json::json!({ "run_id": run_id, "by": by });
+        self.any_within::<Value>(
+            "release lease",
+            Method::Delete,
+            "/admin/lease",
+            Some(&body),
+            Some(LEASE_TIMEOUT),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `POST /admin/lease/request {"action", "by", "reason"}`: asks the lease's holder to pause, resume
+    /// or abort at its next safe point; 404 when no run holds the lease.
+    pub async fn lease_request(
+        &self,
+        action: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Value, AdminError> {
+        let body = serde_json::json!({ "action": action, "by": by, "reason": reason });
+        Ok(self
+            .any(
+                "lease request",
+                Method::Post,
+                "/admin/lease/request",
+                Some(&body),
+            )
+            .await?
+            .1)
+    }
+
     /// `GET /metrics` of one node, as text.
     pub async fn metrics_text(&self, id: &str) -> Result<String, AdminError> {
         let i = self.index(id).ok_or_else(|| self.unknown(id, "scrape"))?;
@@ -483,10 +619,10 @@ mod tests {
             e.to_string(),
             format!("node1: health failed: GET http://127.0.0.1:{port}/health: connection refused")
         );
-        let all = client.members().await.unwrap_err();
+        let all = client.members().await.unwrap_err().to_string();
         assert!(
-            all.to_string()
-                .starts_with("cluster: members failed: no node answered (node1: members failed"),
+            all.starts_with("cluster: members failed: no node answered in ")
+                && all.contains(" ms (node1: members failed"),
             "{all}"
         );
     }

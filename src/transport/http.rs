@@ -74,3 +74,87 @@ pub fn snippet(text: &str, empty: &str) -> String {
     }
     s
 }
+
+/// The calls a client has on the wire, by node and operation: what a call that is slow to answer is
+/// waiting for, for the operator's live line.
+#[derive(Clone, Default)]
+pub struct InFlight(std::sync::Arc<std::sync::Mutex<Vec<(u64, String, String)>>>);
+
+/// One call on the wire; it leaves the set when dropped, however the call ended.
+pub struct OnTheWire {
+    set: InFlight,
+    key: u64,
+}
+
+impl InFlight {
+    /// Notes a call of `op` to `node` until the returned value is dropped.
+    pub fn start(&self, node: &str, op: &str) -> OnTheWire {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((
+            key,
+            node.to_string(),
+            op.to_string(),
+        ));
+        OnTheWire {
+            set: self.clone(),
+            key,
+        }
+    }
+
+    /// "health from node1, node2; install on node3", or `None` when nothing is on the wire.
+    pub fn describe(&self) -> Option<String> {
+        let calls = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut by_op: Vec<(String, Vec<String>)> = Vec::new();
+        for (_, node, op) in calls {
+            match by_op.iter_mut().find(|(o, _)| *o == op) {
+                Some((_, nodes)) if nodes.contains(&node) => {}
+                Some((_, nodes)) => nodes.push(node),
+                None => by_op.push((op, vec![node])),
+            }
+        }
+        (!by_op.is_empty()).then(|| {
+            by_op
+                .into_iter()
+                .map(|(op, mut nodes)| {
+                    nodes.sort();
+                    format!("{op} on {}", nodes.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+}
+
+impl Drop for OnTheWire {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(k, _, _)| *k != self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_on_the_wire_are_grouped_by_operation() {
+        let set = InFlight::default();
+        assert_eq!(set.describe(), None);
+        let a = set.start("node2", "health");
+        let _b = set.start("node1", "health");
+        let _c = set.start("node3", "install");
+        assert_eq!(
+            set.describe().as_deref(),
+            Some("health on node1, node2; install on node3")
+        );
+        drop(a);
+        assert_eq!(
+            set.describe().as_deref(),
+            Some("health on node1; install on node3")
+        );
+    }
+}

@@ -37,6 +37,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "Map",
         doc::SNAPSHOT,
         move || -> RhaiResult<Dynamic> {
+            c.hold_lease()?;
             c.out.info("take a snapshot on the leader");
             let cl = c.cluster()?;
             let v = c.mutate("backup::snapshot", None, serde_json::json!({}), || {

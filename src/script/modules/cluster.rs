@@ -27,7 +27,9 @@ mod doc {
     pub const RESUME: &str = "Lets the cluster accept client requests again.";
     pub const WAIT_HEALTHY: &str =
         "Returns when every member is up, healthy and caught up (lag within \
-        100 ms) and there is a leader; on timeout throws naming each unhealthy member and why.";
+        100 ms) and there is a leader; on timeout throws naming each unhealthy member and why. \
+        Throws at once when the cluster's member list and the inventory disagree, naming the \
+        members on one side only: waiting cannot fix that.";
     pub const TEST_TRANSACTION: &str =
         "Writes and reads back a probe key through the leader: #{ok, \
         latency_ms, leader}; throws when the write fails.";
@@ -92,6 +94,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     );
     let c = ctx.clone();
     b.add("pause", &[], "", doc::PAUSE, move || -> RhaiResult<()> {
+        c.hold_lease()?;
         c.out
             .info("pause the cluster: new client requests are rejected until resume");
         let cl = c.cluster()?;
@@ -101,6 +104,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     });
     let c = ctx.clone();
     b.add("resume", &[], "", doc::RESUME, move || -> RhaiResult<()> {
+        c.hold_lease()?;
         c.out.info("resume the cluster");
         let cl = c.cluster()?;
         c.mutate("cluster::resume", None, serde_json::json!({}), || {
@@ -153,6 +157,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 )));
             };
             let command = crate::transport::host::substitute(&bg.switch, "to", &to);
+            c.hold_lease()?;
             c.out.info(&format!("switch traffic to {to} (`{command}`)"));
             let args = serde_json::json!({ "to": to.as_str(), "command": command });
             c.mutate("cluster::switch_traffic", None, args, || {

@@ -30,6 +30,11 @@ mod doc {
     pub const ON_CLUSTER: &str =
         "Runs `body` with every API call aimed at another cluster: \"green\" (the inventory's \
         [blue_green] green) or an inventory path; returns what `body` returns.";
+    pub const HOLD_LEASE: &str =
+        "Takes the cluster's run lease now, as a run's first change would: from here on no other \
+        run can change the cluster until this one ends. For a runbook about to plan changes, so \
+        that two runs cannot both plan from the same state.\nStops safely (exit 3), having changed \
+        nothing, when another run holds the lease; names that run.";
     pub const FAIL: &str = "Throws an error with `msg`: the script fails (exit 1 when uncaught).";
     pub const SAFE_STOP: &str =
         "Stops the run safely (exit 3 when uncaught): a guard refused to go on. `msg` should say \
@@ -168,7 +173,9 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
               body: FnPtr|
               -> RhaiResult<Dynamic> {
             let started = c.out.step_begin(&name);
+            c.step_changed(Some(&name));
             let result = body.call_within_context::<Dynamic>(&context, ());
+            c.step_changed(None);
             let why = result
                 .as_ref()
                 .err()
@@ -231,6 +238,16 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             *c.cluster.borrow_mut() = previous;
             result
         },
+    );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "hold_lease",
+        &[],
+        "",
+        doc::HOLD_LEASE,
+        move || -> RhaiResult<()> { c.hold_lease() },
     );
     global(
         engine,

@@ -239,10 +239,12 @@ pub fn waiting<T>(
     run: impl FnOnce(Report<'_>) -> OpResult<T>,
 ) -> RhaiResult<T> {
     let mut wait = ctx.out.wait(label);
+    ctx.announced.set(ctx.announced.get() + 1);
     let result = {
         let mut report = |figure: &str| wait.update(figure);
         run(&mut report)
     };
+    ctx.announced.set(ctx.announced.get() - 1);
     match &result {
         Ok(_) => wait.finish(&format!("{label}: done")),
         Err(OpError::Interrupted) => wait.finish(&format!("{label}: interrupted")),

@@ -64,6 +64,7 @@ fn host_op(
     let cl = c.cluster()?;
     let spec = cl.node(id).map_err(throw)?;
     let command = op.command(spec);
+    c.hold_lease()?;
     let mut args = match &op {
         HostOp::Install(v) => {
             serde_json::json!({ "id": id, "version": v.to_string(), "command": command })
@@ -122,6 +123,7 @@ fn install(c: &Ctx, id: &str, version: &Dynamic, force: bool) -> RhaiResult<()> 
 
 /// Drains a node behind the quorum interlock; remembered so an interrupted run undrains it.
 fn drain(c: &Ctx, id: &str, force: bool) -> RhaiResult<()> {
+    c.hold_lease()?;
     let cl = c.cluster()?;
     let mut args = serde_json::json!({ "id": id });
     if force {
@@ -180,6 +182,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         "",
         doc::UNDRAIN,
         move |id: ImmutableString| -> RhaiResult<()> {
+            c.hold_lease()?;
             c.out.info(&format!("{id}: undrain"));
             let cl = c.cluster()?;
             let r = c.mutate(

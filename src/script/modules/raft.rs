@@ -34,6 +34,7 @@ const TRANSFER_WAIT: Duration = Duration::from_secs(30);
 
 fn transfer(c: &Ctx, to: &str, wait: Duration, force: bool) -> RhaiResult<RaftStatus> {
     let cl = c.cluster()?;
+    c.hold_lease()?;
     let mut args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
     if force {
         args["force"] = true.into();

@@ -1,0 +1,489 @@
+//! The run lease: one cluster has at most one mutating run. The lease lives in the cluster
+//! (`/admin/lease`, any node answers for all), is renewed by its holder from a background task and
+//! expires when the holder stops renewing it. A cluster without the endpoint (HTTP 404), or one that
+//! cannot be reached at all, gets a lock file in the local state directory instead, which keeps out runs
+//! from this machine only.
+//!
+//! Read-only calls never need the lease: the script layer asks for it on a run's first mutating call and
+//! gives it back when the session closes.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::cluster::{Cluster, OpError};
+use crate::journal;
+use crate::output::human_duration;
+use crate::transport::admin::{AdminError, LeaseRecord};
+
+/// How long a lease outlives its holder's last renewal. `NEUMANN_SCRIPT_LEASE_TTL_SECS` shortens it for
+/// tests, so a test of a dead holder does not wait half a minute.
+pub fn ttl() -> Duration {
+    std::env::var("NEUMANN_SCRIPT_LEASE_TTL_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && (0.3..=3600.0).contains(s))
+        .map_or(Duration::from_secs(30), Duration::from_secs_f64)
+}
+
+/// Who asks for the lease: this process, and the run it carries out.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub run_id: String,
+    /// `user@host pid N`.
+    pub holder: String,
+    pub host: String,
+    pub script: String,
+    pub args: Vec<String>,
+}
+
+impl Identity {
+    pub fn new(script: &str, args: &[String]) -> Identity {
+        let (user, mut host) = journal::whoami();
+        if host.is_empty() {
+            host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        }
+        let pid = std::process::id();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Identity {
+            run_id: format!("{host}-{pid}-{nanos:x}"),
+            holder: format!("{user}@{host} pid {pid}"),
+            host,
+            script: script.to_string(),
+            args: args.to_vec(),
+        }
+    }
+
+    fn body(&self, step: Option<&str>, ttl: Duration) -> Value {
+        json!({
+            "run_id": self.run_id,
+            "holder": self.holder,
+            "script": self.script,
+            "args": self.args,
+            "ttl_secs": ttl.as_secs_f64(),
+            "step": step,
+        })
+    }
+
+    fn record(&self, step: Option<&str>, ttl: Duration) -> LeaseRecord {
+        LeaseRecord {
+            run_id: self.run_id.clone(),
+            holder: self.holder.clone(),
+            script: self.script.clone(),
+            args: self.args.clone(),
+            acquired_at: unix_now(),
+            ttl_secs: ttl.as_secs_f64(),
+            step: step.map(str::to_string),
+            request: None,
+            expires_in_secs: None,
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The holder of a lease in one line: who, what, since when, at which step.
+pub fn describe(l: &LeaseRecord) -> String {
+    let mut what = l.script.clone();
+    for a in &l.args {
+        what.push(' ');
+        what.push_str(a);
+    }
+    let ago = Duration::from_secs_f64((unix_now() - l.acquired_at).max(0.0));
+    let mut s = format!(
+        "{} running `{what}` since {} ({} ago)",
+        l.holder,
+        journal::rfc3339(l.acquired_at),
+        human_duration(ago)
+    );
+    match &l.step {
+        Some(step) => s.push_str(&format!(", at step \"{step}\"")),
+        None => s.push_str(", outside any step"),
+    }
+    s
+}
+
+/// Why the lease was not granted.
+#[derive(Debug)]
+pub enum Refused {
+    /// Another run holds it: the whole message for the operator.
+    Held(String),
+    /// The cluster answered the lease call with an error that is not about the lease.
+    Failed(OpError),
+}
+
+/// What the holder's renewal task and the run share.
+#[derive(Default)]
+struct Shared {
+    step: Mutex<Option<String>>,
+    /// Why this run no longer holds the lease, once it does not.
+    lost: Mutex<Option<String>>,
+    wake: Notify,
+}
+
+enum Kind {
+    Cluster {
+        cluster: Arc<Cluster>,
+        run_id: String,
+        holder: String,
+    },
+    File {
+        file: Arc<Mutex<File>>,
+    },
+}
+
+/// A lease this run holds.
+pub struct Lease {
+    kind: Kind,
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// A lease just granted, with what the operator must be told about it.
+pub struct Granted {
+    pub lease: Lease,
+    /// Warnings: a lock file instead of the cluster's lease.
+    pub warnings: Vec<String>,
+    /// The lease this run took over with `--steal-lease`.
+    pub stolen: Option<LeaseRecord>,
+}
+
+/// Where lock files go when the cluster has no lease: beside the journal.
+fn lock_dir() -> PathBuf {
+    journal::default_path()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("leases")
+}
+
+/// The lock file of a cluster, keyed by its inventory's absolute path.
+pub fn lock_path(cluster: &Cluster) -> PathBuf {
+    let source = &cluster.inventory.source;
+    let id = std::fs::canonicalize(source).unwrap_or_else(|_| source.clone());
+    let hash = journal::sha256_hex(&id.display().to_string());
+    lock_dir().join(format!("{}.lock", &hash[..16]))
+}
+
+/// True when `holder` names a process on this machine that is still running.
+fn alive_here(holder: &str, me: &Identity) -> Option<bool> {
+    let (who, pid) = holder.rsplit_once(" pid ")?;
+    let host = who.split_once('@')?.1;
+    if host != me.host {
+        return None;
+    }
+    let pid: u32 = pid.trim().parse().ok()?;
+    let proc_dir = Path::new("/proc");
+    proc_dir
+        .is_dir()
+        .then(|| proc_dir.join(pid.to_string()).exists())
+}
+
+fn held_message(l: &LeaseRecord, ttl_note: &str) -> String {
+    format!(
+        "another run holds this cluster's lease: {}. This run changed nothing. Wait for that run to \
+         finish; if its process is gone, its lease expires {ttl_note}, or re-run with --steal-lease to \
+         take it over now",
+        describe(l)
+    )
+}
+
+/// Asks for the cluster's lease for `me`; on a cluster without one, a local lock file.
+pub async fn acquire(
+    cluster: &Arc<Cluster>,
+    me: &Identity,
+    step: Option<String>,
+    steal: bool,
+) -> Result<Granted, Refused> {
+    let ttl = ttl();
+    let mut stolen = None;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let body = me.body(step.as_deref(), ttl);
+        match cluster.admin.lease_acquire(&body).await {
+            Ok(_) => {
+                let shared = Arc::new(Shared::default());
+                *shared.step.lock().unwrap_or_else(|e| e.into_inner()) = step;
+                let task = tokio::spawn(renew(cluster.clone(), me.clone(), shared.clone(), ttl));
+                return Ok(Granted {
+                    lease: Lease {
+                        kind: Kind::Cluster {
+                            cluster: cluster.clone(),
+                            run_id: me.run_id.clone(),
+                            holder: me.holder.clone(),
+                        },
+                        shared,
+                        task: Some(task),
+                    },
+                    warnings: Vec::new(),
+                    stolen,
+                });
+            }
+            Err(e) if e.status() == Some(409) && attempts < 4 => {
+                let held = match cluster.admin.lease().await {
+                    Ok(Some(l)) => l,
+                    // Released or expired in between: ask again.
+                    Ok(None) => continue,
+                    Err(e) => return Err(Refused::Failed(e.into())),
+                };
+                let left = held
+                    .expires_in_secs
+                    .map(|s| format!("within {}", human_duration(Duration::from_secs_f64(s))))
+                    .unwrap_or_else(|| format!("{} s after its last renewal", held.ttl_secs));
+                if !steal {
+                    return Err(Refused::Held(held_message(&held, &left)));
+                }
+                if alive_here(&held.holder, me) == Some(true) {
+                    return Err(Refused::Held(format!(
+                        "--steal-lease refused: the lease's holder is still running on this machine: \
+                         {}. This run changed nothing. Stop that process first, or wait for it",
+                        describe(&held)
+                    )));
+                }
+                cluster
+                    .admin
+                    .lease_release(&held.run_id, &me.holder)
+                    .await
+                    .map_err(|e| Refused::Failed(e.into()))?;
+                stolen = Some(held);
+            }
+            Err(e) if e.status() == Some(409) => {
+                return Err(Refused::Failed(OpError::Failed(format!(
+                    "cluster: the lease changed hands {attempts} times while this run asked for it: {e}"
+                ))))
+            }
+            Err(e) if e.status() == Some(404) => {
+                let why = format!(
+                    "the cluster does not serve a run lease ({})",
+                    first_cause(&e)
+                );
+                return lock_file(cluster, me, step, steal, ttl, why);
+            }
+            Err(e) if e.try_elsewhere() => {
+                let why = format!("no node answered the lease request ({e})");
+                return lock_file(cluster, me, step, steal, ttl, why);
+            }
+            Err(e) => return Err(Refused::Failed(e.into())),
+        }
+    }
+}
+
+fn first_cause(e: &AdminError) -> String {
+    match e {
+        AdminError::Node { node, cause, .. } => format!("{node}: {cause}"),
+        other => other.to_string(),
+    }
+}
+
+/// The local fallback: an advisory lock on a file named for the inventory, holding the holder's record.
+fn lock_file(
+    cluster: &Arc<Cluster>,
+    me: &Identity,
+    step: Option<String>,
+    steal: bool,
+    ttl: Duration,
+    why: String,
+) -> Result<Granted, Refused> {
+    let path = lock_path(cluster);
+    let fail = |what: &str, e: std::io::Error| {
+        Refused::Failed(OpError::Failed(format!(
+            "{why}, and the local lock file `{}` cannot be {what}: {e}",
+            path.display()
+        )))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail("created", e))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| fail("opened", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let who = serde_json::from_str::<LeaseRecord>(&text)
+                .map(|l| describe(&l))
+                .unwrap_or_else(|_| "a run on this machine".into());
+            let tail = if steal {
+                "; --steal-lease cannot take over a lock whose process is still running"
+            } else {
+                ""
+            };
+            return Err(Refused::Held(format!(
+                "another run on this machine holds the lock file `{}` for this cluster ({why}): {who}. \
+                 This run changed nothing. Wait for that run to finish{tail}",
+                path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(fail("locked", e)),
+    }
+    let file = Arc::new(Mutex::new(file));
+    write_record(&file, &me.record(step.as_deref(), ttl));
+    let shared = Arc::new(Shared::default());
+    *shared.step.lock().unwrap_or_else(|e| e.into_inner()) = step;
+    let task = tokio::spawn(rewrite_on_step(
+        file.clone(),
+        me.clone(),
+        shared.clone(),
+        ttl,
+    ));
+    Ok(Granted {
+        lease: Lease {
+            kind: Kind::File { file },
+            shared,
+            task: Some(task),
+        },
+        warnings: vec![format!(
+            "{why}: this run holds the local lock file `{}` instead, which keeps out runs from this \
+             machine only; runs from other machines are not excluded",
+            path.display()
+        )],
+        stolen: None,
+    })
+}
+
+fn write_record(file: &Mutex<File>, record: &LeaseRecord) {
+    let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+    let text = serde_json::to_string(record).unwrap_or_default();
+    let _ = f
+        .set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| f.write_all(text.as_bytes()))
+        .and_then(|()| f.flush());
+}
+
+async fn rewrite_on_step(file: Arc<Mutex<File>>, me: Identity, shared: Arc<Shared>, ttl: Duration) {
+    let acquired_at = unix_now();
+    loop {
+        shared.wake.notified().await;
+        let step = shared
+            .step
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut record = me.record(step.as_deref(), ttl);
+        record.acquired_at = acquired_at;
+        write_record(&file, &record);
+    }
+}
+
+/// Renews the lease every third of its TTL, and at once when the step changes. A 409 means another run
+/// took it over; failing to renew for a whole TTL means it may have expired: either way it is lost.
+async fn renew(cluster: Arc<Cluster>, me: Identity, shared: Arc<Shared>, ttl: Duration) {
+    let mut renewed = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(ttl / 3) => {}
+            _ = shared.wake.notified() => {}
+        }
+        let step = shared
+            .step
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let lost = match cluster
+            .admin
+            .lease_acquire(&me.body(step.as_deref(), ttl))
+            .await
+        {
+            Ok(_) => {
+                renewed = Instant::now();
+                None
+            }
+            Err(e) if e.status() == Some(409) => {
+                let by = match cluster.admin.lease().await {
+                    Ok(Some(l)) => describe(&l),
+                    _ => "another run".into(),
+                };
+                Some(format!("another run took over this run's lease: {by}"))
+            }
+            Err(e) if renewed.elapsed() >= ttl => Some(format!(
+                "this run could not renew its lease for {} and it may have expired: {e}",
+                human_duration(renewed.elapsed())
+            )),
+            Err(_) => None,
+        };
+        if let Some(why) = lost {
+            *shared.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+            return;
+        }
+    }
+}
+
+impl Lease {
+    /// Records the step the run is at, and tells the cluster at once.
+    pub fn set_step(&self, step: Option<&str>) {
+        *self.shared.step.lock().unwrap_or_else(|e| e.into_inner()) = step.map(str::to_string);
+        self.shared.wake.notify_one();
+    }
+
+    /// Why this run no longer holds the lease, if it lost it.
+    pub fn lost(&self) -> Option<String> {
+        self.shared
+            .lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Gives the lease back; an error is for a warning, the lease then expires on its own.
+    pub async fn release(mut self) -> Result<(), String> {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        match &self.kind {
+            Kind::Cluster {
+                cluster,
+                run_id,
+                holder,
+            } => {
+                if self.lost().is_some() {
+                    return Ok(());
+                }
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    cluster.admin.lease_release(run_id, holder),
+                )
+                .await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("no answer within 5 s".into()),
+                }
+            }
+            Kind::File { file } => {
+                let f = file.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = f.set_len(0);
+                f.unlock().map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
