@@ -78,7 +78,11 @@ fn host_op(
     let overrode = match Guarded::of_host(id, &op).map(|g| c.gate(&cl, &g, force)) {
         Some(Ok(o)) => o,
         // Refused: journaled as such, and never announced as if it ran.
-        Some(Err(e)) => return c.mutate(&name, Some(id), args, || Err(e)),
+        Some(Err(e)) if refused_rule(&e).is_some() => {
+            return c.mutate(&name, Some(id), args, || Err(e))
+        }
+        // The cluster could not be asked: nothing was attempted.
+        Some(Err(e)) => return Err(e),
         None => None,
     };
     c.out.info(&format!("{id}: {} (`{command}`)", op.name()));
@@ -131,7 +135,10 @@ fn drain(c: &Ctx, id: &str, force: bool) -> RhaiResult<()> {
     }
     let overrode = match c.gate(&cl, &Guarded::TakeDown { id, op: "drain" }, force) {
         Ok(o) => o,
-        Err(e) => return c.mutate("node::drain", Some(id), args, || Err(e)),
+        Err(e) if refused_rule(&e).is_some() => {
+            return c.mutate("node::drain", Some(id), args, || Err(e))
+        }
+        Err(e) => return Err(e),
     };
     c.out.info(&format!("{id}: drain"));
     c.mutate_overriding("node::drain", Some(id), args, overrode.as_ref(), || {

@@ -9,6 +9,7 @@ use super::{force_option, secs, waiting, Builder, FnDoc, RhaiResult};
 use crate::cluster::Guarded;
 use crate::model::RaftStatus;
 use crate::script::ctx::{throw, Ctx};
+use crate::script::stop::refused_rule;
 
 /// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
 mod doc {
@@ -43,7 +44,8 @@ fn transfer(c: &Ctx, to: &str, wait: Duration, force: bool) -> RhaiResult<RaftSt
     let overrode = match c.gate(&cl, &Guarded::Transfer { to }, force) {
         Ok(o) => o,
         // Refused before the cluster is asked: journaled, and no wait is shown.
-        Err(e) => return c.mutate(op, Some(to), args, || Err(e)),
+        Err(e) if refused_rule(&e).is_some() => return c.mutate(op, Some(to), args, || Err(e)),
+        Err(e) => return Err(e),
     };
     c.out.info(&format!("transfer leadership to {to}"));
     c.mutate_overriding(op, Some(to), args, overrode.as_ref(), || {
