@@ -11,6 +11,7 @@ mod prometheus_support;
 mod rehearse;
 mod repl;
 mod runbooks;
+mod sandbox;
 mod scripts;
 mod ssh;
 mod ssh_support;
