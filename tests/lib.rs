@@ -13,5 +13,7 @@ mod repl;
 mod runbooks;
 mod sandbox;
 mod scripts;
+mod signals;
 mod ssh;
 mod ssh_support;
+mod validation;

@@ -72,6 +72,8 @@ pub struct Ctx {
     pub touched: RefCell<BTreeSet<String>>,
     /// Every mutating call of the run, in order: a rehearsal's plan.
     pub plan: RefCell<Vec<Planned>>,
+    /// Option names the script asked for with `option(name, ...)`, so a `--set` it never read is reported.
+    pub options_asked: RefCell<BTreeSet<String>>,
 }
 
 /// One mutating call as it happened.
@@ -84,6 +86,17 @@ pub struct Planned {
 }
 
 impl Ctx {
+    /// `--set` names the run never asked for: a typo, or an option of another script.
+    pub fn options_never_asked(&self) -> Vec<String> {
+        let asked = self.options_asked.borrow();
+        self.settings
+            .options
+            .keys()
+            .filter(|k| !asked.contains(*k))
+            .cloned()
+            .collect()
+    }
+
     /// The cluster, or a usage stop saying how to name one.
     pub fn cluster(&self) -> Result<Arc<Cluster>, Box<EvalAltResult>> {
         self.cluster.borrow().clone().ok_or_else(|| {
@@ -105,6 +118,7 @@ impl Ctx {
             journal: journal::Journal::off(),
             touched: RefCell::new(BTreeSet::new()),
             plan: RefCell::new(Vec::new()),
+            options_asked: RefCell::new(BTreeSet::new()),
         }
     }
 
