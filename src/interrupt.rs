@@ -194,9 +194,14 @@ impl Interrupt {
         Signal::from_number(self.0.first.load(Ordering::SeqCst))
     }
 
-    /// The REPL waits at its prompt (`true`) or runs an entry (`false`).
+    /// The REPL waits at its prompt (`true`) or runs an entry (`false`). A SIGTERM or SIGHUP taken while it
+    /// was busy ends it on the way to the prompt, where it would otherwise wait unnoticed.
     pub fn set_idle(&self, idle: bool) {
         self.0.idle.store(idle, Ordering::SeqCst);
+        if let Some(sig) = self.signal().filter(|s| idle && *s != Signal::Int) {
+            say(&format!("{}: exiting", sig.name()));
+            std::process::exit(sig.exit_code());
+        }
     }
 
     /// Forgets earlier presses: the REPL cancels one entry per Ctrl-C and goes on.

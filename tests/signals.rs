@@ -7,10 +7,11 @@ use serde_json::Value;
 
 use crate::support::{expect, text, Cluster, BIN};
 
-/// Real-time-ish, so an install lasts 1.5 s: long enough to signal in the middle of it.
+/// Real time, so an install lasts 3 s: a signal sent on seeing the node's `stop` lands in the middle of
+/// it even on a loaded machine.
 fn slow_cluster() -> Cluster {
     Cluster::with(neumann_script::sim::SimConfig {
-        speed: 2.0,
+        speed: 1.0,
         ..Default::default()
     })
 }
@@ -23,7 +24,7 @@ fn kill(child: &Child, signal: &str) {
     assert!(ok.success());
 }
 
-/// Reads the child's stderr until a line contains `want`; returns what was read.
+/// Reads a child's output until a line contains `want`; returns what was read.
 fn read_until(stderr: &mut impl BufRead, want: &str) -> String {
     let mut seen = String::new();
     loop {
@@ -31,7 +32,7 @@ fn read_until(stderr: &mut impl BufRead, want: &str) -> String {
         let n = stderr.read_line(&mut line).unwrap();
         seen.push_str(&line);
         if n == 0 || line.contains(want) {
-            assert!(n > 0, "stderr ended without {want:?}:\n{seen}");
+            assert!(n > 0, "the output ended without {want:?}:\n{seen}");
             return seen;
         }
     }
@@ -73,7 +74,7 @@ fn signal_mid_node(signal: &str, code: i32, name: &str) {
         "rolling_upgrade.rhai",
         "0.11.0",
     ]);
-    // `stop` is logged as the node goes down; its install follows and lasts 1.5 s at this speed.
+    // `stop` is logged as the node goes down; its install follows and lasts 3 s at this speed.
     c.wait_for_event("stop", "node2");
     let before = c.events().len();
     kill(&child, signal);
@@ -211,5 +212,32 @@ fn a_closed_stdout_does_not_stop_a_mutating_run() {
             ("stop".to_string(), "node2".to_string()),
             ("start".to_string(), "node2".to_string())
         ]
+    );
+}
+
+#[test]
+fn sigterm_ends_a_repl_waiting_for_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_remove("NEUMANN_CLUSTER")
+        .env("HOME", dir.path())
+        .env("TERM", "dumb")
+        .args(["--sim", "repl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The banner comes once the session is open; stdin stays open, so the REPL would wait for ever.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    read_until(&mut stdout, "REPL on");
+    kill(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("SIGTERM"),
+        "{}",
+        text(&out.stderr)
     );
 }
