@@ -37,7 +37,8 @@ Examples:
   neumann-script functions                                   every script function and what it does
   neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
 
-Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130 interrupted.";
+Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130/143/129
+interrupted by Ctrl-C/SIGTERM/SIGHUP.";
 
 /// The default simulated cluster.
 pub const DEFAULT_SIM: &str = "3@0.10.4";

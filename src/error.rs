@@ -1,7 +1,8 @@
 //! The program's one error type and the single mapping from error kind to exit code.
 //!
 //! Exit codes are a contract with operators and automation: 0 done, 1 the script failed,
-//! 2 usage or inventory error, 3 stopped safely by a guard, 130 interrupted.
+//! 2 usage or inventory error, 3 stopped safely by a guard, 128 + the signal's number when a signal
+//! interrupted the run (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
 use std::path::PathBuf;
 
@@ -24,9 +25,9 @@ pub enum Error {
     #[error("{0}")]
     Guard(String),
 
-    /// The operator pressed Ctrl-C.
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run; `signal` is its number.
     #[error("interrupted")]
-    Interrupted,
+    Interrupted { signal: i32 },
 
     /// Anything else that stops the tool itself (the simulator failed to bind, a file could not be written).
     #[error("{0}")]
@@ -40,7 +41,7 @@ impl Error {
             Error::Usage(_) | Error::Inventory { .. } => 2,
             Error::Script(_) | Error::Tool(_) => 1,
             Error::Guard(_) => 3,
-            Error::Interrupted => 130,
+            Error::Interrupted { signal } => 128 + signal,
         }
     }
 }
@@ -75,6 +76,8 @@ mod tests {
         assert_eq!(inv.to_string(), "inventory `c.toml`: no nodes");
         assert_eq!(Error::Script("boom".into()).exit_code(), 1);
         assert_eq!(Error::Guard("stop".into()).exit_code(), 3);
-        assert_eq!(Error::Interrupted.exit_code(), 130);
+        assert_eq!(Error::Interrupted { signal: 2 }.exit_code(), 130);
+        assert_eq!(Error::Interrupted { signal: 15 }.exit_code(), 143);
+        assert_eq!(Error::Interrupted { signal: 1 }.exit_code(), 129);
     }
 }

@@ -1,17 +1,98 @@
-//! Ctrl-C. The first press asks the run to stop at the next safe point: the script is terminated at its
-//! next operation and blocked waits and calls are abandoned, except while a node is between `stop` and
-//! `start` (a critical section), which is finished first. A second press exits at once, saying which
-//! node, if any, it leaves stopped.
+//! Ctrl-C, SIGTERM (a CI cancel, systemd, `timeout`) and SIGHUP (a dropped SSH session), all alike. The
+//! first asks the run to stop at the next safe point: the script is terminated at its next operation and
+//! blocked waits and calls are abandoned, except while a node is between `stop` and `start` (a critical
+//! section), which is finished first. A second signal exits at once, saying which node, if any, it leaves
+//! stopped. The exit code says which signal ended the run: 128 + its number, as a shell reports it.
+//!
+//! Messages go straight to stderr and ignore write errors: after SIGHUP the terminal is gone, and a failed
+//! write must not stop the handler before it records the request.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
+
+/// A signal that interrupts a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Int,
+    Term,
+    Hup,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Int, Signal::Term, Signal::Hup];
+
+    /// The POSIX number, the same on every Unix for these three.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Int => 2,
+            Signal::Term => 15,
+            Signal::Hup => 1,
+        }
+    }
+
+    pub fn from_number(n: i32) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.number() == n)
+    }
+
+    /// The exit code of a run this signal ended: 130, 143 or 129.
+    pub fn exit_code(self) -> i32 {
+        128 + self.number()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Int => "SIGINT",
+            Signal::Term => "SIGTERM",
+            Signal::Hup => "SIGHUP",
+        }
+    }
+
+    fn kind(self) -> SignalKind {
+        match self {
+            Signal::Int => SignalKind::interrupt(),
+            Signal::Term => SignalKind::terminate(),
+            Signal::Hup => SignalKind::hangup(),
+        }
+    }
+}
+
+/// Resolves at the next of the three signals, for waits outside a run (a question, the foreground
+/// simulator). Must be called within a tokio runtime.
+pub async fn next_signal() -> Signal {
+    async fn recv(stream: &mut Option<tokio::signal::unix::Signal>) {
+        match stream {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let mut int = tokio::signal::unix::signal(Signal::Int.kind()).ok();
+    let mut term = tokio::signal::unix::signal(Signal::Term.kind()).ok();
+    let mut hup = tokio::signal::unix::signal(Signal::Hup.kind()).ok();
+    tokio::select! {
+        () = recv(&mut int) => Signal::Int,
+        () = recv(&mut term) => Signal::Term,
+        () = recv(&mut hup) => Signal::Hup,
+    }
+}
+
+fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
 
 struct Inner {
     requested: AtomicBool,
     presses: AtomicUsize,
+    /// The first signal's number, 0 before any.
+    first: AtomicI32,
+    /// Nothing is in progress (the REPL at its prompt): SIGTERM and SIGHUP exit at once.
+    idle: AtomicBool,
     /// Nodes this run stopped and has not started yet.
     critical: Mutex<BTreeSet<String>>,
     /// Bumped on every change, so waiters re-check.
@@ -36,6 +117,8 @@ impl Interrupt {
         Interrupt(Arc::new(Inner {
             requested: AtomicBool::new(false),
             presses: AtomicUsize::new(0),
+            first: AtomicI32::new(0),
+            idle: AtomicBool::new(false),
             critical: Mutex::new(BTreeSet::new()),
             changed: watch::channel(0).0,
             command: Mutex::new("neumann-script".into()),
@@ -53,52 +136,90 @@ impl Interrupt {
         self.0.changed.send_modify(|v| *v += 1);
     }
 
-    /// Listens for Ctrl-C on `rt` for the rest of the process.
+    /// Listens for Ctrl-C, SIGTERM and SIGHUP on `rt` for the rest of the process. The handlers are in
+    /// place when this returns, so a signal from then on is never the default kill.
     pub fn install(&self, rt: &tokio::runtime::Handle) {
-        let me = self.clone();
-        rt.spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                me.press();
-            }
-        });
+        let _entered = rt.enter();
+        for sig in Signal::ALL {
+            let Ok(mut stream) = tokio::signal::unix::signal(sig.kind()) else {
+                continue;
+            };
+            let me = self.clone();
+            rt.spawn(async move {
+                while stream.recv().await.is_some() {
+                    me.press(sig);
+                }
+            });
+        }
     }
 
-    /// What one Ctrl-C does.
-    pub fn press(&self) {
+    /// What one signal does.
+    pub fn press(&self, sig: Signal) {
         let n = self.0.presses.fetch_add(1, Ordering::SeqCst) + 1;
+        if sig != Signal::Int && self.0.idle.load(Ordering::SeqCst) {
+            say(&format!("\n{}: nothing in progress; exiting", sig.name()));
+            std::process::exit(sig.exit_code());
+        }
+        let (by, again) = match sig {
+            Signal::Int => ("", "Ctrl-C again"),
+            other => (
+                match other {
+                    Signal::Term => " by SIGTERM",
+                    _ => " by SIGHUP",
+                },
+                "a second signal",
+            ),
+        };
         if n == 1 {
+            self.0.first.store(sig.number(), Ordering::SeqCst);
             let critical = self.critical();
             if critical.is_empty() {
-                eprintln!(
-                    "\ninterrupted: stopping at the next safe point (Ctrl-C again to exit at once)"
-                );
+                say(&format!(
+                    "\ninterrupted{by}: stopping at the next safe point ({again} to exit at once)"
+                ));
             } else {
-                eprintln!(
-                    "\ninterrupted: finishing the restart of {} first, then stopping (Ctrl-C again to exit at once)",
+                say(&format!(
+                    "\ninterrupted{by}: finishing the restart of {} first, then stopping ({again} to exit at once)",
                     critical.join(", ")
-                );
+                ));
             }
             self.0.requested.store(true, Ordering::SeqCst);
             self.bump();
         } else {
             let critical = self.critical();
             if critical.is_empty() {
-                eprintln!("interrupted again: exiting now");
+                say(&format!("interrupted again{by}: exiting now"));
             } else {
                 let command = self.0.command.lock().map(|c| c.clone()).unwrap_or_default();
-                eprintln!(
-                    "interrupted again: exiting now, leaving {} STOPPED (between stop and start); start it with: {command} -e 'node::start(\"{}\")'",
+                say(&format!(
+                    "interrupted again{by}: exiting now, leaving {} STOPPED (between stop and start); start it with: {command} -e 'node::start(\"{}\")'",
                     critical.join(", "),
                     critical[0]
-                );
+                ));
             }
-            std::process::exit(130);
+            std::process::exit(sig.exit_code());
+        }
+    }
+
+    /// The first signal of this run (or REPL entry), if any.
+    pub fn signal(&self) -> Option<Signal> {
+        Signal::from_number(self.0.first.load(Ordering::SeqCst))
+    }
+
+    /// The REPL waits at its prompt (`true`) or runs an entry (`false`). A SIGTERM or SIGHUP taken while it
+    /// was busy ends it on the way to the prompt, where it would otherwise wait unnoticed.
+    pub fn set_idle(&self, idle: bool) {
+        self.0.idle.store(idle, Ordering::SeqCst);
+        if let Some(sig) = self.signal().filter(|s| idle && *s != Signal::Int) {
+            say(&format!("{}: exiting", sig.name()));
+            std::process::exit(sig.exit_code());
         }
     }
 
     /// Forgets earlier presses: the REPL cancels one entry per Ctrl-C and goes on.
     pub fn reset(&self) {
         self.0.presses.store(0, Ordering::SeqCst);
+        self.0.first.store(0, Ordering::SeqCst);
         self.0.requested.store(false, Ordering::SeqCst);
         self.bump();
     }

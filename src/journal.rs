@@ -1,10 +1,12 @@
 //! The audit journal: one JSON line per mutating call (who, when, which script and its SHA-256, the
 //! cluster, the operation, node and arguments, the result and how long it took), appended to a file the
 //! operator can keep. Default: `$XDG_STATE_HOME/neumann-script/journal.jsonl`, else
-//! `~/.local/state/neumann-script/journal.jsonl`; `--journal FILE` chooses another.
+//! `~/.local/state/neumann-script/journal.jsonl`; `--journal FILE` chooses another. The journal says what
+//! was done to which cluster, so it is created readable by the user alone (0600, directories 0700).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +34,37 @@ pub fn whoami() -> (String, String) {
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
     (user, host)
+}
+
+/// Creates `dir` and its missing parents readable by the user alone. A directory that exists keeps its
+/// mode, since `--journal /tmp/j.jsonl` must not change `/tmp`; the tool's own state directory is
+/// tightened, because earlier versions created it 0755.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let own = default_path().is_some_and(|p| p.parent() == Some(dir));
+    if own {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Opens `path` for appending, creating it 0600. The tool's own files (the default journal, the REPL
+/// history) are tightened to 0600 if an earlier version left them readable by others; a file the operator
+/// named keeps the mode they gave it.
+pub fn open_private(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let own = default_path().is_some_and(|p| p.parent().is_some() && p.parent() == path.parent());
+    if own && file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 /// `2026-11-25T03:40:00Z` from unix seconds.
@@ -88,17 +121,14 @@ impl Journal {
         cluster: &str,
     ) -> Result<Journal, String> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            private_dir(dir).map_err(|e| {
                 format!(
                     "cannot create the journal's directory `{}`: {e}",
                     dir.display()
                 )
             })?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        let file = open_private(path)
             .map_err(|e| format!("cannot open the journal `{}`: {e}", path.display()))?;
         let (user, host) = whoami();
         Ok(Journal {
@@ -172,7 +202,8 @@ impl Journal {
             .map_err(|_| "lock poisoned".to_string())
             .and_then(|mut f| f.write_all(line.as_bytes()).map_err(|e| e.to_string()));
         if let Err(e) = written {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "warning: could not append to the journal `{}`: {e}",
                 self.path.as_deref().unwrap_or(Path::new("?")).display()
             );
@@ -222,5 +253,9 @@ mod tests {
         assert_eq!(lines[0]["duration_ms"], 12);
         assert_eq!(lines[0]["script_sha256"], sha256_hex("print(1)"));
         assert_eq!(lines[1]["error"], "boom");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
     }
 }

@@ -4,12 +4,13 @@
 //! `cli`, `run` (arguments, dispatch, exit codes) → `repl`, `session` (side by side: tokio runtime, simulator,
 //! clusters, journal) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
 //! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
-//! (typed values, policy, figures); `output`, `journal`, `interrupt` and `error` are leaves any layer
-//! may use. `sim` is the simulated cluster and imports nothing of the product.
+//! (typed values, policy, figures); `output`, `journal`, `interrupt`, `error` and `files` are leaves any
+//! layer may use. `sim` is the simulated cluster and imports nothing of the product.
 
 pub mod cli;
 pub mod cluster;
 pub mod error;
+pub mod files;
 pub mod interrupt;
 pub mod inventory;
 pub mod journal;

@@ -3,10 +3,65 @@
 //! Every line carries the UTC time of day, so a log read after the fact says when each thing happened.
 //! On a terminal, waits show a live line (what is awaited, elapsed time, the figure being watched);
 //! otherwise a wait prints one line when it starts, one every 10 s while it lasts, and one when it ends.
+//!
+//! Nothing here panics on a failed write. `println!` does ("failed printing to stdout"), so a closed pipe
+//! (`| head`) or a terminal gone after SIGHUP would kill a run with a node stopped; the program writes
+//! through `out!`, `outln!`, `err!` and `errln!` instead, which drop what cannot be written (the journal
+//! keeps the record).
 
 use std::cell::Cell;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Writes to stdout, or to stderr when `to_stderr`; after the first failed write (`EPIPE` from a closed
+/// pipe, `EIO` from a hung-up terminal) that stream is dropped for the rest of the run.
+pub fn write(to_stderr: bool, args: std::fmt::Arguments<'_>) {
+    let gone = if to_stderr {
+        &STDERR_GONE
+    } else {
+        &STDOUT_GONE
+    };
+    if gone.load(Ordering::Relaxed) {
+        return;
+    }
+    let written = if to_stderr {
+        std::io::stderr().lock().write_fmt(args)
+    } else {
+        let mut out = std::io::stdout().lock();
+        // Flushed per write, so a closed pipe is found now and not at exit, where it would be lost.
+        out.write_fmt(args).and_then(|()| out.flush())
+    };
+    if written.is_err() {
+        gone.store(true, Ordering::Relaxed);
+    }
+}
+
+/// True once a write to stdout has failed: its reader is gone.
+pub fn stdout_gone() -> bool {
+    STDOUT_GONE.load(Ordering::Relaxed)
+}
+
+/// `print!` that never panics.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::output::write(false, format_args!($($t)*)) };
+}
+/// `println!` that never panics.
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::output::write(false, format_args!("{}\n", format_args!($($t)*))) };
+}
+/// `eprint!` that never panics.
+macro_rules! err {
+    ($($t:tt)*) => { $crate::output::write(true, format_args!($($t)*)) };
+}
+/// `eprintln!` that never panics.
+macro_rules! errln {
+    ($($t:tt)*) => { $crate::output::write(true, format_args!("{}\n", format_args!($($t)*))) };
+}
+pub(crate) use {err, errln, out, outln};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -73,9 +128,8 @@ impl Output {
     }
 
     fn emit(&self, text: &str) {
-        let mut err = std::io::stderr().lock();
         for line in text.lines() {
-            let _ = writeln!(err, "{}  {}{}", clock(), self.indent(), line);
+            errln!("{}  {}{}", clock(), self.indent(), line);
         }
     }
 
@@ -158,7 +212,7 @@ impl Wait {
             Some(bar) => bar.set_message(format!("waiting for {}: {figure}", self.label)),
             None if self.last_line.elapsed() >= Duration::from_secs(10) => {
                 self.last_line = Instant::now();
-                eprintln!(
+                errln!(
                     "{}  {}still waiting for {} after {}: {figure}",
                     clock(),
                     self.indent,
@@ -176,7 +230,7 @@ impl Wait {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        eprintln!("{}  {}{line}", clock(), self.indent);
+        errln!("{}  {}{line}", clock(), self.indent);
     }
 }
 

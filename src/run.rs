@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{self, Command, RunOptions, SimOptions, Target};
 use crate::error::Error;
+use crate::files::{self, ReadError};
 use crate::inventory::Inventory;
-use crate::output::{Format, Output};
+use crate::output::{err, errln, out, outln, Format, Output};
 use crate::script::ctx::Ctx;
 use crate::script::engine::ScriptEngine;
 use crate::script::{embedded, value};
@@ -20,9 +21,9 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(c) => c,
         Err((text, code)) => {
             if code == 0 {
-                print!("{text}");
+                out!("{text}");
             } else {
-                eprint!("{text}");
+                err!("{text}");
             }
             return code;
         }
@@ -31,10 +32,10 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             match &e {
-                Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
+                Error::Script(m) | Error::Guard(m) => errln!("{m}"),
                 // What the run changed and how to go on were said above, by the session.
-                Error::Interrupted => eprintln!("interrupted: stopped at a safe point"),
-                other => eprintln!("error: {other}"),
+                Error::Interrupted { .. } => errln!("interrupted: stopped at a safe point"),
+                other => errln!("error: {other}"),
             }
             e.exit_code()
         }
@@ -77,8 +78,8 @@ fn sim_ctl(
     let out = crate::session::tokio_runtime()?
         .block_on(hosts.run(&inv.nodes[0], &op))
         .map_err(|e| Error::Tool(e.to_string()))?;
-    print!("{}", out.stdout);
-    eprint!("{}", out.stderr);
+    out!("{}", out.stdout);
+    err!("{}", out.stderr);
     Ok(i32::try_from(out.status).unwrap_or(1))
 }
 
@@ -101,11 +102,11 @@ fn execute_command(command: Command) -> Result<(), Error> {
                         dir.display()
                     ))
                 })?;
-            println!("wrote the script API's definitions to {}", dir.display());
+            outln!("wrote the script API's definitions to {}", dir.display());
             Ok(())
         }
         Command::Completions { shell } => {
-            print!("{}", cli::completions(shell));
+            out!("{}", cli::completions(shell));
             Ok(())
         }
         Command::Check { scripts } => check(&scripts),
@@ -142,13 +143,13 @@ fn execute_command(command: Command) -> Result<(), Error> {
             with_cluster(&run, Vec::new(), ("<-e>", &code), |rt| {
                 let v = rt.run("<-e>", &code)?;
                 match format {
-                    Format::Json => println!(
+                    Format::Json => outln!(
                         "{}",
                         serde_json::to_string_pretty(&value::to_json(&v)).unwrap_or_default()
                     ),
                     Format::Text => {
                         if let Some(text) = value::to_text(&v) {
-                            println!("{text}");
+                            outln!("{text}");
                         }
                     }
                 }
@@ -168,16 +169,37 @@ fn offers_rehearsal(run: &RunOptions) -> bool {
         && std::io::stderr().is_terminal()
 }
 
-/// A yes/no question on the terminal.
+/// A yes/no question on the terminal. A signal while it waits ends the run: nothing has changed yet.
+/// (The rehearsal's signal handlers outlive it and would swallow the signal otherwise.)
 fn ask(question: &str) -> Result<bool, Error> {
-    use std::io::{BufRead, Write};
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::Tool(format!("cannot read the answer: {e}")))?;
+    use std::io::BufRead;
+    err!("{question} [y/N] ");
+    let tokio = crate::session::tokio_runtime()?;
+    let line = tokio.block_on(async {
+        let read = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map(|_| line)
+        });
+        tokio::select! {
+            r = read => Ok(r),
+            sig = crate::interrupt::next_signal() => Err(sig),
+        }
+    });
+    // The blocked read of stdin cannot be cancelled; the process exits soon after.
+    tokio.shutdown_background();
+    let line = match line {
+        Ok(Ok(Ok(line))) => line,
+        Ok(Ok(Err(e))) => return Err(Error::Tool(format!("cannot read the answer: {e}"))),
+        Ok(Err(e)) => return Err(Error::Tool(format!("cannot read the answer: {e}"))),
+        Err(sig) => {
+            // Between the rehearsal and the live run nothing is open that needs closing.
+            errln!(
+                "\n{}: not confirmed; nothing was changed on the live cluster",
+                sig.name()
+            );
+            std::process::exit(sig.exit_code());
+        }
+    };
     Ok(matches!(
         line.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
@@ -187,10 +209,12 @@ fn ask(question: &str) -> Result<bool, Error> {
 /// A script path, or a stock script of that name when no such file exists.
 fn load_script(script: &str) -> Result<(String, String), Error> {
     let path = Path::new(script);
-    if path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Usage(format!("cannot read script `{script}`: {e}")))?;
-        return Ok((script.to_string(), text));
+    match files::read_text(path, files::MAX_TEXT) {
+        Ok(text) => return Ok((script.to_string(), text)),
+        Err(ReadError::Refused(why)) => {
+            return Err(Error::Usage(format!("script `{script}`: {why}")))
+        }
+        Err(ReadError::NotFound) => {}
     }
     let file = path.file_name().and_then(|f| f.to_str()).unwrap_or(script);
     match embedded::script(file) {
@@ -233,7 +257,7 @@ fn functions() -> Result<(), Error> {
     for d in rt.docs() {
         if module != Some(d.module) {
             module = Some(d.module);
-            println!(
+            outln!(
                 "{}",
                 if d.module.is_empty() {
                     "# everywhere (also: `args`, the script's arguments)".to_string()
@@ -242,9 +266,9 @@ fn functions() -> Result<(), Error> {
                 }
             );
         }
-        println!("{}", d.signature());
+        outln!("{}", d.signature());
         for line in d.doc.lines() {
-            println!("    {line}");
+            outln!("    {line}");
         }
     }
     Ok(())
@@ -266,16 +290,16 @@ fn check(scripts: &[PathBuf]) -> Result<(), Error> {
         );
     }
     for path in scripts {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Usage(format!("cannot read script `{}`: {e}", path.display())))?;
+        let text = files::read_text(path, files::MAX_TEXT)
+            .map_err(|e| Error::Usage(format!("script `{}`: {e}", path.display())))?;
         targets.push((path.display().to_string(), text));
     }
     let mut failed = Vec::new();
     for (name, text) in &targets {
         match rt.check(name, text) {
-            Ok(()) => println!("ok: {name}"),
+            Ok(()) => outln!("ok: {name}"),
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 failed.push(name.clone());
             }
         }
@@ -340,10 +364,10 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
         }
         out.info(&format!("  control  http://{}", sim.control_addr()));
         out.info(&format!(
-            "drive it from another terminal: neumann-script --cluster {} -e 'cluster::health()'   (Ctrl-C stops it)",
+            "drive it from another terminal: neumann-script --cluster {} -e 'cluster::health()'   (Ctrl-C or SIGTERM stops it)",
             opts.inventory.display()
         ));
-        let _ = tokio::signal::ctrl_c().await;
+        crate::interrupt::next_signal().await;
         sim.shutdown().await;
         let _ = std::fs::remove_file(&opts.inventory);
         out.info("simulator stopped; inventory removed");

@@ -13,7 +13,7 @@ use crate::cluster::Cluster;
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::journal::{self, Journal};
-use crate::output::{Format, Output};
+use crate::output::{outln, Format, Output};
 use crate::rehearse::Twin;
 use crate::script::ctx::{Ctx, Rerun, Settings};
 use crate::script::engine::ScriptEngine;
@@ -203,14 +203,26 @@ impl Session {
             tokio.block_on(t.sim.shutdown());
         } else if let Err(e) = result {
             let ctx = runtime.ctx();
-            if matches!(e, Error::Interrupted) {
+            if matches!(e, Error::Interrupted { .. }) {
                 ctx.undrain_after_interrupt();
                 report_run(ctx);
             }
             report_state(ctx);
-            if matches!(e, Error::Interrupted) {
+            if matches!(e, Error::Interrupted { .. }) {
                 report_continue(ctx);
             }
+        }
+        if let Err(Error::Interrupted { signal }) = result {
+            // The journal says why the run ended where it did, whoever reads it later.
+            let name =
+                crate::interrupt::Signal::from_number(*signal).map_or("signal", |s| s.name());
+            runtime.ctx().journal.record(
+                "interrupted",
+                None,
+                serde_json::json!({ "signal": name, "exit_code": 128 + signal }),
+                None,
+                Duration::ZERO,
+            );
         }
         // After an interrupt's undrain, which is a change made under this run's lease; before the
         // simulator goes away, since the lease lives in the cluster.
@@ -235,6 +247,34 @@ impl Session {
             ));
             tokio.block_on(s.shutdown());
         }
+        warn_unused_options(runtime.ctx());
+    }
+}
+
+/// Last, so it is not lost above the run's output: `--set` values the run never read had no effect.
+fn warn_unused_options(ctx: &Ctx) {
+    let unused = ctx.options_never_asked();
+    if unused.is_empty() {
+        return;
+    }
+    let asked = ctx.options_asked.borrow();
+    let asked = if asked.is_empty() {
+        "it asked for none".to_string()
+    } else {
+        format!(
+            "it asked for {}",
+            asked
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    for name in unused {
+        let value = ctx.settings.options.get(&name).cloned().unwrap_or_default();
+        ctx.out.warn(&format!(
+            "--set {name}={value} had no effect: the run never asked for an option named `{name}` ({asked})"
+        ));
     }
 }
 
@@ -355,33 +395,31 @@ fn report_rehearsal(
 ) {
     let ctx = rt.ctx();
     let plan = ctx.plan.borrow();
-    println!(
-        "\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster"
-    );
-    println!("plan ({} changes, in order):", plan.len());
+    outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
+    outln!("plan ({} changes, in order):", plan.len());
     for line in crate::rehearse::plan_lines(&plan) {
-        println!("{line}");
+        outln!("{line}");
     }
     if plan.is_empty() {
-        println!("     (none)");
+        outln!("     (none)");
     }
     match result {
-        Ok(()) => println!("guards: none fired"),
-        Err(Error::Guard(m)) => println!("guards: {m}"),
-        Err(e) => println!("the run would fail: {e}"),
+        Ok(()) => outln!("guards: none fired"),
+        Err(Error::Guard(m)) => outln!("guards: {m}"),
+        Err(e) => outln!("the run would fail: {e}"),
     }
     let medians = journal
         .map(|p| crate::rehearse::journal_medians(&p, live_source))
         .unwrap_or_default();
     let (duration, basis) = crate::rehearse::predicted(&twin.sim.events(), &medians);
-    println!(
+    outln!(
         "predicted duration: {} (from {basis}, plus the tool's few percent)",
         crate::output::human_duration(duration)
     );
     if let Some(cluster) = ctx.cluster.borrow().clone() {
         if let Ok(h) = ctx.rt.block_on(cluster.health()) {
-            println!("predicted final state:");
-            println!(
+            outln!("predicted final state:");
+            outln!(
                 "{}",
                 value::to_text(&rhai::Dynamic::from(h)).unwrap_or_default()
             );

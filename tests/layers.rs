@@ -21,6 +21,7 @@ const ORDER: &[&str] = &[
     "journal",
     "interrupt",
     "error",
+    "files",
     "sim",
 ];
 

@@ -212,6 +212,7 @@ macro_rules! resume_matrix {
 }
 
 resume_matrix!(sigint, "INT", 130);
+resume_matrix!(sigterm, "TERM", 143);
 
 #[test]
 fn ctrl_c_during_a_drain_wait_undrains_the_node_and_journals_it() {
@@ -253,7 +254,10 @@ fn ctrl_c_during_a_drain_wait_undrains_the_node_and_journals_it() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["op"].to_string())
         .collect();
-    assert_eq!(ops, vec!["\"node::drain\"", "\"node::undrain\""]);
+    assert_eq!(
+        ops,
+        vec!["\"node::drain\"", "\"node::undrain\"", "\"interrupted\""]
+    );
 }
 
 #[test]

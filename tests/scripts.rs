@@ -114,22 +114,3 @@ fn an_edited_stdlib_module_beside_the_script_wins() {
     assert!(stderr.contains("team preflight refuses 0.11.0"), "{stderr}");
     assert!(stderr.contains("preflight.rhai:1)"), "{stderr}");
 }
-
-#[test]
-fn host_exec_returns_status_and_output() {
-    let c = Cluster::start(3, "0.10.4");
-    let (stdout, _) = expect(
-        &c.run(&[
-            "--format",
-            "json",
-            "-e",
-            "node::exec(\"node1\", \"echo 'a b' && echo err >&2 && exit 4\")",
-        ]),
-        0,
-    );
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(
-        v,
-        serde_json::json!({"status": 4, "stdout": "a b\n", "stderr": "err\n"})
-    );
-}

@@ -143,6 +143,23 @@ impl Cluster {
         assert_eq!(out["status"], 0, "{action} {node}: {out}");
     }
 
+    /// Waits until the simulator has logged `kind` for `node`. For a signal mid-step: the step that
+    /// follows the event (an install, 3 s at real speed) is the margin the signal has to land in.
+    pub fn wait_for_event(&self, kind: &str, node: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self
+            .events()
+            .iter()
+            .any(|e| e.kind == kind && e.node.as_deref() == Some(node))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{kind}` event for {node} within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Starts the binary in the background (for faults and signals mid-run).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         std::process::Command::new(BIN)

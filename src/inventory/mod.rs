@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::files::{self, ReadError};
 
 pub mod ssh;
 
@@ -190,13 +191,13 @@ impl Inventory {
 
     /// Reads and validates an inventory file.
     pub fn load(path: &Path) -> Result<Inventory, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Inventory {
+        let text = files::read_text(path, files::MAX_TEXT).map_err(|e| Error::Inventory {
             path: path.to_path_buf(),
-            message: match e.kind() {
-                std::io::ErrorKind::NotFound => {
+            message: match e {
+                ReadError::NotFound => {
                     "no such file (pass --cluster FILE, set NEUMANN_CLUSTER, or use --sim)".into()
                 }
-                _ => format!("cannot read it: {e}"),
+                ReadError::Refused(m) => m,
             },
         })?;
         Inventory::parse(&text, path)
@@ -236,26 +237,14 @@ impl Inventory {
             if !seen.insert(n.id.clone()) {
                 return Err(bad(format!("node id `{}` appears twice", n.id)));
             }
-            let admin_url = match (&n.admin_url, &n.host) {
-                (Some(url), _) => url.trim_end_matches('/').to_string(),
-                (None, Some(host)) => format!("http://{host}:{ADMIN_PORT}"),
+            let (field, admin_url) = match (&n.admin_url, &n.host) {
+                (Some(url), _) => ("admin_url", url.trim_end_matches('/').to_string()),
+                (None, Some(host)) => ("host", format!("http://{host}:{ADMIN_PORT}")),
                 (None, None) => {
                     return Err(bad(format!("{at}: give `admin_url` or `host`")));
                 }
             };
-            match reqwest::Url::parse(&admin_url) {
-                Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {}
-                Ok(_) => {
-                    return Err(bad(format!(
-                    "{at}: admin_url `{admin_url}` must be an http:// or https:// URL with a host"
-                )))
-                }
-                Err(e) => {
-                    return Err(bad(format!(
-                        "{at}: admin_url `{admin_url}` is not a URL: {e}"
-                    )))
-                }
-            }
+            check_admin_url(&admin_url).map_err(|why| bad(format!("{at}: {field} {why}")))?;
             let templates = RawTemplates {
                 stop: n.stop.clone(),
                 start: n.start.clone(),
@@ -292,21 +281,31 @@ impl Inventory {
             (Some(_), Some(_)) => {
                 return Err(bad("give `token_env` or `token_file`, not both".into()))
             }
-            (Some(var), None) => Some(std::env::var(var).map_err(|_| {
-                bad(format!(
-                    "`token_env` names `{var}`, but that environment variable is not set"
-                ))
-            })?),
+            (Some(var), None) => {
+                let value = std::env::var(var).map_err(|_| {
+                    bad(format!(
+                        "`token_env` names `{var}`, but that environment variable is not set"
+                    ))
+                })?;
+                Some(
+                    check_token(
+                        &value,
+                        &format!("token_env: the environment variable `{var}`"),
+                    )
+                    .map_err(bad)?,
+                )
+            }
             (None, Some(file)) => {
                 let file = if file.is_relative() {
                     source.parent().unwrap_or(Path::new(".")).join(file)
                 } else {
                     file.clone()
                 };
-                let t = std::fs::read_to_string(&file).map_err(|e| {
-                    bad(format!("cannot read token_file `{}`: {e}", file.display()))
-                })?;
-                Some(t.trim().to_string())
+                let what = format!("token_file `{}`", file.display());
+                // A token is short: a bound this size still catches `/dev/zero` or a wrong path at once.
+                let t =
+                    files::read_text(&file, 64 << 10).map_err(|e| bad(format!("{what}: {e}")))?;
+                Some(check_token(&t, &what).map_err(bad)?)
             }
             (None, None) => None,
         };
@@ -386,6 +385,73 @@ impl Inventory {
             format!("unknown node `{id}`: the inventory has {}", ids.join(", "))
         })
     }
+}
+
+/// An admin URL is the scheme, host and port of a node's admin API and nothing else: a path, query or
+/// fragment would be glued to every endpoint (`...?x=1/health`), and credentials would be printed wherever
+/// the address is (errors, `members()`, the REPL's `nodes`). The message never repeats a password.
+fn check_admin_url(url: &str) -> Result<(), String> {
+    let shown = redact(url);
+    let u = reqwest::Url::parse(url).map_err(|e| format!("`{shown}` is not a URL: {e}"))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!(
+            "`{shown}` carries a user name or password: they would be printed in messages; remove them and give the admin token with [cluster] token_env or token_file"
+        ));
+    }
+    if (u.scheme() != "http" && u.scheme() != "https") || u.host().is_none() {
+        return Err(format!(
+            "`{shown}` must be an http:// or https:// URL with a host"
+        ));
+    }
+    let extra = [
+        (u.path() != "/").then_some("a path"),
+        u.query().is_some().then_some("a query"),
+        u.fragment().is_some().then_some("a fragment"),
+    ];
+    let extra: Vec<&str> = extra.into_iter().flatten().collect();
+    if !extra.is_empty() {
+        return Err(format!(
+            "`{shown}` has {}: give the scheme, host and port only, such as `http://10.0.0.1:9090`",
+            extra.join(" and ")
+        ));
+    }
+    Ok(())
+}
+
+/// `url` with anything between `://` and an `@` before the host replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// The admin token as read from a file or the environment: one trailing newline is what editors and
+/// `echo` leave and is dropped; anything else that cannot travel in an HTTP header is refused here rather
+/// than after a round of retries.
+fn check_token(raw: &str, what: &str) -> Result<String, String> {
+    let t = raw
+        .strip_suffix("\r\n")
+        .or_else(|| raw.strip_suffix('\n'))
+        .unwrap_or(raw);
+    if t.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if t.contains(['\n', '\r']) {
+        return Err(format!(
+            "{what} holds more than one line: it must hold the token alone (one trailing newline is fine)"
+        ));
+    }
+    if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{what} holds a space or control character: an admin token has none"
+        ));
+    }
+    Ok(t.to_string())
 }
 
 /// A path from the inventory: `~/` is the user's home, relative paths are relative to the inventory's
@@ -493,6 +559,11 @@ mod tests {
             ("[[nodes]\nid = 1\n", "line 1"),
             ("[cluster]\ntoken_env = \"NEUMANN_TEST_SURELY_UNSET\"\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "is not set"),
             ("[cluster]\nrequest_timeout_secs = -1\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "positive number"),
+            ("[[nodes]]\nid = \"a\"\nadmin_url = \"http://admin:pw@h:9090\"\n", "admin_url `http://***@h:9090` carries a user name or password"),
+            ("[[nodes]]\nid = \"a\"\nhost = \"admin@h\"\n", "host `http://***@h:9090` carries"),
+            ("[[nodes]]\nid = \"a\"\nadmin_url = \"http://h:9090/admin\"\n", "has a path: give the scheme, host and port only"),
+            ("[[nodes]]\nid = \"a\"\nadmin_url = \"http://h:9090?x=1\"\n", "has a query"),
+            ("[[nodes]]\nid = \"a\"\nadmin_url = \"http://h:9090#f\"\n", "has a fragment"),
         ];
         for (text, want) in cases {
             let err = parse(text).expect_err(text).to_string();
@@ -500,6 +571,36 @@ mod tests {
             assert!(
                 err.contains(want),
                 "for {text:?} wanted {want:?} in {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_is_never_repeated() {
+        let err = parse("[[nodes]]\nid = \"a\"\nadmin_url = \"http://admin:s3cret@h :9090\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert_eq!(redact("https://u:p@h:1/x@y"), "https://***@h:1/x@y");
+        assert_eq!(redact("http://h:1"), "http://h:1");
+    }
+
+    #[test]
+    fn tokens_lose_one_trailing_newline_and_nothing_else() {
+        assert_eq!(check_token("abc\n", "t").unwrap(), "abc");
+        assert_eq!(check_token("abc\r\n", "t").unwrap(), "abc");
+        assert_eq!(check_token("abc", "t").unwrap(), "abc");
+        for (raw, want) in [
+            ("abc\ndef\n", "more than one line"),
+            ("abc\n\n", "more than one line"),
+            ("\n", "is empty"),
+            ("ab c", "space or control"),
+            ("abc\t\n", "space or control"),
+        ] {
+            let e = check_token(raw, "token_file `t`").unwrap_err();
+            assert!(
+                e.starts_with("token_file `t` ") && e.contains(want),
+                "{raw:?}: {e}"
             );
         }
     }

@@ -14,6 +14,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
 
 use crate::error::Error;
+use crate::interrupt::Signal;
 use crate::output::Format;
 use crate::script::engine::ScriptEngine;
 use crate::script::{types, value};
@@ -184,7 +185,7 @@ impl Session<'_> {
 fn report(e: &Error) {
     match e {
         Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
-        Error::Interrupted => eprintln!("interrupted"),
+        Error::Interrupted { .. } => eprintln!("interrupted"),
         other => eprintln!("error: {other}"),
     }
 }
@@ -229,7 +230,7 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
     let history = history_path();
     if let Some(p) = &history {
         if let Some(dir) = p.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = crate::journal::private_dir(dir);
         }
         let _ = editor.load_history(p);
     }
@@ -253,8 +254,13 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
         known,
     };
     session.refresh();
+    let interrupt = rt.ctx().interrupt.clone();
     loop {
-        let line = match editor.readline("neumann> ") {
+        // At the prompt nothing is in progress: SIGTERM or SIGHUP ends the REPL at once.
+        interrupt.set_idle(true);
+        let read = editor.readline("neumann> ");
+        interrupt.set_idle(false);
+        let line = match read {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
@@ -278,17 +284,25 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
                     println!("{:>5}  {}", i + 1, entry.replace('\n', "\n       "));
                 }
             }
-            "load" if !rest.is_empty() => match std::fs::read_to_string(rest) {
-                Ok(text) => match session.eval(&crate::script::report::strip_shebang(&text)) {
-                    Ok(_) => println!("loaded {rest}"),
-                    Err(e) => report(&e),
-                },
-                Err(e) => eprintln!("error: cannot read `{rest}`: {e}"),
-            },
+            "load" if !rest.is_empty() => {
+                match crate::files::read_text(std::path::Path::new(rest), crate::files::MAX_TEXT) {
+                    Ok(text) => match session.eval(&crate::script::report::strip_shebang(&text)) {
+                        Ok(_) => println!("loaded {rest}"),
+                        Err(e) => report(&e),
+                    },
+                    Err(e) => eprintln!("error: cannot read `{rest}`: {e}"),
+                }
+            }
             _ => match session.eval(&line) {
                 Ok(v) => session.print(&v),
                 Err(e) => report(&e),
             },
+        }
+        // Ctrl-C cancels one entry; SIGTERM and SIGHUP end the session once the entry has stopped.
+        if let Some(sig) = interrupt.signal().filter(|s| *s != Signal::Int) {
+            return Err(Error::Interrupted {
+                signal: sig.number(),
+            });
         }
     }
     Ok(())

@@ -107,6 +107,8 @@ pub struct Ctx {
     steps: RefCell<Vec<String>>,
     /// Waits in progress that show their own live line: calls inside them do not add another.
     pub announced: std::cell::Cell<u32>,
+    /// Option names the script asked for with `option(name, ...)`, so a `--set` it never read is reported.
+    pub options_asked: RefCell<BTreeSet<String>>,
 }
 
 /// One mutating call as it happened.
@@ -121,6 +123,17 @@ pub struct Planned {
 }
 
 impl Ctx {
+    /// `--set` names the run never asked for: a typo, or an option of another script.
+    pub fn options_never_asked(&self) -> Vec<String> {
+        let asked = self.options_asked.borrow();
+        self.settings
+            .options
+            .keys()
+            .filter(|k| !asked.contains(*k))
+            .cloned()
+            .collect()
+    }
+
     /// The cluster, or a usage stop saying how to name one.
     pub fn cluster(&self) -> Result<Arc<Cluster>, Box<EvalAltResult>> {
         self.cluster.borrow().clone().ok_or_else(|| {
@@ -146,6 +159,7 @@ impl Ctx {
             leases: RefCell::new(Vec::new()),
             steps: RefCell::new(Vec::new()),
             announced: std::cell::Cell::new(0),
+            options_asked: RefCell::new(BTreeSet::new()),
         }
     }
 

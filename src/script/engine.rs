@@ -15,6 +15,7 @@ use super::modules::{self, FnDoc};
 use super::report::{self, strip_shebang, Sources};
 use super::resolver;
 use crate::error::Error;
+use crate::output::{errln, outln};
 
 /// One engine with the script API, ready to run scripts, snippets or checks.
 pub struct ScriptEngine {
@@ -41,9 +42,9 @@ impl ScriptEngine {
             .set_max_modules(256)
             .set_strict_variables(true)
             .set_fail_on_invalid_map_property(true);
-        engine.on_print(|s| println!("{s}"));
+        engine.on_print(|s| outln!("{s}"));
         engine.on_debug(|s, src, pos| {
-            eprintln!(
+            errln!(
                 "debug {}:{}: {s}",
                 src.unwrap_or("<script>"),
                 pos.line().unwrap_or(0)
@@ -145,11 +146,22 @@ impl ScriptEngine {
         *lib += ast;
         let result = self.engine.eval_ast_with_scope::<Dynamic>(scope, lib);
         lib.clear_statements();
-        let result = result.map_err(|e| report::runtime_error(&e, name, &self.sources));
-        if matches!(result, Err(Error::Interrupted)) {
+        let result =
+            result.map_err(|e| self.with_signal(report::runtime_error(&e, name, &self.sources)));
+        if matches!(result, Err(Error::Interrupted { .. })) {
             self.ctx.undrain_after_interrupt();
         }
         result
+    }
+
+    /// An interruption carries the signal that caused it, for the exit code.
+    fn with_signal(&self, e: Error) -> Error {
+        match (e, self.ctx.interrupt.signal()) {
+            (Error::Interrupted { .. }, Some(sig)) => Error::Interrupted {
+                signal: sig.number(),
+            },
+            (e, _) => e,
+        }
     }
 
     /// Runs a script; `name` is its path (or `<stock>/NAME` for an embedded one).
@@ -158,7 +170,7 @@ impl ScriptEngine {
         let mut scope = self.scope();
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
-            .map_err(|e| report::runtime_error(&e, name, &self.sources))
+            .map_err(|e| self.with_signal(report::runtime_error(&e, name, &self.sources)))
     }
 }
 

@@ -136,7 +136,8 @@ pub fn runtime_error(err: &EvalAltResult, top: &str, sources: &Sources) -> Error
         }
     }
     if let EvalAltResult::ErrorTerminated(..) = cur {
-        return Error::Interrupted;
+        // SIGINT until the engine, which knows the run's signal, says which (`ScriptEngine::run`).
+        return Error::Interrupted { signal: 2 };
     }
     let mut msg = format!(
         "error: {}\n{}",

@@ -85,7 +85,7 @@ impl ModuleResolver for Resolver {
         let name = path.trim_end_matches(".rhai");
         let (key, text) = match self.find(source, path) {
             Some(file) => {
-                let text = std::fs::read_to_string(&file).map_err(|e| {
+                let text = crate::files::read_text(&file, crate::files::MAX_TEXT).map_err(|e| {
                     EvalAltResult::ErrorInModule(
                         path.into(),
                         EvalAltResult::ErrorSystem(

@@ -1,6 +1,6 @@
 //! The simulator's control server (`/sim/...`): stats, the event log, fault injection, and the
-//! host-side commands (stop/start/restart/install) a runbook would run over SSH. Each host call
-//! returns when the real command would, in simulated time.
+//! host-side commands (stop/start/restart/install, and a few read-only ones through exec) a runbook would
+//! run over SSH. Each host call returns when the real command would, in simulated time.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -10,7 +10,7 @@ use axum::Json;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::model::{CommandOutput, FaultSpec, ProcessState, RollbackLimit, StartOutcome};
+use super::model::{CommandOutput, FaultSpec, Node, ProcessState, RollbackLimit, StartOutcome};
 use super::net::KillableListener;
 use super::server::{json_error, method_not_allowed, not_found};
 use super::{FaultKind, Shared};
@@ -232,14 +232,61 @@ async fn host(
             shared.wait_until(done_at, |_| true).await;
             out
         }
+        "exec" => {
+            const EXPECTED: &str = r#"{"command": "systemctl is-active neumann"}"#;
+            let command = match parse_object(&body, EXPECTED)
+                .and_then(|map| string_field(&map, "command", EXPECTED).map(str::to_string))
+            {
+                Ok(c) => c,
+                Err(r) => return refuse(r),
+            };
+            exec(&shared.lock().nodes[i], &command)
+        }
         other => {
             return json_error(
                 404,
-                &format!("unknown host action `{other}` (expected stop, start, restart, install)"),
+                &format!(
+                    "unknown host action `{other}` (expected stop, start, restart, install, exec)"
+                ),
             );
         }
     };
     Json(out).into_response()
+}
+
+/// A command on a simulated node's host, answered from a small simulated environment: the commands a
+/// runbook asks a node about. Nothing is run on this machine; anything else is "not available".
+fn exec(node: &Node, command: &str) -> CommandOutput {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let answer = |status: i32, stdout: String| CommandOutput {
+        status,
+        stdout,
+        stderr: String::new(),
+    };
+    match words.as_slice() {
+        // The binary on disk answers, as on a real host: after an install and before the restart it is
+        // the new version while the process still runs the old one.
+        ["neumann", "--version" | "-V"] => answer(0, format!("neumann {}\n", node.installed)),
+        ["systemctl", "is-active", "neumann" | "neumann.service"] => {
+            let state = match node.process {
+                ProcessState::Running => "active",
+                ProcessState::Starting { .. } => "activating",
+                ProcessState::Stopping { .. } => "deactivating",
+                ProcessState::Stopped => "inactive",
+                ProcessState::Crashed => "failed",
+            };
+            // systemctl's documented status: 0 when active, 3 when not running.
+            answer(if state == "active" { 0 } else { 3 }, format!("{state}\n"))
+        }
+        _ => CommandOutput {
+            status: 127,
+            stdout: String::new(),
+            stderr: format!(
+                "{}: `{command}`: not available in the simulator (it answers `neumann --version` and `systemctl is-active neumann`)\n",
+                node.id
+            ),
+        },
+    }
 }
 
 fn timed_out(what: &str) -> CommandOutput {

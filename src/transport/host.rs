@@ -2,7 +2,8 @@
 //!
 //! The inventory's command templates (defaults from the runbook) are rendered here, with every
 //! substituted value shell-quoted. Which transport carries them is chosen per node: the simulator's host
-//! endpoints for a simulated cluster; SSH (openssh) for a real one.
+//! endpoints for a simulated cluster (every operation, `exec` included, so nothing reaches this machine's
+//! shell); SSH (openssh) for a real one.
 
 use std::time::Duration;
 
@@ -121,11 +122,10 @@ impl Hosts {
                 .await
                 .map_err(fail);
         }
+        // A simulated node's host is the simulator, for `exec` too: a command meant for a node must never
+        // reach this machine's shell because the cluster is a simulation.
         match &self.sim {
-            Some(sim) => match op {
-                HostOp::Exec(cmd) => run_local(cmd, op.timeout()).await.map_err(fail),
-                _ => sim.run(&node.id, op).await.map_err(fail),
-            },
+            Some(sim) => sim.run(&node.id, op).await.map_err(fail),
             None => Err(fail(
                 "the inventory gives no way to reach this node's host: add `ssh = \"user@host:22\"` to the node".into(),
             )),
@@ -158,6 +158,7 @@ impl SimHost {
         let url = format!("{}/sim/host/{node}/{}", self.base, op.name());
         let body = match op {
             HostOp::Install(v) => serde_json::json!({ "version": v.to_string() }),
+            HostOp::Exec(cmd) => serde_json::json!({ "command": cmd }),
             _ => serde_json::json!({}),
         };
         let resp = self
@@ -189,7 +190,7 @@ pub async fn run_local_command(cmd: &str) -> Result<ExecOutput, String> {
     run_local(cmd, Duration::from_secs(300)).await
 }
 
-/// Runs a command on this machine, for simulated hosts (their "host" is this machine).
+/// Runs a command on this machine: hooks only, never a node's host command.
 async fn run_local(cmd: &str, timeout: Duration) -> Result<ExecOutput, String> {
     let child = tokio::process::Command::new("sh")
         .arg("-c")

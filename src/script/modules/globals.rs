@@ -89,6 +89,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "?",
         doc::OPTION,
         move |name: ImmutableString, default: Dynamic| {
+            c.options_asked.borrow_mut().insert(name.to_string());
             option_value(c.settings.options.get(name.as_str()), &name, default)
         },
     );

@@ -89,7 +89,7 @@ fn host_op(
     let leaves = matches!(op, HostOp::Start | HostOp::Restart);
     if c.settings.rehearsal {
         if let HostOp::Exec(_) = op {
-            // The twin has no host: an ad-hoc command would run on this machine instead of the node's.
+            // The twin's host is simulated: its answer would stand in for the live node's.
             return c.mutate("node::exec", Some(id), args, || {
                 Ok(crate::transport::host::ExecOutput::not_run())
             });

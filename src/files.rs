@@ -1,0 +1,128 @@
+//! Reading the files an operator names (inventories, scripts, modules, token files): regular files only,
+//! and bounded, so a directory, a FIFO or a device is a clear refusal instead of "no such file", a hang
+//! waiting for a writer, or a read that never ends (`--cluster /dev/zero`).
+
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+
+/// The largest inventory or script read: far above any real one, far below what would exhaust memory.
+pub const MAX_TEXT: u64 = 4 << 20;
+
+/// Why a named file could not be read; the message completes "`path`: ...".
+#[derive(Debug)]
+pub enum ReadError {
+    /// Nothing at that path.
+    NotFound,
+    /// Something that is not a regular file, or too big, or unreadable; the message says which.
+    Refused(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::NotFound => f.write_str("no such file"),
+            ReadError::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// What a path names when it is not a regular file, in words, or `None` for a regular file.
+fn not_regular(t: std::fs::FileType) -> Option<&'static str> {
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Reads a UTF-8 text file of at most `max` bytes. The type is checked before the file is opened: opening
+/// a FIFO blocks until something writes to it.
+pub fn read_text(path: &Path, max: u64) -> Result<String, ReadError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::NotFound,
+        _ => ReadError::Refused(format!("cannot read it: {e}")),
+    })?;
+    if let Some(what) = not_regular(meta.file_type()) {
+        return Err(ReadError::Refused(format!("is {what}, not a regular file")));
+    }
+    let too_big = |size: u64| {
+        ReadError::Refused(format!("is {size} bytes; the limit is {}", human_size(max)))
+    };
+    if meta.len() > max {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| ReadError::Refused(format!("cannot read it: {e}")))?;
+    // Bounded even if the file grows, or was swapped for something else, after the check.
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ReadError::Refused(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        ReadError::Refused(format!(
+            "is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_within_the_limit_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.rhai");
+        std::fs::write(&f, "print(1)").unwrap();
+        assert_eq!(read_text(&f, 100).unwrap(), "print(1)");
+        let e = read_text(&f, 4).unwrap_err().to_string();
+        assert_eq!(e, "is 8 bytes; the limit is 4 bytes");
+        assert_eq!(
+            read_text(dir.path(), 100).unwrap_err().to_string(),
+            "is a directory, not a regular file"
+        );
+        assert_eq!(
+            read_text(Path::new("/dev/zero"), 100)
+                .unwrap_err()
+                .to_string(),
+            "is a character device, not a regular file"
+        );
+        assert!(matches!(
+            read_text(&dir.path().join("none"), 100),
+            Err(ReadError::NotFound)
+        ));
+        std::fs::write(&f, [0xff, 0xfe]).unwrap();
+        assert!(read_text(&f, 100)
+            .unwrap_err()
+            .to_string()
+            .contains("not UTF-8"));
+        assert_eq!(human_size(MAX_TEXT), "4 MiB");
+    }
+}
