@@ -62,10 +62,10 @@ fn registration(
     returns: &'static str,
     doc: &'static str,
 ) -> FuncRegistration {
+    // Rhai reads the item after the parameters as the return type; a function returning nothing says `()`,
+    // or the editor definitions would read `-> ;`.
     let mut info: Vec<&str> = params.to_vec();
-    if !returns.is_empty() {
-        info.push(returns);
-    }
+    info.push(if returns.is_empty() { "()" } else { returns });
     let comments: Vec<String> = doc.lines().map(|l| format!("/// {l}")).collect();
     FuncRegistration::new(name)
         .with_params_info(info)
