@@ -114,6 +114,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
         Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {
             let (name, text) = load_script(&script)?;
+            bare_engine()?.1.parse(&name, &text)?;
             if offers_rehearsal(&run) {
                 // An operator at a terminal sees the plan on a twin first, and says whether to go on.
                 let rehearsal = RunOptions {
@@ -139,6 +140,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
             })
         }
         Command::Eval { run, code } => {
+            bare_engine()?.1.parse("<-e>", &code)?;
             let format = run.format;
             with_cluster(&run, Vec::new(), ("<-e>", &code), |rt| {
                 let v = rt.run("<-e>", &code)?;

@@ -15,3 +15,4 @@ mod runbooks;
 mod scripts;
 mod ssh;
 mod ssh_support;
+mod surprises;

@@ -41,7 +41,13 @@ impl ScriptEngine {
             .set_max_modules(256)
             .set_strict_variables(true)
             .set_fail_on_invalid_map_property(true);
-        engine.on_print(|s| println!("{s}"));
+        // With --format json, stdout carries one JSON document: a script's own prints go to stderr so a
+        // pipe into `jq` still parses.
+        if ctx.settings.format == crate::output::Format::Json {
+            engine.on_print(|s| eprintln!("{s}"));
+        } else {
+            engine.on_print(|s| println!("{s}"));
+        }
         engine.on_debug(|s, src, pos| {
             eprintln!(
                 "debug {}:{}: {s}",
@@ -113,6 +119,12 @@ impl ScriptEngine {
             .map_err(|e| Error::Script(report::parse_error(&e, name, &self.sources)))?;
         ast.set_source(name);
         Ok(ast)
+    }
+
+    /// Compiles a script without running it: its syntax, so a typo is reported before a cluster or
+    /// simulator is set up for it.
+    pub fn parse(&self, name: &str, text: &str) -> Result<(), Error> {
+        self.compile(name, text).map(|_| ())
     }
 
     /// Compiles a script without running it: syntax, unknown variables and unknown functions.

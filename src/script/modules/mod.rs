@@ -215,17 +215,22 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
 }
 
 /// Seconds from a script value (int or float), checked.
-pub fn secs(v: &Dynamic, what: &str) -> RhaiResult<Duration> {
-    let s = if let Ok(i) = v.as_int() {
-        i as f64
+/// An int or a float as a float: a script writes `100` or `100.0` and means the same.
+pub fn number(v: &Dynamic, what: &str) -> RhaiResult<f64> {
+    if let Ok(i) = v.as_int() {
+        Ok(i as f64)
     } else if let Ok(f) = v.as_float() {
-        f
+        Ok(f)
     } else {
-        return Err(fail(format!(
-            "{what} must be a number of seconds, not {}",
+        Err(fail(format!(
+            "{what} must be a number, not {}",
             v.type_name()
-        )));
-    };
+        )))
+    }
+}
+
+pub fn secs(v: &Dynamic, what: &str) -> RhaiResult<Duration> {
+    let s = number(v, &format!("{what} (seconds)"))?;
     if s.is_finite() && (0.0..=31_536_000.0).contains(&s) {
         Ok(Duration::from_secs_f64(s))
     } else {
