@@ -236,7 +236,8 @@ fn report_rehearsal(
     println!(
         "\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster"
     );
-    println!("plan ({} changes, in order):", plan.len());
+    let s = if plan.len() == 1 { "" } else { "s" };
+    println!("plan ({} change{s}, in order):", plan.len());
     for line in crate::rehearse::plan_lines(&plan) {
         println!("{line}");
     }
