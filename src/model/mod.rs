@@ -6,4 +6,6 @@ pub mod metrics_text;
 pub mod policy;
 pub mod types;
 
-pub use types::{ClusterHealth, ExecOutput, Member, NodeHealth, RaftNode, RaftStatus, Record};
+pub use types::{
+    ClusterHealth, ExecOutput, Member, Metrics, NodeHealth, RaftNode, RaftStatus, Version,
+};

@@ -1,130 +1,69 @@
-//! The typed values scripts see (`Member`, `ClusterHealth`, `RaftStatus`) and the wire shapes of the
-//! admin API they are built from. Field types are Rhai's own (i64, f64, bool, String) so a script can
-//! compare `m.commit_index > 10` without conversions.
+//! The typed values scripts see (`Member`, `ClusterHealth`, `RaftStatus`, `Version`, `Metrics`) and the
+//! wire shapes of the admin API they are built from. Each derives `CustomType` for its read-only
+//! properties and `Serialize` for `to_map()` and JSON; `script::types` lists them for the engine.
+//! Properties read as Rhai's own types (int, float, bool, string, array, map, `()` for none) so a script
+//! can compare `m.commit_index > 10` without conversions.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Map};
+use rhai::{Array, CustomType, Dynamic, EvalAltResult, ImmutableString, Map, TypeBuilder};
 use serde::{Deserialize, Serialize};
 
-/// Converts a field to the Rhai value scripts see.
-pub trait ToRhai {
-    fn to_rhai(&self) -> Dynamic;
+use super::metrics_text::Scrape;
+
+/// What every typed value has besides its properties: `print` and `debug` show its `Display`.
+/// Named as `extra` in each `#[derive(CustomType)]`.
+pub fn printable<T: CustomType + fmt::Display>(b: &mut TypeBuilder<T>) {
+    b.on_print(|v| v.to_string()).on_debug(|v| v.to_string());
 }
 
-impl ToRhai for String {
-    fn to_rhai(&self) -> Dynamic {
-        self.clone().into()
-    }
-}
-impl ToRhai for bool {
-    fn to_rhai(&self) -> Dynamic {
-        (*self).into()
-    }
-}
-impl ToRhai for i64 {
-    fn to_rhai(&self) -> Dynamic {
-        (*self).into()
-    }
-}
-impl ToRhai for f64 {
-    fn to_rhai(&self) -> Dynamic {
-        (*self).into()
-    }
-}
-impl<T: ToRhai> ToRhai for Option<T> {
-    fn to_rhai(&self) -> Dynamic {
-        self.as_ref().map_or(Dynamic::UNIT, ToRhai::to_rhai)
-    }
-}
-impl ToRhai for Vec<String> {
-    fn to_rhai(&self) -> Dynamic {
-        self.iter()
-            .map(|s| Dynamic::from(s.clone()))
-            .collect::<Array>()
-            .into()
-    }
-}
-impl ToRhai for Vec<Member> {
-    fn to_rhai(&self) -> Dynamic {
-        self.iter()
-            .cloned()
-            .map(Dynamic::from)
-            .collect::<Array>()
-            .into()
-    }
-}
-impl ToRhai for Vec<RaftNode> {
-    fn to_rhai(&self) -> Dynamic {
-        self.iter()
-            .map(|n| Dynamic::from(n.to_map()))
-            .collect::<Array>()
-            .into()
-    }
+/// As `printable`, plus `to_map()`: serde's map of the value, so the map and `--format json` name the
+/// same fields with the same values.
+fn record<T: CustomType + Serialize + fmt::Display>(b: &mut TypeBuilder<T>) {
+    printable(b);
+    b.with_fn("to_map", |v: &mut T| -> Map { to_map(v) });
 }
 
-/// A typed value with named read-only fields: the same list feeds the Rhai getters, `to_map()` and JSON.
-pub trait Record: Clone + 'static {
-    const TYPE_NAME: &'static str;
-    fn fields() -> &'static [&'static str];
-    fn field(&self, name: &str) -> Dynamic;
-    fn to_map(&self) -> Map {
-        Self::fields()
-            .iter()
-            .map(|f| ((*f).into(), self.field(f)))
-            .collect()
-    }
+/// serde's map of a record (a struct, which serde always writes as a map).
+fn to_map<T: Serialize>(v: &T) -> Map {
+    plain(v).cast::<Map>()
 }
 
-macro_rules! record {
-    ($ty:ty, $name:literal, [$($field:ident),* $(,)?]) => {
-        impl Record for $ty {
-            const TYPE_NAME: &'static str = $name;
-            fn fields() -> &'static [&'static str] {
-                &[$(stringify!($field)),*]
-            }
-            fn field(&self, name: &str) -> Dynamic {
-                match name {
-                    $(stringify!($field) => ToRhai::to_rhai(&self.$field),)*
-                    _ => Dynamic::UNIT,
-                }
-            }
-        }
-    };
+/// A value as plain Rhai data (maps, arrays, strings, numbers, `()` for none), through serde.
+fn plain<T: Serialize>(v: &T) -> Dynamic {
+    // Only structs of strings, numbers, options and vectors come here: serde cannot fail on those.
+    rhai::serde::to_dynamic(v).expect("plain data converts to a Rhai value")
 }
 
 /// One cluster member as `GET /admin/cluster/members` reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, CustomType)]
+#[rhai_type(extra = record)]
 pub struct Member {
+    #[rhai_type(readonly)]
     pub id: String,
     /// Admin URL.
+    #[rhai_type(readonly)]
     pub address: String,
     /// "leader" | "follower" | "candidate".
+    #[rhai_type(readonly)]
     pub role: String,
     /// "up" | "down" | "draining" | "drained".
+    #[rhai_type(readonly)]
     pub state: String,
+    #[rhai_type(readonly)]
     pub healthy: bool,
+    #[rhai_type(readonly)]
     pub version: String,
+    #[rhai_type(readonly)]
     pub commit_index: i64,
+    #[rhai_type(readonly)]
     pub applied_index: i64,
+    #[rhai_type(readonly)]
     pub replication_lag_ms: i64,
 }
-record!(
-    Member,
-    "Member",
-    [
-        id,
-        address,
-        role,
-        state,
-        healthy,
-        version,
-        commit_index,
-        applied_index,
-        replication_lag_ms
-    ]
-);
 
 impl fmt::Display for Member {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -182,21 +121,6 @@ pub struct RollbackLimit {
     pub since: String,
 }
 
-impl ToRhai for Vec<RollbackLimit> {
-    fn to_rhai(&self) -> Dynamic {
-        self.iter()
-            .map(|l| {
-                let mut m = Map::new();
-                m.insert("kind".into(), l.kind.clone().into());
-                m.insert("detail".into(), l.detail.clone().into());
-                m.insert("since".into(), l.since.clone().into());
-                Dynamic::from_map(m)
-            })
-            .collect::<Array>()
-            .into()
-    }
-}
-
 fn yes() -> bool {
     true
 }
@@ -228,41 +152,60 @@ impl NodeHealth {
 }
 
 /// The cluster's health as `cluster::health()` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, CustomType)]
+#[rhai_type(extra = Self::script_api)]
 pub struct ClusterHealth {
     /// "healthy" | "degraded" | "unavailable".
+    #[rhai_type(readonly)]
     pub status: String,
+    #[rhai_type(readonly)]
     pub healthy: bool,
+    #[rhai_type(readonly)]
     pub leader: Option<String>,
+    #[rhai_type(readonly)]
     pub term: i64,
+    #[rhai_type(readonly)]
     pub commit_index: i64,
+    #[rhai_type(readonly, get = Self::members_array)]
     pub members: Vec<Member>,
+    #[rhai_type(readonly)]
     pub healthy_members: i64,
     /// Members needed for a quorum: floor(N/2) + 1.
+    #[rhai_type(readonly)]
     pub quorum: i64,
+    #[rhai_type(readonly)]
     pub paused: bool,
     /// Why the cluster is not healthy; empty when it is.
+    #[rhai_type(readonly, get = Self::problems_array)]
     pub problems: Vec<String>,
     /// Schema changes applied and features used (from the leader's `/health`): the runbook's rollback limits.
+    #[rhai_type(readonly, get = Self::rollback_limits_array)]
     pub rollback_limits: Vec<RollbackLimit>,
 }
-record!(
-    ClusterHealth,
-    "ClusterHealth",
-    [
-        status,
-        healthy,
-        leader,
-        term,
-        commit_index,
-        members,
-        healthy_members,
-        quorum,
-        paused,
-        problems,
-        rollback_limits
-    ]
-);
+
+impl ClusterHealth {
+    fn script_api(b: &mut TypeBuilder<Self>) {
+        printable(b);
+        b.with_fn("to_map", |h: &mut Self| -> Map {
+            let mut map = to_map(h);
+            // Members keep their type, as in `h.members`, so a printed map shows each as its summary line.
+            map.insert("members".into(), h.members_array().into());
+            map
+        });
+    }
+
+    fn members_array(&self) -> Array {
+        self.members.iter().cloned().map(Dynamic::from).collect()
+    }
+
+    fn problems_array(&self) -> Dynamic {
+        plain(&self.problems)
+    }
+
+    fn rollback_limits_array(&self) -> Dynamic {
+        plain(&self.rollback_limits)
+    }
+}
 
 /// Members needed for a quorum of `n`.
 pub fn quorum(n: usize) -> i64 {
@@ -366,33 +309,47 @@ impl fmt::Display for ClusterHealth {
 }
 
 /// One node in `GET /admin/raft/status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, CustomType)]
+#[rhai_type(extra = record)]
 pub struct RaftNode {
+    #[rhai_type(readonly)]
     pub id: String,
+    #[rhai_type(readonly)]
     pub role: String,
+    #[rhai_type(readonly)]
     pub commit_index: i64,
+    #[rhai_type(readonly)]
     pub applied_index: i64,
+    #[rhai_type(readonly)]
     pub match_index: i64,
 }
-record!(
-    RaftNode,
-    "RaftNode",
-    [id, role, commit_index, applied_index, match_index]
-);
 
 /// `raft::status()`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, CustomType)]
+#[rhai_type(extra = record)]
 pub struct RaftStatus {
+    #[rhai_type(readonly)]
     pub leader: Option<String>,
+    #[rhai_type(readonly)]
     pub term: i64,
+    #[rhai_type(readonly)]
     pub commit_index: i64,
+    /// Each node as a map: id, role, commit_index, applied_index, match_index.
+    #[rhai_type(readonly, get = Self::nodes_array)]
     pub nodes: Vec<RaftNode>,
 }
-record!(
-    RaftStatus,
-    "RaftStatus",
-    [leader, term, commit_index, nodes]
-);
+
+impl RaftStatus {
+    fn nodes_array(&self) -> Dynamic {
+        plain(&self.nodes)
+    }
+}
+
+impl fmt::Display for RaftNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} match {}", self.id, self.role, self.match_index)
+    }
+}
 
 impl fmt::Display for RaftStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -414,8 +371,131 @@ impl fmt::Display for RaftStatus {
     }
 }
 
+/// A semantic version as scripts see it: `v.major`, `v.minor`, `v.patch`, `v.pre`, printable, comparable.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, CustomType)]
+#[serde(transparent)]
+#[rhai_type(extra = Self::script_api)]
+pub struct Version(#[rhai_type(skip)] pub semver::Version);
+
+impl Version {
+    fn script_api(b: &mut TypeBuilder<Self>) {
+        printable(b);
+        b.with_get("major", |v: &mut Self| v.0.major as i64)
+            .with_get("minor", |v: &mut Self| v.0.minor as i64)
+            .with_get("patch", |v: &mut Self| v.0.patch as i64)
+            .with_get("pre", |v: &mut Self| v.0.pre.to_string());
+        macro_rules! cmp {
+            ($($op:literal => $test:expr),*) => {$(
+                b.with_fn($op, |a: &mut Self, b: Self| $test(a.0.cmp(&b.0)));
+            )*};
+        }
+        cmp!(
+            "==" => Ordering::is_eq,
+            "!=" => Ordering::is_ne,
+            "<" => Ordering::is_lt,
+            "<=" => Ordering::is_le,
+            ">" => Ordering::is_gt,
+            ">=" => Ordering::is_ge
+        );
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// One scrape of one node: `m.node`, `m.value(name)`, `m.value(name, labels)`, `m.names()`,
+/// `m.quantile(h, q)`.
+#[derive(Debug, Clone, Serialize, CustomType)]
+#[rhai_type(extra = Self::script_api)]
+pub struct Metrics {
+    #[rhai_type(readonly)]
+    pub node: String,
+    /// Shown (in `to_map()` and JSON) as every series name with its summed value.
+    #[serde(rename = "series", serialize_with = "summed_series")]
+    #[rhai_type(skip)]
+    pub scrape: Arc<Scrape>,
+}
+
+fn summed_series<S: serde::Serializer>(scrape: &Arc<Scrape>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        scrape
+            .names()
+            .into_iter()
+            .filter_map(|name| scrape.value(&name).map(|v| (name, v))),
+    )
+}
+
+type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
+
+impl Metrics {
+    fn value(&self, name: &str, labels: Option<&Map>) -> ScriptResult<f64> {
+        let found = match labels {
+            None => self.scrape.value(name),
+            Some(l) => {
+                let want: BTreeMap<String, String> = l
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                self.scrape.value_with(name, &want)
+            }
+        };
+        found.ok_or_else(|| {
+            let which = labels
+                .map(|l| format!(" with labels {l:?}"))
+                .unwrap_or_default();
+            format!(
+                "{}: metrics: no series `{name}`{which} in this scrape",
+                self.node
+            )
+            .into()
+        })
+    }
+
+    fn script_api(b: &mut TypeBuilder<Self>) {
+        record(b);
+        b.with_fn("value", |m: &mut Self, name: ImmutableString| {
+            m.value(&name, None)
+        })
+        .with_fn(
+            "value",
+            |m: &mut Self, name: ImmutableString, labels: Map| m.value(&name, Some(&labels)),
+        )
+        .with_fn("names", |m: &mut Self| -> Array {
+            m.scrape.names().into_iter().map(Dynamic::from).collect()
+        })
+        .with_fn(
+            "quantile",
+            |m: &mut Self, name: ImmutableString, q: f64| -> ScriptResult<f64> {
+                m.scrape.quantile(&name, q).ok_or_else(|| {
+                    format!(
+                        "{}: metrics: no histogram `{name}` (no `{name}_bucket` series)",
+                        m.node
+                    )
+                    .into()
+                })
+            },
+        );
+    }
+}
+
+impl fmt::Display for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "metrics of {} ({} series)",
+            self.node,
+            self.scrape.samples().len()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use rhai::{Engine, Scope};
+
     use super::*;
 
     fn member(id: &str, role: &str, state: &str, healthy: bool, lag: i64) -> Member {
@@ -533,8 +613,8 @@ mod tests {
     #[test]
     fn records_expose_every_field_and_none_as_unit() {
         let m = member("node2", "follower", "drained", true, 7);
-        let map = m.to_map();
-        assert_eq!(map.len(), Member::fields().len());
+        let map = to_map(&m);
+        assert_eq!(map.len(), 9, "one entry per field: {map:?}");
         assert_eq!(map["replication_lag_ms"].as_int().unwrap(), 7);
         let r = RaftStatus {
             leader: None,
@@ -542,7 +622,48 @@ mod tests {
             commit_index: 2,
             nodes: vec![],
         };
-        assert!(r.field("leader").is_unit());
+        let mut engine = Engine::new();
+        engine.build_type::<Member>().build_type::<RaftStatus>();
+        let mut scope = Scope::new();
+        scope.push("m", m).push("r", r);
+        let mut eval = |code: &str| engine.eval_with_scope::<Dynamic>(&mut scope, code);
+        assert!(eval("r.leader").unwrap().is_unit());
+        // Each property reads what the map holds, and none can be written.
+        for (field, value) in &map {
+            let read = eval(&format!("m.{field}")).unwrap();
+            assert_eq!(
+                (read.type_name(), read.to_string()),
+                (value.type_name(), value.to_string()),
+                "{field}"
+            );
+        }
+        assert!(eval("m.commit_index > 5 && m.to_map().len() == 9")
+            .unwrap()
+            .as_bool()
+            .unwrap());
+        assert!(eval("m.commit_index = 1").is_err());
+    }
+
+    #[test]
+    fn cluster_health_keeps_members_typed_and_the_rest_plain() {
+        let h = ClusterHealth::assess(
+            vec![member("node1", "leader", "up", true, 0)],
+            &view(),
+            &BTreeMap::new(),
+        );
+        let mut engine = Engine::new();
+        engine.build_type::<ClusterHealth>().build_type::<Member>();
+        let mut scope = Scope::new();
+        scope.push("h", h);
+        let mut type_of = |code: &str| {
+            engine
+                .eval_with_scope::<String>(&mut scope, &format!("type_of({code})"))
+                .unwrap()
+        };
+        assert_eq!(type_of("h.members[0]"), "Member");
+        assert_eq!(type_of("h.to_map().members[0]"), "Member");
+        assert_eq!(type_of("h.problems"), "array");
+        assert_eq!(type_of("h.to_map().leader"), "string");
     }
 
     #[test]
@@ -559,7 +680,8 @@ mod tests {
 }
 
 /// What a command printed and how it exited. A non-zero status is a result, not an error.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+/// Scripts get it as the map `#{status, stdout, stderr}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecOutput {
     pub status: i64,
     pub stdout: String,
@@ -567,6 +689,10 @@ pub struct ExecOutput {
 }
 
 impl ExecOutput {
+    pub fn to_map(&self) -> Map {
+        to_map(self)
+    }
+
     /// What a rehearsal answers for a command it must not run: the twin has no host, and running it here
     /// would act on this machine instead.
     pub fn not_run() -> ExecOutput {

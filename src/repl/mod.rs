@@ -14,10 +14,9 @@ use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
 
 use crate::error::Error;
-use crate::model::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
 use crate::output::Format;
 use crate::script::engine::ScriptEngine;
-use crate::script::value;
+use crate::script::{types, value};
 use helper::{Known, ReplHelper};
 
 const HELP: &str = "\
@@ -206,22 +205,7 @@ fn known(rt: &ScriptEngine) -> Known {
     for list in k.modules.values_mut() {
         list.dedup();
     }
-    let fields = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    k.fields.insert("Member".into(), fields(Member::fields()));
-    k.fields
-        .insert("ClusterHealth".into(), fields(ClusterHealth::fields()));
-    k.fields
-        .insert("RaftStatus".into(), fields(RaftStatus::fields()));
-    k.fields
-        .insert("RaftNode".into(), fields(RaftNode::fields()));
-    k.fields.insert(
-        "Version".into(),
-        fields(&["major", "minor", "patch", "pre"]),
-    );
-    k.fields.insert(
-        "Metrics".into(),
-        fields(&["node", "value(", "names()", "quantile(", "to_map()"]),
-    );
+    k.fields = types::completions(rt.engine());
     if let Some(c) = rt.ctx().cluster.borrow().as_ref() {
         k.nodes = c.inventory.nodes.iter().map(|n| n.id.clone()).collect();
     }

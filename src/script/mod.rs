@@ -8,4 +8,5 @@ pub mod modules;
 pub mod report;
 mod resolver;
 pub mod stop;
+pub mod types;
 pub mod value;

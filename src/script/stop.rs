@@ -1,12 +1,23 @@
 //! Deliberate stops and plain errors thrown into a script: a guard refusing to go on (exit 3), bad input
 //! (exit 2), or a catchable failure.
 
-use rhai::{Dynamic, EvalAltResult, Position};
+use std::fmt;
+
+use rhai::{CustomType, Dynamic, EvalAltResult, Position};
+use serde::Serialize;
+
+use crate::model::types::printable;
 
 /// A deliberate stop thrown by a script: a guard refusing to go on (exit 3) or bad input (exit 2).
-#[derive(Debug, Clone, PartialEq)]
+/// A caught stop reads `e.kind` and `e.message`, prints and serializes as its message.
+#[derive(Debug, Clone, PartialEq, Serialize, CustomType)]
+#[serde(transparent)]
+#[rhai_type(name = "Stop", extra = printable)]
 pub struct ScriptStop {
+    #[serde(skip)]
+    #[rhai_type(readonly, get = Self::kind_name)]
     pub kind: StopKind,
+    #[rhai_type(readonly)]
     pub message: String,
 }
 
@@ -17,6 +28,13 @@ pub enum StopKind {
 }
 
 impl ScriptStop {
+    fn kind_name(&self) -> String {
+        match self.kind {
+            StopKind::Guard => "guard".into(),
+            StopKind::Usage => "usage".into(),
+        }
+    }
+
     pub fn guard(message: impl Into<String>) -> Box<EvalAltResult> {
         ScriptStop {
             kind: StopKind::Guard,
@@ -31,6 +49,12 @@ impl ScriptStop {
             message: message.into(),
         }
         .into()
+    }
+}
+
+impl fmt::Display for ScriptStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
     }
 }
 

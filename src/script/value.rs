@@ -1,37 +1,17 @@
 //! How script values are shown: as JSON for `--format json`, as readable text otherwise.
-//! Typed values (`Member`, `ClusterHealth`, ...) become their maps, so any of them can be printed as JSON.
+//! Typed values (`Member`, `ClusterHealth`, ...) are shown as `script::types` says: serde's JSON, or
+//! what `print` shows.
 
 use rhai::Dynamic;
 use serde_json::{Map as JsonMap, Number, Value};
 
-use crate::model::{ClusterHealth, Member, RaftNode, RaftStatus, Record};
-use crate::script::modules::{metrics::Metrics, version::Version};
-
-use super::stop::ScriptStop;
-
-fn record<T: Record>(d: &Dynamic) -> Option<rhai::Map> {
-    d.read_lock::<T>().map(|v| v.to_map())
-}
-
-/// The map form of a typed value, if `d` is one.
-pub fn typed_map(d: &Dynamic) -> Option<rhai::Map> {
-    record::<Member>(d)
-        .or_else(|| record::<ClusterHealth>(d))
-        .or_else(|| record::<RaftStatus>(d))
-        .or_else(|| record::<RaftNode>(d))
-        .or_else(|| d.read_lock::<Metrics>().map(|m| m.to_map()))
-}
+use super::types;
+use crate::model::{ClusterHealth, Member};
 
 /// JSON for any script value.
 pub fn to_json(d: &Dynamic) -> Value {
-    if let Some(map) = typed_map(d) {
-        return to_json(&Dynamic::from_map(map));
-    }
-    if let Some(v) = d.read_lock::<Version>() {
-        return Value::String(v.0.to_string());
-    }
-    if let Some(s) = d.read_lock::<ScriptStop>() {
-        return Value::String(s.message.clone());
+    if let Some(v) = types::to_json(d) {
+        return v;
     }
     if d.is_unit() {
         Value::Null
@@ -65,9 +45,6 @@ pub fn to_text(d: &Dynamic) -> Option<String> {
     if d.is_string() {
         return Some(d.to_string());
     }
-    if let Some(m) = d.read_lock::<Member>() {
-        return Some(m.to_string());
-    }
     if let Some(h) = d.read_lock::<ClusterHealth>() {
         // The summary line, the members as a table, then the problems.
         let summary = h.to_string();
@@ -83,8 +60,8 @@ pub fn to_text(d: &Dynamic) -> Option<String> {
         }
         return Some(out);
     }
-    if let Some(r) = d.read_lock::<RaftStatus>() {
-        return Some(r.to_string());
+    if let Some(text) = types::to_text(d) {
+        return Some(text);
     }
     if let Some(arr) = d.read_lock::<rhai::Array>() {
         if !arr.is_empty() && arr.iter().all(|x| x.is::<Member>()) {

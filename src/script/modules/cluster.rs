@@ -168,11 +168,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                         out.stderr.trim()
                     )));
                 }
-                let mut m = Map::new();
-                m.insert("status".into(), Dynamic::from(out.status));
-                m.insert("stdout".into(), Dynamic::from(out.stdout));
-                m.insert("stderr".into(), Dynamic::from(out.stderr));
-                Ok(m)
+                Ok(out.to_map())
             })
         },
     );

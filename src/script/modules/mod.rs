@@ -11,7 +11,6 @@ pub mod globals;
 pub mod metrics;
 pub mod node;
 pub mod raft;
-pub mod types;
 pub mod version;
 
 use std::rc::Rc;
@@ -196,9 +195,7 @@ pub fn global<A: 'static, const N: usize, const X: bool, R: Variant + Clone, con
 /// Registers the whole script API into `engine`; returns the docs of every function.
 pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
     let mut docs = Vec::new();
-    types::register(engine);
-    version::register_type(engine);
-    metrics::register_type(engine);
+    crate::script::types::register(engine);
     globals::register(engine, ctx, &mut docs);
     let modules = [
         ("cluster", cluster::module(ctx, &mut docs)),

@@ -188,11 +188,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::EXEC,
         move |id: ImmutableString, command: ImmutableString| -> RhaiResult<Map> {
             let out = host_op(&c, &id, HostOp::Exec(command.to_string()))?;
-            let mut m = Map::new();
-            m.insert("status".into(), Dynamic::from(out.status));
-            m.insert("stdout".into(), Dynamic::from(out.stdout));
-            m.insert("stderr".into(), Dynamic::from(out.stderr));
-            Ok(m)
+            Ok(out.to_map())
         },
     );
     let c = ctx.clone();

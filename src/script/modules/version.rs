@@ -2,10 +2,11 @@
 
 use std::cmp::Ordering;
 
-use rhai::{Dynamic, Engine, ImmutableString, Map, Module};
+use rhai::{Dynamic, ImmutableString, Map, Module};
 
 use super::{Builder, FnDoc, RhaiResult};
 use crate::model::policy::{self, parse_version};
+use crate::model::Version;
 use crate::script::stop::fail;
 
 /// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
@@ -24,10 +25,6 @@ mod doc {
         runbook's skew policy); takes an array of versions or a map id -> version.";
 }
 
-/// A semantic version as scripts see it: `v.major`, `v.minor`, `v.patch`, `v.pre`, printable, comparable.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version(pub semver::Version);
-
 /// A version from a script value: a `Version` or a string that parses as one.
 pub fn to_semver(v: &Dynamic) -> Result<semver::Version, String> {
     if let Some(v) = v.read_lock::<Version>() {
@@ -44,30 +41,6 @@ pub fn to_semver(v: &Dynamic) -> Result<semver::Version, String> {
 
 fn arg(v: &Dynamic) -> RhaiResult<semver::Version> {
     to_semver(v).map_err(fail)
-}
-
-pub fn register_type(engine: &mut Engine) {
-    engine
-        .register_type_with_name::<Version>("Version")
-        .register_get("major", |v: &mut Version| v.0.major as i64)
-        .register_get("minor", |v: &mut Version| v.0.minor as i64)
-        .register_get("patch", |v: &mut Version| v.0.patch as i64)
-        .register_get("pre", |v: &mut Version| v.0.pre.to_string())
-        .register_fn("to_string", |v: &mut Version| v.0.to_string())
-        .register_fn("to_debug", |v: &mut Version| v.0.to_string());
-    macro_rules! cmp {
-        ($($op:literal => $test:expr),*) => {$(
-            engine.register_fn($op, |a: &mut Version, b: Version| $test(a.0.cmp(&b.0)));
-        )*};
-    }
-    cmp!(
-        "==" => Ordering::is_eq,
-        "!=" => Ordering::is_ne,
-        "<" => Ordering::is_lt,
-        "<=" => Ordering::is_le,
-        ">" => Ordering::is_gt,
-        ">=" => Ordering::is_ge
-    );
 }
 
 pub fn module(docs: &mut Vec<FnDoc>) -> Module {
