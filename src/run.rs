@@ -94,14 +94,19 @@ fn execute_command(command: Command) -> Result<(), Error> {
         }
         Command::Definitions { dir } => {
             let (_tokio, rt) = bare_engine()?;
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| rt.engine().definitions().write_to_dir(&dir))
-                .map_err(|e| {
-                    Error::Usage(format!(
-                        "cannot write definitions to `{}`: {e}",
-                        dir.display()
-                    ))
-                })?;
+            let write = |dir: &Path| -> std::io::Result<()> {
+                std::fs::create_dir_all(dir)?;
+                for (name, text) in rt.engine().definitions().iter_files() {
+                    std::fs::write(dir.join(name), declarable(&text))?;
+                }
+                Ok(())
+            };
+            write(&dir).map_err(|e| {
+                Error::Usage(format!(
+                    "cannot write definitions to `{}`: {e}",
+                    dir.display()
+                ))
+            })?;
             println!("wrote the script API's definitions to {}", dir.display());
             Ok(())
         }
@@ -169,6 +174,19 @@ fn offers_rehearsal(run: &RunOptions) -> bool {
         && !run.rehearse
         && std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal()
+}
+
+/// Definitions without the declarations Rhai writes for standard conversions it registered without
+/// metadata (`fn to_float(_: ?) -> ;`): they carry no type, and an editor rejects the whole file.
+fn declarable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if !(line.starts_with("fn ") && line.trim_end().ends_with("-> ;")) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A yes/no question on the terminal.

@@ -14,7 +14,6 @@ pub mod raft;
 pub mod version;
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use rhai::{
     Dynamic, Engine, EvalAltResult, FnNamespace, FuncRegistration, Module, NativeCallContext,
@@ -22,8 +21,8 @@ use rhai::{
 };
 
 use crate::cluster::{OpError, OpResult, Report};
+pub use crate::script::args::{number, secs};
 use crate::script::ctx::{throw, Ctx};
-use crate::script::stop::fail;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -212,31 +211,6 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
 }
 
 /// Seconds from a script value (int or float), checked.
-/// An int or a float as a float: a script writes `100` or `100.0` and means the same.
-pub fn number(v: &Dynamic, what: &str) -> RhaiResult<f64> {
-    if let Ok(i) = v.as_int() {
-        Ok(i as f64)
-    } else if let Ok(f) = v.as_float() {
-        Ok(f)
-    } else {
-        Err(fail(format!(
-            "{what} must be a number, not {}",
-            v.type_name()
-        )))
-    }
-}
-
-pub fn secs(v: &Dynamic, what: &str) -> RhaiResult<Duration> {
-    let s = number(v, &format!("{what} (seconds)"))?;
-    if s.is_finite() && (0.0..=31_536_000.0).contains(&s) {
-        Ok(Duration::from_secs_f64(s))
-    } else {
-        Err(fail(format!(
-            "{what} must be a number of seconds between 0 and a year, not {s}"
-        )))
-    }
-}
-
 /// Runs a wait with a progress line: what is awaited, elapsed time, and the figure being watched.
 pub fn waiting<T>(
     ctx: &Ctx,
