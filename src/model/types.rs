@@ -106,9 +106,10 @@ pub struct NodeHealth {
     pub joined: bool,
     #[serde(default)]
     pub error: Option<String>,
-    /// Schema changes applied and features used, cluster-wide (what forbids rolling back below `since`).
+    /// Schema changes applied and features used, cluster-wide (what forbids rolling back below `since`);
+    /// `None` when the node does not report them, which is not the same as reporting none.
     #[serde(default)]
-    pub rollback_limits: Vec<RollbackLimit>,
+    pub rollback_limits: Option<Vec<RollbackLimit>>,
 }
 
 /// One of the runbook's rollback limitations, as the cluster reports it in `/health`.
@@ -178,9 +179,10 @@ pub struct ClusterHealth {
     /// Why the cluster is not healthy; empty when it is.
     #[rhai_type(readonly, get = Self::problems_array)]
     pub problems: Vec<String>,
-    /// Schema changes applied and features used (from the leader's `/health`): the runbook's rollback limits.
+    /// Schema changes applied and features used (from the leader's `/health`): the runbook's rollback
+    /// limits; `()` when the cluster does not report them.
     #[rhai_type(readonly, get = Self::rollback_limits_array)]
-    pub rollback_limits: Vec<RollbackLimit>,
+    pub rollback_limits: Option<Vec<RollbackLimit>>,
 }
 
 impl ClusterHealth {
