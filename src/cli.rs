@@ -62,12 +62,12 @@ struct Args {
     #[arg(long, value_name = "N@VERSION", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_SIM)]
     sim: Option<String>,
 
-    /// Time compression for --sim: simulated seconds per real second
-    #[arg(long, value_name = "X", default_value_t = 1.0)]
-    sim_speed: f64,
+    /// Time compression for --sim: simulated seconds per real second [default: 1]
+    #[arg(long, value_name = "X", requires = "sim")]
+    sim_speed: Option<f64>,
 
     /// With --sim: nodes running this version misbehave like a broken release (repeatable)
-    #[arg(long = "sim-bad-version", value_name = "V")]
+    #[arg(long = "sim-bad-version", value_name = "V", requires = "sim")]
     sim_bad_versions: Vec<String>,
 
     /// Set a script option read with `option(NAME, default)` (repeatable)
@@ -80,7 +80,7 @@ struct Args {
 
     /// Run the script against a simulated twin of the cluster instead, and print the plan: every change in
     /// order, the guards that fired, the predicted duration and final state. Only reads reach the cluster
-    #[arg(long)]
+    #[arg(long, conflicts_with = "yes")]
     rehearse: bool,
 
     /// How to print results
@@ -356,7 +356,21 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         }
         options.insert(k.trim().to_string(), v.to_string());
     }
-    check_speed(args.sim_speed, "--sim-speed").map_err(usage)?;
+    // clap's `requires` does not fire when --cluster is given, so this says it for both.
+    if args.sim.is_none() {
+        if args.sim_speed.is_some() {
+            return Err(usage(
+                "--sim-speed applies to the simulator (--sim) only: a real cluster runs in real time".into(),
+            ));
+        }
+        if !args.sim_bad_versions.is_empty() {
+            return Err(usage(
+                "--sim-bad-version applies to the simulator (--sim) only".into(),
+            ));
+        }
+    }
+    let sim_speed = args.sim_speed.unwrap_or(1.0);
+    check_speed(sim_speed, "--sim-speed").map_err(usage)?;
     let target = match &args.sim {
         Some(spec) => {
             let (nodes, version) = parse_sim_spec(spec).map_err(usage)?;
@@ -368,7 +382,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             Target::Sim {
                 nodes,
                 version,
-                speed: args.sim_speed,
+                speed: sim_speed,
                 bad_versions,
             }
         }

@@ -94,14 +94,19 @@ fn execute_command(command: Command) -> Result<(), Error> {
         }
         Command::Definitions { dir } => {
             let (_tokio, rt) = bare_engine()?;
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| rt.engine().definitions().write_to_dir(&dir))
-                .map_err(|e| {
-                    Error::Usage(format!(
-                        "cannot write definitions to `{}`: {e}",
-                        dir.display()
-                    ))
-                })?;
+            let write = |dir: &Path| -> std::io::Result<()> {
+                std::fs::create_dir_all(dir)?;
+                for (name, text) in rt.engine().definitions().iter_files() {
+                    std::fs::write(dir.join(name), declarable(&text))?;
+                }
+                Ok(())
+            };
+            write(&dir).map_err(|e| {
+                Error::Usage(format!(
+                    "cannot write definitions to `{}`: {e}",
+                    dir.display()
+                ))
+            })?;
             outln!("wrote the script API's definitions to {}", dir.display());
             Ok(())
         }
@@ -114,6 +119,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
         Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {
             let (name, text) = load_script(&script)?;
+            bare_engine()?.1.parse(&name, &text)?;
             if offers_rehearsal(&run) {
                 // An operator at a terminal sees the plan on a twin first, and says whether to go on.
                 let rehearsal = RunOptions {
@@ -139,6 +145,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
             })
         }
         Command::Eval { run, code } => {
+            bare_engine()?.1.parse("<-e>", &code)?;
             let format = run.format;
             with_cluster(&run, Vec::new(), ("<-e>", &code), |rt| {
                 let v = rt.run("<-e>", &code)?;
@@ -167,6 +174,19 @@ fn offers_rehearsal(run: &RunOptions) -> bool {
         && !run.rehearse
         && std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal()
+}
+
+/// Definitions without the declarations Rhai writes for standard conversions it registered without
+/// metadata (`fn to_float(_: ?) -> ;`): they carry no type, and an editor rejects the whole file.
+fn declarable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if !(line.starts_with("fn ") && line.trim_end().ends_with("-> ;")) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A yes/no question on the terminal. A signal while it waits ends the run: nothing has changed yet.

@@ -241,10 +241,13 @@ impl Session {
         }
         if let Some(s) = sim {
             let st = s.stats();
-            runtime.ctx().out.info(&format!(
-                "simulator: {} client writes ok, {} failed; {} elections; at least {} nodes healthy throughout; {} committed writes lost",
-                st.client_writes_ok, st.client_writes_failed, st.elections, st.min_healthy_seen, st.lost_committed_writes
-            ));
+            // A usage stop changed nothing; the simulator's figures would only bury the message.
+            if !matches!(result, Err(Error::Usage(_))) {
+                runtime.ctx().out.info(&format!(
+                    "simulator: {} client writes ok, {} failed; {} elections; at least {} nodes healthy throughout; {} committed writes lost",
+                    st.client_writes_ok, st.client_writes_failed, st.elections, st.min_healthy_seen, st.lost_committed_writes
+                ));
+            }
             tokio.block_on(s.shutdown());
         }
         warn_unused_options(runtime.ctx());
@@ -396,7 +399,8 @@ fn report_rehearsal(
     let ctx = rt.ctx();
     let plan = ctx.plan.borrow();
     outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
-    outln!("plan ({} changes, in order):", plan.len());
+    let s = if plan.len() == 1 { "" } else { "s" };
+    outln!("plan ({} change{s}, in order):", plan.len());
     for line in crate::rehearse::plan_lines(&plan) {
         outln!("{line}");
     }

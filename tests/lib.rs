@@ -23,5 +23,6 @@ mod scripts;
 mod signals;
 mod ssh;
 mod ssh_support;
+mod surprises;
 mod unsafe_runbooks;
 mod validation;

@@ -66,6 +66,24 @@ impl Term {
         self.tmux(&["send-keys", "-t", "repl", "-l", s]);
     }
 
+    /// Sends several keys in one tmux call: they reach the program at once, as typed over a laggy link.
+    fn keys(&self, ks: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "repl"];
+        args.extend_from_slice(ks);
+        self.tmux(&args);
+    }
+
+    /// Pastes `text` the way a terminal does; `bracketed` wraps it in the paste markers a terminal sends
+    /// when the program asked for bracketed paste.
+    fn paste(&self, text: &str, bracketed: bool) {
+        self.tmux(&["set-buffer", "--", text]);
+        let mut args = vec!["paste-buffer", "-t", "repl"];
+        if bracketed {
+            args.push("-p");
+        }
+        self.tmux(&args);
+    }
+
     fn key(&self, k: &str) {
         self.tmux(&["send-keys", "-t", "repl", k]);
     }
@@ -186,6 +204,43 @@ fn an_incident_session() {
         std::fs::read_to_string(home.path().join(".local/state/neumann-script/repl_history"))
             .unwrap();
     assert!(history.contains("double(21)"), "{history}");
+}
+
+#[test]
+fn input_that_arrives_at_once_is_all_run() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let t = Term::start(&format!("ns-fast-{}", std::process::id()), home.path());
+    t.wait_for("neumann>", 1);
+
+    // Three lines in one burst: each runs, in order, without waiting for another key.
+    t.keys(&[
+        "1+1",
+        "Enter",
+        "node::drain(\"node99\")",
+        "Enter",
+        "6*7",
+        "Enter",
+    ]);
+    let s = t.wait_for("neumann>", 4);
+    let two = s.find("\n2\n").expect(&s);
+    let unknown = s.find("unknown node `node99`").expect(&s);
+    let answer = s.find("\n42\n").expect(&s);
+    assert!(two < unknown && unknown < answer, "{s}");
+
+    // A paste without bracketed-paste markers arrives as typed lines: each line is an entry.
+    t.paste("let c = 5;\nc + 100\n", false);
+    t.wait_for("\n105\n", 1);
+
+    // A bracketed paste is one entry, however many lines it holds, and waits for Enter.
+    t.paste("let a = 300;\nlet b = a + 1;\nb * 2", true);
+    t.key("Enter");
+    t.wait_for("\n602\n", 1);
+    t.text("exit");
+    t.key("Enter");
+    t.wait_for("EXIT=0", 1);
 }
 
 #[test]

@@ -78,7 +78,7 @@ fn the_api_tour_reads_real_values() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("leader node1, followers [\"node2\", \"node3\"]"),
+        stdout.contains("leader node1, followers node2, node3"),
         "{stdout}"
     );
     assert!(

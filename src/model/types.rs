@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use rhai::{Array, CustomType, Dynamic, EvalAltResult, ImmutableString, Map, TypeBuilder};
+use rhai::{Array, CustomType, Dynamic, EvalAltResult, Map, TypeBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::metrics_text::Scrape;
@@ -106,9 +106,10 @@ pub struct NodeHealth {
     pub joined: bool,
     #[serde(default)]
     pub error: Option<String>,
-    /// Schema changes applied and features used, cluster-wide (what forbids rolling back below `since`).
+    /// Schema changes applied and features used, cluster-wide (what forbids rolling back below `since`);
+    /// `None` when the node does not report them, which is not the same as reporting none.
     #[serde(default)]
-    pub rollback_limits: Vec<RollbackLimit>,
+    pub rollback_limits: Option<Vec<RollbackLimit>>,
 }
 
 /// One of the runbook's rollback limitations, as the cluster reports it in `/health`.
@@ -178,9 +179,10 @@ pub struct ClusterHealth {
     /// Why the cluster is not healthy; empty when it is.
     #[rhai_type(readonly, get = Self::problems_array)]
     pub problems: Vec<String>,
-    /// Schema changes applied and features used (from the leader's `/health`): the runbook's rollback limits.
+    /// Schema changes applied and features used (from the leader's `/health`): the runbook's rollback
+    /// limits; `()` when the cluster does not report them.
     #[rhai_type(readonly, get = Self::rollback_limits_array)]
-    pub rollback_limits: Vec<RollbackLimit>,
+    pub rollback_limits: Option<Vec<RollbackLimit>>,
 }
 
 impl ClusterHealth {
@@ -428,10 +430,11 @@ fn summed_series<S: serde::Serializer>(scrape: &Arc<Scrape>, s: S) -> Result<S::
     )
 }
 
-type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
+pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
 
 impl Metrics {
-    fn value(&self, name: &str, labels: Option<&Map>) -> ScriptResult<f64> {
+    /// The value of the series `name` (summed when several share it); throws when there is none.
+    pub fn value(&self, name: &str, labels: Option<&Map>) -> ScriptResult<f64> {
         let found = match labels {
             None => self.scrape.value(name),
             Some(l) => {
@@ -456,28 +459,22 @@ impl Metrics {
 
     fn script_api(b: &mut TypeBuilder<Self>) {
         record(b);
-        b.with_fn("value", |m: &mut Self, name: ImmutableString| {
-            m.value(&name, None)
-        })
-        .with_fn(
-            "value",
-            |m: &mut Self, name: ImmutableString, labels: Map| m.value(&name, Some(&labels)),
-        )
-        .with_fn("names", |m: &mut Self| -> Array {
+        // `value` and `quantile` are registered with their types spelled out (script::types): a closure
+        // returning a `Result` would reach the editor definitions as a mangled type name.
+        b.with_fn("names", |m: &mut Self| -> Array {
             m.scrape.names().into_iter().map(Dynamic::from).collect()
+        });
+    }
+
+    /// The `q` quantile of a histogram; throws when the scrape has no such histogram.
+    pub fn quantile(&self, name: &str, q: f64) -> ScriptResult<f64> {
+        self.scrape.quantile(name, q).ok_or_else(|| {
+            format!(
+                "{}: metrics: no histogram `{name}` (no `{name}_bucket` series)",
+                self.node
+            )
+            .into()
         })
-        .with_fn(
-            "quantile",
-            |m: &mut Self, name: ImmutableString, q: f64| -> ScriptResult<f64> {
-                m.scrape.quantile(&name, q).ok_or_else(|| {
-                    format!(
-                        "{}: metrics: no histogram `{name}` (no `{name}_bucket` series)",
-                        m.node
-                    )
-                    .into()
-                })
-            },
-        );
     }
 }
 

@@ -42,7 +42,13 @@ impl ScriptEngine {
             .set_max_modules(256)
             .set_strict_variables(true)
             .set_fail_on_invalid_map_property(true);
-        engine.on_print(|s| outln!("{s}"));
+        // With --format json, stdout carries one JSON document: a script's own prints go to stderr so a
+        // pipe into `jq` still parses.
+        if ctx.settings.format == crate::output::Format::Json {
+            engine.on_print(|s| errln!("{s}"));
+        } else {
+            engine.on_print(|s| outln!("{s}"));
+        }
         engine.on_debug(|s, src, pos| {
             errln!(
                 "debug {}:{}: {s}",
@@ -60,6 +66,14 @@ impl ScriptEngine {
                 .then(|| Dynamic::from("interrupted"))
         });
         let docs = modules::register(&mut engine, &ctx);
+        // Arrays and maps in messages (`${h.problems}`, `${versions}`) read as lists, not Rhai literals.
+        engine
+            .register_fn("to_string", |a: &mut rhai::Array| {
+                plain(&Dynamic::from(a.clone()))
+            })
+            .register_fn("to_string", |m: &mut rhai::Map| {
+                plain(&Dynamic::from(m.clone()))
+            });
         ScriptEngine {
             script_dir,
             engine,
@@ -114,6 +128,12 @@ impl ScriptEngine {
             .map_err(|e| Error::Script(report::parse_error(&e, name, &self.sources)))?;
         ast.set_source(name);
         Ok(ast)
+    }
+
+    /// Compiles a script without running it: its syntax, so a typo is reported before a cluster or
+    /// simulator is set up for it.
+    pub fn parse(&self, name: &str, text: &str) -> Result<(), Error> {
+        self.compile(name, text).map(|_| ())
     }
 
     /// Compiles a script without running it: syntax, unknown variables and unknown functions.
@@ -174,6 +194,37 @@ impl ScriptEngine {
     }
 }
 
+/// A value as a message shows it: strings bare, arrays as `a, b`, maps as `k=v, k=v`, `none` for `()` or
+/// nothing; inside another array or map, arrays and maps keep brackets so their items stay apart.
+fn plain(v: &Dynamic) -> String {
+    shown(v, false)
+}
+
+fn shown(v: &Dynamic, nested: bool) -> String {
+    let (open, close) = if nested { ("[", "]") } else { ("", "") };
+    if let Some(a) = v.read_lock::<rhai::Array>() {
+        if a.is_empty() {
+            return if nested { "[]".into() } else { "none".into() };
+        }
+        let items: Vec<String> = a.iter().map(|x| shown(x, true)).collect();
+        return format!("{open}{}{close}", items.join(", "));
+    }
+    if let Some(m) = v.read_lock::<rhai::Map>() {
+        if m.is_empty() {
+            return if nested { "[]".into() } else { "none".into() };
+        }
+        let items: Vec<String> = m
+            .iter()
+            .map(|(k, x)| format!("{k}={}", shown(x, true)))
+            .collect();
+        return format!("{open}{}{close}", items.join(", "));
+    }
+    if v.is_unit() {
+        return "none".into();
+    }
+    v.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +259,17 @@ mod tests {
             2,
             "the edited module must be used"
         );
+    }
+
+    #[test]
+    fn messages_show_arrays_and_maps_as_lists() {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let engine = ScriptEngine::new(Ctx::bare(tokio.handle().clone()));
+        let text =
+            r#"let v = #{node1: "0.10.4", node2: ["a", "b"]}; `${[]} | ${["x", "y"]} | ${v}`"#;
+        let out = engine.run("<t>", text).unwrap().into_string().unwrap();
+        assert_eq!(out, "none | x, y | node1=0.10.4, node2=[a, b]");
     }
 }

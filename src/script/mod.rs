@@ -1,6 +1,7 @@
 //! The Rhai engine (limits, the import resolver, error reports, how values are shown) and the script
 //! modules it registers (`cluster::`, `node::`, ...). Imports the cluster layer and everything below it.
 
+pub mod args;
 pub mod ctx;
 pub mod embedded;
 pub mod engine;

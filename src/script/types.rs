@@ -62,6 +62,33 @@ pub fn register(engine: &mut Engine) {
     for t in &TYPES {
         (t.register)(engine);
     }
+    metrics_methods(engine);
+}
+
+/// `Metrics` methods that can throw, with their types spelled out for the editor definitions; `q` takes
+/// an int or a float.
+fn metrics_methods(engine: &mut Engine) {
+    use rhai::{FuncRegistration, ImmutableString, Map};
+    FuncRegistration::new("value")
+        .with_params_info(["metrics: Metrics", "name: String", "float"])
+        .register_into_engine(engine, |m: &mut Metrics, name: ImmutableString| {
+            m.value(&name, None)
+        });
+    FuncRegistration::new("value")
+        .with_params_info(["metrics: Metrics", "name: String", "labels: Map", "float"])
+        .register_into_engine(
+            engine,
+            |m: &mut Metrics, name: ImmutableString, labels: Map| m.value(&name, Some(&labels)),
+        );
+    FuncRegistration::new("quantile")
+        .with_params_info(["metrics: Metrics", "histogram: String", "q: float", "float"])
+        .register_into_engine(
+            engine,
+            |m: &mut Metrics, name: ImmutableString, q: Dynamic| {
+                let q = super::args::number(&q, "q")?;
+                m.quantile(&name, q)
+            },
+        );
 }
 
 /// The JSON of a typed value, if `d` holds one.

@@ -14,7 +14,6 @@ pub mod raft;
 pub mod version;
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use rhai::{
     Dynamic, Engine, EvalAltResult, FnNamespace, FuncRegistration, Module, NativeCallContext,
@@ -22,8 +21,8 @@ use rhai::{
 };
 
 use crate::cluster::{OpError, OpResult, Report};
+pub use crate::script::args::{number, secs};
 use crate::script::ctx::{throw, Ctx};
-use crate::script::stop::fail;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -61,10 +60,10 @@ fn registration(
     returns: &'static str,
     doc: &'static str,
 ) -> FuncRegistration {
+    // Rhai reads the item after the parameters as the return type; a function returning nothing says `()`,
+    // or the editor definitions would read `-> ;`.
     let mut info: Vec<&str> = params.to_vec();
-    if !returns.is_empty() {
-        info.push(returns);
-    }
+    info.push(if returns.is_empty() { "()" } else { returns });
     let comments: Vec<String> = doc.lines().map(|l| format!("/// {l}")).collect();
     FuncRegistration::new(name)
         .with_params_info(info)
@@ -212,26 +211,6 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
 }
 
 /// Seconds from a script value (int or float), checked.
-pub fn secs(v: &Dynamic, what: &str) -> RhaiResult<Duration> {
-    let s = if let Ok(i) = v.as_int() {
-        i as f64
-    } else if let Ok(f) = v.as_float() {
-        f
-    } else {
-        return Err(fail(format!(
-            "{what} must be a number of seconds, not {}",
-            v.type_name()
-        )));
-    };
-    if s.is_finite() && (0.0..=31_536_000.0).contains(&s) {
-        Ok(Duration::from_secs_f64(s))
-    } else {
-        Err(fail(format!(
-            "{what} must be a number of seconds between 0 and a year, not {s}"
-        )))
-    }
-}
-
 /// Runs a wait with a progress line: what is awaited, elapsed time, and the figure being watched.
 pub fn waiting<T>(
     ctx: &Ctx,

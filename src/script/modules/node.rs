@@ -5,11 +5,11 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{force_option, secs, waiting, Builder, FnDoc, RhaiResult};
+use super::{force_option, number, secs, waiting, Builder, FnDoc, RhaiResult};
 use crate::cluster::Guarded;
 use crate::model::Member;
 use crate::script::ctx::{throw, Ctx};
-use crate::script::stop::{refused_rule, ScriptStop};
+use crate::script::stop::{fail, refused_rule, ScriptStop};
 use crate::transport::host::HostOp;
 
 /// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
@@ -319,11 +319,19 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     let c = ctx.clone();
     b.add(
         "wait_caught_up",
-        &["id: String", "max_lag_ms: int", "timeout: float"],
+        &["id: String", "max_lag_ms: float", "timeout: float"],
         "Member",
         doc::WAIT_CAUGHT_UP,
-        move |id: ImmutableString, max_lag_ms: i64, timeout: Dynamic| -> RhaiResult<Member> {
+        move |id: ImmutableString, max_lag: Dynamic, timeout: Dynamic| -> RhaiResult<Member> {
             let t = secs(&timeout, "timeout")?;
+            let max_lag_ms = number(&max_lag, "max_lag_ms")?;
+            if !(0.0..=86_400_000.0).contains(&max_lag_ms) {
+                return Err(fail(format!(
+                    "max_lag_ms must be between 0 and a day in milliseconds, not {max_lag_ms}"
+                )));
+            }
+            // Lag is reported in whole milliseconds: a bound of 99.5 admits what 99 admits.
+            let max_lag_ms = max_lag_ms.floor() as i64;
             let cl = c.cluster()?;
             waiting(
                 &c,
