@@ -63,11 +63,11 @@ struct Args {
     sim: Option<String>,
 
     /// Time compression for --sim: simulated seconds per real second [default: 1]
-    #[arg(long, value_name = "X", requires = "sim")]
+    #[arg(long, value_name = "X")]
     sim_speed: Option<f64>,
 
     /// With --sim: nodes running this version misbehave like a broken release (repeatable)
-    #[arg(long = "sim-bad-version", value_name = "V", requires = "sim")]
+    #[arg(long = "sim-bad-version", value_name = "V")]
     sim_bad_versions: Vec<String>,
 
     /// Set a script option read with `option(NAME, default)` (repeatable)
@@ -356,7 +356,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         }
         options.insert(k.trim().to_string(), v.to_string());
     }
-    // clap's `requires` does not fire when --cluster is given, so this says it for both.
+    // Said here rather than with clap's `requires`, which names only the missing `--sim`.
     if args.sim.is_none() {
         if args.sim_speed.is_some() {
             return Err(usage(
@@ -601,7 +601,8 @@ mod tests {
             ("--set novalue s.rhai", "expected NAME=VALUE"),
             ("--sim=0 s.rhai", "1 to 1000 nodes"),
             ("--sim=3@X.Y.Z s.rhai", "`X.Y.Z` is not a version"),
-            ("--sim-speed 0 s.rhai", "--sim-speed must be"),
+            ("--sim --sim-speed 0 s.rhai", "--sim-speed must be"),
+            ("--sim-speed 2 s.rhai", "--sim-speed applies to the simulator"),
             ("s.rhai 0.11.0 --yes", "`--yes` comes after the script name"),
             ("-e 1 s.rhai", "cannot be combined"),
             ("sim --version nope", "--version: `nope` is not a version"),
