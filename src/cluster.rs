@@ -25,6 +25,7 @@ use crate::model::types::CAUGHT_UP_MS;
 use crate::model::{ClusterHealth, Member, NodeHealth, RaftStatus};
 use crate::output::human_duration;
 use crate::transport::admin::{AdminClient, AdminError};
+use crate::transport::clock::Clock;
 use crate::transport::host::{ExecOutput, HostError, HostOp, Hosts};
 use crate::transport::prometheus::{group_figure_queries, PromClient, PromError, PromValue};
 
@@ -226,6 +227,8 @@ pub struct Cluster {
     pub hosts: Hosts,
     /// The inventory's Prometheus, when it names one.
     pub prometheus: Option<PromClient>,
+    /// Real time, or the simulator's clock for a simulated cluster.
+    pub clock: Clock,
 }
 
 impl Cluster {
@@ -237,12 +240,24 @@ impl Cluster {
             .as_deref()
             .map(PromClient::new)
             .transpose()?;
+        let clock = Clock::new(inventory.sim_control.as_deref())?;
         Ok(Cluster {
             inventory,
             admin,
             hosts,
             prometheus,
+            clock,
         })
+    }
+
+    /// Waits `d` on the cluster's clock: real time, or simulated time on a simulated cluster.
+    pub async fn sleep(&self, d: Duration) -> OpResult<()> {
+        self.clock.sleep(d).await.map_err(OpError::Failed)
+    }
+
+    /// Unix seconds on the cluster's clock.
+    pub async fn unix_now(&self) -> OpResult<f64> {
+        self.clock.unix_now().await.map_err(OpError::Failed)
     }
 
     /// The inventory entry of a node, or a usage error listing the ids there are.
@@ -802,10 +817,11 @@ impl Cluster {
             )));
         }
         let before = self.scrape_many(&ids).await?;
-        let started = Instant::now();
-        tokio::time::sleep(window).await;
+        let started = self.unix_now().await?;
+        self.sleep(window).await?;
         let after = self.scrape_many(&ids).await?;
-        let secs = started.elapsed().as_secs_f64();
+        // On the cluster's clock: a simulated cluster's counters move in simulated seconds.
+        let secs = (self.unix_now().await? - started).max(0.001);
         let pairs: Vec<(&Scrape, &Scrape)> = before.iter().zip(after.iter()).collect();
         let canary_figures = figures(&pairs[..1], secs);
         let baseline_figures = (pairs.len() > 1).then(|| figures(&pairs[1..], secs));

@@ -20,6 +20,7 @@ pub async fn serve(shared: Shared, listener: KillableListener) {
         .route("/sim/stats", get(stats))
         .route("/sim/events", get(events))
         .route("/sim/clock", get(clock))
+        .route("/sim/sleep", post(sleep))
         .route("/sim/fault", post(fault))
         .route("/sim/rollback_limit", post(rollback_limit))
         .route("/sim/host/{node}/{action}", post(host))
@@ -156,6 +157,24 @@ fn inject_fault(shared: &Shared, body: &[u8]) -> Result<(), Refusal> {
 }
 
 async fn clock(State(shared): State<Shared>) -> Response {
+    Json(json!({ "t": shared.lock().now, "speed": shared.speed })).into_response()
+}
+
+/// `POST /sim/sleep {"secs": N}`: answers once simulated time has moved on by N seconds (at most an hour a
+/// call), so a script's waits on a simulated cluster run on its clock, compressed by `--speed`.
+async fn sleep(State(shared): State<Shared>, body: Bytes) -> Response {
+    const EXPECTED: &str = r#"{"secs": 60}"#;
+    let secs = match parse_object(&body, EXPECTED) {
+        Ok(map) => map.get("secs").and_then(Value::as_f64),
+        Err(r) => return refuse(r),
+    };
+    let Some(secs) = secs.filter(|s| s.is_finite() && (0.0..=3600.0).contains(s)) else {
+        return json_error(400, &format!("`secs` must be a number from 0 to 3600; expected {EXPECTED}"));
+    };
+    let until = shared.lock().now + secs;
+    if !shared.wait_until(until, |_| true).await {
+        return json_error(503, "the simulator's clock has stopped");
+    }
     Json(json!({ "t": shared.lock().now })).into_response()
 }
 

@@ -2,6 +2,7 @@
 //! hosts (over SSH, or the simulator's host endpoints). Imports the inventory, the model and `output`.
 
 pub mod admin;
+pub mod clock;
 pub mod host;
 pub mod http;
 pub mod prometheus;

@@ -16,7 +16,8 @@ mod doc {
         "The value of `--set NAME=VALUE`, converted to the type of `default` (int, float, bool or \
         string); `default` when not set.\nThrows a usage error (exit 2) when the value does not \
         fit the type.";
-    pub const NOW: &str = "Unix time in seconds, as a float.";
+    pub const NOW: &str = "Unix time in seconds, as a float; on a simulated cluster it runs at the simulator's \
+        speed from the real time of the first reading.";
     pub const INFO: &str =
         "Logs a line to stderr with the time of day (stdout stays the script's own).";
     pub const WARN: &str = "Logs a warning line to stderr.";
@@ -98,13 +99,21 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
     let c = ctx.clone();
     let sleep = move |secs_value: Dynamic| -> RhaiResult<()> {
         let d = secs(&secs_value, "sleep")?;
+        // On the cluster's clock: a simulated cluster's time runs at --sim-speed.
+        let cluster = c.cluster.borrow().clone();
         c.block_on(async move {
-            tokio::time::sleep(d).await;
-            Ok(())
+            match cluster {
+                Some(cl) => cl.sleep(d).await,
+                None => {
+                    tokio::time::sleep(d).await;
+                    Ok(())
+                }
+            }
         })
         .map_err(crate::script::ctx::throw)
     };
-    let doc = "Pauses the script for `secs` seconds (int or float); Ctrl-C cuts it short.";
+    let doc = "Pauses the script for `secs` seconds (int or float) on the cluster's clock (the simulator's \
+               under --sim); Ctrl-C cuts it short.";
     let int_sleep = sleep.clone();
     global(
         engine,
@@ -125,11 +134,17 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         doc,
         move |s: f64| sleep(Dynamic::from(s)),
     );
-    global(engine, docs, "now", &[], "float", doc::NOW, || -> f64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0)
+    let c = ctx.clone();
+    global(engine, docs, "now", &[], "float", doc::NOW, move || -> RhaiResult<f64> {
+        match c.cluster.borrow().clone() {
+            Some(cl) => c
+                .block_on(async move { cl.unix_now().await })
+                .map_err(crate::script::ctx::throw),
+            None => Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)),
+        }
     });
     let c = ctx.clone();
     global(

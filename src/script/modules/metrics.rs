@@ -3,7 +3,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use std::time::Instant;
+use std::time::Duration;
 
 use rhai::{Array, Dynamic, FnPtr, ImmutableString, Map, Module, NativeCallContext};
 
@@ -124,22 +124,21 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 human_duration(every),
                 human_duration(d)
             ));
-            let deadline = Instant::now() + d;
+            // On the cluster's clock, so a simulated watch is compressed by --sim-speed.
+            let deadline = c.block_on(cl.unix_now()).map_err(throw)? + d.as_secs_f64();
             let mut before = c.block_on(cl.scrape(&id)).map_err(throw)?;
             let mut count = 0;
-            while let Some(left) = deadline
-                .checked_duration_since(Instant::now())
-                .filter(|l| !l.is_zero())
-            {
-                let started = Instant::now();
-                let wait = every.min(left);
-                c.block_on(async move {
-                    tokio::time::sleep(wait).await;
-                    Ok(())
-                })
-                .map_err(throw)?;
+            loop {
+                let started = c.block_on(cl.unix_now()).map_err(throw)?;
+                let left = deadline - started;
+                if left <= 0.0 {
+                    break;
+                }
+                let wait = every.min(Duration::from_secs_f64(left));
+                c.block_on(cl.sleep(wait)).map_err(throw)?;
                 let after = c.block_on(cl.scrape(&id)).map_err(throw)?;
-                let f = figures(&[(&before, &after)], started.elapsed().as_secs_f64());
+                let secs = c.block_on(cl.unix_now()).map_err(throw)? - started;
+                let f = figures(&[(&before, &after)], secs.max(0.001));
                 count += 1;
                 let go_on = callback.call_within_context::<Dynamic>(&nc, (figures_map(&f),))?;
                 if go_on.as_bool() == Ok(false) {

@@ -1,0 +1,115 @@
+//! Where a run's time comes from. Against a real cluster, real time. Against a simulated one, the
+//! simulator's clock (its control API), so `sleep`, `metrics::watch` and a canary's 24 h watch are
+//! compressed by `--sim-speed` like everything else the simulator does.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The longest simulated wait asked of the simulator in one call; longer waits are several calls.
+const CHUNK_SECS: f64 = 60.0;
+
+pub enum Clock {
+    Real,
+    Sim {
+        base: String,
+        http: reqwest::Client,
+        /// (unix seconds, simulated seconds) when first read: `unix_now` counts on from there.
+        origin: OnceLock<(f64, f64)>,
+    },
+}
+
+fn unix_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Clock {
+    /// The simulator's clock when `control` (the inventory's `[sim] control`) names one, else real time.
+    pub fn new(control: Option<&str>) -> Result<Clock, String> {
+        let Some(control) = control else {
+            return Ok(Clock::Real);
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot set up the simulator's clock client: {e}"))?;
+        Ok(Clock::Sim {
+            base: format!("http://{control}"),
+            http,
+            origin: OnceLock::new(),
+        })
+    }
+
+    pub fn simulated(&self) -> bool {
+        matches!(self, Clock::Sim { .. })
+    }
+
+    async fn sim_get(http: &reqwest::Client, base: &str) -> Result<(f64, f64), String> {
+        let url = format!("{base}/sim/clock");
+        let v: Value = http
+            .get(&url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("simulator clock: GET {url}: {}", crate::error::root_cause(&e)))?
+            .json()
+            .await
+            .map_err(|e| format!("simulator clock: GET {url}: {e}"))?;
+        let t = v["t"].as_f64().ok_or_else(|| format!("simulator clock: GET {url}: no `t` in {v}"))?;
+        Ok((t, v["speed"].as_f64().filter(|s| *s > 0.0).unwrap_or(1.0)))
+    }
+
+    /// Unix seconds: real ones, or on a simulated cluster the real time of the first reading plus the
+    /// simulated time since.
+    pub async fn unix_now(&self) -> Result<f64, String> {
+        match self {
+            Clock::Real => Ok(unix_secs()),
+            Clock::Sim { base, http, origin } => {
+                let (t, _) = Clock::sim_get(http, base).await?;
+                let (unix0, t0) = *origin.get_or_init(|| (unix_secs(), t));
+                Ok(unix0 + (t - t0))
+            }
+        }
+    }
+
+    /// Waits `d` on this clock.
+    pub async fn sleep(&self, d: Duration) -> Result<(), String> {
+        let (base, http) = match self {
+            Clock::Real => {
+                tokio::time::sleep(d).await;
+                return Ok(());
+            }
+            Clock::Sim { base, http, .. } => (base, http),
+        };
+        let (_, speed) = Clock::sim_get(http, base).await?;
+        let url = format!("{base}/sim/sleep");
+        let mut left = d.as_secs_f64();
+        while left > 0.0 {
+            let chunk = left.min(CHUNK_SECS);
+            // The simulator answers after chunk / speed real seconds; the margin is for a busy machine.
+            let limit = Duration::from_secs_f64(chunk / speed + 30.0);
+            let started = Instant::now();
+            http.post(&url)
+                .json(&serde_json::json!({ "secs": chunk }))
+                .timeout(limit)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| {
+                    format!(
+                        "simulator clock: POST {url} ({chunk} s) failed after {:.1} s: {}",
+                        started.elapsed().as_secs_f64(),
+                        crate::error::root_cause(&e)
+                    )
+                })?;
+            left -= chunk;
+        }
+        Ok(())
+    }
+}
