@@ -278,12 +278,15 @@ impl Ctx {
             }
             let mut live = None;
             let result = loop {
-                if let Some(now) = in_flight.as_ref().and_then(|s| s.describe()) {
-                    match &mut live {
-                        None => live = Some((self.out.wait_since(&now, started), now)),
-                        Some((wait, first)) if *first != now => wait.update(&format!("now {now}")),
-                        Some(_) => {}
+                let now = in_flight.as_ref().and_then(|s| s.describe());
+                match (&mut live, now) {
+                    (None, Some(now)) => live = Some((self.out.wait_since(&now, started), now)),
+                    // Every 10 s without a terminal, so a long install is not silence.
+                    (Some((wait, first)), Some(now)) if *first != now => {
+                        wait.update(&format!("now {now}"))
                     }
+                    (Some((wait, _)), _) => wait.update("no answer yet"),
+                    (None, None) => {}
                 }
                 tokio::select! {
                     biased;
