@@ -152,6 +152,21 @@ impl Session {
             rehearsal: twin.is_some(),
             format: run.format,
         };
+        let journal = ctx.journal.clone();
+        ctx.interrupt.on_exit(move |sig, stopped| {
+            journal.record(
+                "interrupted",
+                None,
+                serde_json::json!({
+                    "signal": sig.name(),
+                    "exit_code": sig.exit_code(),
+                    "at_once": true,
+                    "left_stopped": stopped,
+                }),
+                None,
+                Duration::ZERO,
+            );
+        });
         ctx.interrupt.install(tokio.handle());
         Ok(Session {
             tokio,
@@ -195,7 +210,7 @@ impl Session {
             runtime.ctx().journal.record(
                 "interrupted",
                 None,
-                serde_json::json!({ "signal": name, "exit_code": 128 + signal }),
+                serde_json::json!({ "signal": name, "exit_code": 128 + signal, "at_once": false }),
                 None,
                 Duration::ZERO,
             );
