@@ -602,7 +602,10 @@ mod tests {
             ("--sim=0 s.rhai", "1 to 1000 nodes"),
             ("--sim=3@X.Y.Z s.rhai", "`X.Y.Z` is not a version"),
             ("--sim --sim-speed 0 s.rhai", "--sim-speed must be"),
-            ("--sim-speed 2 s.rhai", "--sim-speed applies to the simulator"),
+            (
+                "--sim-speed 2 s.rhai",
+                "--sim-speed applies to the simulator",
+            ),
             ("s.rhai 0.11.0 --yes", "`--yes` comes after the script name"),
             ("-e 1 s.rhai", "cannot be combined"),
             ("sim --version nope", "--version: `nope` is not a version"),

@@ -86,6 +86,8 @@ fn say(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
 
+type ExitHook = Box<dyn Fn(Signal, &[String]) + Send + Sync>;
+
 struct Inner {
     requested: AtomicBool,
     presses: AtomicUsize,
@@ -93,6 +95,9 @@ struct Inner {
     first: AtomicI32,
     /// Nothing is in progress (the REPL at its prompt): SIGTERM and SIGHUP exit at once.
     idle: AtomicBool,
+    /// Called with the signal and the nodes left stopped just before an exit at once (the journal).
+    on_exit: Mutex<Option<ExitHook>>,
+    exiting: AtomicBool,
     /// Nodes this run stopped and has not started yet.
     critical: Mutex<BTreeSet<String>>,
     /// Bumped on every change, so waiters re-check.
@@ -119,6 +124,8 @@ impl Interrupt {
             presses: AtomicUsize::new(0),
             first: AtomicI32::new(0),
             idle: AtomicBool::new(false),
+            on_exit: Mutex::new(None),
+            exiting: AtomicBool::new(false),
             critical: Mutex::new(BTreeSet::new()),
             changed: watch::channel(0).0,
             command: Mutex::new("neumann-script".into()),
@@ -156,9 +163,14 @@ impl Interrupt {
     /// What one signal does.
     pub fn press(&self, sig: Signal) {
         let n = self.0.presses.fetch_add(1, Ordering::SeqCst) + 1;
+        // Stored before `idle` is read, as `set_idle` stores `idle` before reading this: one of the two
+        // sees the other, so a signal as the REPL reaches its prompt is never missed.
+        if n == 1 {
+            self.0.first.store(sig.number(), Ordering::SeqCst);
+        }
         if sig != Signal::Int && self.0.idle.load(Ordering::SeqCst) {
             say(&format!("\n{}: nothing in progress; exiting", sig.name()));
-            std::process::exit(sig.exit_code());
+            self.exit(sig, &[]);
         }
         let (by, again) = match sig {
             Signal::Int => ("", "Ctrl-C again"),
@@ -171,7 +183,6 @@ impl Interrupt {
             ),
         };
         if n == 1 {
-            self.0.first.store(sig.number(), Ordering::SeqCst);
             let critical = self.critical();
             if critical.is_empty() {
                 say(&format!(
@@ -197,8 +208,30 @@ impl Interrupt {
                     critical[0]
                 ));
             }
-            std::process::exit(sig.exit_code());
+            self.exit(sig, &critical);
         }
+    }
+
+    /// Sets what runs just before an exit at once: recording it, since the run's own records stop here.
+    pub fn on_exit(&self, hook: impl Fn(Signal, &[String]) + Send + Sync + 'static) {
+        if let Ok(mut h) = self.0.on_exit.lock() {
+            *h = Some(Box::new(hook));
+        }
+    }
+
+    fn exit(&self, sig: Signal, critical: &[String]) -> ! {
+        // The signal task and the REPL's thread can both decide to exit; one is enough.
+        if self.0.exiting.swap(true, Ordering::SeqCst) {
+            loop {
+                std::thread::park();
+            }
+        }
+        if let Ok(h) = self.0.on_exit.lock() {
+            if let Some(hook) = h.as_ref() {
+                hook(sig, critical);
+            }
+        }
+        std::process::exit(sig.exit_code());
     }
 
     /// The first signal of this run (or REPL entry), if any.
@@ -212,7 +245,7 @@ impl Interrupt {
         self.0.idle.store(idle, Ordering::SeqCst);
         if let Some(sig) = self.signal().filter(|s| idle && *s != Signal::Int) {
             say(&format!("{}: exiting", sig.name()));
-            std::process::exit(sig.exit_code());
+            self.exit(sig, &[]);
         }
     }
 

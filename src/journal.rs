@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -96,9 +96,10 @@ pub fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
-/// Appends records for one run.
+/// Appends records for one run. Clones share the file: the signal handler records an exit at once.
+#[derive(Clone)]
 pub struct Journal {
-    file: Option<Mutex<File>>,
+    file: Option<Arc<Mutex<File>>>,
     path: Option<PathBuf>,
     context: Value,
 }
@@ -132,7 +133,7 @@ impl Journal {
             .map_err(|e| format!("cannot open the journal `{}`: {e}", path.display()))?;
         let (user, host) = whoami();
         Ok(Journal {
-            file: Some(Mutex::new(file)),
+            file: Some(Arc::new(Mutex::new(file))),
             path: Some(path.to_path_buf()),
             context: json!({
                 "user": user,

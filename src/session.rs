@@ -166,6 +166,21 @@ impl Session {
         };
         ctx.interrupt
             .set_command(format!("neumann-script {}", ctx.settings.cluster_flag));
+        let journal = ctx.journal.clone();
+        ctx.interrupt.on_exit(move |sig, stopped| {
+            journal.record(
+                "interrupted",
+                None,
+                serde_json::json!({
+                    "signal": sig.name(),
+                    "exit_code": sig.exit_code(),
+                    "at_once": true,
+                    "left_stopped": stopped,
+                }),
+                None,
+                Duration::ZERO,
+            );
+        });
         ctx.interrupt.install(tokio.handle());
         Ok(Session {
             tokio,
@@ -219,7 +234,7 @@ impl Session {
             runtime.ctx().journal.record(
                 "interrupted",
                 None,
-                serde_json::json!({ "signal": name, "exit_code": 128 + signal }),
+                serde_json::json!({ "signal": name, "exit_code": 128 + signal, "at_once": false }),
                 None,
                 Duration::ZERO,
             );

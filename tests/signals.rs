@@ -136,7 +136,14 @@ fn sighup_mid_node_puts_the_node_back_and_exits_129() {
 #[test]
 fn a_second_sigterm_exits_at_once_and_says_what_it_leaves() {
     let c = slow_cluster();
-    let mut child = c.spawn(&["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    let j = c.dir.path().join("journal.jsonl");
+    let mut child = c.spawn(&[
+        "--journal",
+        j.to_str().unwrap(),
+        "--yes",
+        "rolling_upgrade.rhai",
+        "0.11.0",
+    ]);
     c.wait_for_event("stop", "node2");
     kill(&child, "TERM");
     // Two signals sent back to back can arrive as one; the second goes once the first was taken.
@@ -154,6 +161,13 @@ fn a_second_sigterm_exits_at_once_and_says_what_it_leaves() {
     assert!(
         !c.events_of(&["start"]).iter().any(|(_, n)| n == "node2"),
         "{seen}"
+    );
+    // The journal's last word is the exit, and the node it left stopped.
+    let last = journal(&j).pop().unwrap();
+    assert_eq!(last["op"], "interrupted", "{last}");
+    assert_eq!(
+        last["args"],
+        serde_json::json!({"signal": "SIGTERM", "exit_code": 143, "at_once": true, "left_stopped": ["node2"]})
     );
 }
 
@@ -232,8 +246,11 @@ fn sigterm_ends_a_repl_waiting_for_input() {
     // The banner comes once the session is open; stdin stays open, so the REPL would wait for ever.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     read_until(&mut stdout, "REPL on");
+    // Held open until the end: the REPL must end on the signal, not on end of input.
+    let stdin = child.stdin.take();
     kill(&child, "TERM");
     let out = child.wait_with_output().unwrap();
+    drop(stdin);
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("SIGTERM"),

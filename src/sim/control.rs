@@ -169,7 +169,10 @@ async fn sleep(State(shared): State<Shared>, body: Bytes) -> Response {
         Err(r) => return refuse(r),
     };
     let Some(secs) = secs.filter(|s| s.is_finite() && (0.0..=3600.0).contains(s)) else {
-        return json_error(400, &format!("`secs` must be a number from 0 to 3600; expected {EXPECTED}"));
+        return json_error(
+            400,
+            &format!("`secs` must be a number from 0 to 3600; expected {EXPECTED}"),
+        );
     };
     let until = shared.lock().now + secs;
     if !shared.wait_until(until, |_| true).await {

@@ -57,11 +57,18 @@ impl Clock {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("simulator clock: GET {url}: {}", crate::error::root_cause(&e)))?
+            .map_err(|e| {
+                format!(
+                    "simulator clock: GET {url}: {}",
+                    crate::error::root_cause(&e)
+                )
+            })?
             .json()
             .await
             .map_err(|e| format!("simulator clock: GET {url}: {e}"))?;
-        let t = v["t"].as_f64().ok_or_else(|| format!("simulator clock: GET {url}: no `t` in {v}"))?;
+        let t = v["t"]
+            .as_f64()
+            .ok_or_else(|| format!("simulator clock: GET {url}: no `t` in {v}"))?;
         Ok((t, v["speed"].as_f64().filter(|s| *s > 0.0).unwrap_or(1.0)))
     }
 

@@ -16,7 +16,8 @@ mod doc {
         "The value of `--set NAME=VALUE`, converted to the type of `default` (int, float, bool or \
         string); `default` when not set.\nThrows a usage error (exit 2) when the value does not \
         fit the type.";
-    pub const NOW: &str = "Unix time in seconds, as a float; on a simulated cluster it runs at the simulator's \
+    pub const NOW: &str =
+        "Unix time in seconds, as a float; on a simulated cluster it runs at the simulator's \
         speed from the real time of the first reading.";
     pub const INFO: &str =
         "Logs a line to stderr with the time of day (stdout stays the script's own).";
@@ -135,17 +136,25 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         move |s: f64| sleep(Dynamic::from(s)),
     );
     let c = ctx.clone();
-    global(engine, docs, "now", &[], "float", doc::NOW, move || -> RhaiResult<f64> {
-        match c.cluster.borrow().clone() {
-            Some(cl) => c
-                .block_on(async move { cl.unix_now().await })
-                .map_err(crate::script::ctx::throw),
-            None => Ok(std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)),
-        }
-    });
+    global(
+        engine,
+        docs,
+        "now",
+        &[],
+        "float",
+        doc::NOW,
+        move || -> RhaiResult<f64> {
+            match c.cluster.borrow().clone() {
+                Some(cl) => c
+                    .block_on(async move { cl.unix_now().await })
+                    .map_err(crate::script::ctx::throw),
+                None => Ok(std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0)),
+            }
+        },
+    );
     let c = ctx.clone();
     global(
         engine,
