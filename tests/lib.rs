@@ -21,6 +21,7 @@ mod runbooks;
 mod sandbox;
 mod scripts;
 mod signals;
+mod sim_time;
 mod ssh;
 mod ssh_support;
 mod surprises;

@@ -94,15 +94,18 @@ impl Clock {
             }
             Clock::Sim { base, http, .. } => (base, http),
         };
-        let (_, speed) = Clock::sim_get(http, base).await?;
+        let (t0, speed) = Clock::sim_get(http, base).await?;
+        let end = t0 + d.as_secs_f64();
         let url = format!("{base}/sim/sleep");
-        let mut left = d.as_secs_f64();
-        while left > 0.0 {
-            let chunk = left.min(CHUNK_SECS);
+        let mut t = t0;
+        // Each call asks for what is left until `end`, so time spent between calls is not added on.
+        while t < end {
+            let chunk = (end - t).min(CHUNK_SECS);
             // The simulator answers after chunk / speed real seconds; the margin is for a busy machine.
             let limit = Duration::from_secs_f64(chunk / speed + 30.0);
             let started = Instant::now();
-            http.post(&url)
+            let answer: Value = http
+                .post(&url)
                 .json(&serde_json::json!({ "secs": chunk }))
                 .timeout(limit)
                 .send()
@@ -110,12 +113,15 @@ impl Clock {
                 .and_then(reqwest::Response::error_for_status)
                 .map_err(|e| {
                     format!(
-                        "simulator clock: POST {url} ({chunk} s) failed after {:.1} s: {}",
+                        "simulator clock: POST {url} ({chunk:.1} s) failed after {:.1} s: {}",
                         started.elapsed().as_secs_f64(),
                         crate::error::root_cause(&e)
                     )
-                })?;
-            left -= chunk;
+                })?
+                .json()
+                .await
+                .map_err(|e| format!("simulator clock: POST {url}: {e}"))?;
+            t = answer["t"].as_f64().unwrap_or(end);
         }
         Ok(())
     }
