@@ -155,6 +155,10 @@ enum Sub {
         /// fail_install, flaky)
         #[arg(long = "fault", value_name = "NODE:KIND")]
         faults: Vec<String>,
+        /// Seed the simulator's randomness (election timeouts, latencies): the same seed and the same
+        /// commands give the same event trace
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
         #[command(subcommand)]
         ctl: Option<SimSub>,
     },
@@ -189,6 +193,7 @@ pub struct SimOptions {
     pub speed: f64,
     pub bad_versions: Vec<Version>,
     pub faults: Vec<(String, String)>,
+    pub seed: Option<u64>,
 }
 
 /// What the program was asked to do.
@@ -471,6 +476,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 speed,
                 bad_versions,
                 faults,
+                seed,
                 ctl: None,
             }),
             None,
@@ -501,6 +507,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 speed,
                 bad_versions,
                 faults,
+                seed,
             }))
         }
     }
@@ -582,13 +589,16 @@ mod tests {
             }
         );
         assert_eq!(p("functions").unwrap(), Command::Functions);
-        match p("sim --nodes 5 --inventory /tmp/c.toml --speed 10 --fault node2:crash").unwrap() {
+        match p("sim --nodes 5 --inventory /tmp/c.toml --speed 10 --fault node2:crash --seed 7")
+            .unwrap()
+        {
             Command::Sim(s) => {
                 assert_eq!(
                     (s.nodes, s.speed, s.inventory.to_str()),
                     (5, 10.0, Some("/tmp/c.toml"))
                 );
                 assert_eq!(s.faults, vec![("node2".to_string(), "crash".to_string())]);
+                assert_eq!(s.seed, Some(7));
             }
             other => panic!("{other:?}"),
         }

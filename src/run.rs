@@ -362,7 +362,7 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
         speed: opts.speed,
         bad_versions: opts.bad_versions.clone(),
         faults,
-        seed: None,
+        seed: opts.seed,
         election_timeout_ms: None,
         shape: None,
         lease_api: true,
