@@ -187,9 +187,11 @@ fn an_incident_session() {
     t.key("C-u");
 
     // Ctrl-C cancels a long entry and returns to the prompt.
-    t.text("sleep(60)");
+    // The entry says it is running before the key is sent, so Ctrl-C cannot arrive before it starts; the
+    // sleep is long on the simulator's clock too (5 min of real time at x20).
+    t.text("print(\"sleeping now\"); sleep(6000)");
     t.key("Enter");
-    std::thread::sleep(Duration::from_millis(500));
+    t.wait_for("\nsleeping now", 1);
     t.key("C-c");
     t.wait_for("interrupted", 2);
     t.text("help cluster::health");
