@@ -66,6 +66,11 @@ struct Args {
     #[arg(long, value_name = "X")]
     sim_speed: Option<f64>,
 
+    /// With --sim: also start a green simulated cluster on VERSION, named in the blue one's [blue_green], for
+    /// blue_green.rhai [default for blue_green.rhai: its VERSION argument]
+    #[arg(long = "sim-green", value_name = "VERSION")]
+    sim_green: Option<String>,
+
     /// With --sim: nodes running this version misbehave like a broken release (repeatable)
     #[arg(long = "sim-bad-version", value_name = "V")]
     sim_bad_versions: Vec<String>,
@@ -368,6 +373,11 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 "--sim-speed applies to the simulator (--sim) only: a real cluster runs in real time".into(),
             ));
         }
+        if args.sim_green.is_some() {
+            return Err(usage(
+                "--sim-green applies to the simulator (--sim) only: name a real green cluster in the inventory's [blue_green]".into(),
+            ));
+        }
         if !args.sim_bad_versions.is_empty() {
             return Err(usage(
                 "--sim-bad-version applies to the simulator (--sim) only".into(),
@@ -384,11 +394,17 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 .iter()
                 .map(|v| parse_version(v).map_err(|e| usage(format!("--sim-bad-version: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
+            let green = args
+                .sim_green
+                .as_deref()
+                .map(|v| parse_version(v).map_err(|e| usage(format!("--sim-green: {e}"))))
+                .transpose()?;
             Target::Sim {
                 nodes,
                 version,
                 speed: sim_speed,
                 bad_versions,
+                green,
             }
         }
         None => Target::Inventory(args.cluster.clone()),
@@ -541,7 +557,8 @@ mod tests {
                 nodes: 3,
                 version: Version::new(0, 10, 4),
                 speed: 1.0,
-                bad_versions: vec![]
+                bad_versions: vec![],
+                green: None,
             }
         );
         assert_eq!(script, "rolling_upgrade.rhai");
@@ -557,7 +574,8 @@ mod tests {
                 nodes: 5,
                 version: Version::new(0, 9, 2),
                 speed: 20.0,
-                bad_versions: vec![]
+                bad_versions: vec![],
+                green: None,
             }
         );
         let (r, ..) = run("--sim=11 x.rhai");

@@ -837,11 +837,21 @@ impl Cluster {
         })
     }
 
-    /// Runs an inventory hook command (a traffic switch) on this machine.
-    pub async fn run_hook(&self, command: &str) -> OpResult<ExecOutput> {
-        crate::transport::host::run_local_command(command)
-            .await
-            .map_err(OpError::Failed)
+    /// Moves client traffic to `to` ("green" or "blue") with the inventory's switch `command`, run on this
+    /// machine. Without one, a simulated cluster's simulator moves its clients, and nothing runs here.
+    pub async fn switch_traffic(&self, to: &str, command: Option<&str>) -> OpResult<ExecOutput> {
+        match command {
+            Some(c) => crate::transport::host::run_local_command(c)
+                .await
+                .map_err(OpError::Failed),
+            None => match self.hosts.sim_traffic(to).await {
+                Some(r) => r.map_err(OpError::Failed),
+                None => Err(OpError::Usage(
+                    "no traffic switch: the inventory's [blue_green] names no `switch` command"
+                        .into(),
+                )),
+            },
+        }
     }
 
     /// An instant PromQL query against the inventory's Prometheus.

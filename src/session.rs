@@ -31,6 +31,8 @@ pub enum Target {
         version: Version,
         speed: f64,
         bad_versions: Vec<Version>,
+        /// `--sim-green VERSION`: a second simulated cluster on VERSION, the blue one's green.
+        green: Option<Version>,
     },
 }
 
@@ -63,6 +65,8 @@ pub fn tokio_runtime() -> Result<tokio::runtime::Runtime, Error> {
 pub struct Session {
     tokio: tokio::runtime::Runtime,
     sim: Option<Simulator>,
+    /// Under `--sim` for blue-green: the green simulator and the directory holding its inventory.
+    green_sim: Option<(Simulator, tempfile::TempDir)>,
     /// A rehearsal's twin and the live cluster's name.
     twin: Option<(Twin, String)>,
     /// `--journal`, for the rehearsal's prediction from past runs.
@@ -80,12 +84,14 @@ impl Session {
     ) -> Result<Session, Error> {
         let tokio = tokio_runtime()?;
         let mut sim = None;
+        let mut green_sim = None;
         let inventory = match &run.target {
             Target::Sim {
                 nodes,
                 version,
                 speed,
                 bad_versions,
+                green,
             } => {
                 let cfg = SimConfig {
                     nodes: *nodes,
@@ -97,11 +103,49 @@ impl Session {
                 let s = tokio
                     .block_on(Simulator::start(cfg))
                     .map_err(|e| Error::Tool(format!("cannot start the simulator: {e}")))?;
-                let inv = Inventory::parse(&s.inventory_toml(), Path::new("<embedded simulator>"))?;
                 Output::new().info(&format!(
                     "simulated cluster: {nodes} nodes on {version} (speed x{speed}), control API on {}",
                     s.control_addr()
                 ));
+                let mut toml = s.inventory_toml();
+                // blue_green.rhai on --sim needs a green cluster: by default one on the VERSION it is given.
+                let green = green.clone().or_else(|| {
+                    script.0.ends_with("blue_green.rhai").then(|| {
+                        args.first()
+                            .and_then(|a| crate::model::policy::parse_version(a).ok())
+                    })?
+                });
+                if let Some(v) = green {
+                    let g = tokio
+                        .block_on(Simulator::start(SimConfig {
+                            nodes: *nodes,
+                            version: v.clone(),
+                            speed: *speed,
+                            ..SimConfig::default()
+                        }))
+                        .map_err(|e| {
+                            Error::Tool(format!("cannot start the green simulator: {e}"))
+                        })?;
+                    let dir = tempfile::tempdir().map_err(|e| {
+                        Error::Tool(format!(
+                            "cannot make a directory for the green inventory: {e}"
+                        ))
+                    })?;
+                    let path = dir.path().join("green.toml");
+                    std::fs::write(&path, g.inventory_toml()).map_err(|e| {
+                        Error::Tool(format!("cannot write `{}`: {e}", path.display()))
+                    })?;
+                    toml.push_str(&format!(
+                        "\n[blue_green]\ngreen = {:?}\n",
+                        path.display().to_string()
+                    ));
+                    Output::new().info(&format!(
+                        "simulated green cluster: {nodes} nodes on {v}, control API on {}; client traffic is on blue",
+                        g.control_addr()
+                    ));
+                    green_sim = Some((g, dir));
+                }
+                let inv = Inventory::parse(&toml, Path::new("<embedded simulator>"))?;
                 sim = Some(s);
                 Some(inv)
             }
@@ -185,6 +229,7 @@ impl Session {
         Ok(Session {
             tokio,
             sim,
+            green_sim,
             twin,
             journal: run.journal.clone(),
             engine: ScriptEngine::new(ctx),
@@ -201,6 +246,7 @@ impl Session {
         let Session {
             tokio,
             sim,
+            green_sim,
             twin,
             journal,
             engine: runtime,
@@ -264,6 +310,9 @@ impl Session {
                 ));
             }
             tokio.block_on(s.shutdown());
+        }
+        if let Some((g, _dir)) = green_sim {
+            tokio.block_on(g.shutdown());
         }
         warn_unused_options(runtime.ctx());
     }

@@ -89,3 +89,69 @@ fn without_a_blue_green_section_the_message_says_what_to_add() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_simulated_pair_without_a_switch_command_moves_the_simulators_clients() {
+    let blue = Cluster::start(3, "0.11.2");
+    let green = Cluster::start(3, "1.0.0");
+    let mut inv = std::fs::read_to_string(&blue.inventory).unwrap();
+    inv.push_str(&format!(
+        "\n[blue_green]\ngreen = \"{}\"\n",
+        green.inventory.display()
+    ));
+    std::fs::write(&blue.inventory, inv).unwrap();
+    expect(&blue.run(&["--yes", "blue_green.rhai", "1.0.0"]), 0);
+    let switched: Vec<String> = blue
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == "traffic")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(switched, vec!["green"]);
+}
+
+#[test]
+fn a_real_pair_without_a_switch_command_is_a_usage_error() {
+    let blue = Cluster::start(3, "0.11.2");
+    let green = Cluster::start(3, "1.0.0");
+    // Without `[sim] control` the cluster is not simulated: its traffic needs a command.
+    let inv: String = std::fs::read_to_string(&blue.inventory)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("[sim]") && !l.starts_with("control"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        &blue.inventory,
+        format!(
+            "{inv}\n[blue_green]\ngreen = \"{}\"\n",
+            green.inventory.display()
+        ),
+    )
+    .unwrap();
+    let (_, stderr) = expect(
+        &blue.run(&["--yes", "-e", "cluster::switch_traffic(\"green\")"]),
+        2,
+    );
+    assert!(
+        stderr.contains("has no `switch` command under [blue_green]"),
+        "{stderr}"
+    );
+}
+
+/// The README's way: every stock runbook runs on the embedded simulator, blue-green included (a green
+/// simulated cluster on VERSION is started beside the blue one).
+#[test]
+fn blue_green_runs_on_the_embedded_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::bare(dir.path())
+        .args(["--sim", "--sim-speed", "20", "blue_green.rhai", "1.0.0"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = expect(&out, 0);
+    assert!(stdout.contains("traffic is on green (1.0.0)"), "{stdout}");
+    assert!(
+        stderr.contains("simulated green cluster: 3 nodes on 1.0.0"),
+        "{stderr}"
+    );
+}

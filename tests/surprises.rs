@@ -115,3 +115,34 @@ fn a_usage_error_is_not_buried_under_the_simulators_figures() {
         text(stderr.as_bytes())
     );
 }
+
+/// Every stock runbook can be tried on the embedded simulator the way the README shows it.
+#[test]
+fn every_stock_runbook_runs_on_the_embedded_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    for (runbook, says) in [
+        (
+            vec!["--set", "monitor_secs=600", "canary_upgrade.rhai", "0.11.0"],
+            "next: neumann-script rolling_upgrade.rhai 0.11.0",
+        ),
+        (vec!["rollback.rhai", "0.10.3"], "rollback complete"),
+        (vec!["blue_green.rhai", "1.0.0"], "traffic is on green (1.0.0)"),
+        (vec!["rolling_upgrade.rhai", "0.11.0"], "every node runs 0.11.0"),
+    ] {
+        let mut args = vec!["--sim", "--sim-speed", "50"];
+        args.extend(&runbook);
+        let out = bare(dir.path()).args(&args).output().unwrap();
+        let (stdout, stderr) = expect(&out, 0);
+        assert!(
+            stdout.contains(says) || stderr.contains(says),
+            "{runbook:?}:\n{stdout}\n{stderr}"
+        );
+        // A rollback pauses the cluster, as the runbook says, and the simulated clients count that.
+        if runbook[0] != "rollback.rhai" {
+            assert!(
+                stderr.contains(" 0 failed;"),
+                "{runbook:?}: the simulator counted failed writes:\n{stderr}"
+            );
+        }
+    }
+}

@@ -60,8 +60,9 @@ pub struct NodeSpec {
 pub struct BlueGreen {
     /// The green cluster's inventory (resolved against this inventory's directory).
     pub green: PathBuf,
-    /// Runs on this machine to move client traffic; `{to}` becomes "green" or "blue".
-    pub switch: String,
+    /// Runs on this machine to move client traffic; `{to}` becomes "green" or "blue". May be left out for
+    /// a simulated cluster, whose simulator then records the switch.
+    pub switch: Option<String>,
 }
 
 /// A validated inventory.
@@ -137,7 +138,7 @@ struct RawSsh {
 #[serde(deny_unknown_fields)]
 struct RawBlueGreen {
     green: PathBuf,
-    switch: String,
+    switch: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,7 @@ pub async fn serve(shared: Shared, listener: KillableListener) {
         .route("/sim/events", get(events))
         .route("/sim/clock", get(clock))
         .route("/sim/sleep", post(sleep))
+        .route("/sim/traffic", post(traffic))
         .route("/sim/fault", post(fault))
         .route("/sim/rollback_limit", post(rollback_limit))
         .route("/sim/host/{node}/{action}", post(host))
@@ -158,6 +159,24 @@ fn inject_fault(shared: &Shared, body: &[u8]) -> Result<(), Refusal> {
 
 async fn clock(State(shared): State<Shared>) -> Response {
     Json(json!({ "t": shared.lock().now, "speed": shared.speed })).into_response()
+}
+
+/// `POST /sim/traffic {"to": "green" | "blue"}`: a blue-green switch of a simulated cluster's clients,
+/// recorded as a `traffic` event; answered like the switch command it stands in for.
+async fn traffic(State(shared): State<Shared>, body: Bytes) -> Response {
+    const EXPECTED: &str = r#"{"to": "green"}"#;
+    let to = match parse_object(&body, EXPECTED)
+        .and_then(|m| string_field(&m, "to", EXPECTED).map(str::to_string))
+    {
+        Ok(to) => to,
+        Err(r) => return refuse(r),
+    };
+    if to != "green" && to != "blue" {
+        return json_error(400, &format!("`to` is \"green\" or \"blue\", not {to:?}"));
+    }
+    shared.lock().event(None, "traffic", to.clone());
+    Json(json!({ "status": 0, "stdout": format!("client traffic now goes to {to}\n"), "stderr": "" }))
+        .into_response()
 }
 
 /// `POST /sim/sleep {"secs": N}`: answers once simulated time has moved on by N seconds (at most an hour a

@@ -90,6 +90,17 @@ pub struct Hosts {
 }
 
 impl Hosts {
+    /// On a simulated cluster, moves its client traffic to `to` in the simulator (`POST /sim/traffic`),
+    /// which records it; `None` for a real cluster, whose switch is the inventory's own command.
+    pub async fn sim_traffic(&self, to: &str) -> Option<Result<ExecOutput, String>> {
+        let sim = self.sim.as_ref()?;
+        let body = serde_json::json!({ "to": to });
+        Some(
+            sim.post("sim/traffic", &body, Duration::from_secs(10))
+                .await,
+        )
+    }
+
     pub fn new(inv: &Inventory) -> Result<Hosts, String> {
         let sim = match &inv.sim_control {
             Some(addr) => Some(SimHost::new(addr, inv.connect_timeout)?),
@@ -155,17 +166,31 @@ impl SimHost {
     }
 
     async fn run(&self, node: &str, op: &HostOp) -> Result<ExecOutput, String> {
-        let url = format!("{}/sim/host/{node}/{}", self.base, op.name());
         let body = match op {
             HostOp::Install(v) => serde_json::json!({ "version": v.to_string() }),
             HostOp::Exec(cmd) => serde_json::json!({ "command": cmd }),
             _ => serde_json::json!({}),
         };
+        self.post(
+            &format!("sim/host/{node}/{}", op.name()),
+            &body,
+            op.timeout(),
+        )
+        .await
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<ExecOutput, String> {
+        let url = format!("{}/{path}", self.base);
         let resp = self
             .http
             .post(&url)
-            .json(&body)
-            .timeout(op.timeout())
+            .json(body)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| format!("POST {url}: {}", crate::error::root_cause(&e)))?;

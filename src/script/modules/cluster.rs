@@ -156,19 +156,32 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                     cl.inventory.source.display()
                 )));
             };
-            let command = crate::transport::host::substitute(&bg.switch, "to", &to);
+            // A simulated cluster without a switch command moves its simulated clients; a real one must
+            // say how its traffic moves.
+            let command = match (&bg.switch, cl.inventory.sim_control.is_some()) {
+                (Some(t), _) => Some(crate::transport::host::substitute(t, "to", &to)),
+                (None, true) => None,
+                (None, false) => {
+                    return Err(ScriptStop::usage(format!(
+                        "cluster::switch_traffic: the inventory `{}` has no `switch` command under [blue_green]",
+                        cl.inventory.source.display()
+                    )))
+                }
+            };
+            let shown = command.clone().unwrap_or_else(|| "the simulator's traffic switch".into());
             c.hold_lease()?;
-            c.out.info(&format!("switch traffic to {to} (`{command}`)"));
-            let args = serde_json::json!({ "to": to.as_str(), "command": command });
+            c.out.info(&format!("switch traffic to {to} (`{shown}`)"));
+            let args = serde_json::json!({ "to": to.as_str(), "command": shown });
             c.mutate("cluster::switch_traffic", None, args, || {
                 let out = if c.settings.rehearsal {
                     crate::transport::host::ExecOutput::not_run()
                 } else {
-                    c.block_on(cl.run_hook(&command)).map_err(throw)?
+                    c.block_on(cl.switch_traffic(&to, command.as_deref()))
+                        .map_err(throw)?
                 };
                 if out.status != 0 {
                     return Err(fail(format!(
-                        "switch traffic to {to} failed: `{command}` exited with status {}: {}",
+                        "switch traffic to {to} failed: `{shown}` exited with status {}: {}",
                         out.status,
                         out.stderr.trim()
                     )));
