@@ -366,6 +366,7 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
         election_timeout_ms: None,
         shape: None,
         lease_api: true,
+        rollback_limits_reported: true,
     };
     tokio.block_on(async {
         let sim = Simulator::start(cfg).await.map_err(|e| Error::Tool(format!("cannot start the simulator: {e}")))?;

@@ -251,3 +251,44 @@ fn a_rollback_that_cannot_finish_leaves_the_cluster_paused_and_says_so() {
     assert_eq!(c.versions()["node1"], "0.11.0");
     assert_eq!(c.not_up(), vec![]);
 }
+
+#[test]
+fn a_cluster_that_does_not_report_rollback_limits_is_said_so_and_asked() {
+    let c = Cluster::with(SimConfig {
+        nodes: 3,
+        version: semver::Version::new(0, 10, 4),
+        speed: crate::support::SPEED,
+        rollback_limits_reported: false,
+        ..Default::default()
+    });
+    expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    let before = c.events().len();
+
+    // No terminal and no --yes: the question cannot be asked, so nothing is changed.
+    let (_, stderr) = expect(&c.run(&["rollback.rhai", "0.10.4", "node3"]), 2);
+    assert!(
+        stderr.contains("the cluster does not report rollback_limits in /health"),
+        "{stderr}"
+    );
+    let changed: Vec<String> = c.events()[before..]
+        .iter()
+        .filter(|e| ["pause", "drain", "stop"].contains(&e.kind.as_str()))
+        .map(|e| e.kind.clone())
+        .collect();
+    assert_eq!(changed, Vec::<String>::new());
+
+    // Said to go on without asking: it warns and rolls back.
+    let (_, stderr) = expect(
+        &c.run(&[
+            "--set",
+            "no_rollback_limits_ok=true",
+            "--yes",
+            "rollback.rhai",
+            "0.10.4",
+            "node3",
+        ]),
+        0,
+    );
+    assert!(stderr.contains("cannot be checked"), "{stderr}");
+    assert_eq!(c.version_list(), ["0.11.0", "0.11.0", "0.10.4"]);
+}

@@ -126,8 +126,14 @@ fn every_stock_runbook_runs_on_the_embedded_simulator() {
             "next: neumann-script rolling_upgrade.rhai 0.11.0",
         ),
         (vec!["rollback.rhai", "0.10.3"], "rollback complete"),
-        (vec!["blue_green.rhai", "1.0.0"], "traffic is on green (1.0.0)"),
-        (vec!["rolling_upgrade.rhai", "0.11.0"], "every node runs 0.11.0"),
+        (
+            vec!["blue_green.rhai", "1.0.0"],
+            "traffic is on green (1.0.0)",
+        ),
+        (
+            vec!["rolling_upgrade.rhai", "0.11.0"],
+            "every node runs 0.11.0",
+        ),
     ] {
         let mut args = vec!["--sim", "--sim-speed", "50"];
         args.extend(&runbook);

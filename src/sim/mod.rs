@@ -50,6 +50,9 @@ pub struct SimConfig {
     pub shape: Option<Shape>,
     /// Serve the run lease (`/admin/lease`); off, the nodes answer 404 there like a cluster without it.
     pub lease_api: bool,
+    /// Report `rollback_limits` in `/health`; off, the field is missing, like a cluster that does not
+    /// track them.
+    pub rollback_limits_reported: bool,
 }
 
 /// The shape of a live cluster, for a simulated twin.
@@ -82,6 +85,7 @@ impl Default for SimConfig {
             election_timeout_ms: None,
             shape: None,
             lease_api: true,
+            rollback_limits_reported: true,
         }
     }
 }

@@ -323,7 +323,8 @@ pub enum StartOutcome {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Health {
-    pub rollback_limits: Vec<RollbackLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_limits: Option<Vec<RollbackLimit>>,
     pub status: &'static str,
     pub raft_state: &'static str,
     pub term: u64,
@@ -453,6 +454,8 @@ pub struct Model {
     pub snapshot: Option<Snapshot>,
     /// Schema changes applied and features used, cluster-wide: what forbids a rollback below `since`.
     pub rollback_limits: Vec<RollbackLimit>,
+    /// Whether `/health` carries `rollback_limits` at all.
+    rollback_limits_reported: bool,
     stats: SimStats,
     bad_versions: Vec<Version>,
     base_version: Version,
@@ -568,6 +571,7 @@ impl Model {
             commit_index,
             paused: false,
             rollback_limits: Vec::new(),
+            rollback_limits_reported: cfg.rollback_limits_reported,
             snapshot: Some(Snapshot {
                 at: -600.0,
                 index: 900,
@@ -2004,7 +2008,9 @@ impl Model {
             None
         };
         Health {
-            rollback_limits: self.rollback_limits.clone(),
+            rollback_limits: self
+                .rollback_limits_reported
+                .then(|| self.rollback_limits.clone()),
             status: if healthy { "healthy" } else { "unhealthy" },
             raft_state: self.role(i).as_str(),
             term: n.term,
