@@ -124,22 +124,27 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 human_duration(every),
                 human_duration(d)
             ));
-            // On the cluster's clock, so a simulated watch is compressed by --sim-speed.
-            let deadline = c.block_on(cl.unix_now()).map_err(throw)? + d.as_secs_f64();
+            // On the cluster's clock, so a simulated watch is compressed by --sim-speed. Samples fall on a
+            // fixed schedule (start + k * interval, the last one at the end), so the time the scrapes and the
+            // callback take does not push later samples back or drop the last one.
+            let start = c.block_on(cl.unix_now()).map_err(throw)?;
+            let end = start + d.as_secs_f64();
+            let every = every.as_secs_f64();
             let mut before = c.block_on(cl.scrape(&id)).map_err(throw)?;
-            let mut count = 0;
-            loop {
-                let started = c.block_on(cl.unix_now()).map_err(throw)?;
-                let left = deadline - started;
-                if left <= 0.0 {
-                    break;
+            let mut last = start;
+            let mut count: i64 = 0;
+            while last < end {
+                let tick = (start + (count + 1) as f64 * every).min(end);
+                let now = c.block_on(cl.unix_now()).map_err(throw)?;
+                if tick > now {
+                    c.block_on(cl.sleep(Duration::from_secs_f64(tick - now)))
+                        .map_err(throw)?;
                 }
-                let wait = every.min(Duration::from_secs_f64(left));
-                c.block_on(cl.sleep(wait)).map_err(throw)?;
                 let after = c.block_on(cl.scrape(&id)).map_err(throw)?;
-                let secs = c.block_on(cl.unix_now()).map_err(throw)? - started;
-                let f = figures(&[(&before, &after)], secs.max(0.001));
+                let at = c.block_on(cl.unix_now()).map_err(throw)?;
+                let f = figures(&[(&before, &after)], (at - last).max(0.001));
                 count += 1;
+                last = tick.max(at.min(end));
                 let go_on = callback.call_within_context::<Dynamic>(&nc, (figures_map(&f),))?;
                 if go_on.as_bool() == Ok(false) {
                     break;
