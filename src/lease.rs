@@ -240,6 +240,16 @@ pub async fn acquire(
                     Ok(None) => continue,
                     Err(e) => return Err(Refused::Failed(e.into())),
                 };
+                // This very process took it in an attempt whose answer never arrived (a response lost or
+                // late on a busy machine): it is ours to give back and take again, not another run's.
+                if held.holder == me.holder && attempts < 3 {
+                    cluster
+                        .admin
+                        .lease_release(&held.run_id, &me.holder)
+                        .await
+                        .map_err(|e| Refused::Failed(e.into()))?;
+                    continue;
+                }
                 let left = held
                     .expires_in_secs
                     .map(|s| format!("within {}", human_duration(Duration::from_secs_f64(s))))
