@@ -323,7 +323,10 @@ fn the_failed_install_message_says_the_node_is_back_on_its_old_version() {
         stderr.contains("node2 was started again on 0.10.4 and has rejoined"),
         "{stderr}"
     );
-    assert!(!stderr.contains("node2: node2:"), "the node named once: {stderr}");
+    assert!(
+        !stderr.contains("node2: node2:"),
+        "the node named once: {stderr}"
+    );
     assert_eq!(c.versions()["node2"], "0.10.4");
     assert_eq!(c.not_up(), vec![]);
     assert_eq!(c.stats().client_writes_failed, 0);
