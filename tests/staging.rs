@@ -43,7 +43,7 @@ fn upgrade(nodes: usize, extra: &[&str]) -> (Cluster, Vec<(String, f64)>) {
 
 /// Prestaged against in-window on the same cluster size, measured in the same test.
 fn halves_the_outage(nodes: usize) {
-    let (pre, staged) = upgrade(nodes, &[]);
+    let (pre, staged) = upgrade(nodes, &["--set", "prestage=true"]);
     // Every node was staged before the first one stopped, and activated rather than installed.
     let ev = pre.events();
     let first_stop = ev.iter().find(|e| e.kind == "stop").unwrap().t;
@@ -90,6 +90,8 @@ fn a_staging_failure_stops_before_any_node_is_taken_down() {
     let (_, stderr) = expect(
         &c.run(&[
             "--yes",
+            "--set",
+            "prestage=true",
             "--set",
             "stage_parallel=2",
             "rolling_upgrade.rhai",
@@ -154,4 +156,42 @@ fn the_skew_interlock_refuses_staging_a_version_too_new() {
     );
     assert!(stderr.contains("version skew"), "{stderr}");
     assert!(c.events_of(&["stage", "stage_failed"]).is_empty());
+}
+
+#[test]
+fn a_prestaged_canary_is_rolled_back_by_activating_the_old_build() {
+    let c = Cluster::with(neumann_script::sim::SimConfig {
+        nodes: 5,
+        version: semver::Version::parse("0.10.4").unwrap(),
+        speed: crate::support::SPEED,
+        bad_versions: vec![semver::Version::parse("0.11.0").unwrap()],
+        ..neumann_script::sim::SimConfig::default()
+    });
+    let (_, stderr) = expect(
+        &c.run(&[
+            "--yes",
+            "--set",
+            "prestage=true",
+            "--set",
+            "monitor_secs=2",
+            "--set",
+            "interval_secs=1",
+            "canary_upgrade.rhai",
+            "0.11.0",
+        ]),
+        3,
+    );
+    assert!(stderr.contains("rolled back to 0.10.4"), "{stderr}");
+    assert_eq!(c.version_list(), vec!["0.10.4".to_string(); 5]);
+    // Staged while serving, activated, and put back by activating the build it started with: no compile
+    // while the canary was down, either way.
+    assert!(c.events_of(&["install"]).is_empty(), "{:?}", c.events());
+    assert_eq!(
+        c.events_of(&["activate"]),
+        vec![
+            ("activate".into(), "node5".into()),
+            ("activate".into(), "node5".into())
+        ]
+    );
+    assert_eq!(c.stats().client_writes_failed, 0);
 }
