@@ -231,6 +231,14 @@ fn sim_cpu_share(nodes: usize) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--upgrades N,N`: only the rolling upgrades of these sizes (the comparison of pre-staged and in-window).
+    let args: Vec<String> = std::env::args().collect();
+    let only: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--upgrades")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
     let reps = if quick { 10 } else { 30 };
     println!(
         "neumann-script benchmarks ({} cores); method in docs/BENCHMARKS.md",
@@ -238,45 +246,47 @@ fn main() {
     );
     println!("{:<58} {:>12} {:>10}", "figure", "value", "target");
 
-    let empty = tempfile::tempdir().unwrap();
-    println!(
-        "{:<58} {:>9.1} ms {:>10}",
-        "start-up: neumann-script -e 1 (median)",
-        command_ms(empty.path(), &["-e", "1"], reps),
-        "<= 10 ms"
-    );
-    println!(
-        "{:<58} {:>9.1} ms {:>10}",
-        "check of every stock script and stdlib module (median)",
-        command_ms(empty.path(), &["check"], reps),
-        "<= 50 ms"
-    );
+    if only.is_empty() {
+        let empty = tempfile::tempdir().unwrap();
+        println!(
+            "{:<58} {:>9.1} ms {:>10}",
+            "start-up: neumann-script -e 1 (median)",
+            command_ms(empty.path(), &["-e", "1"], reps),
+            "<= 10 ms"
+        );
+        println!(
+            "{:<58} {:>9.1} ms {:>10}",
+            "check of every stock script and stdlib module (median)",
+            command_ms(empty.path(), &["check"], reps),
+            "<= 50 ms"
+        );
 
-    let big = Sim::start(300, 1.0);
-    println!(
-        "{:<58} {:>9.1} ms {:>10}",
-        "cluster::health() over 300 nodes (median of 20)",
-        in_process_ms(&big, "cluster::health()", 20),
-        "<= 100 ms"
-    );
-    let baseline: Vec<String> = (2..=300).map(|i| format!("\"node{i}\"")).collect();
-    let compare = format!("metrics::compare(\"node1\", [{}], 0)", baseline.join(", "));
-    println!(
-        "{:<58} {:>9.1} ms {:>10}",
-        "metrics::compare(node1, 299 nodes, window 0) (median of 10)",
-        in_process_ms(&big, &compare, 10),
-        "<= 100 ms"
-    );
-    drop(big);
-    println!(
-        "{:<58} {:>9.1} %  {:>10}",
-        "simulator CPU, 300 nodes under load (share of one core)",
-        sim_cpu_share(300) * 100.0,
-        ""
-    );
+        let big = Sim::start(300, 1.0);
+        println!(
+            "{:<58} {:>9.1} ms {:>10}",
+            "cluster::health() over 300 nodes (median of 20)",
+            in_process_ms(&big, "cluster::health()", 20),
+            "<= 100 ms"
+        );
+        let baseline: Vec<String> = (2..=300).map(|i| format!("\"node{i}\"")).collect();
+        let compare = format!("metrics::compare(\"node1\", [{}], 0)", baseline.join(", "));
+        println!(
+            "{:<58} {:>9.1} ms {:>10}",
+            "metrics::compare(node1, 299 nodes, window 0) (median of 10)",
+            in_process_ms(&big, &compare, 10),
+            "<= 100 ms"
+        );
+        drop(big);
+        println!(
+            "{:<58} {:>9.1} %  {:>10}",
+            "simulator CPU, 300 nodes under load (share of one core)",
+            sim_cpu_share(300) * 100.0,
+            ""
+        );
+    }
 
     let sizes: &[usize] = if quick { &[9] } else { &[9, 50] };
-    for &n in sizes {
+    for &n in sizes.iter().filter(|n| only.is_empty() || only.contains(n)) {
         let window = upgrade(n, false);
         let staged = upgrade(n, true);
         for (how, u) in [("in-window", &window), ("pre-staged", &staged)] {
