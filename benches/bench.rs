@@ -2,6 +2,7 @@
 //!
 //!   cargo bench --bench bench              # everything (about 5 minutes: the 50-node upgrade runs in real time)
 //!   cargo bench --bench bench -- --quick   # 9 nodes only, fewer repetitions
+//!   cargo bench --bench bench -- --upgrades 9,50   # only the rolling upgrades, pre-staged and in-window
 //!
 //! The tool is the release binary, run as a child process against a simulator in this process, so its
 //! figures (wall time, RSS) are its own. The upgrade runs at speed 1: the tool's overheads are real-time

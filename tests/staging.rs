@@ -205,3 +205,35 @@ fn a_prestaged_canary_and_rollback_activate_instead_of_installing() {
         ]
     );
 }
+
+#[test]
+fn a_prestaged_rehearsal_plans_the_staging_first_and_changes_nothing_live() {
+    let c = Cluster::start(3, "0.10.4");
+    let out = c.run(&[
+        "--rehearse",
+        "--set",
+        "prestage=true",
+        "rolling_upgrade.rhai",
+        "0.11.0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let plan: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("plan ("))
+        .skip(1)
+        .collect();
+    let at = |what: &str| {
+        plan.iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no `{what}` in the plan:\n{stdout}"))
+    };
+    assert!(at("node::stage_all") < at("node::stop"), "{stdout}");
+    assert!(
+        at("node::activate node2") > at("node::stop node2"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("node::install"), "{stdout}");
+    // The twin did the staging; the live cluster saw none of it.
+    assert!(c.events_of(&["stage", "activate", "stop"]).is_empty());
+}
