@@ -211,15 +211,11 @@ fn stage_all(
             Err(e) => return Err(e),
         }
     }
-    if c.settings.rehearsal || ids.is_empty() {
-        c.out.info(&format!("staging {v} on {} node(s)", ids.len()));
-    } else {
-        c.out.info(&format!(
-            "staging {v} on {} ({} at a time)",
-            ids.join(", "),
-            parallel.min(ids.len())
-        ));
-    }
+    c.out.info(&format!(
+        "staging {v} on {} ({} at a time)",
+        ids.join(", "),
+        parallel.min(ids.len()).max(1)
+    ));
     c.mutate_overriding("node::stage_all", None, args, overrides.first(), || {
         use futures_util::stream::StreamExt;
         let cl = cl.clone();
