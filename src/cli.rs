@@ -181,10 +181,10 @@ enum SimSub {
         control: String,
         /// The node
         node: String,
-        /// stop, start, restart or install
-        #[arg(value_parser = ["stop", "start", "restart", "install"])]
+        /// stop, start, restart, install, stage or activate
+        #[arg(value_parser = ["stop", "start", "restart", "install", "stage", "activate"])]
         action: String,
-        /// The version, for install
+        /// The version, for install, stage and activate
         version: Option<String>,
     },
 }
@@ -466,10 +466,12 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             None,
         ) => {
             let version = match (action.as_str(), version) {
-                ("install", Some(v)) => {
-                    Some(parse_version(&v).map_err(|e| usage(format!("sim ctl install: {e}")))?)
+                ("install" | "stage" | "activate", Some(v)) => {
+                    Some(parse_version(&v).map_err(|e| usage(format!("sim ctl {action}: {e}")))?)
                 }
-                ("install", None) => return Err(usage("sim ctl install needs a VERSION".into())),
+                ("install" | "stage" | "activate", None) => {
+                    return Err(usage(format!("sim ctl {action} needs a VERSION")))
+                }
                 (_, Some(v)) => {
                     return Err(usage(format!(
                         "sim ctl {action} takes no version (got {v})"

@@ -100,7 +100,7 @@ impl std::fmt::Display for Refusal {
 pub enum Guarded<'a> {
     /// `op` ("stop", "restart", "drain") takes `id` out of service.
     TakeDown { id: &'a str, op: &'static str },
-    /// `op` ("install"; "stage" and "activate" when they exist) puts `version` on `id`.
+    /// `op` ("install", "stage", "activate") puts `version` on `id`.
     Version {
         id: &'a str,
         op: &'static str,
@@ -111,15 +111,15 @@ pub enum Guarded<'a> {
 }
 
 impl Guarded<'_> {
-    /// The interlock a host operation falls under. New version-changing operations (stage, activate)
-    /// belong with `Install`.
+    /// The interlock a host operation falls under. Staging is held to the skew policy too: a build
+    /// the cluster could never run is refused before it costs a compile.
     pub fn of_host<'a>(id: &'a str, op: &'a HostOp) -> Option<Guarded<'a>> {
         match op {
             HostOp::Stop => Some(Guarded::TakeDown { id, op: "stop" }),
             HostOp::Restart => Some(Guarded::TakeDown { id, op: "restart" }),
-            HostOp::Install(v) => Some(Guarded::Version {
+            HostOp::Install(v) | HostOp::Stage(v) | HostOp::Activate(v) => Some(Guarded::Version {
                 id,
-                op: "install",
+                op: op.name(),
                 version: v,
             }),
             HostOp::Start | HostOp::Exec(_) => None,

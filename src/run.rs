@@ -72,6 +72,8 @@ fn sim_ctl(
         ("stop", _) => HostOp::Stop,
         ("start", _) => HostOp::Start,
         ("restart", _) => HostOp::Restart,
+        ("stage", Some(v)) => HostOp::Stage(v.clone()),
+        ("activate", Some(v)) => HostOp::Activate(v.clone()),
         (_, Some(v)) => HostOp::Install(v.clone()),
         (other, None) => return Err(Error::Usage(format!("sim ctl: unknown action `{other}`"))),
     };

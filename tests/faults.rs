@@ -4,8 +4,12 @@
 use crate::support::{expect, sigint, text, Cluster};
 
 /// Short timeouts so a fault is noticed in seconds, not the minutes a real cluster deserves.
+/// The in-window path (`prestage=false`), so each install fault strikes while the node is down; staging
+/// failures are tests/staging.rs.
 const FAST: &[&str] = &[
     "--yes",
+    "--set",
+    "prestage=false",
     "--set",
     "healthy_timeout_secs=2",
     "--set",
@@ -345,7 +349,13 @@ fn ctrl_c_during_an_install_finishes_the_restart_then_exits_130() {
     let c = slow_cluster();
     // The install lasts 1.5 s at this speed; the tool announces it as it begins.
     let out = c.run_until_stderr(
-        &["--yes", "rolling_upgrade.rhai", "0.11.0"],
+        &[
+            "--yes",
+            "--set",
+            "prestage=false",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ],
         "node2: install (",
         sigint,
     );
@@ -406,7 +416,13 @@ fn ctrl_c_cancels_a_blocked_wait() {
 fn a_second_ctrl_c_exits_at_once_and_says_what_it_leaves() {
     let c = slow_cluster();
     let out = c.run_until_stderr(
-        &["--yes", "rolling_upgrade.rhai", "0.11.0"],
+        &[
+            "--yes",
+            "--set",
+            "prestage=false",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ],
         "node2: install (",
         |child| {
             sigint(child);

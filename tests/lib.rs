@@ -24,6 +24,7 @@ mod signals;
 mod sim_time;
 mod ssh;
 mod ssh_support;
+mod staging;
 mod surprises;
 mod unsafe_runbooks;
 mod validation;

@@ -12,7 +12,7 @@ fn ssh_inventory(c: &Cluster, server: &SshServer, target: &str, ssh: &str) -> st
     let control = sim["sim"]["control"].as_str().unwrap();
     let ctl = format!("{BIN} sim ctl {control} {{node}}");
     let mut inv = format!(
-        "[defaults]\nstop = \"{ctl} stop\"\nstart = \"{ctl} start\"\nrestart = \"{ctl} restart\"\ninstall = \"{ctl} install {{version}}\"\n\n[ssh]\n{ssh}\n"
+        "[defaults]\nstop = \"{ctl} stop\"\nstart = \"{ctl} start\"\nrestart = \"{ctl} restart\"\ninstall = \"{ctl} install {{version}}\"\nstage = \"{ctl} stage {{version}}\"\nactivate = \"{ctl} activate {{version}}\"\n\n[ssh]\n{ssh}\n"
     );
     for node in sim["nodes"].as_array().unwrap() {
         inv.push_str(&format!(
@@ -75,6 +75,44 @@ fn a_rolling_upgrade_with_every_host_operation_over_ssh() {
     // Twelve host commands (stop, install and start on each node), one SSH login: the master is reused.
     let log = server.stop_and_log();
     assert_eq!(log.matches("Accepted publickey").count(), 1, "{log}");
+}
+
+#[test]
+fn a_prestaged_rolling_upgrade_stages_and_activates_over_ssh() {
+    if !sshd_or_skip("a_prestaged_rolling_upgrade_stages_and_activates_over_ssh") {
+        return;
+    }
+    let server = SshServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let c = Cluster::start(3, "0.10.4");
+    let inv = ssh_inventory(&c, &server, &server.target(), &trusted(&server));
+    let (_, stderr) = expect(
+        &run(
+            &c,
+            &inv,
+            &[
+                "--yes",
+                "--set",
+                "prestage=true",
+                "rolling_upgrade.rhai",
+                "0.11.0",
+            ],
+        ),
+        0,
+    );
+    assert!(
+        stderr.contains("node2: activate (`") && stderr.contains(" activate 0.11.0`"),
+        "{stderr}"
+    );
+    assert!(c.versions().values().all(|v| v == "0.11.0"));
+    assert_eq!(c.events_of(&["activate"]).len(), 3);
+    assert!(c.events_of(&["install"]).is_empty());
+    assert_eq!(c.stats().client_writes_failed, 0);
+    // An activate of a version never staged exits non-zero through ssh too, naming node and operation.
+    let (_, stderr) = expect(
+        &run(&c, &inv, &["-e", r#"node::activate("node1", "0.11.1")"#]),
+        1,
+    );
+    assert!(stderr.contains("node1: activate failed"), "{stderr}");
 }
 
 #[test]

@@ -29,6 +29,10 @@ pub struct Templates {
     pub start: String,
     pub restart: String,
     pub install: String,
+    /// Installs a version beside the running one, under its own root, while the node serves.
+    pub stage: String,
+    /// Points the service at a staged version; it runs at the next start.
+    pub activate: String,
 }
 
 impl Default for Templates {
@@ -38,6 +42,8 @@ impl Default for Templates {
             start: "systemctl start neumann".into(),
             restart: "systemctl restart neumann".into(),
             install: "cargo install neumann --version {version}".into(),
+            stage: "cargo install neumann --version {version} --root /opt/neumann/{version}".into(),
+            activate: "ln -sfn /opt/neumann/{version}/bin/neumann /usr/local/bin/neumann".into(),
         }
     }
 }
@@ -119,6 +125,8 @@ struct RawTemplates {
     start: Option<String>,
     restart: Option<String>,
     install: Option<String>,
+    stage: Option<String>,
+    activate: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -159,6 +167,8 @@ struct RawNode {
     start: Option<String>,
     restart: Option<String>,
     install: Option<String>,
+    stage: Option<String>,
+    activate: Option<String>,
 }
 
 impl RawTemplates {
@@ -168,6 +178,11 @@ impl RawTemplates {
             start: self.start.clone().unwrap_or_else(|| base.start.clone()),
             restart: self.restart.clone().unwrap_or_else(|| base.restart.clone()),
             install: self.install.clone().unwrap_or_else(|| base.install.clone()),
+            stage: self.stage.clone().unwrap_or_else(|| base.stage.clone()),
+            activate: self
+                .activate
+                .clone()
+                .unwrap_or_else(|| base.activate.clone()),
         }
     }
 }
@@ -251,13 +266,21 @@ impl Inventory {
                 start: n.start.clone(),
                 restart: n.restart.clone(),
                 install: n.install.clone(),
+                stage: n.stage.clone(),
+                activate: n.activate.clone(),
             }
             .over(&defaults);
-            if !templates.install.contains("{version}") {
-                return Err(bad(format!(
-                    "{at}: the install template `{}` must contain `{{version}}`",
-                    templates.install
-                )));
+            // Each version-changing template must say which version, or every node would get the same build.
+            for (name, t) in [
+                ("install", &templates.install),
+                ("stage", &templates.stage),
+                ("activate", &templates.activate),
+            ] {
+                if !t.contains("{version}") {
+                    return Err(bad(format!(
+                        "{at}: the {name} template `{t}` must contain `{{version}}`"
+                    )));
+                }
             }
             let prometheus_instance = n
                 .prometheus_instance

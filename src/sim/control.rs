@@ -1,5 +1,5 @@
 //! The simulator's control server (`/sim/...`): stats, the event log, fault injection, and the
-//! host-side commands (stop/start/restart/install, and a few read-only ones through exec) a runbook would
+//! host-side commands (stop/start/restart/install/stage/activate, and a few read-only ones through exec) a runbook would
 //! run over SSH. Each host call returns when the real command would, in simulated time.
 
 use axum::body::Bytes;
@@ -273,6 +273,23 @@ async fn host(
             shared.wait_until(done_at, |_| true).await;
             out
         }
+        "stage" => {
+            let version = match parse_version(&body) {
+                Ok(v) => v,
+                Err(r) => return refuse(r),
+            };
+            // Answers once the staged build is in place, as `cargo install --root` returns then.
+            let (done_at, out) = shared.lock().host_stage(i, &version);
+            shared.wait_until(done_at, |_| true).await;
+            out
+        }
+        "activate" => {
+            let version = match parse_version(&body) {
+                Ok(v) => v,
+                Err(r) => return refuse(r),
+            };
+            shared.lock().host_activate(i, &version)
+        }
         "exec" => {
             const EXPECTED: &str = r#"{"command": "systemctl is-active neumann"}"#;
             let command = match parse_object(&body, EXPECTED)
@@ -287,7 +304,7 @@ async fn host(
             return json_error(
                 404,
                 &format!(
-                    "unknown host action `{other}` (expected stop, start, restart, install, exec)"
+                    "unknown host action `{other}` (expected stop, start, restart, install, stage, activate, exec)"
                 ),
             );
         }

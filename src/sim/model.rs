@@ -37,6 +37,8 @@ const APPLY_RATE: f64 = 20_000.0;
 const STOP_SECS: f64 = 0.5;
 const START_SECS: f64 = 1.0;
 pub const INSTALL_SECS: f64 = 3.0;
+/// A staging compile shares the host's CPU with the serving process: its writes are this much slower.
+const STAGING_LATENCY_FACTOR: f64 = 1.3;
 /// Lag at or below which a node counts as caught up (the runbook's canary threshold).
 pub const CAUGHT_UP_MS: f64 = 100.0;
 /// Longest simulated step: well under the election timeout, so timers fire on time.
@@ -212,6 +214,11 @@ pub struct Node {
     /// Written by the server supervisor once the listener matches the process state.
     pub listening: bool,
     installing: Option<(f64, Version)>,
+    /// Versions installed beside the running one (`/opt/neumann/{version}`), ready to activate. The
+    /// version a node starts with counts as staged: it is what the service link points at.
+    pub staged: std::collections::BTreeSet<Version>,
+    /// A `stage` in progress: when it completes and what.
+    staging: Option<(f64, Version)>,
     bind_failure_logged: Option<u64>,
     awaiting_catch_up: bool,
     in_service: bool,
@@ -547,6 +554,8 @@ impl Model {
                     generation: 1,
                     listening: false,
                     installing: None,
+                    staged: [cfg.version.clone()].into_iter().collect(),
+                    staging: None,
                     bind_failure_logged: None,
                     awaiting_catch_up: false,
                     in_service: true,
@@ -1009,6 +1018,15 @@ impl Model {
                 self.nodes[i].installed = v.clone();
                 self.event(Some(i), "install", format!("{v} installed"));
             }
+            let staged = match &self.nodes[i].staging {
+                Some((until, v)) if self.now >= *until => Some(v.clone()),
+                _ => None,
+            };
+            if let Some(v) = staged {
+                self.nodes[i].staging = None;
+                self.nodes[i].staged.insert(v.clone());
+                self.event(Some(i), "stage", format!("{v} staged"));
+            }
         }
     }
 
@@ -1398,6 +1416,9 @@ impl Model {
         if self.is_bad(&self.nodes[i].running) {
             ms *= BAD_LATENCY_FACTOR;
         }
+        if self.nodes[i].staging.is_some() {
+            ms *= STAGING_LATENCY_FACTOR;
+        }
         ms / 1000.0
     }
 
@@ -1719,18 +1740,97 @@ impl Model {
         }
     }
 
+    /// Begins `cargo install --root /opt/neumann/{version}` beside the running version: returns when it
+    /// completes and what it prints. The node keeps serving; only its latency rises while it compiles.
+    /// A version already staged is cargo's "already installed": done at once. Fails as an install does.
+    pub fn host_stage(&mut self, i: usize, version: &Version) -> (f64, CommandOutput) {
+        if self.nodes[i].staged.contains(version) {
+            let stderr = format!(
+                "    Updating crates.io index\n     Ignored package `neumann v{version}` is already installed, use --force to override\n"
+            );
+            self.event(Some(i), "stage", format!("{version} already staged"));
+            return (
+                self.now,
+                CommandOutput {
+                    status: 0,
+                    stdout: String::new(),
+                    stderr,
+                },
+            );
+        }
+        let busy = self.nodes[i].staging.as_ref().map(|(_, v)| v.clone());
+        if let Some(other) = busy {
+            self.event(
+                Some(i),
+                "stage_failed",
+                format!("{version}: {other} is being staged"),
+            );
+            return (
+                self.now,
+                CommandOutput {
+                    status: 101,
+                    stdout: String::new(),
+                    stderr: format!("error: another cargo install (neumann v{other}) holds the lock on this host\n"),
+                },
+            );
+        }
+        let (done_at, out) = self.host_install_outcome(i, version, "stage_failed");
+        if out.status == 0 {
+            self.nodes[i].staging = Some((done_at, version.clone()));
+        }
+        (done_at, out)
+    }
+
+    /// Points the node's service at a staged version (`ln -sfn`): the version it runs at its next start.
+    /// A version that was not staged fails as a failed install does, changing nothing.
+    pub fn host_activate(&mut self, i: usize, version: &Version) -> CommandOutput {
+        if !self.nodes[i].staged.contains(version) {
+            let staged: Vec<String> = self.nodes[i].staged.iter().map(|v| v.to_string()).collect();
+            self.event(
+                Some(i),
+                "activate_failed",
+                format!("{version}: not staged (staged: {})", staged.join(", ")),
+            );
+            return CommandOutput {
+                status: 1,
+                stdout: String::new(),
+                stderr: format!(
+                    "/opt/neumann/{version}/bin/neumann: No such file or directory (not staged; staged: {})\n",
+                    staged.join(", ")
+                ),
+            };
+        }
+        self.nodes[i].installed = version.clone();
+        self.event(Some(i), "activate", format!("{version} activated"));
+        CommandOutput {
+            status: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+
     /// Begins `cargo install`: returns when it completes and what it will print.
     pub fn host_install(&mut self, i: usize, version: &Version) -> (f64, CommandOutput) {
+        let (done_at, out) = self.host_install_outcome(i, version, "install_failed");
+        if out.status == 0 {
+            self.nodes[i].installing = Some((done_at, version.clone()));
+        }
+        (done_at, out)
+    }
+
+    /// How a `cargo install` of `version` on node `i` ends, and when; a failure is logged as `failed`.
+    fn host_install_outcome(
+        &mut self,
+        i: usize,
+        version: &Version,
+        failed: &str,
+    ) -> (f64, CommandOutput) {
         let done_at = self.now + INSTALL_SECS;
         if !self.is_known_version(version) {
             let stderr = format!(
                 "    Updating crates.io index\nerror: could not find `neumann` in registry `crates-io` with version `={version}`\n"
             );
-            self.event(
-                Some(i),
-                "install_failed",
-                format!("{version}: not in the registry"),
-            );
+            self.event(Some(i), failed, format!("{version}: not in the registry"));
             return (
                 done_at,
                 CommandOutput {
@@ -1744,11 +1844,7 @@ impl Model {
             let stderr = format!(
                 "    Updating crates.io index\n  Downloaded neumann v{version}\n  Installing neumann v{version}\nerror: failed to compile `neumann v{version}`, intermediate artifacts can be found at `/tmp/cargo-install3Xq1`.\n\nCaused by:\n  No space left on device (os error 28)\n"
             );
-            self.event(
-                Some(i),
-                "install_failed",
-                format!("{version}: injected failure"),
-            );
+            self.event(Some(i), failed, format!("{version}: injected failure"));
             return (
                 done_at,
                 CommandOutput {
@@ -1758,7 +1854,6 @@ impl Model {
                 },
             );
         }
-        self.nodes[i].installing = Some((done_at, version.clone()));
         let stderr = format!(
             "    Updating crates.io index\n  Downloaded neumann v{version}\n  Installing neumann v{version}\n   Installed package `neumann v{version}` (executable `neumann`)\n"
         );

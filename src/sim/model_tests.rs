@@ -426,6 +426,48 @@ fn install_of_an_unknown_version_fails_like_cargo() {
 }
 
 #[test]
+fn staging_keeps_the_node_serving_and_activate_needs_a_staged_build() {
+    let mut m = cluster(3);
+    // Not staged: activate fails and changes nothing.
+    let out = m.host_activate(1, &v("0.11.0"));
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stderr.contains("/opt/neumann/0.11.0/bin/neumann"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(m.nodes[1].installed, v("0.10.4"));
+    assert!(has_event(&m, "node2", "activate_failed"));
+
+    let (done_at, out) = m.host_stage(1, &v("0.11.0"));
+    assert_eq!(out.status, 0);
+    assert!((done_at - m.now - crate::sim::INSTALL_SECS).abs() < 1e-9);
+    // A second staging while one compiles is refused, as cargo's lock would.
+    assert_ne!(m.host_stage(1, &v("0.11.1")).1.status, 0);
+    let left = done_at - m.now;
+    run(&mut m, left + 0.01);
+    assert!(m.nodes[1].staged.contains(&v("0.11.0")));
+    // Staging changed nothing that runs or will run.
+    assert!(m.nodes[1].is_running());
+    assert_eq!(m.nodes[1].installed, v("0.10.4"));
+    assert!(has_event(&m, "node2", "stage"));
+    // Staged already: done at once.
+    let (again, out) = m.host_stage(1, &v("0.11.0"));
+    assert_eq!((again, out.status), (m.now, 0));
+
+    assert_eq!(m.host_activate(1, &v("0.11.0")).status, 0);
+    assert_eq!(m.nodes[1].installed, v("0.11.0"));
+    assert_eq!(m.nodes[1].running, v("0.10.4"));
+    // The initial version counts as staged: a rollback can activate it.
+    assert_eq!(m.host_activate(1, &v("0.10.4")).status, 0);
+
+    m.inject(2, FaultKind::FailInstall);
+    assert_eq!(m.host_stage(2, &v("0.11.0")).1.status, 101);
+    assert!(has_event(&m, "node3", "stage_failed"));
+    assert!(!m.nodes[2].staged.contains(&v("0.11.0")));
+}
+
+#[test]
 fn partitioned_leader_steps_down_and_reports_why() {
     let mut m = cluster(3);
     run(&mut m, 1.0);

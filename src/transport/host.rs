@@ -20,6 +20,10 @@ pub enum HostOp {
     Start,
     Restart,
     Install(Version),
+    /// Installs a version beside the running one; the node keeps serving.
+    Stage(Version),
+    /// Points the (stopped) node's service at a staged version.
+    Activate(Version),
     Exec(String),
 }
 
@@ -31,7 +35,17 @@ impl HostOp {
             HostOp::Start => "start",
             HostOp::Restart => "restart",
             HostOp::Install(_) => "install",
+            HostOp::Stage(_) => "stage",
+            HostOp::Activate(_) => "activate",
             HostOp::Exec(_) => "exec",
+        }
+    }
+
+    /// The version the operation puts on the node, if it is one of the version-changing ones.
+    pub fn version(&self) -> Option<&Version> {
+        match self {
+            HostOp::Install(v) | HostOp::Stage(v) | HostOp::Activate(v) => Some(v),
+            _ => None,
         }
     }
 
@@ -43,6 +57,8 @@ impl HostOp {
             HostOp::Start => render(&t.start, node, None),
             HostOp::Restart => render(&t.restart, node, None),
             HostOp::Install(v) => render(&t.install, node, Some(v)),
+            HostOp::Stage(v) => render(&t.stage, node, Some(v)),
+            HostOp::Activate(v) => render(&t.activate, node, Some(v)),
             HostOp::Exec(cmd) => cmd.clone(),
         }
     }
@@ -50,7 +66,7 @@ impl HostOp {
     /// How long the operation may take before the tool gives up on it. Installs compile from source.
     pub fn timeout(&self) -> Duration {
         match self {
-            HostOp::Install(_) => Duration::from_secs(1800),
+            HostOp::Install(_) | HostOp::Stage(_) => Duration::from_secs(1800),
             _ => Duration::from_secs(300),
         }
     }
@@ -167,7 +183,9 @@ impl SimHost {
 
     async fn run(&self, node: &str, op: &HostOp) -> Result<ExecOutput, String> {
         let body = match op {
-            HostOp::Install(v) => serde_json::json!({ "version": v.to_string() }),
+            HostOp::Install(v) | HostOp::Stage(v) | HostOp::Activate(v) => {
+                serde_json::json!({ "version": v.to_string() })
+            }
             HostOp::Exec(cmd) => serde_json::json!({ "command": cmd }),
             _ => serde_json::json!({}),
         };

@@ -1,4 +1,4 @@
-//! `node::` — one node: its status, drain, service control and installs on its host, and the waits of
+//! `node::` — one node: its status, drain, service control, installs and staged builds on its host, and the waits of
 //! the runbook's per-node procedure.
 
 use std::rc::Rc;
@@ -40,6 +40,19 @@ mod doc {
         --version {version}`). The version must parse as semver before anything runs; throws when \
         the install fails. Refused (exit 3, nothing changed) when `version` is more than one minor \
         version from a running member (the skew policy).";
+    pub const STAGE: &str =
+        "Installs `version` beside the running one while the node keeps serving (default `cargo install \
+        neumann --version {version} --root /opt/neumann/{version}`); throws when it fails. Refused (exit \
+        3, nothing changed) when `version` is more than one minor version from a running member.";
+    pub const STAGE_ALL: &str =
+        "Stages `version` on every node of `ids`, at most `parallel` at a time; returns when all are \
+        staged. Every node's interlock is checked before any staging starts; when one fails the others \
+        finish and the call throws naming each failed node. Nothing is stopped.";
+    pub const ACTIVATE: &str =
+        "Points the stopped node's service at a staged `version` (default `ln -sfn \
+        /opt/neumann/{version}/bin/neumann /usr/local/bin/neumann`): the version it runs at its next \
+        start. Throws when the command fails (in the simulator, when `version` was not staged). Held to \
+        the skew policy like `install`.";
     pub const EXEC: &str =
         "Runs an ad-hoc shell command on the node's host: #{status, stdout, stderr}. \
         A non-zero exit is a result, not an error.";
@@ -66,7 +79,7 @@ fn host_op(
     let command = op.command(spec);
     c.hold_lease()?;
     let mut args = match &op {
-        HostOp::Install(v) => {
+        HostOp::Install(v) | HostOp::Stage(v) | HostOp::Activate(v) => {
             serde_json::json!({ "id": id, "version": v.to_string(), "command": command })
         }
         _ => serde_json::json!({ "id": id, "command": command }),
@@ -123,6 +136,117 @@ fn install(c: &Ctx, id: &str, version: &Dynamic, force: bool) -> RhaiResult<()> 
     let v = super::version::to_semver(version)
         .map_err(|e| ScriptStop::usage(format!("{id}: install: {e}")))?;
     host_op(c, id, HostOp::Install(v), force).map(|_| ())
+}
+
+/// A version-changing host operation (`install`, `stage`, `activate`) behind the skew interlock; the
+/// version must parse before anything runs.
+fn put_version(
+    c: &Ctx,
+    id: &str,
+    version: &Dynamic,
+    force: bool,
+    op: fn(semver::Version) -> HostOp,
+    name: &str,
+) -> RhaiResult<()> {
+    let v = super::version::to_semver(version)
+        .map_err(|e| ScriptStop::usage(format!("{id}: {name}: {e}")))?;
+    host_op(c, id, op(v), force).map(|_| ())
+}
+
+/// Stages `version` on every node of `ids`, at most `parallel` at once. All interlocks are asked first,
+/// so a refusal changes nothing anywhere; a failed staging lets the others finish (a half-built tree
+/// helps nobody) and then throws naming every node that failed.
+fn stage_all(
+    c: &Ctx,
+    ids: &rhai::Array,
+    version: &Dynamic,
+    parallel: &Dynamic,
+    force: bool,
+) -> RhaiResult<()> {
+    let ids: Vec<String> = ids
+        .iter()
+        .map(|d| {
+            d.clone()
+                .into_immutable_string()
+                .map(|s| s.to_string())
+                .map_err(|t| {
+                    ScriptStop::usage(format!("node::stage_all: ids must be strings, not {t}"))
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let v = super::version::to_semver(version)
+        .map_err(|e| ScriptStop::usage(format!("node::stage_all: {e}")))?;
+    let p = number(parallel, "node::stage_all: parallel")?;
+    if !(p >= 1.0 && p.fract() == 0.0) {
+        return Err(ScriptStop::usage(format!(
+            "node::stage_all: parallel must be a whole number of at least 1, not {p}"
+        )));
+    }
+    let parallel = p as usize;
+    let cl = c.cluster()?;
+    c.hold_lease()?;
+    let mut commands = Vec::new();
+    for id in &ids {
+        commands.push(HostOp::Stage(v.clone()).command(cl.node(id).map_err(throw)?));
+    }
+    let mut args = serde_json::json!({
+        "ids": ids, "version": v.to_string(), "parallel": parallel, "commands": commands
+    });
+    if force {
+        args["force"] = true.into();
+    }
+    // Every node's interlock before any compile starts: a refusal for one changes nothing on any.
+    let mut overrides = Vec::new();
+    for id in &ids {
+        let g = Guarded::Version {
+            id,
+            op: "stage",
+            version: &v,
+        };
+        match c.gate(&cl, &g, force) {
+            Ok(o) => overrides.extend(o),
+            Err(e) if refused_rule(&e).is_some() => {
+                return c.mutate("node::stage_all", None, args, || Err(e))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    c.out.info(&format!(
+        "staging {v} on {} ({} at a time)",
+        ids.join(", "),
+        parallel.min(ids.len()).max(1)
+    ));
+    c.mutate_overriding("node::stage_all", None, args, overrides.first(), || {
+        use futures_util::stream::StreamExt;
+        let cl = cl.clone();
+        let results = c
+            .block_on(async {
+                let runs = futures_util::stream::iter(ids.iter().map(|id| {
+                    let cl = cl.clone();
+                    let op = HostOp::Stage(v.clone());
+                    // force: the interlocks were all asked above, for the cluster as it was then.
+                    async move { (id.clone(), cl.host(id, op, true).await) }
+                }))
+                .buffer_unordered(parallel)
+                .collect::<Vec<_>>()
+                .await;
+                Ok(runs)
+            })
+            .map_err(throw)?;
+        let failed: Vec<String> = results
+            .into_iter()
+            .filter_map(|(_, r)| r.err().map(|e| e.to_string()))
+            .collect();
+        match failed.is_empty() {
+            true => Ok(()),
+            false => Err(fail(format!(
+                "staging {v} failed on {} of {} node(s): {}",
+                failed.len(),
+                ids.len(),
+                failed.join("; ")
+            ))),
+        }
+    })
 }
 
 /// Drains a node behind the quorum interlock; remembered so an interrupted run undrains it.
@@ -289,6 +413,78 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
             let force = force_option(&options, "node::install")?;
             install(&c, &id, &version, force)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "stage",
+        &["id: String", "version: String"],
+        "",
+        doc::STAGE,
+        move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
+            put_version(&c, &id, &version, false, HostOp::Stage, "stage")
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "stage",
+        &["id: String", "version: String", "options: Map"],
+        "",
+        doc::FORCED,
+        move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
+            let force = force_option(&options, "node::stage")?;
+            put_version(&c, &id, &version, force, HostOp::Stage, "stage")
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "activate",
+        &["id: String", "version: String"],
+        "",
+        doc::ACTIVATE,
+        move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
+            put_version(&c, &id, &version, false, HostOp::Activate, "activate")
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "activate",
+        &["id: String", "version: String", "options: Map"],
+        "",
+        doc::FORCED,
+        move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
+            let force = force_option(&options, "node::activate")?;
+            put_version(&c, &id, &version, force, HostOp::Activate, "activate")
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "stage_all",
+        &["ids: Array", "version: String", "parallel: int"],
+        "",
+        doc::STAGE_ALL,
+        move |ids: rhai::Array, version: Dynamic, parallel: Dynamic| -> RhaiResult<()> {
+            stage_all(&c, &ids, &version, &parallel, false)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "stage_all",
+        &[
+            "ids: Array",
+            "version: String",
+            "parallel: int",
+            "options: Map",
+        ],
+        "",
+        doc::FORCED,
+        move |ids: rhai::Array,
+              version: Dynamic,
+              parallel: Dynamic,
+              options: Map|
+              -> RhaiResult<()> {
+            let force = force_option(&options, "node::stage_all")?;
+            stage_all(&c, &ids, &version, &parallel, force)
         },
     );
     let c = ctx.clone();
