@@ -513,12 +513,21 @@ fn when_no_node_answers_every_node_says_why() {
         c.host(n, "stop");
     }
     let (_, stderr) = expect(&c.run(&["-e", "cluster::health()"]), 1);
-    // The real time spent is stated: connections refused at once cost milliseconds.
+    // The real time spent is stated (milliseconds on an idle machine; whatever it took on a busy one).
     let line = stderr
         .lines()
         .find(|l| l.contains("cluster: no node answered in "))
         .unwrap_or_else(|| panic!("{stderr}"));
-    assert!(line.contains(" ms: node1: health failed"), "{line}");
+    let spent = line
+        .split("no node answered in ")
+        .nth(1)
+        .and_then(|rest| rest.split(": node1: health failed").next())
+        .unwrap_or_default();
+    assert!(
+        spent.ends_with(" ms") || spent.ends_with(" s"),
+        "a duration before node1's reason: {line}"
+    );
+    assert!(line.contains(": node1: health failed"), "{line}");
     for n in ["node2", "node3"] {
         assert!(
             stderr.contains(&format!("; {n}: health failed: GET http://127.0.0.1:")),
