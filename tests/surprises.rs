@@ -152,3 +152,25 @@ fn every_stock_runbook_runs_on_the_embedded_simulator() {
         }
     }
 }
+
+#[test]
+fn logged_lists_read_as_lists_not_rhai_literals() {
+    let c = Cluster::start(3, "0.10.4");
+    let (_, stderr) = expect(
+        &c.run(&[
+            "-e",
+            "info(cluster::followers()); warn(#{node2: \"0.10.4\"}); info(`versions: ${cluster::versions()}`)",
+        ]),
+        0,
+    );
+    assert!(stderr.contains("node2, node3"), "{stderr}");
+    assert!(stderr.contains("warning: node2=0.10.4"), "{stderr}");
+    assert!(
+        stderr.contains("versions: node1=0.10.4, node2=0.10.4, node3=0.10.4"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("[\"") && !stderr.contains("#{"),
+        "{stderr}"
+    );
+}

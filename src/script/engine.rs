@@ -14,6 +14,7 @@ use super::ctx::Ctx;
 use super::modules::{self, FnDoc};
 use super::report::{self, strip_shebang, Sources};
 use super::resolver;
+use super::value;
 use crate::error::Error;
 use crate::output::{errln, outln};
 
@@ -69,10 +70,10 @@ impl ScriptEngine {
         // Arrays and maps in messages (`${h.problems}`, `${versions}`) read as lists, not Rhai literals.
         engine
             .register_fn("to_string", |a: &mut rhai::Array| {
-                plain(&Dynamic::from(a.clone()))
+                value::plain(&Dynamic::from(a.clone()))
             })
             .register_fn("to_string", |m: &mut rhai::Map| {
-                plain(&Dynamic::from(m.clone()))
+                value::plain(&Dynamic::from(m.clone()))
             });
         ScriptEngine {
             script_dir,
@@ -192,37 +193,6 @@ impl ScriptEngine {
             .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
             .map_err(|e| self.with_signal(report::runtime_error(&e, name, &self.sources)))
     }
-}
-
-/// A value as a message shows it: strings bare, arrays as `a, b`, maps as `k=v, k=v`, `none` for `()` or
-/// nothing; inside another array or map, arrays and maps keep brackets so their items stay apart.
-fn plain(v: &Dynamic) -> String {
-    shown(v, false)
-}
-
-fn shown(v: &Dynamic, nested: bool) -> String {
-    let (open, close) = if nested { ("[", "]") } else { ("", "") };
-    if let Some(a) = v.read_lock::<rhai::Array>() {
-        if a.is_empty() {
-            return if nested { "[]".into() } else { "none".into() };
-        }
-        let items: Vec<String> = a.iter().map(|x| shown(x, true)).collect();
-        return format!("{open}{}{close}", items.join(", "));
-    }
-    if let Some(m) = v.read_lock::<rhai::Map>() {
-        if m.is_empty() {
-            return if nested { "[]".into() } else { "none".into() };
-        }
-        let items: Vec<String> = m
-            .iter()
-            .map(|(k, x)| format!("{k}={}", shown(x, true)))
-            .collect();
-        return format!("{open}{}{close}", items.join(", "));
-    }
-    if v.is_unit() {
-        return "none".into();
-    }
-    v.to_string()
 }
 
 #[cfg(test)]

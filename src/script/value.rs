@@ -121,6 +121,37 @@ pub fn member_table(members: &[Member]) -> String {
     out.join("\n")
 }
 
+/// A value as a message shows it: strings bare, arrays as `a, b`, maps as `k=v, k=v`, `none` for `()` or
+/// nothing; inside another array or map, arrays and maps keep brackets so their items stay apart.
+pub fn plain(v: &Dynamic) -> String {
+    shown(v, false)
+}
+
+fn shown(v: &Dynamic, nested: bool) -> String {
+    let (open, close) = if nested { ("[", "]") } else { ("", "") };
+    if let Some(a) = v.read_lock::<rhai::Array>() {
+        if a.is_empty() {
+            return if nested { "[]".into() } else { "none".into() };
+        }
+        let items: Vec<String> = a.iter().map(|x| shown(x, true)).collect();
+        return format!("{open}{}{close}", items.join(", "));
+    }
+    if let Some(m) = v.read_lock::<rhai::Map>() {
+        if m.is_empty() {
+            return if nested { "[]".into() } else { "none".into() };
+        }
+        let items: Vec<String> = m
+            .iter()
+            .map(|(k, x)| format!("{k}={}", shown(x, true)))
+            .collect();
+        return format!("{open}{}{close}", items.join(", "));
+    }
+    if v.is_unit() {
+        return "none".into();
+    }
+    v.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

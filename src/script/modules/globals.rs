@@ -173,7 +173,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         &["msg: ?"],
         "",
         doc::INFO,
-        move |m: Dynamic| c.out.info(&m.to_string()),
+        move |m: Dynamic| c.out.info(&crate::script::value::plain(&m)),
     );
     let c = ctx.clone();
     global(
@@ -183,7 +183,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         &["msg: ?"],
         "",
         doc::WARN,
-        move |m: Dynamic| c.out.warn(&m.to_string()),
+        move |m: Dynamic| c.out.warn(&crate::script::value::plain(&m)),
     );
     let c = ctx.clone();
     global(
