@@ -89,6 +89,20 @@ pub fn rfc3339(unix: f64) -> String {
     )
 }
 
+/// A new run's id: its start in UTC and a few bits of this process, so ids sort by time and two runs
+/// started in the same second differ (`20261125T151500Z-3f2a`).
+pub fn new_run_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp: String = rfc3339(now.as_secs_f64())
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let salt = (u64::from(std::process::id()) << 16 ^ u64::from(now.subsec_nanos())) & 0xffff;
+    format!("{stamp}-{salt:04x}")
+}
+
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
@@ -102,6 +116,8 @@ pub struct Journal {
     file: Option<Arc<Mutex<File>>>,
     path: Option<PathBuf>,
     context: Value,
+    /// Every record of the run carries it; the run lease and webhooks use the same id.
+    run_id: String,
 }
 
 impl Journal {
@@ -111,6 +127,7 @@ impl Journal {
             file: None,
             path: None,
             context: Value::Null,
+            run_id: new_run_id(),
         }
     }
 
@@ -132,10 +149,13 @@ impl Journal {
         let file = open_private(path)
             .map_err(|e| format!("cannot open the journal `{}`: {e}", path.display()))?;
         let (user, host) = whoami();
+        let run_id = new_run_id();
         Ok(Journal {
             file: Some(Arc::new(Mutex::new(file))),
             path: Some(path.to_path_buf()),
+            run_id: run_id.clone(),
             context: json!({
+                "run_id": run_id,
                 "user": user,
                 "host": host,
                 "pid": std::process::id(),
@@ -148,6 +168,22 @@ impl Journal {
 
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Records one event of the run's course (`run_start`, `step_start`, `step_end`, `run_end`, ...):
+    /// `{"event": kind, ...fields}` with the time and the run's context.
+    pub fn event(&self, kind: &str, fields: &Value) {
+        let mut rec = json!({ "event": kind });
+        if let (Value::Object(r), Value::Object(f)) = (&mut rec, fields) {
+            for (k, v) in f {
+                r.insert(k.clone(), v.clone());
+            }
+        }
+        self.append(rec);
     }
 
     /// Records one mutating call. A failure to write is reported once per call on stderr and does not stop
@@ -174,14 +210,7 @@ impl Journal {
         took: Duration,
         overrode: Option<Value>,
     ) {
-        let Some(file) = &self.file else { return };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
         let mut rec = json!({
-            "time": rfc3339(now),
-            "ts": now,
             "op": op,
             "node": node,
             "args": args,
@@ -191,6 +220,20 @@ impl Journal {
         });
         if let (Some(o), Value::Object(r)) = (overrode, &mut rec) {
             r.insert("override".into(), o);
+        }
+        self.append(rec);
+    }
+
+    /// Writes one record with the time and the run's context.
+    fn append(&self, mut rec: Value) {
+        let Some(file) = &self.file else { return };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        if let Value::Object(r) = &mut rec {
+            r.insert("time".into(), json!(rfc3339(now)));
+            r.insert("ts".into(), json!(now));
         }
         if let (Value::Object(r), Value::Object(c)) = (&mut rec, &self.context) {
             for (k, v) in c {

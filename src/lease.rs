@@ -44,18 +44,14 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn new(script: &str, args: &[String]) -> Identity {
+    pub fn new(run_id: &str, script: &str, args: &[String]) -> Identity {
         let (user, mut host) = journal::whoami();
         if host.is_empty() {
             host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
         }
         let pid = std::process::id();
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
         Identity {
-            run_id: format!("{host}-{pid}-{nanos:x}"),
+            run_id: run_id.to_string(),
             holder: format!("{user}@{host} pid {pid}"),
             host,
             script: script.to_string(),

@@ -72,6 +72,7 @@ pub struct Session {
     /// `--journal`, for the rehearsal's prediction from past runs.
     journal: Option<PathBuf>,
     engine: ScriptEngine,
+    started: std::time::Instant,
 }
 
 impl Session {
@@ -226,7 +227,22 @@ impl Session {
             );
         });
         ctx.interrupt.install(tokio.handle());
+        let (user, host) = journal::whoami();
+        ctx.event(
+            "run_start",
+            serde_json::json!({
+                "run_id": ctx.journal.run_id(),
+                "script": ctx.settings.script,
+                "args": ctx.settings.args,
+                "cluster": cluster_name,
+                "user": user,
+                "host": host,
+                "simulated": ctx.settings.simulated,
+                "rehearsal": ctx.settings.rehearsal,
+            }),
+        );
         Ok(Session {
+            started: std::time::Instant::now(),
             tokio,
             sim,
             green_sim,
@@ -250,6 +266,7 @@ impl Session {
             twin,
             journal,
             engine: runtime,
+            started,
         } = self;
         if let Some((t, live_source)) = twin {
             // Before the twin goes away: the lease lives in the cluster.
@@ -315,7 +332,31 @@ impl Session {
             tokio.block_on(g.shutdown());
         }
         warn_unused_options(runtime.ctx());
+        runtime.ctx().event("run_end", run_end(result, started.elapsed()));
     }
+}
+
+/// The `run_end` event's fields: how the run ended (`done`, `script error`, `usage`, `stopped`,
+/// `interrupted`), its exit code and message.
+fn run_end(result: &Result<(), Error>, took: Duration) -> serde_json::Value {
+    let (outcome, code, message) = match result {
+        Ok(()) => ("done", 0, None),
+        Err(e) => {
+            let outcome = match e {
+                Error::Usage(_) | Error::Inventory { .. } => "usage",
+                Error::Guard(_) => "stopped",
+                Error::Interrupted { .. } => "interrupted",
+                _ => "script error",
+            };
+            (outcome, e.exit_code(), Some(e.to_string()))
+        }
+    };
+    serde_json::json!({
+        "result": outcome,
+        "exit_code": code,
+        "message": message,
+        "duration_ms": took.as_millis() as u64,
+    })
 }
 
 /// Last, so it is not lost above the run's output: `--set` values the run never read had no effect.

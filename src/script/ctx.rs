@@ -109,7 +109,12 @@ pub struct Ctx {
     pub announced: std::cell::Cell<u32>,
     /// Option names the script asked for with `option(name, ...)`, so a `--set` it never read is reported.
     pub options_asked: RefCell<BTreeSet<String>>,
+    /// Told of every event of the run's course after the journal (webhooks, the report).
+    pub listeners: RefCell<Vec<Listener>>,
 }
+
+/// Hears the run's events: (kind, fields). Must not block: anything slow goes to the runtime.
+pub type Listener = Box<dyn Fn(&str, &serde_json::Value)>;
 
 /// One mutating call as it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +165,16 @@ impl Ctx {
             steps: RefCell::new(Vec::new()),
             announced: std::cell::Cell::new(0),
             options_asked: RefCell::new(BTreeSet::new()),
+            listeners: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// One event of the run's course, journaled and passed to every listener. The kinds and their fields
+    /// are listed in docs/SCRIPTING.md ("The run's events").
+    pub fn event(&self, kind: &str, fields: serde_json::Value) {
+        self.journal.event(kind, &fields);
+        for listen in self.listeners.borrow().iter() {
+            listen(kind, &fields);
         }
     }
 
@@ -378,7 +393,11 @@ impl Ctx {
                 None => Ok(()),
             };
         }
-        let me = lease::Identity::new(&self.settings.script, &self.settings.args);
+        let me = lease::Identity::new(
+            self.journal.run_id(),
+            &self.settings.script,
+            &self.settings.args,
+        );
         let step = self.steps.borrow().last().cloned();
         let started = std::time::Instant::now();
         let steal = self.settings.steal_lease;

@@ -199,12 +199,22 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
               -> RhaiResult<Dynamic> {
             let started = c.out.step_begin(&name);
             c.step_changed(Some(&name));
+            c.event("step_start", serde_json::json!({ "name": name.as_str() }));
             let result = body.call_within_context::<Dynamic>(&context, ());
             c.step_changed(None);
             let why = result
                 .as_ref()
                 .err()
                 .map(|e| crate::script::report::short(e));
+            c.event(
+                "step_end",
+                serde_json::json!({
+                    "name": name.as_str(),
+                    "result": if why.is_some() { "failed" } else { "ok" },
+                    "error": why,
+                    "duration_ms": started.elapsed().as_millis() as u64,
+                }),
+            );
             c.out.step_end(&name, started, why.as_deref());
             result
         },
