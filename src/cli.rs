@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use semver::Version;
 
+pub use crate::audit::AuditOptions;
 use crate::model::policy::parse_version;
 use crate::output::Format;
 pub use crate::session::{RunOptions, Target};
@@ -17,7 +18,9 @@ const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set 
        neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
        neumann-script functions
-       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]";
+       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]
+       neumann-script audit [list] [--all] [--journal FILE] [--format text|json]
+       neumann-script audit show RUN|last [--journal FILE] [--format text|json]";
 
 const AFTER_HELP: &str = "\
 SCRIPT is a path; when no such file exists, the stock script of that name is used: rolling_upgrade.rhai VERSION,
@@ -36,6 +39,8 @@ Examples:
   neumann-script --sim repl                                  an interactive session (help, Tab, Ctrl-D)
   neumann-script functions                                   every script function and what it does
   neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
+  neumann-script audit                                       past runs from the journal, newest first
+  neumann-script audit show last                             the last run's steps and every change it made
 
 Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130/143/129
 interrupted by Ctrl-C/SIGTERM/SIGHUP.";
@@ -96,6 +101,12 @@ struct Args {
     /// none for --sim]
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
+
+    /// POST each event of the run (start, steps, gates, pauses, safe stops, the result) as JSON to URL, with a
+    /// one-line `text` a Slack incoming webhook shows (repeatable; adds to the inventory's [notify] webhooks).
+    /// A receiver that is down never blocks or fails the run
+    #[arg(long = "notify", value_name = "URL")]
+    notify: Vec<String>,
 
     /// Take over the cluster's run lease from a run whose process is known to be gone (journaled)
     #[arg(long)]
@@ -167,8 +178,40 @@ enum Sub {
         #[command(subcommand)]
         ctl: Option<SimSub>,
     },
+    /// Past runs from the journal, newest first (id, start, who, cluster, script and arguments, result,
+    /// duration); `audit show RUN|last` prints one run's steps with durations and every change it made
+    Audit {
+        #[command(subcommand)]
+        what: Option<AuditSub>,
+        /// List read-only sessions too (snippets and REPL sessions that changed nothing)
+        #[arg(long, global = true)]
+        all: bool,
+        /// The journal to read [default: ~/.local/state/neumann-script/journal.jsonl]
+        #[arg(
+            long = "journal",
+            id = "audit_journal",
+            value_name = "FILE",
+            global = true
+        )]
+        journal: Option<PathBuf>,
+        /// How to print
+        #[arg(long = "format", id = "audit_format", value_enum, global = true)]
+        format: Option<FormatArg>,
+    },
     #[command(external_subcommand)]
     Script(Vec<String>),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditSub {
+    /// The runs, newest first (the default)
+    List,
+    /// One run: its steps with durations, every mutating call, its result. RUN is a run id or a unique
+    /// start of one; `last` is the newest run `audit` lists
+    Show {
+        #[arg(value_name = "RUN")]
+        run: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -233,6 +276,7 @@ pub enum Command {
         action: String,
         version: Option<semver::Version>,
     },
+    Audit(AuditOptions),
 }
 
 /// The top-level options as typed on a command line (`--cluster`, `-e`), read from clap's own definition
@@ -384,6 +428,15 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             ));
         }
     }
+    let notify = args
+        .notify
+        .iter()
+        .map(|u| {
+            crate::notify::check_url(u)
+                .map(|_| u.clone())
+                .map_err(|e| usage(format!("--notify: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let sim_speed = args.sim_speed.unwrap_or(1.0);
     check_speed(sim_speed, "--sim-speed").map_err(usage)?;
     let target = match &args.sim {
@@ -416,6 +469,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         journal: args.journal.clone(),
         rehearse: args.rehearse,
         steal_lease: args.steal_lease,
+        notify,
         format: match args.format {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
@@ -448,6 +502,28 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             })
         }
         (Some(Sub::Check { scripts }), None) => Ok(Command::Check { scripts }),
+        (
+            Some(Sub::Audit {
+                what,
+                all,
+                journal,
+                format,
+            }),
+            None,
+        ) => Ok(Command::Audit(AuditOptions {
+            // Given before `audit` (as for a run) or after it: either works.
+            journal: journal.or(run.journal),
+            format: match format {
+                Some(FormatArg::Json) => Format::Json,
+                Some(FormatArg::Text) => Format::Text,
+                None => run.format,
+            },
+            all,
+            show: match what {
+                Some(AuditSub::Show { run }) => Some(run),
+                Some(AuditSub::List) | None => None,
+            },
+        })),
         (Some(Sub::Functions), None) => Ok(Command::Functions),
         (Some(Sub::Repl), None) => Ok(Command::Repl { run }),
         (Some(Sub::Definitions { dir }), None) => Ok(Command::Definitions { dir }),

@@ -1,12 +1,13 @@
 //! neumann-script: a Rhai runtime for the upgrade runbooks of a Neumann (tensor_chain) cluster.
 //!
 //! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
-//! `cli`, `run` (arguments, dispatch, exit codes) → `repl`, `session` (side by side: tokio runtime, simulator,
+//! `cli`, `run` (arguments, dispatch, exit codes) → `audit` (reading the journal back) → `repl`, `session` (side by side: tokio runtime, simulator,
 //! clusters, journal) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
 //! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
-//! (typed values, policy, figures); `output`, `journal`, `interrupt`, `error` and `files` are leaves any
+//! (typed values, policy, figures) → `notify` (webhooks); `output`, `journal`, `interrupt`, `error` and `files` are leaves any
 //! layer may use. `sim` is the simulated cluster and imports nothing of the product.
 
+pub mod audit;
 pub mod cli;
 pub mod cluster;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod inventory;
 pub mod journal;
 pub mod lease;
 pub mod model;
+pub mod notify;
 pub mod output;
 pub mod rehearse;
 pub mod repl;

@@ -117,6 +117,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Check { scripts } => check(&scripts),
+        Command::Audit(opts) => crate::audit::command(&opts),
         Command::Sim(opts) => foreground_sim(&opts),
         Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {

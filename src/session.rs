@@ -13,6 +13,7 @@ use crate::cluster::Cluster;
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::journal::{self, Journal};
+use crate::notify::Notifier;
 use crate::output::{outln, Format, Output};
 use crate::rehearse::Twin;
 use crate::script::ctx::{Ctx, Rerun, Settings};
@@ -49,6 +50,8 @@ pub struct RunOptions {
     pub rehearse: bool,
     /// `--steal-lease`: take over a run lease whose holder is known to be gone.
     pub steal_lease: bool,
+    /// `--notify URL`: webhook receivers of the run's events, already checked.
+    pub notify: Vec<String>,
 }
 
 /// The async runtime every command runs its I/O on: two workers, never the script's own thread.
@@ -73,6 +76,8 @@ pub struct Session {
     journal: Option<PathBuf>,
     engine: ScriptEngine,
     started: std::time::Instant,
+    /// Webhook receivers of the run's events, drained when the session closes.
+    notifier: Option<Notifier>,
 }
 
 impl Session {
@@ -190,6 +195,14 @@ impl Session {
             Some(p) => Journal::open(p, script.0, script.1, &cluster_name).map_err(Error::Usage)?,
             None => Journal::off(),
         };
+        let notifier = notifier(
+            run,
+            inventory.as_ref(),
+            script.0,
+            twin.is_some(),
+            &tokio,
+            &journal,
+        );
         let cluster = match inventory {
             Some(inv) => Some(Arc::new(Cluster::new(inv).map_err(Error::Tool)?)),
             None => None,
@@ -227,6 +240,9 @@ impl Session {
             );
         });
         ctx.interrupt.install(tokio.handle());
+        if let Some(n) = &notifier {
+            ctx.listeners.borrow_mut().push(n.listener());
+        }
         let (user, host) = journal::whoami();
         ctx.event(
             "run_start",
@@ -249,6 +265,7 @@ impl Session {
             twin,
             journal: run.journal.clone(),
             engine: ScriptEngine::new(ctx),
+            notifier,
         })
     }
 
@@ -267,6 +284,7 @@ impl Session {
             journal,
             engine: runtime,
             started,
+            notifier,
         } = self;
         if let Some((t, live_source)) = twin {
             // Before the twin goes away: the lease lives in the cluster.
@@ -332,8 +350,44 @@ impl Session {
             tokio.block_on(g.shutdown());
         }
         warn_unused_options(runtime.ctx());
-        runtime.ctx().event("run_end", run_end(result, started.elapsed()));
+        runtime
+            .ctx()
+            .event("run_end", run_end(result, started.elapsed()));
+        // Last: `run_end` is queued, and the receivers get a bounded time to take it.
+        if let Some(n) = notifier {
+            n.finish();
+        }
     }
+}
+
+/// The webhook receivers of this run: `--notify` URLs, and for a script run the inventory's `[notify]
+/// webhooks` too (a snippet or the REPL, mostly reads, would flood the channel: it notifies only when
+/// `--notify` asks). A rehearsal changes nothing and tells nobody.
+fn notifier(
+    run: &RunOptions,
+    inventory: Option<&Inventory>,
+    script: &str,
+    rehearsal: bool,
+    tokio: &tokio::runtime::Runtime,
+    journal: &Journal,
+) -> Option<Notifier> {
+    let is_script = !script.starts_with('<') || script.starts_with("<stock>/");
+    let mut urls = run.notify.clone();
+    if is_script {
+        urls.extend(inventory.map(|i| i.webhooks.clone()).unwrap_or_default());
+    }
+    if urls.is_empty() {
+        return None;
+    }
+    if rehearsal {
+        Output::new().info("rehearsal: webhooks are not told; the live run will tell them");
+        return None;
+    }
+    Some(Notifier::start(
+        &urls,
+        tokio.handle().clone(),
+        journal.clone(),
+    ))
 }
 
 /// The `run_end` event's fields: how the run ended (`done`, `script error`, `usage`, `stopped`,

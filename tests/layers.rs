@@ -8,6 +8,7 @@ use std::path::Path;
 const ORDER: &[&str] = &[
     "run",
     "cli",
+    "audit",
     "repl",
     "session",
     "rehearse",
@@ -17,6 +18,7 @@ const ORDER: &[&str] = &[
     "transport",
     "inventory",
     "model",
+    "notify",
     "output",
     "journal",
     "interrupt",

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod audit;
 mod blue_green;
 mod calibration;
 mod canary;
@@ -11,6 +12,7 @@ mod faults;
 mod interlocks;
 mod layers;
 mod lease;
+mod notify;
 mod prometheus;
 mod prometheus_support;
 mod rehearse;

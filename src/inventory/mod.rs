@@ -88,6 +88,8 @@ pub struct Inventory {
     pub blue_green: Option<BlueGreen>,
     /// How to reach hosts over SSH (`[ssh]`).
     pub ssh: ssh::SshSettings,
+    /// `[notify] webhooks`: receivers of the run's events, checked by `notify::check_url`.
+    pub webhooks: Vec<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -103,8 +105,16 @@ struct RawInventory {
     blue_green: Option<RawBlueGreen>,
     #[serde(default)]
     ssh: RawSsh,
+    notify: Option<RawNotify>,
     #[serde(default)]
     nodes: Vec<RawNode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    #[serde(default)]
+    webhooks: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -343,7 +353,14 @@ impl Inventory {
                 )))
             }
         };
+        let webhooks = raw.notify.as_ref().map_or(&[][..], |n| &n.webhooks[..]);
+        for (i, url) in webhooks.iter().enumerate() {
+            crate::notify::check_url(url)
+                .map_err(|e| bad(format!("[notify] webhooks #{}: {e}", i + 1)))?;
+        }
+        let webhooks = webhooks.to_vec();
         Ok(Inventory {
+            webhooks,
             source: source.to_path_buf(),
             name: raw.cluster.name.clone().unwrap_or_else(|| "neumann".into()),
             nodes,

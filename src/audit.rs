@@ -1,0 +1,860 @@
+//! `neumann-script audit`: the journal read back as runs (docs/AUDIT.md).
+//!
+//! The journal is one JSON line per record, appended by every run that journals: mutating calls (`op`)
+//! and the run's course (`event`), each carrying the run's context (`run_id`, who, the script, the
+//! cluster). Here the lines are grouped into runs by `run_id`; lines from versions that had no run ids are
+//! grouped by the process that wrote them (host, pid, script and cluster). A line that is not a JSON
+//! object is skipped, and one warning says where.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::journal;
+use crate::output::{errln, human_duration, outln, Format};
+
+/// What `neumann-script audit` was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditOptions {
+    /// `--journal FILE`; the default journal otherwise.
+    pub journal: Option<PathBuf>,
+    pub format: Format,
+    /// `--all`: list read-only sessions too.
+    pub all: bool,
+    /// `show RUN|last`; `None` lists the runs.
+    pub show: Option<String>,
+}
+
+/// The result a run from before run ids is listed with: those versions recorded no end.
+pub const BEFORE_RUN_IDS: &str = "(before run ids)";
+
+/// The context fields every record carries; left out when a record is shown inside its run.
+const CONTEXT: &[&str] = &[
+    "run_id",
+    "user",
+    "host",
+    "pid",
+    "script",
+    "script_sha256",
+    "cluster",
+    "ts",
+];
+
+/// One run, as the journal tells it.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: String,
+    /// Written by a version without run ids: grouped by process, no events.
+    pub legacy: bool,
+    /// Unix seconds of its first record.
+    pub started: f64,
+    pub user: String,
+    pub host: String,
+    pub pid: u64,
+    pub cluster: String,
+    pub script: String,
+    pub args: Vec<String>,
+    /// `done`, `stopped`, `script error`, `usage`, `interrupted` (from `run_end`); `unfinished` when no
+    /// end was recorded (still running, or killed); `BEFORE_RUN_IDS` for old records.
+    pub result: String,
+    pub exit_code: Option<i64>,
+    pub message: Option<String>,
+    pub duration_ms: u64,
+    /// Its records in journal order.
+    pub records: Vec<Value>,
+}
+
+impl Run {
+    /// The mutating calls it made (the `interrupted` marker is not one).
+    pub fn changes(&self) -> impl Iterator<Item = &Value> {
+        self.records
+            .iter()
+            .filter(|r| r["op"].as_str().is_some_and(|op| op != "interrupted"))
+    }
+
+    /// A snippet (`-e`), the REPL or another command that is not a script: `<-e>`, `<repl>`, ...
+    pub fn is_session(&self) -> bool {
+        self.script.starts_with('<') && !self.script.starts_with("<stock>/")
+    }
+
+    /// Listed without `--all`: a script run, or a session that changed something.
+    pub fn listed(&self) -> bool {
+        !self.is_session() || self.changes().next().is_some()
+    }
+
+    /// The script as an operator names it: a stock script by its file name.
+    pub fn script_name(&self) -> &str {
+        self.script.strip_prefix("<stock>/").unwrap_or(&self.script)
+    }
+
+    fn who(&self) -> String {
+        if self.host.is_empty() {
+            self.user.clone()
+        } else {
+            format!("{}@{}", self.user, self.host)
+        }
+    }
+
+    fn summary_json(&self) -> Value {
+        json!({
+            "run_id": self.id,
+            "started": journal::rfc3339(self.started),
+            "user": self.user,
+            "host": self.host,
+            "pid": self.pid,
+            "cluster": self.cluster,
+            "script": self.script_name(),
+            "args": self.args,
+            "result": self.result,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "duration_ms": self.duration_ms,
+            "changes": self.changes().count(),
+            "before_run_ids": self.legacy,
+        })
+    }
+}
+
+/// Lines that were not journal records: how many, and the first one's number.
+#[derive(Debug, Default, PartialEq)]
+pub struct Skipped {
+    pub count: usize,
+    pub first_line: usize,
+}
+
+/// Reads the journal at `path` into runs, oldest first. A missing file is no runs.
+pub fn read(path: &Path) -> Result<(Vec<Run>, Skipped), Error> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Vec::new(), Skipped::default()))
+        }
+        Err(e) => {
+            return Err(Error::Usage(format!(
+                "cannot read the journal `{}`: {e}",
+                path.display()
+            )))
+        }
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(Error::Usage(format!(
+            "the journal `{}` is not a regular file",
+            path.display()
+        )));
+    }
+    let mut lines = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(|e| {
+            Error::Usage(format!("cannot read the journal `{}`: {e}", path.display()))
+        })?;
+        lines.push((i + 1, String::from_utf8_lossy(&line).into_owned()));
+    }
+    Ok(group(lines))
+}
+
+/// Groups numbered journal lines into runs, oldest first.
+pub fn group(lines: impl IntoIterator<Item = (usize, String)>) -> (Vec<Run>, Skipped) {
+    let mut skipped = Skipped::default();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (n, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec = match serde_json::from_str::<Value>(&line) {
+            Ok(v @ Value::Object(_)) if v.get("op").is_some() || v.get("event").is_some() => v,
+            _ => {
+                if skipped.count == 0 {
+                    skipped.first_line = n;
+                }
+                skipped.count += 1;
+                continue;
+            }
+        };
+        let s = |k: &str| rec[k].as_str().unwrap_or_default().to_string();
+        let pid = rec["pid"].as_u64().unwrap_or(0);
+        let (key, legacy) = match rec["run_id"].as_str() {
+            Some(id) if !id.is_empty() => (id.to_string(), false),
+            _ => (
+                format!("\0{}\0{pid}\0{}\0{}", s("host"), s("script"), s("cluster")),
+                true,
+            ),
+        };
+        let at = *index.entry(key).or_insert_with(|| {
+            let ts = rec["ts"].as_f64().unwrap_or(0.0);
+            let id = if legacy {
+                // Stable and sortable like a run id, and marked as made up here.
+                let stamp: String = journal::rfc3339(ts)
+                    .chars()
+                    .filter(|c| !matches!(c, '-' | ':'))
+                    .collect();
+                format!("old-{stamp}-{pid}")
+            } else {
+                s("run_id")
+            };
+            runs.push(Run {
+                id,
+                legacy,
+                started: ts,
+                user: s("user"),
+                host: s("host"),
+                pid,
+                cluster: s("cluster"),
+                script: s("script"),
+                args: Vec::new(),
+                result: if legacy {
+                    BEFORE_RUN_IDS.into()
+                } else {
+                    "unfinished".into()
+                },
+                exit_code: None,
+                message: None,
+                duration_ms: 0,
+                records: Vec::new(),
+            });
+            runs.len() - 1
+        });
+        let run = &mut runs[at];
+        match rec["event"].as_str() {
+            Some("run_start") => {
+                run.args = rec["args"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            Some("run_end") => {
+                run.result = rec["result"].as_str().unwrap_or("unknown").to_string();
+                run.exit_code = rec["exit_code"].as_i64();
+                run.message = rec["message"].as_str().map(str::to_string);
+                run.duration_ms = rec["duration_ms"].as_u64().unwrap_or(0);
+            }
+            _ => {}
+        }
+        if rec["op"] == "interrupted" && run.result == "unfinished" {
+            // Killed at once by a second signal: no `run_end` follows.
+            run.result = "interrupted".into();
+            run.exit_code = rec["args"]["exit_code"].as_i64();
+        }
+        run.records.push(rec);
+    }
+    for run in &mut runs {
+        if run.duration_ms == 0 {
+            let last = run
+                .records
+                .iter()
+                .filter_map(|r| r["ts"].as_f64())
+                .fold(run.started, f64::max);
+            run.duration_ms = ((last - run.started).max(0.0) * 1000.0) as u64;
+        }
+    }
+    (runs, skipped)
+}
+
+/// Newest first; runs that started in the same instant keep the journal's order, newest first too.
+fn newest_first(runs: &mut [Run]) {
+    runs.reverse();
+    runs.sort_by(|a, b| b.started.total_cmp(&a.started));
+}
+
+/// Finds `want` (a run id, a unique prefix of one, or `last`: the newest listed run).
+pub fn find<'a>(runs: &'a [Run], want: &str, path: &Path) -> Result<&'a Run, Error> {
+    let how = "`neumann-script audit` lists the run ids (`--all` shows read-only sessions too)";
+    if runs.is_empty() {
+        return Err(Error::Usage(format!(
+            "no run `{want}`: the journal `{}` records no runs",
+            path.display()
+        )));
+    }
+    if want == "last" {
+        let mut sorted: Vec<&Run> = runs.iter().filter(|r| r.listed()).collect();
+        sorted.reverse();
+        sorted.sort_by(|a, b| b.started.total_cmp(&a.started));
+        return sorted.first().copied().ok_or_else(|| {
+            Error::Usage(format!(
+                "no run to show: the journal `{}` holds only read-only sessions; {how}",
+                path.display()
+            ))
+        });
+    }
+    if let Some(r) = runs.iter().find(|r| r.id == want) {
+        return Ok(r);
+    }
+    let matches: Vec<&Run> = runs.iter().filter(|r| r.id.starts_with(want)).collect();
+    match matches.as_slice() {
+        [one] if !want.is_empty() => Ok(one),
+        [] | [_] => Err(Error::Usage(format!(
+            "no run `{want}` in the journal `{}`: {how}",
+            path.display()
+        ))),
+        many => Err(Error::Usage(format!(
+            "`{want}` names {} runs ({}): give more of the id",
+            many.len(),
+            many.iter()
+                .take(5)
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// `neumann-script audit [list]` and `audit show RUN|last`.
+pub fn command(opts: &AuditOptions) -> Result<(), Error> {
+    let path = match &opts.journal {
+        Some(p) => p.clone(),
+        None => journal::default_path().ok_or_else(|| {
+            Error::Usage(
+                "no journal to read: neither $XDG_STATE_HOME nor $HOME is set; pass --journal FILE"
+                    .into(),
+            )
+        })?,
+    };
+    let (mut runs, skipped) = read(&path)?;
+    if skipped.count > 0 {
+        errln!(
+            "warning: journal `{}`: line {} is not a journal record and was skipped{}",
+            path.display(),
+            skipped.first_line,
+            match skipped.count {
+                1 => String::new(),
+                n => format!(" ({} such lines in all)", n),
+            }
+        );
+    }
+    match &opts.show {
+        Some(want) => {
+            let run = find(&runs, want, &path)?;
+            match opts.format {
+                Format::Json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&show_json(run)).unwrap_or_default()
+                ),
+                Format::Text => {
+                    for line in show_text(run) {
+                        outln!("{line}");
+                    }
+                }
+            }
+        }
+        None => {
+            newest_first(&mut runs);
+            let listed: Vec<&Run> = runs.iter().filter(|r| opts.all || r.listed()).collect();
+            let hidden = runs.len() - listed.len();
+            match opts.format {
+                Format::Json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&Value::Array(
+                        listed.iter().map(|r| r.summary_json()).collect()
+                    ))
+                    .unwrap_or_default()
+                ),
+                Format::Text => {
+                    for line in list_text(&listed) {
+                        outln!("{line}");
+                    }
+                }
+            }
+            if listed.is_empty() {
+                errln!(
+                    "no runs recorded in the journal `{}`{}",
+                    path.display(),
+                    if path.exists() {
+                        ""
+                    } else {
+                        " (it does not exist yet)"
+                    }
+                );
+            }
+            if hidden > 0 && opts.format == Format::Text {
+                errln!(
+                    "({hidden} read-only session{} not shown; --all lists them)",
+                    if hidden == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ms(v: u64) -> String {
+    human_duration(Duration::from_millis(v))
+}
+
+/// The table of runs.
+pub fn list_text(runs: &[&Run]) -> Vec<String> {
+    if runs.is_empty() {
+        return Vec::new();
+    }
+    let mut rows = vec![[
+        "RUN".to_string(),
+        "STARTED".into(),
+        "WHO".into(),
+        "CLUSTER".into(),
+        "SCRIPT".into(),
+        "RESULT".into(),
+        "DURATION".into(),
+    ]];
+    for r in runs {
+        let mut script = r.script_name().to_string();
+        for a in &r.args {
+            script.push(' ');
+            script.push_str(a);
+        }
+        rows.push([
+            r.id.clone(),
+            journal::rfc3339(r.started),
+            r.who(),
+            r.cluster.clone(),
+            script,
+            r.result.clone(),
+            ms(r.duration_ms),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
+}
+
+/// A step of a run: from its `step_start` to its `step_end`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    /// 0 for a top-level step, 1 for one inside it, ...
+    pub depth: usize,
+    pub time: String,
+    /// `ok`, `failed`, or `unfinished` when no end was recorded.
+    pub result: String,
+    pub error: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// Position among the run's records, to place the step in its timeline.
+    at: usize,
+}
+
+/// The run's steps in the order they started, each with its nesting depth.
+pub fn steps(run: &Run) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    for (at, rec) in run.records.iter().enumerate() {
+        let name = rec["name"].as_str().unwrap_or_default();
+        match rec["event"].as_str() {
+            Some("step_start") => {
+                open.push(out.len());
+                out.push(Step {
+                    name: name.to_string(),
+                    depth: open.len() - 1,
+                    time: rec["time"].as_str().unwrap_or_default().to_string(),
+                    result: "unfinished".into(),
+                    error: None,
+                    duration_ms: None,
+                    at,
+                });
+            }
+            Some("step_end") => {
+                // The innermost open step of that name; steps inside it that never ended close with it.
+                if let Some(k) = open.iter().rposition(|&i| out[i].name == name) {
+                    let i = open[k];
+                    open.truncate(k);
+                    out[i].result = rec["result"].as_str().unwrap_or("ok").to_string();
+                    out[i].error = rec["error"].as_str().map(str::to_string);
+                    out[i].duration_ms = rec["duration_ms"].as_u64();
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A record with the run's context taken out.
+fn bare(rec: &Value) -> Value {
+    let mut r = rec.clone();
+    if let Value::Object(m) = &mut r {
+        for k in CONTEXT {
+            m.remove(*k);
+        }
+    }
+    r
+}
+
+fn show_json(run: &Run) -> Value {
+    let mut v = run.summary_json();
+    v["script_sha256"] = run
+        .records
+        .first()
+        .map_or(Value::Null, |r| r["script_sha256"].clone());
+    v["steps"] = Value::Array(
+        steps(run)
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "depth": s.depth,
+                    "time": s.time,
+                    "result": s.result,
+                    "error": s.error,
+                    "duration_ms": s.duration_ms,
+                })
+            })
+            .collect(),
+    );
+    v["changes"] = Value::Array(run.changes().map(bare).collect());
+    v["events"] = Value::Array(
+        run.records
+            .iter()
+            .filter(|r| {
+                r["op"] == "interrupted"
+                    || r["event"].as_str().is_some_and(|e| {
+                        !matches!(e, "run_start" | "run_end" | "step_start" | "step_end")
+                    })
+            })
+            .map(bare)
+            .collect(),
+    );
+    v
+}
+
+/// `op node k=v ...` for a mutating call.
+fn describe_change(rec: &Value) -> String {
+    let mut line = rec["op"].as_str().unwrap_or("?").to_string();
+    let node = rec["node"].as_str();
+    if let Some(n) = node {
+        line.push(' ');
+        line.push_str(n);
+    }
+    if let Value::Object(args) = &rec["args"] {
+        for (k, v) in args {
+            if k == "id" && v.as_str() == node {
+                continue;
+            }
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            line.push_str(&format!(" {k}={v}"));
+        }
+    }
+    let took = ms(rec["duration_ms"].as_u64().unwrap_or(0));
+    match rec["error"].as_str() {
+        Some(e) => line.push_str(&format!(": error after {took}: {e}")),
+        None => line.push_str(&format!(": ok ({took})")),
+    }
+    if let Some(o) = rec.get("override").filter(|o| !o.is_null()) {
+        line.push_str(&format!(
+            "  FORCED past `{}`",
+            o["rule"].as_str().unwrap_or("?")
+        ));
+    }
+    line
+}
+
+/// Another event of the run's course, in words: its kind and its fields.
+fn describe_event(rec: &Value) -> String {
+    let kind = rec["event"]
+        .as_str()
+        .or_else(|| rec["op"].as_str())
+        .unwrap_or("?");
+    let mut fields = bare(rec);
+    if let Value::Object(m) = &mut fields {
+        for k in [
+            "event",
+            "time",
+            "op",
+            "result",
+            "duration_ms",
+            "node",
+            "error",
+        ] {
+            if k != "error" || m.get(k).is_some_and(Value::is_null) {
+                m.remove(k);
+            }
+        }
+    }
+    let detail = match &fields {
+        Value::Object(m) if m.contains_key("args") => m["args"].to_string(),
+        Value::Object(m) if m.is_empty() => String::new(),
+        other => other.to_string(),
+    };
+    format!("{kind} {detail}").trim_end().to_string()
+}
+
+/// One run: what, who, when, how it ended, and its timeline of steps, changes and other events.
+pub fn show_text(run: &Run) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut script = run.script_name().to_string();
+    for a in &run.args {
+        script.push(' ');
+        script.push_str(a);
+    }
+    out.push(format!("run {}", run.id));
+    out.push(format!("  script   {script}"));
+    out.push(format!("  cluster  {}", run.cluster));
+    out.push(format!("  who      {} (pid {})", run.who(), run.pid));
+    out.push(format!("  started  {}", journal::rfc3339(run.started)));
+    let mut result = format!("  result   {}", run.result);
+    if let Some(c) = run.exit_code {
+        result.push_str(&format!(" (exit {c})"));
+    }
+    result.push_str(&format!(" after {}", ms(run.duration_ms)));
+    out.push(result);
+    if let Some(m) = &run.message {
+        out.push(format!("  message  {m}"));
+    }
+    if run.legacy {
+        out.push(
+            "  (written by a version without run ids: grouped by process; no steps were recorded)"
+                .into(),
+        );
+    }
+    let steps = steps(run);
+    let changes = run.changes().count();
+    out.push(String::new());
+    out.push(format!(
+        "{} step{}, {changes} change{} (mutating calls); times in UTC:",
+        steps.len(),
+        if steps.len() == 1 { "" } else { "s" },
+        if changes == 1 { "" } else { "s" },
+    ));
+    let clock = |rec: &Value| {
+        rec["time"]
+            .as_str()
+            .and_then(|t| t.get(11..19))
+            .unwrap_or("        ")
+            .to_string()
+    };
+    let mut depth = 0usize;
+    let mut next_step = steps.iter().peekable();
+    for (at, rec) in run.records.iter().enumerate() {
+        let pad = |d: usize| "  ".repeat(d);
+        match rec["event"].as_str() {
+            Some("step_start") => {
+                if let Some(s) = next_step.next_if(|s| s.at == at) {
+                    let how = match (&s.result[..], s.duration_ms) {
+                        ("ok", Some(d)) => format!("ok in {}", ms(d)),
+                        (r, Some(d)) => format!("{r} after {}", ms(d)),
+                        (r, None) => format!("{r} (no end recorded)"),
+                    };
+                    let error = s
+                        .error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
+                    out.push(format!(
+                        "  {} {}step `{}`: {how}{error}",
+                        clock(rec),
+                        pad(s.depth),
+                        s.name
+                    ));
+                    depth = s.depth + 1;
+                }
+            }
+            Some("step_end") => {
+                let name = rec["name"].as_str().unwrap_or_default();
+                if let Some(s) = steps.iter().rev().find(|s| s.at < at && s.name == name) {
+                    depth = s.depth;
+                }
+            }
+            Some("run_start" | "run_end") => {}
+            Some(_) => out.push(format!(
+                "  {} {}{}",
+                clock(rec),
+                pad(depth),
+                describe_event(rec)
+            )),
+            None if rec["op"] == "interrupted" => out.push(format!(
+                "  {} {}{}",
+                clock(rec),
+                pad(depth),
+                describe_event(rec)
+            )),
+            None => out.push(format!(
+                "  {} {}{}",
+                clock(rec),
+                pad(depth),
+                describe_change(rec)
+            )),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(recs: &[Value]) -> Vec<(usize, String)> {
+        recs.iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, r.to_string()))
+            .collect()
+    }
+
+    fn ctx(run: &str, ts: f64, mut rec: Value) -> Value {
+        for (k, v) in [
+            ("run_id", json!(run)),
+            ("ts", json!(ts)),
+            ("time", json!(journal::rfc3339(ts))),
+            ("user", json!("ops")),
+            ("host", json!("box")),
+            ("pid", json!(7)),
+            ("script", json!("<stock>/rolling_upgrade.rhai")),
+            ("cluster", json!("/c.toml")),
+        ] {
+            rec[k] = v;
+        }
+        rec
+    }
+
+    fn sample() -> Vec<Value> {
+        vec![
+            ctx(
+                "r1",
+                100.0,
+                json!({"event": "run_start", "args": ["0.11.0"]}),
+            ),
+            ctx("r1", 101.0, json!({"event": "step_start", "name": "outer"})),
+            ctx("r1", 102.0, json!({"event": "step_start", "name": "inner"})),
+            ctx(
+                "r1",
+                103.0,
+                json!({"op": "node::drain", "node": "node2", "args": {"id": "node2"}, "result": "ok", "error": null, "duration_ms": 12}),
+            ),
+            ctx(
+                "r1",
+                104.0,
+                json!({"event": "step_end", "name": "inner", "result": "ok", "error": null, "duration_ms": 2000}),
+            ),
+            ctx(
+                "r1",
+                105.0,
+                json!({"event": "step_end", "name": "outer", "result": "ok", "error": null, "duration_ms": 4000}),
+            ),
+            ctx(
+                "r1",
+                106.0,
+                json!({"event": "run_end", "result": "done", "exit_code": 0, "message": null, "duration_ms": 6000}),
+            ),
+            ctx("r2", 200.0, json!({"event": "run_start", "args": []})),
+            ctx(
+                "r2",
+                201.0,
+                json!({"event": "run_end", "result": "stopped", "exit_code": 3, "message": "stopped safely: x", "duration_ms": 1000}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn runs_are_grouped_and_listed_newest_first() {
+        let (mut runs, skipped) = group(lines(&sample()));
+        assert_eq!(skipped, Skipped::default());
+        newest_first(&mut runs);
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["r2", "r1"]);
+        assert_eq!(
+            (runs[0].result.as_str(), runs[1].result.as_str()),
+            ("stopped", "done")
+        );
+        assert_eq!(runs[1].args, ["0.11.0"]);
+        assert_eq!(runs[1].changes().count(), 1);
+        // The check fires: the journal's order reversed is not newest first until sorted.
+        let (mut backwards, _) = group(lines(&sample()));
+        assert_eq!(backwards[0].id, "r1");
+        newest_first(&mut backwards);
+        assert_eq!(backwards[0].id, "r2");
+    }
+
+    #[test]
+    fn steps_nest_and_changes_sit_inside_them() {
+        let (runs, _) = group(lines(&sample()));
+        let s = steps(&runs[0]);
+        assert_eq!(
+            s.iter()
+                .map(|s| (s.name.as_str(), s.depth, s.duration_ms))
+                .collect::<Vec<_>>(),
+            [("outer", 0, Some(4000)), ("inner", 1, Some(2000))]
+        );
+        let text = show_text(&runs[0]).join("\n");
+        assert!(text.contains("00:01:41 step `outer`: ok in 4 s"), "{text}");
+        assert!(
+            text.contains("00:01:42   step `inner`: ok in 2 s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("00:01:43     node::drain node2: ok (12 ms)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_counted_and_old_records_grouped_by_process() {
+        let mut l = lines(&sample());
+        l.insert(2, (3, "{not json".into()));
+        l.push((11, "[1, 2]".into()));
+        let old = json!({"op": "node::stop", "node": "node1", "args": {}, "result": "ok", "ts": 50.0, "pid": 9, "host": "h", "script": "a.rhai", "cluster": "/c.toml", "user": "u"});
+        l.push((12, old.to_string()));
+        l.push((13, old.to_string()));
+        let (runs, skipped) = group(l);
+        assert_eq!(
+            skipped,
+            Skipped {
+                count: 2,
+                first_line: 3
+            }
+        );
+        let old = runs.iter().find(|r| r.legacy).unwrap();
+        assert_eq!(old.records.len(), 2);
+        assert_eq!(old.result, BEFORE_RUN_IDS);
+        assert_eq!(old.id, "old-19700101T000050Z-9");
+    }
+
+    #[test]
+    fn ids_are_found_by_unique_prefix() {
+        let mut recs = sample();
+        recs.push(ctx("r20", 300.0, json!({"event": "run_start"})));
+        let (runs, _) = group(lines(&recs));
+        let p = Path::new("j");
+        assert_eq!(find(&runs, "r1", p).unwrap().id, "r1");
+        assert_eq!(find(&runs, "last", p).unwrap().id, "r20");
+        assert!(
+            find(&runs, "r2", p).is_ok(),
+            "an exact id wins over prefixes"
+        );
+        let e = find(&runs, "r", p).unwrap_err().to_string();
+        assert!(e.contains("names 3 runs"), "{e}");
+        let e = find(&runs, "zz", p).unwrap_err().to_string();
+        assert!(e.contains("neumann-script audit"), "{e}");
+    }
+
+    #[test]
+    fn read_only_sessions_are_listed_only_when_they_changed_something() {
+        let mut recs = sample();
+        let mut s = ctx("e1", 400.0, json!({"event": "run_start"}));
+        s["script"] = json!("<-e>");
+        recs.push(s.clone());
+        let (runs, _) = group(lines(&recs));
+        assert!(!runs.iter().find(|r| r.id == "e1").unwrap().listed());
+        let mut op = s;
+        op["event"] = Value::Null;
+        op["op"] = json!("node::drain");
+        recs.push(op);
+        let (runs, _) = group(lines(&recs));
+        assert!(runs.iter().find(|r| r.id == "e1").unwrap().listed());
+    }
+}

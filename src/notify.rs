@@ -1,0 +1,494 @@
+//! Webhooks: each event of a run's course (docs/SCRIPTING.md, "The run's events") POSTed as JSON to the
+//! receivers named by `--notify URL` and the inventory's `[notify] webhooks`, with a one-line `text` that a
+//! Slack incoming webhook shows as it is.
+//!
+//! A receiver is the team's channel, not part of the upgrade: one that is down, slow or answering errors
+//! must never block or fail the run. So the script thread only puts events on a bounded queue per
+//! receiver; a task on the runtime posts them in order with short timeouts; a failure is warned about
+//! once per receiver and journaled as `notify_failed`; at the end of the run the queues get a bounded
+//! time to drain. Webhook URLs often carry their secret in the path (Slack's do), so a URL is only ever
+//! shown or journaled as `scheme://host:port/…`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::journal::{self, Journal};
+use crate::output::{human_duration, Output};
+
+/// Connecting to a receiver: a receiver on a LAN or the internet answers a SYN well within this.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// One post, from connecting to the answer's status.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the end of a run waits, in all, for queued posts to go out.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Events queued per receiver; beyond this (a receiver hanging through a long run) new ones are dropped
+/// and counted as undelivered, so memory stays bounded.
+const QUEUE: usize = 512;
+
+/// Checks a webhook URL: http or https, a host, nothing that cannot be sent. The message shows the URL
+/// redacted, since its path may be the secret.
+pub fn check_url(url: &str) -> Result<reqwest::Url, String> {
+    let shown = redact(url);
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "webhook `{shown}` contains a space or control character"
+        ));
+    }
+    let u = reqwest::Url::parse(url).map_err(|e| format!("webhook `{shown}` is not a URL: {e}"))?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!(
+            "webhook `{shown}` must be an http:// or https:// URL, not {}:",
+            u.scheme()
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("webhook `{shown}` has no host"));
+    }
+    if u.fragment().is_some() {
+        return Err(format!(
+            "webhook `{shown}` has a #fragment, which is never sent to the server: remove it"
+        ));
+    }
+    Ok(u)
+}
+
+/// How a webhook URL is shown and journaled: scheme, host and port, and `/…` when anything followed
+/// (user, path or query), since that is where receivers keep their tokens.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.host_str().is_some() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let hidden = u.path() != "/"
+                || u.query().is_some()
+                || !u.username().is_empty()
+                || u.password().is_some();
+            format!(
+                "{}://{}{port}/{}",
+                u.scheme(),
+                u.host_str().unwrap_or_default(),
+                if hidden { "…" } else { "" }
+            )
+        }
+        _ => match url.split_once("://") {
+            Some((scheme, _)) if scheme.len() < 16 => format!("{scheme}://…"),
+            _ => "…".into(),
+        },
+    }
+}
+
+/// Hears the run's events, as `Ctx::listeners` holds them (kind, fields).
+pub type Listener = Box<dyn Fn(&str, &Value)>;
+
+/// The receivers of one run, fed by `listener`.
+pub struct Notifier {
+    receivers: Vec<Receiver>,
+    queues: Queues,
+    rt: tokio::runtime::Handle,
+    journal: Journal,
+    /// Filled from `run_start`, so every payload names its run and cluster.
+    run: Arc<Mutex<RunFacts>>,
+}
+
+#[derive(Default, Clone)]
+struct RunFacts {
+    run_id: String,
+    cluster: String,
+    script: String,
+}
+
+struct Receiver {
+    shown: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+    state: Arc<ReceiverState>,
+}
+
+/// Each receiver's queue, shared by the listener and `finish`, which empties it to close the queues
+/// while the listener still lives in the engine.
+type Queues = Arc<Mutex<Vec<(tokio::sync::mpsc::Sender<Value>, Arc<ReceiverState>)>>>;
+
+#[derive(Default)]
+struct ReceiverState {
+    queued: AtomicUsize,
+    delivered: AtomicUsize,
+    /// Set by whoever reported the receiver's first failure: one warning per receiver, not per event.
+    warned: AtomicBool,
+}
+
+impl ReceiverState {
+    /// The first failure of a receiver: a warning on stderr and a `notify_failed` journal record.
+    fn fail_once(&self, shown: &str, error: &str, event: Option<&str>, journal: &Journal) {
+        if self.warned.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        Output::new().warn(&format!(
+            "webhook {shown}: {error}; the run goes on without waiting for it (further failures of this receiver are not reported one by one)"
+        ));
+        journal.event(
+            "notify_failed",
+            &json!({ "url": shown, "error": error, "posting": event }),
+        );
+    }
+}
+
+impl Notifier {
+    /// Starts one posting task per receiver on `rt`. `urls` must have passed `check_url`.
+    pub fn start(urls: &[String], rt: tokio::runtime::Handle, journal: Journal) -> Notifier {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(POST_TIMEOUT)
+            // A redirect would carry the payload somewhere the operator did not name.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        let mut queues = Vec::new();
+        let receivers = urls
+            .iter()
+            // The same receiver named on the command line and in the inventory is told once.
+            .filter(|u| seen.insert(u.as_str()))
+            .map(|url| {
+                let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+                let state = Arc::new(ReceiverState::default());
+                let shown = redact(url);
+                let task = rt.spawn(post_all(
+                    client.clone(),
+                    url.clone(),
+                    shown.clone(),
+                    rx,
+                    state.clone(),
+                    journal.clone(),
+                ));
+                queues.push((tx, state.clone()));
+                Receiver {
+                    shown,
+                    task: Some(task),
+                    state,
+                }
+            })
+            .collect();
+        Notifier {
+            receivers,
+            queues: Arc::new(Mutex::new(queues)),
+            rt,
+            journal,
+            run: Arc::new(Mutex::new(RunFacts::default())),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.receivers.is_empty()
+    }
+
+    /// A listener for `Ctx::listeners`: builds the payload and queues it for every receiver, never
+    /// waiting. A full queue drops the event (counted as undelivered).
+    pub fn listener(&self) -> Listener {
+        let queues = self.queues.clone();
+        let run = self.run.clone();
+        Box::new(move |kind: &str, fields: &Value| {
+            let facts = {
+                let mut facts = run.lock().unwrap_or_else(|p| p.into_inner());
+                if kind == "run_start" {
+                    let s = |k: &str| fields[k].as_str().unwrap_or_default().to_string();
+                    *facts = RunFacts {
+                        run_id: s("run_id"),
+                        cluster: s("cluster"),
+                        script: s("script"),
+                    };
+                }
+                facts.clone()
+            };
+            let body = payload(&facts, kind, fields);
+            for (q, state) in queues.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                state.queued.fetch_add(1, Ordering::SeqCst);
+                // Full or closed: the event is lost for this receiver and shows in the final count.
+                let _ = q.try_send(body.clone());
+            }
+        })
+    }
+
+    /// At the end of the run (after `run_end` was queued): waits at most `DRAIN_TIMEOUT` in all for the
+    /// queues to empty, then gives up on what is left and says how many events each receiver missed.
+    pub fn finish(mut self) {
+        // Closing the queues lets each task end once it has posted what is in its own.
+        self.queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        for r in &mut self.receivers {
+            if let Some(task) = r.task.take() {
+                let abort = task.abort_handle();
+                let done = self
+                    .rt
+                    .block_on(async { tokio::time::timeout_at(deadline, task).await.is_ok() });
+                if !done {
+                    abort.abort();
+                }
+            }
+        }
+        for r in &self.receivers {
+            let queued = r.state.queued.load(Ordering::SeqCst);
+            let delivered = r.state.delivered.load(Ordering::SeqCst);
+            let missed = queued.saturating_sub(delivered);
+            if missed == 0 {
+                continue;
+            }
+            let counts = format!("{missed} of {queued} events not delivered");
+            if r.state.warned.load(Ordering::SeqCst) {
+                Output::new().info(&format!("webhook {}: {counts}", r.shown));
+            } else {
+                // Nothing failed outright: the receiver was still busy with a post when time ran out.
+                r.state.fail_once(
+                    &r.shown,
+                    &format!(
+                        "no answer before the end of the run ({} to drain); {counts}",
+                        human_duration(DRAIN_TIMEOUT)
+                    ),
+                    None,
+                    &self.journal,
+                );
+            }
+            self.journal.event(
+                "notify_undelivered",
+                &json!({ "url": r.shown, "undelivered": missed, "events": queued }),
+            );
+        }
+    }
+}
+
+/// One receiver's task: posts its events in order, each with the short timeouts, until its queue closes.
+async fn post_all(
+    client: reqwest::Client,
+    url: String,
+    shown: String,
+    mut rx: tokio::sync::mpsc::Receiver<Value>,
+    state: Arc<ReceiverState>,
+    journal: Journal,
+) {
+    while let Some(body) = rx.recv().await {
+        let started = Instant::now();
+        let result = client.post(&url).json(&body).send().await;
+        let error = match result {
+            Ok(resp) if resp.status().is_success() => None,
+            Ok(resp) => Some(format!("HTTP {}", resp.status())),
+            Err(e) => Some(describe(e, started.elapsed())),
+        };
+        match error {
+            None => {
+                state.delivered.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(e) => state.fail_once(&shown, &e, body["event"].as_str(), &journal),
+        }
+    }
+}
+
+/// Why a post failed, without the URL reqwest would put in its message.
+fn describe(e: reqwest::Error, took: Duration) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {}", human_duration(took));
+    }
+    let e = e.without_url();
+    let io = crate::error::chain(&e).find_map(|s| s.downcast_ref::<std::io::Error>());
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".into(),
+        Some(std::io::ErrorKind::TimedOut) => {
+            format!("no answer within {}", human_duration(took))
+        }
+        _ => crate::error::root_cause(&e),
+    }
+}
+
+/// The JSON posted for one event: `{run_id, cluster, event, time, text, ...fields}`.
+fn payload(run: &RunFacts, kind: &str, fields: &Value) -> Value {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut body = json!({
+        "run_id": run.run_id,
+        "cluster": run.cluster,
+        "event": kind,
+        "time": journal::rfc3339(now),
+        "text": text(run, kind, fields),
+    });
+    if let (Value::Object(b), Value::Object(f)) = (&mut body, fields) {
+        for (k, v) in f {
+            // The run's own facts win over a field of the same name.
+            b.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    body
+}
+
+/// How the cluster is named in a one-line text: the inventory's file name, not its full path.
+fn cluster_short(cluster: &str) -> String {
+    if cluster.is_empty() {
+        return "no cluster".into();
+    }
+    if cluster.starts_with('<') {
+        return cluster.trim_matches(['<', '>']).to_string();
+    }
+    std::path::Path::new(cluster)
+        .file_name()
+        .map_or_else(|| cluster.to_string(), |f| f.to_string_lossy().into_owned())
+}
+
+fn script_short(script: &str) -> &str {
+    script.strip_prefix("<stock>/").unwrap_or(script)
+}
+
+fn ms(fields: &Value) -> String {
+    human_duration(Duration::from_millis(
+        fields["duration_ms"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// The one-line summary of an event, for a chat channel.
+fn text(run: &RunFacts, kind: &str, f: &Value) -> String {
+    let head = format!("neumann-script run {}", run.run_id);
+    let on = cluster_short(&run.cluster);
+    let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+    match kind {
+        "run_start" => {
+            let args: Vec<&str> = f["args"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut what = script_short(&run.script).to_string();
+            if !args.is_empty() {
+                what = format!("{what} {}", args.join(" "));
+            }
+            let by = match (s("user"), s("host")) {
+                (u, h) if h.is_empty() => u,
+                (u, h) => format!("{u}@{h}"),
+            };
+            format!("{head}: started `{what}` on {on} by {by}")
+        }
+        "step_start" => format!("{head}: step `{}` started on {on}", s("name")),
+        "step_end" if s("result") == "ok" => {
+            format!("{head}: step `{}` done in {} on {on}", s("name"), ms(f))
+        }
+        "step_end" => format!(
+            "{head}: step `{}` failed after {} on {on}: {}",
+            s("name"),
+            ms(f),
+            s("error")
+        ),
+        "run_end" => {
+            let script = script_short(&run.script);
+            let message = s("message");
+            match s("result").as_str() {
+                "done" => format!("{head}: `{script}` done in {} on {on}", ms(f)),
+                "stopped" => {
+                    let why = message.strip_prefix("stopped safely: ").unwrap_or(&message);
+                    format!(
+                        "{head}: stopped safely: {why} (`{script}` on {on}, after {})",
+                        ms(f)
+                    )
+                }
+                "interrupted" => format!(
+                    "{head}: `{script}` interrupted after {} on {on} (exit {})",
+                    ms(f),
+                    f["exit_code"]
+                ),
+                "usage" => format!("{head}: `{script}` did not run on {on}: {message}"),
+                _ => format!(
+                    "{head}: `{script}` failed after {} on {on}: {message}",
+                    ms(f)
+                ),
+            }
+        }
+        // Kinds this module does not know (gates, pauses, aborts, and any added later): the kind in
+        // words and the fields that read as a sentence.
+        other => {
+            let mut line = format!("{head}: {} on {on}", other.replace('_', " "));
+            for key in ["name", "step", "reason", "message", "rule", "by"] {
+                if let Some(v) = f.get(key).and_then(Value::as_str).filter(|v| !v.is_empty()) {
+                    line.push_str(&format!("; {key}: {v}"));
+                }
+            }
+            line
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_shown_without_secrets() {
+        assert!(check_url("https://hooks.slack.com/services/T0/B0/secret").is_ok());
+        assert!(check_url("http://127.0.0.1:8080/hook?token=x").is_ok());
+        for (bad, want) in [
+            ("ftp://example.com/x", "http:// or https://"),
+            ("hooks.slack.com/services/x", "not a URL"),
+            ("https://exa mple.com/", "space"),
+            ("https://example.com/a#frag", "fragment"),
+            ("file:///etc/passwd", "http:// or https://"),
+        ] {
+            let e = check_url(bad).expect_err(bad);
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        let e = check_url("ftp://user:pw@example.com/T0/secret").unwrap_err();
+        assert!(!e.contains("secret") && !e.contains("pw"), "{e}");
+        assert_eq!(
+            redact("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact("http://u:p@10.0.0.1:8080/"),
+            "http://10.0.0.1:8080/…"
+        );
+        assert_eq!(redact("http://10.0.0.1:8080"), "http://10.0.0.1:8080/");
+        assert_eq!(redact("http://h/?token=abc"), "http://h/…");
+    }
+
+    #[test]
+    fn texts_read_as_one_line() {
+        let run = RunFacts {
+            run_id: "20261125T151500Z-3f2a".into(),
+            cluster: "/etc/neumann/prod.toml".into(),
+            script: "<stock>/rolling_upgrade.rhai".into(),
+        };
+        let t = text(
+            &run,
+            "step_end",
+            &json!({"name": "upgrade follower node2 (1/3)", "result": "ok", "duration_ms": 8100}),
+        );
+        assert_eq!(
+            t,
+            "neumann-script run 20261125T151500Z-3f2a: step `upgrade follower node2 (1/3)` done in 8.1 s on prod.toml"
+        );
+        let t = text(
+            &run,
+            "run_end",
+            &json!({"result": "stopped", "message": "stopped safely: node3 is down", "duration_ms": 61_000}),
+        );
+        assert!(t.contains(": stopped safely: node3 is down (`rolling_upgrade.rhai` on prod.toml, after 1 min 1 s)"), "{t}");
+        let t = text(&run, "paused", &json!({"by": "ops@h", "reason": "lunch"}));
+        assert!(
+            t.ends_with("paused on prod.toml; reason: lunch; by: ops@h"),
+            "{t}"
+        );
+        assert!(!t.contains('\n'));
+    }
+
+    #[test]
+    fn payloads_carry_the_run_and_the_fields() {
+        let run = RunFacts {
+            run_id: "r1".into(),
+            cluster: "c".into(),
+            script: "s".into(),
+        };
+        let p = payload(&run, "step_start", &json!({"name": "x", "run_id": "other"}));
+        assert_eq!(p["run_id"], "r1");
+        assert_eq!(p["event"], "step_start");
+        assert_eq!(p["name"], "x");
+        assert!(p["time"].as_str().unwrap().ends_with('Z'));
+        assert!(p["text"].as_str().unwrap().contains("step `x` started"));
+    }
+}
