@@ -195,7 +195,13 @@ enum Sub {
         )]
         journal: Option<PathBuf>,
         /// How to print
-        #[arg(long = "format", id = "audit_format", value_enum, global = true)]
+        #[arg(
+            long = "format",
+            id = "audit_format",
+            value_name = "FORMAT",
+            value_enum,
+            global = true
+        )]
         format: Option<FormatArg>,
     },
     #[command(external_subcommand)]
@@ -209,6 +215,7 @@ enum AuditSub {
     /// One run: its steps with durations, every mutating call, its result. RUN is a run id or a unique
     /// start of one; `last` is the newest run `audit` lists
     Show {
+        /// A run id, a start of one that names a single run, or `last`
         #[arg(value_name = "RUN")]
         run: String,
     },
@@ -685,6 +692,17 @@ mod tests {
             }
         );
         assert_eq!(p("functions").unwrap(), Command::Functions);
+        match p("--journal j.jsonl audit show 2026 --format json").unwrap() {
+            Command::Audit(a) => {
+                assert_eq!(a.journal.as_deref(), Some(std::path::Path::new("j.jsonl")));
+                assert_eq!((a.format, a.show.as_deref()), (Format::Json, Some("2026")));
+            }
+            other => panic!("{other:?}"),
+        }
+        match p("audit --all").unwrap() {
+            Command::Audit(a) => assert!(a.all && a.show.is_none() && a.journal.is_none()),
+            other => panic!("{other:?}"),
+        }
         match p("sim --nodes 5 --inventory /tmp/c.toml --speed 10 --fault node2:crash --seed 7")
             .unwrap()
         {
@@ -718,6 +736,8 @@ mod tests {
             ("sim --fault node2", "expected NODE:KIND"),
             ("--cluster a.toml --sim s.rhai", "cannot be used with"),
             ("--format yaml s.rhai", "invalid value 'yaml'"),
+            ("--notify ftp://h/x s.rhai", "--notify: webhook `ftp://h/…`"),
+            ("audit show", "<RUN>"),
         ] {
             let (msg, code) = p(line).expect_err(line);
             assert_eq!(code, 2, "{line}: {msg}");

@@ -346,11 +346,23 @@ fn ms(fields: &Value) -> String {
     ))
 }
 
+/// The first line of `text`, with `…` when more followed.
+fn first_line(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    if lines.next().is_some() {
+        format!("{first} …")
+    } else {
+        first
+    }
+}
+
 /// The one-line summary of an event, for a chat channel.
 fn text(run: &RunFacts, kind: &str, f: &Value) -> String {
     let head = format!("neumann-script run {}", run.run_id);
     let on = cluster_short(&run.cluster);
-    let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+    // A script error's message goes on with the source line and a caret: the channel gets its first line.
+    let s = |k: &str| first_line(f[k].as_str().unwrap_or_default());
     match kind {
         "run_start" => {
             let args: Vec<&str> = f["args"]
@@ -475,6 +487,15 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains('\n'));
+        let t = text(
+            &run,
+            "run_end",
+            &json!({"result": "script error", "message": "up.rhai:3:5: boom\n  3 | fail(\"boom\")\n    ^", "duration_ms": 10}),
+        );
+        assert!(
+            t.ends_with("failed after 10 ms on prod.toml: up.rhai:3:5: boom …"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -605,6 +605,9 @@ mod tests {
             ("[[nodes]]\nid = \"a\"\nadmin_url = \"http://h:9090/admin\"\n", "has a path: give the scheme, host and port only"),
             ("[[nodes]]\nid = \"a\"\nadmin_url = \"http://h:9090?x=1\"\n", "has a query"),
             ("[[nodes]]\nid = \"a\"\nadmin_url = \"http://h:9090#f\"\n", "has a fragment"),
+            ("[notify]\nwebhooks = [\"https://ok/x\", \"slack.com/T0/sekrit\"]\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "[notify] webhooks #2: webhook `…` is not a URL"),
+            ("[notify]\nwebhooks = \"https://h/x\"\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "invalid type"),
+            ("[notify]\nhooks = []\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "unknown field `hooks`"),
         ];
         for (text, want) in cases {
             let err = parse(text).expect_err(text).to_string();
@@ -614,6 +617,16 @@ mod tests {
                 "for {text:?} wanted {want:?} in {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn webhooks_are_read_from_notify() {
+        let inv = parse("[notify]\nwebhooks = [\"https://hooks.slack.com/services/T0/B0/x\", \"http://10.0.0.9:8080/\"]\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n").unwrap();
+        assert_eq!(inv.webhooks.len(), 2);
+        assert!(parse("[[nodes]]\nid = \"a\"\nhost = \"h\"\n")
+            .unwrap()
+            .webhooks
+            .is_empty());
     }
 
     #[test]
