@@ -177,13 +177,13 @@ impl Journal {
     /// Records one event of the run's course (`run_start`, `step_start`, `step_end`, `run_end`, ...):
     /// `{"event": kind, ...fields}` with the time and the run's context.
     pub fn event(&self, kind: &str, fields: &Value) {
-        let mut rec = json!({ "event": kind });
-        if let (Value::Object(r), Value::Object(f)) = (&mut rec, fields) {
-            for (k, v) in f {
-                r.insert(k.clone(), v.clone());
-            }
+        let mut rec = serde_json::Map::new();
+        if let Value::Object(f) = fields {
+            rec.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        self.append(rec);
+        // The kind wins over a field that happens to be called `event`, or the record would lie.
+        rec.insert("event".into(), json!(kind));
+        self.append(Value::Object(rec));
     }
 
     /// Records one mutating call. A failure to write is reported once per call on stderr and does not stop
@@ -286,12 +286,14 @@ mod tests {
             Some("boom"),
             Duration::ZERO,
         );
+        j.event("notify_failed", &json!({"event": "run_start", "url": "u"}));
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2]["event"], "notify_failed");
         assert_eq!(lines[0]["op"], "node::drain");
         assert_eq!(lines[0]["result"], "ok");
         assert_eq!(lines[0]["duration_ms"], 12);

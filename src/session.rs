@@ -380,7 +380,7 @@ fn notifier(
         return None;
     }
     if rehearsal {
-        Output::new().info("rehearsal: webhooks are not told; the live run will tell them");
+        Output::new().info("rehearsal: the webhooks are not told (a rehearsal changes nothing)");
         return None;
     }
     Some(Notifier::start(
