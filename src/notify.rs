@@ -28,6 +28,10 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// and counted as undelivered, so memory stays bounded.
 const QUEUE: usize = 512;
 
+/// Listener-only kinds: a feed of every call and wait for the HTML report, too fine-grained for a
+/// team's channel (the journal and `audit show` keep the calls).
+const NOT_POSTED: &[&str] = &["op", "wait"];
+
 /// Checks a webhook URL: http or https, a host, nothing that cannot be sent. The message shows the URL
 /// redacted, since its path may be the secret.
 pub fn check_url(url: &str) -> Result<reqwest::Url, String> {
@@ -188,6 +192,9 @@ impl Notifier {
         let queues = self.queues.clone();
         let run = self.run.clone();
         Box::new(move |kind: &str, fields: &Value| {
+            if NOT_POSTED.contains(&kind) {
+                return;
+            }
             let facts = {
                 let mut facts = run.lock().unwrap_or_else(|p| p.into_inner());
                 if kind == "run_start" {
@@ -346,6 +353,15 @@ fn ms(fields: &Value) -> String {
     ))
 }
 
+/// `prefix` and `value`, or nothing when there is no value.
+fn words(prefix: &str, value: &str) -> String {
+    if value.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}{value}")
+    }
+}
+
 /// The first line of `text`, with `…` when more followed.
 fn first_line(text: &str) -> String {
     let mut lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
@@ -413,11 +429,25 @@ fn text(run: &RunFacts, kind: &str, f: &Value) -> String {
                 ),
             }
         }
-        // Kinds this module does not know (gates, pauses, aborts, and any added later): the kind in
-        // words and the fields that read as a sentence.
+        "gate" => format!("{head}: gate on {on}: {}", s("reason")),
+        "paused" => format!(
+            "{head}: paused on {on}{}{}{}",
+            words(" at ", &s("at")),
+            words(" by ", &s("by")),
+            words(": ", &s("reason"))
+        ),
+        "resumed" => format!("{head}: resumed on {on}{}", words(" by ", &s("by"))),
+        "abort" => format!(
+            "{head}: aborting on {on}{}{}{}",
+            words(" at ", &s("at")),
+            words(" as asked by ", &s("by")),
+            words(": ", &s("reason"))
+        ),
+        // Kinds this module does not know (any added later): the kind in words and the fields that read
+        // as a sentence.
         other => {
             let mut line = format!("{head}: {} on {on}", other.replace('_', " "));
-            for key in ["name", "step", "reason", "message", "rule", "by"] {
+            for key in ["name", "step", "at", "reason", "message", "rule", "by"] {
                 if let Some(v) = f.get(key).and_then(Value::as_str).filter(|v| !v.is_empty()) {
                     line.push_str(&format!("; {key}: {v}"));
                 }
@@ -482,8 +512,14 @@ mod tests {
         );
         assert!(t.contains(": stopped safely: node3 is down (`rolling_upgrade.rhai` on prod.toml, after 1 min 1 s)"), "{t}");
         let t = text(&run, "paused", &json!({"by": "ops@h", "reason": "lunch"}));
+        assert!(t.ends_with(": paused on prod.toml by ops@h: lunch"), "{t}");
+        let t = text(
+            &run,
+            "canary_verdict",
+            &json!({"step": "watch", "reason": "p99 x3", "n": 1}),
+        );
         assert!(
-            t.ends_with("paused on prod.toml; reason: lunch; by: ops@h"),
+            t.ends_with(": canary verdict on prod.toml; step: watch; reason: p99 x3"),
             "{t}"
         );
         assert!(!t.contains('\n'));
@@ -496,6 +532,26 @@ mod tests {
             t.ends_with("failed after 10 ms on prod.toml: up.rhai:3:5: boom …"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn the_listener_feeds_skip_calls_and_waits() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let n = Notifier::start(
+            &["http://127.0.0.1:9/".into()],
+            rt.handle().clone(),
+            Journal::off(),
+        );
+        let listen = n.listener();
+        listen("op", &json!({"op": "node::stop"}));
+        listen("wait", &json!({"what": "healthy"}));
+        assert_eq!(n.receivers[0].state.queued.load(Ordering::SeqCst), 0);
+        listen("step_start", &json!({"name": "x"}));
+        listen("gate", &json!({"reason": "y"}));
+        assert_eq!(n.receivers[0].state.queued.load(Ordering::SeqCst), 2);
     }
 
     #[test]
