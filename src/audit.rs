@@ -587,12 +587,19 @@ fn describe_event(rec: &Value) -> String {
             }
         }
     }
-    let detail = match &fields {
-        Value::Object(m) if m.contains_key("args") => m["args"].to_string(),
-        Value::Object(m) if m.is_empty() => String::new(),
-        other => other.to_string(),
+    // The `interrupted` marker keeps its facts in `args`, as a mutating call would.
+    let fields = match fields.get("args") {
+        Some(args @ Value::Object(_)) => args.clone(),
+        _ => fields,
     };
-    format!("{kind} {detail}").trim_end().to_string()
+    let mut line = kind.to_string();
+    if let Value::Object(m) = &fields {
+        for (k, v) in m {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            line.push_str(&format!(" {k}={v}"));
+        }
+    }
+    line
 }
 
 /// One run: what, who, when, how it ended, and its timeline of steps, changes and other events.
@@ -798,6 +805,21 @@ mod tests {
         );
         assert!(
             text.contains("00:01:43     node::drain node2: ok (12 ms)"),
+            "{text}"
+        );
+        let mut recs = sample();
+        recs.insert(
+            3,
+            ctx(
+                "r1",
+                102.5,
+                json!({"event": "paused", "by": "ops@h", "reason": "lunch"}),
+            ),
+        );
+        let (runs, _) = group(lines(&recs));
+        let text = show_text(&runs[0]).join("\n");
+        assert!(
+            text.contains("00:01:42     paused by=ops@h reason=lunch"),
             "{text}"
         );
     }

@@ -433,7 +433,8 @@ fn text(run: &RunFacts, kind: &str, f: &Value) -> String {
         "paused" => format!(
             "{head}: paused on {on}{}{}{}",
             words(" at ", &s("at")),
-            words(" by ", &s("by")),
+            // A gate pauses the run itself: its `at` already says so.
+            words(" by ", &s("by")).replace(" by gate", ""),
             words(": ", &s("reason"))
         ),
         "resumed" => format!("{head}: resumed on {on}{}", words(" by ", &s("by"))),
@@ -513,6 +514,12 @@ mod tests {
         assert!(t.contains(": stopped safely: node3 is down (`rolling_upgrade.rhai` on prod.toml, after 1 min 1 s)"), "{t}");
         let t = text(&run, "paused", &json!({"by": "ops@h", "reason": "lunch"}));
         assert!(t.ends_with(": paused on prod.toml by ops@h: lunch"), "{t}");
+        let t = text(
+            &run,
+            "paused",
+            &json!({"by": "gate", "at": "gate \"x\"", "reason": "x"}),
+        );
+        assert!(t.ends_with(": paused on prod.toml at gate \"x\": x"), "{t}");
         let t = text(
             &run,
             "canary_verdict",
