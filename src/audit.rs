@@ -64,16 +64,18 @@ pub struct Run {
     pub exit_code: Option<i64>,
     pub message: Option<String>,
     pub duration_ms: u64,
-    /// Its records in journal order.
+    /// How many mutating calls it made (the `interrupted` marker is not one).
+    pub changes: usize,
+    /// Its records in journal order, when they were kept (`read`'s `keep`).
     pub records: Vec<Value>,
+    /// Unix seconds of its last record.
+    last: f64,
 }
 
 impl Run {
-    /// The mutating calls it made (the `interrupted` marker is not one).
-    pub fn changes(&self) -> impl Iterator<Item = &Value> {
-        self.records
-            .iter()
-            .filter(|r| r["op"].as_str().is_some_and(|op| op != "interrupted"))
+    /// The mutating calls among its kept records.
+    pub fn change_records(&self) -> impl Iterator<Item = &Value> {
+        self.records.iter().filter(|r| is_change(r))
     }
 
     /// A snippet (`-e`), the REPL or another command that is not a script: `<-e>`, `<repl>`, ...
@@ -83,7 +85,7 @@ impl Run {
 
     /// Listed without `--all`: a script run, or a session that changed something.
     pub fn listed(&self) -> bool {
-        !self.is_session() || self.changes().next().is_some()
+        !self.is_session() || self.changes > 0
     }
 
     /// The script as an operator names it: a stock script by its file name.
@@ -113,7 +115,7 @@ impl Run {
             "exit_code": self.exit_code,
             "message": self.message,
             "duration_ms": self.duration_ms,
-            "changes": self.changes().count(),
+            "changes": self.changes,
             "before_run_ids": self.legacy,
         })
     }
@@ -126,8 +128,13 @@ pub struct Skipped {
     pub first_line: usize,
 }
 
-/// Reads the journal at `path` into runs, oldest first. A missing file is no runs.
-pub fn read(path: &Path) -> Result<(Vec<Run>, Skipped), Error> {
+fn is_change(rec: &Value) -> bool {
+    rec["op"].as_str().is_some_and(|op| op != "interrupted")
+}
+
+/// Reads the journal at `path` into runs, oldest first, keeping the records of the runs whose id `keep`
+/// accepts (a list needs none: a long-kept journal then costs a summary per run). A missing file is no runs.
+pub fn read(path: &Path, keep: impl Fn(&str) -> bool) -> Result<(Vec<Run>, Skipped), Error> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -146,18 +153,33 @@ pub fn read(path: &Path) -> Result<(Vec<Run>, Skipped), Error> {
             path.display()
         )));
     }
-    let mut lines = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
-        let line = line.map_err(|e| {
-            Error::Usage(format!("cannot read the journal `{}`: {e}", path.display()))
-        })?;
-        lines.push((i + 1, String::from_utf8_lossy(&line).into_owned()));
+    // Read as it is grouped: a long-kept journal is not held twice in memory.
+    let mut failure = None;
+    let lines = std::io::BufReader::new(file)
+        .split(b'\n')
+        .enumerate()
+        .map_while(|(i, line)| match line {
+            Ok(l) => Some((i + 1, String::from_utf8_lossy(&l).into_owned())),
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        });
+    let grouped = group(lines, keep);
+    match failure {
+        Some(e) => Err(Error::Usage(format!(
+            "cannot read the journal `{}`: {e}",
+            path.display()
+        ))),
+        None => Ok(grouped),
     }
-    Ok(group(lines))
 }
 
-/// Groups numbered journal lines into runs, oldest first.
-pub fn group(lines: impl IntoIterator<Item = (usize, String)>) -> (Vec<Run>, Skipped) {
+/// Groups numbered journal lines into runs, oldest first, keeping the records of runs `keep` accepts.
+pub fn group(
+    lines: impl IntoIterator<Item = (usize, String)>,
+    keep: impl Fn(&str) -> bool,
+) -> (Vec<Run>, Skipped) {
     let mut skipped = Skipped::default();
     let mut runs: Vec<Run> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -214,7 +236,9 @@ pub fn group(lines: impl IntoIterator<Item = (usize, String)>) -> (Vec<Run>, Ski
                 exit_code: None,
                 message: None,
                 duration_ms: 0,
+                changes: 0,
                 records: Vec::new(),
+                last: ts,
             });
             runs.len() - 1
         });
@@ -243,16 +267,19 @@ pub fn group(lines: impl IntoIterator<Item = (usize, String)>) -> (Vec<Run>, Ski
             run.result = "interrupted".into();
             run.exit_code = rec["args"]["exit_code"].as_i64();
         }
-        run.records.push(rec);
+        if let Some(ts) = rec["ts"].as_f64() {
+            run.last = run.last.max(ts);
+        }
+        if is_change(&rec) {
+            run.changes += 1;
+        }
+        if keep(&run.id) {
+            run.records.push(rec);
+        }
     }
     for run in &mut runs {
         if run.duration_ms == 0 {
-            let last = run
-                .records
-                .iter()
-                .filter_map(|r| r["ts"].as_f64())
-                .fold(run.started, f64::max);
-            run.duration_ms = ((last - run.started).max(0.0) * 1000.0) as u64;
+            run.duration_ms = ((run.last - run.started).max(0.0) * 1000.0) as u64;
         }
     }
     (runs, skipped)
@@ -317,7 +344,7 @@ pub fn command(opts: &AuditOptions) -> Result<(), Error> {
             )
         })?,
     };
-    let (mut runs, skipped) = read(&path)?;
+    let (mut runs, skipped) = read(&path, |_| false)?;
     if skipped.count > 0 {
         errln!(
             "warning: journal `{}`: line {} is not a journal record and was skipped{}",
@@ -331,7 +358,10 @@ pub fn command(opts: &AuditOptions) -> Result<(), Error> {
     }
     match &opts.show {
         Some(want) => {
-            let run = find(&runs, want, &path)?;
+            let id = find(&runs, want, &path)?.id.clone();
+            // Again, keeping this run's records only; the file may have grown since: find it by id.
+            let (runs, _) = read(&path, |r| r == id)?;
+            let run = find(&runs, &id, &path)?;
             match opts.format {
                 Format::Json => outln!(
                     "{}",
@@ -518,7 +548,7 @@ fn show_json(run: &Run) -> Value {
             })
             .collect(),
     );
-    v["changes"] = Value::Array(run.changes().map(bare).collect());
+    v["changes"] = Value::Array(run.change_records().map(bare).collect());
     v["events"] = Value::Array(
         run.records
             .iter()
@@ -631,7 +661,7 @@ pub fn show_text(run: &Run) -> Vec<String> {
         );
     }
     let steps = steps(run);
-    let changes = run.changes().count();
+    let changes = run.changes;
     out.push(String::new());
     out.push(format!(
         "{} step{}, {changes} change{} (mutating calls); times in UTC:",
@@ -769,7 +799,7 @@ mod tests {
 
     #[test]
     fn runs_are_grouped_and_listed_newest_first() {
-        let (mut runs, skipped) = group(lines(&sample()));
+        let (mut runs, skipped) = group(lines(&sample()), |_| true);
         assert_eq!(skipped, Skipped::default());
         newest_first(&mut runs);
         let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
@@ -779,9 +809,10 @@ mod tests {
             ("stopped", "done")
         );
         assert_eq!(runs[1].args, ["0.11.0"]);
-        assert_eq!(runs[1].changes().count(), 1);
+        assert_eq!(runs[1].changes, 1);
+        assert_eq!(runs[1].change_records().count(), 1);
         // The check fires: the journal's order reversed is not newest first until sorted.
-        let (mut backwards, _) = group(lines(&sample()));
+        let (mut backwards, _) = group(lines(&sample()), |_| true);
         assert_eq!(backwards[0].id, "r1");
         newest_first(&mut backwards);
         assert_eq!(backwards[0].id, "r2");
@@ -789,7 +820,7 @@ mod tests {
 
     #[test]
     fn steps_nest_and_changes_sit_inside_them() {
-        let (runs, _) = group(lines(&sample()));
+        let (runs, _) = group(lines(&sample()), |_| true);
         let s = steps(&runs[0]);
         assert_eq!(
             s.iter()
@@ -816,7 +847,7 @@ mod tests {
                 json!({"event": "paused", "by": "ops@h", "reason": "lunch"}),
             ),
         );
-        let (runs, _) = group(lines(&recs));
+        let (runs, _) = group(lines(&recs), |_| true);
         let text = show_text(&runs[0]).join("\n");
         assert!(
             text.contains("00:01:42     paused by=ops@h reason=lunch"),
@@ -832,7 +863,7 @@ mod tests {
         let old = json!({"op": "node::stop", "node": "node1", "args": {}, "result": "ok", "ts": 50.0, "pid": 9, "host": "h", "script": "a.rhai", "cluster": "/c.toml", "user": "u"});
         l.push((12, old.to_string()));
         l.push((13, old.to_string()));
-        let (runs, skipped) = group(l);
+        let (runs, skipped) = group(l, |_| true);
         assert_eq!(
             skipped,
             Skipped {
@@ -850,7 +881,7 @@ mod tests {
     fn ids_are_found_by_unique_prefix() {
         let mut recs = sample();
         recs.push(ctx("r20", 300.0, json!({"event": "run_start"})));
-        let (runs, _) = group(lines(&recs));
+        let (runs, _) = group(lines(&recs), |_| true);
         let p = Path::new("j");
         assert_eq!(find(&runs, "r1", p).unwrap().id, "r1");
         assert_eq!(find(&runs, "last", p).unwrap().id, "r20");
@@ -870,13 +901,13 @@ mod tests {
         let mut s = ctx("e1", 400.0, json!({"event": "run_start"}));
         s["script"] = json!("<-e>");
         recs.push(s.clone());
-        let (runs, _) = group(lines(&recs));
+        let (runs, _) = group(lines(&recs), |_| true);
         assert!(!runs.iter().find(|r| r.id == "e1").unwrap().listed());
         let mut op = s;
         op["event"] = Value::Null;
         op["op"] = json!("node::drain");
         recs.push(op);
-        let (runs, _) = group(lines(&recs));
+        let (runs, _) = group(lines(&recs), |_| true);
         assert!(runs.iter().find(|r| r.id == "e1").unwrap().listed());
     }
 }
