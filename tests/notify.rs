@@ -46,6 +46,23 @@ impl Receiver {
     }
 }
 
+/// The binary against `c`. Webhook posts honour the proxy environment (receivers are usually on the
+/// internet); the receivers here are on loopback, so a proxy set where the tests run must not see them.
+fn run(c: &Cluster, args: &[&str]) -> std::process::Output {
+    let mut cmd = c.cmd();
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args(args).output().unwrap()
+}
+
 /// A port where nothing listens: bound, then closed.
 fn closed_port(c: &Cluster) -> SocketAddr {
     let l =
@@ -143,15 +160,18 @@ fn a_rolling_upgrade_is_told_step_by_step() {
     let c = Cluster::start(3, "0.10.4");
     let r = Receiver::start(&c);
     let journal = c.dir.path().join("j.jsonl");
-    let out = c.run(&[
-        "--journal",
-        journal.to_str().unwrap(),
-        "--notify",
-        &r.url(),
-        "--yes",
-        "rolling_upgrade.rhai",
-        "0.11.0",
-    ]);
+    let out = run(
+        &c,
+        &[
+            "--journal",
+            journal.to_str().unwrap(),
+            "--notify",
+            &r.url(),
+            "--yes",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ],
+    );
     let (_, stderr) = expect(&out, 0);
     assert_eq!(c.version_list(), ["0.11.0", "0.11.0", "0.11.0"]);
     let posts = r.posts();
@@ -223,7 +243,7 @@ fn a_safe_stop_is_told_from_the_inventorys_receivers() {
         "step(\"stop two of three\", || { node::stop(\"node2\"); node::stop(\"node3\"); });\n",
     )
     .unwrap();
-    let out = c.run(&[script.to_str().unwrap()]);
+    let out = run(&c, &[script.to_str().unwrap()]);
     expect(&out, 3);
     // The interlock refused the second stop: the simulator saw one.
     assert_eq!(
@@ -244,7 +264,7 @@ fn a_safe_stop_is_told_from_the_inventorys_receivers() {
     assert_eq!(step["result"], "failed", "{step}");
     // A snippet reads the cluster and does not tell the inventory's receivers.
     let before = r.posts().len();
-    expect(&c.run(&["-e", "cluster::health()"]), 0);
+    expect(&run(&c, &["-e", "cluster::health()"]), 0);
     assert_eq!(r.posts().len(), before);
 }
 
@@ -263,15 +283,18 @@ fn receivers_that_are_down_or_hang_never_hold_up_the_run() {
     )
     .unwrap();
     let started = Instant::now();
-    let out = c.run(&[
-        "--journal",
-        journal.to_str().unwrap(),
-        "--notify",
-        &format!("http://{down}/hook/sekrit-token"),
-        "--notify",
-        &format!("http://{hung}/hook?token=sekrit-token"),
-        script.to_str().unwrap(),
-    ]);
+    let out = run(
+        &c,
+        &[
+            "--journal",
+            journal.to_str().unwrap(),
+            "--notify",
+            &format!("http://{down}/hook/sekrit-token"),
+            "--notify",
+            &format!("http://{hung}/hook?token=sekrit-token"),
+            script.to_str().unwrap(),
+        ],
+    );
     let took = started.elapsed();
     let (stdout, stderr) = expect(&out, 0);
     // In the script's own clock (the simulator's, at x20): 30 real seconds would be 600.
@@ -318,7 +341,7 @@ fn receivers_that_are_down_or_hang_never_hold_up_the_run() {
 fn bad_webhook_urls_are_usage_errors() {
     let c = Cluster::start(3, "0.10.4");
     for bad in ["ftp://example.com/hook", "hooks.example.com/x", "https://"] {
-        let out = c.run(&["--notify", bad, "rolling_upgrade.rhai", "0.11.0"]);
+        let out = run(&c, &["--notify", bad, "rolling_upgrade.rhai", "0.11.0"]);
         let (_, stderr) = expect(&out, 2);
         assert!(stderr.contains("--notify: webhook"), "{bad}: {stderr}");
     }
@@ -327,7 +350,7 @@ fn bad_webhook_urls_are_usage_errors() {
         "\n[notify]\nwebhooks = [\"https://hooks.example.com/a\", \"gopher://x/sekrit\"]\n",
     );
     std::fs::write(&c.inventory, toml).unwrap();
-    let out = c.run(&["rolling_upgrade.rhai", "0.11.0"]);
+    let out = run(&c, &["rolling_upgrade.rhai", "0.11.0"]);
     let (_, stderr) = expect(&out, 2);
     assert!(stderr.contains("[notify] webhooks #2"), "{stderr}");
     assert!(!stderr.contains("sekrit"), "{stderr}");
