@@ -42,6 +42,27 @@ pub fn secs(s: f64) -> String {
     }
 }
 
+/// Unix seconds as a UTC date and time (`2026-11-25 15:27:37 UTC`), by the civil-from-days rule.
+pub fn utc(unix: f64) -> String {
+    let secs = unix.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// A tick spacing giving at most about a dozen labelled ticks.
 fn tick_step(end: f64) -> f64 {
     const STEPS: [f64; 16] = [
@@ -165,7 +186,6 @@ fn header(h: &mut String, rec: &Record, title: &str) {
             result.push_str(m);
         }
     }
-    let started = rec.started_unix as u64;
     let mut duration = secs(rec.duration_s);
     if rec.sim.is_some() && (rec.speed - 1.0).abs() > 0.01 {
         duration.push_str(&format!(
@@ -185,7 +205,7 @@ fn header(h: &mut String, rec: &Record, title: &str) {
         ("args", rec.args.join(" "), ""),
         ("cluster", format!("{}{cluster_kind}", rec.cluster), ""),
         ("run id", rec.run_id.clone(), ""),
-        ("started", format!("{started} (unix seconds)"), ""),
+        ("started", utc(rec.started_unix), ""),
         ("result", result, result_class),
         ("duration", duration, ""),
     ] {
@@ -672,6 +692,13 @@ mod tests {
             ..record()
         });
         assert!(predicted.contains("PREDICTED"));
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_795_620_457.0), "2026-11-25 15:27:37 UTC");
+        assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00 UTC");
     }
 
     #[test]
