@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{expect, sigint, text, Cluster};
+use crate::support::{expect, sigint, Cluster};
 
 /// The `chromium` binary on PATH, else Debian's location.
 fn chromium_binary() -> Option<PathBuf> {
@@ -78,7 +79,9 @@ fn layout(browser: &Path, html: &str) -> Value {
         None => format!("{html}{MEASURE}"),
     };
     std::fs::write(&page, measured).unwrap();
-    let out = Command::new(browser)
+    // stdout to a file, so a large page cannot fill a pipe nobody reads while the test waits with a limit.
+    let dumped = dir.path().join("dom.html");
+    let mut child = Command::new(browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -95,13 +98,26 @@ fn layout(browser: &Path, html: &str) -> Value {
         ))
         .arg("--dump-dom")
         .arg(format!("file://{}", page.display()))
-        .output()
+        .stdout(std::fs::File::create(&dumped).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
+        .spawn()
         .unwrap();
-    let dom = text(&out.stdout);
+    // Generous: a loaded 2-core machine starts a browser slowly, but a hung one must not hang the suite.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dom = std::fs::read_to_string(&dumped).unwrap();
+    let chromium_said = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
     let start = dom.find("<pre id=\"layout\">").unwrap_or_else(|| {
         panic!(
             "no layout in the dumped page; chromium said:\n{}",
-            text(&out.stderr)
+            chromium_said
         )
     }) + "<pre id=\"layout\">".len();
     let end = start + dom[start..].find("</pre>").unwrap();
