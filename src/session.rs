@@ -221,22 +221,6 @@ impl Session {
         };
         ctx.interrupt
             .set_command(format!("neumann-script {}", ctx.settings.cluster_flag));
-        let journal = ctx.journal.clone();
-        ctx.interrupt.on_exit(move |sig, stopped| {
-            journal.record(
-                "interrupted",
-                None,
-                serde_json::json!({
-                    "signal": sig.name(),
-                    "exit_code": sig.exit_code(),
-                    "at_once": true,
-                    "left_stopped": stopped,
-                }),
-                None,
-                Duration::ZERO,
-            );
-        });
-        ctx.interrupt.install(tokio.handle());
         let report = report_path.map(|p| {
             let c = Collector::new(p, twin.is_some());
             if let Some(cl) = ctx.cluster.borrow().as_ref() {
@@ -259,6 +243,30 @@ impl Session {
             ctx.listeners.borrow_mut().push(c.listener());
             c
         });
+        let journal = ctx.journal.clone();
+        let exit_report = report.clone();
+        ctx.interrupt.on_exit(move |sig, stopped| {
+            journal.record(
+                "interrupted",
+                None,
+                serde_json::json!({
+                    "signal": sig.name(),
+                    "exit_code": sig.exit_code(),
+                    "at_once": true,
+                    "left_stopped": stopped,
+                }),
+                None,
+                Duration::ZERO,
+            );
+            // The page as far as the run got: its own events, since there is no time to ask the simulator.
+            if let Some(r) = &exit_report {
+                r.exited_at_once(sig.name(), sig.exit_code());
+                if let Ok(path) = r.write() {
+                    crate::output::errln!("report (as far as the run got): {}", path.display());
+                }
+            }
+        });
+        ctx.interrupt.install(tokio.handle());
         let (user, host) = journal::whoami();
         ctx.event(
             "run_start",

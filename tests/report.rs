@@ -410,6 +410,51 @@ fn the_report_is_written_however_the_run_ends() {
     assert_eq!(page.matches("data-state=\"drained\"").count(), 1, "{page}");
 }
 
+/// A second signal exits at once, between a node's stop and start: the page is still written, from the
+/// run's own calls, and says how the run ended.
+#[test]
+fn a_second_signal_still_leaves_the_page_as_far_as_the_run_got() {
+    use std::io::BufRead;
+    let c = Cluster::start(3, "0.10.4");
+    let p = c.dir.path().join("once.html");
+    let mut child = c.spawn(&[
+        "--report",
+        p.to_str().unwrap(),
+        "-e",
+        "node::drain(\"node3\"); node::stop(\"node3\"); sleep(600)",
+    ]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("the run never printed {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    wait_for("node3: stop");
+    c.wait_for_event("stop", "node3");
+    sigint(&child);
+    // The first signal is taken (the run waits to finish node3's restart) before the second is sent.
+    wait_for("interrupted");
+    sigint(&child);
+    let said = wait_for("report (as far as the run got)");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(said.contains(p.to_str().unwrap()), "{said}");
+    let page = std::fs::read_to_string(&p).unwrap();
+    assert!(page.contains("interrupted (exit 130)") && page.contains("exited at once"));
+    assert_eq!(page.matches("data-state=\"down\"").count(), 1, "{page}");
+}
+
 #[test]
 fn a_report_path_that_cannot_be_written_stops_the_run_before_it_starts() {
     let c = Cluster::start(3, "0.10.4");

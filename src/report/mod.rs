@@ -281,24 +281,27 @@ impl Collector {
             .map(|(i, _, _)| *i)
             .unwrap_or_else(Instant::now);
         let mut end = to_timeline(end_at);
-        let sim = origin.map(|(_, s0, _)| {
-            let events: Vec<SimEvent> = inner
-                .sim_events
-                .iter()
-                .map(|e| SimEvent {
-                    t: e.t - s0,
-                    ..e.clone()
-                })
-                .collect();
-            if let Some(last) = events.last() {
-                end = end.max(last.t);
-            }
-            SimRecord {
-                events,
-                stats: inner.sim_stats.clone().unwrap_or(Value::Null),
-                install_secs: crate::sim::INSTALL_SECS,
-            }
-        });
+        // Without the simulator's log (an exit at once never read it), the run's own calls draw the lanes.
+        let sim = origin
+            .filter(|_| inner.sim_stats.is_some())
+            .map(|(_, s0, _)| {
+                let events: Vec<SimEvent> = inner
+                    .sim_events
+                    .iter()
+                    .map(|e| SimEvent {
+                        t: e.t - s0,
+                        ..e.clone()
+                    })
+                    .collect();
+                if let Some(last) = events.last() {
+                    end = end.max(last.t);
+                }
+                SimRecord {
+                    events,
+                    stats: inner.sim_stats.clone().unwrap_or(Value::Null),
+                    install_secs: crate::sim::INSTALL_SECS,
+                }
+            });
         let speed = match (origin, inner.sim_close) {
             (Some((i0, s0, _)), Some((i1, s1))) if i1 > i0 => {
                 (s1 - s0) / i1.duration_since(i0).as_secs_f64()
@@ -330,6 +333,19 @@ impl Collector {
             leader_at_start: self.leader.lock().ok().and_then(|l| l.clone()),
             events,
             sim,
+        }
+    }
+
+    /// The process is exiting at once (a second signal): the run's end as the page will say it.
+    pub fn exited_at_once(&self, signal: &str, exit_code: i32) {
+        if let Ok(mut c) = self.inner.lock() {
+            let fields = serde_json::json!({
+                "result": "interrupted",
+                "exit_code": exit_code,
+                "message": format!("{signal} again: the process exited at once, without stopping at a safe point"),
+                "duration_ms": self.started.elapsed().as_millis() as u64,
+            });
+            c.events.push((Instant::now(), "run_end".into(), fields));
         }
     }
 
