@@ -30,6 +30,7 @@ Examples:
   neumann-script --sim rolling_upgrade.rhai 0.11.0          upgrade a simulated 3-node cluster to 0.11.0
   neumann-script --sim 5@0.10.4 rolling_upgrade.rhai 0.11.0  the same with 5 nodes
   neumann-script --cluster prod.toml rolling_upgrade.rhai 0.11.0
+  neumann-script --sim --report run.html rolling_upgrade.rhai 0.11.0  and its timeline as a page
   neumann-script --cluster prod.toml -e 'cluster::health()'
   neumann-script --cluster prod.toml --format json -e 'cluster::versions()'
   neumann-script check my_runbook.rhai                       syntax and unknown functions, with file:line
