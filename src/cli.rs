@@ -12,7 +12,7 @@ use crate::model::policy::parse_version;
 use crate::output::Format;
 pub use crate::session::{RunOptions, Target};
 
-const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--format text|json] SCRIPT [ARGS]...
+const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--report FILE.html] [--format text|json] SCRIPT [ARGS]...
        neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE
        neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
@@ -30,6 +30,7 @@ Examples:
   neumann-script --sim rolling_upgrade.rhai 0.11.0          upgrade a simulated 3-node cluster to 0.11.0
   neumann-script --sim 5@0.10.4 rolling_upgrade.rhai 0.11.0  the same with 5 nodes
   neumann-script --cluster prod.toml rolling_upgrade.rhai 0.11.0
+  neumann-script --sim --report run.html rolling_upgrade.rhai 0.11.0  and its timeline as a page
   neumann-script --cluster prod.toml -e 'cluster::health()'
   neumann-script --cluster prod.toml --format json -e 'cluster::versions()'
   neumann-script check my_runbook.rhai                       syntax and unknown functions, with file:line
@@ -96,6 +97,11 @@ struct Args {
     /// none for --sim]
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
+
+    /// Write the run's timeline to FILE as one self-contained HTML page, whatever happens (with --rehearse,
+    /// the predicted timeline)
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 
     /// Take over the cluster's run lease from a run whose process is known to be gone (journaled)
     #[arg(long)]
@@ -416,12 +422,22 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         journal: args.journal.clone(),
         rehearse: args.rehearse,
         steal_lease: args.steal_lease,
+        report: args.report.clone(),
         format: match args.format {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
         },
     };
 
+    let runs_something = matches!(
+        (&args.command, &args.eval),
+        (None, Some(_)) | (Some(Sub::Script(_)), None)
+    );
+    if args.report.is_some() && !runs_something {
+        return Err(usage(
+            "--report applies to a script run or -e CODE: it draws one run's timeline".into(),
+        ));
+    }
     match (args.command, args.eval) {
         (Some(_), Some(_)) => Err(usage(
             "-e CODE runs a snippet: it cannot be combined with a script or subcommand".into(),
@@ -642,6 +658,10 @@ mod tests {
             ("sim --fault node2", "expected NODE:KIND"),
             ("--cluster a.toml --sim s.rhai", "cannot be used with"),
             ("--format yaml s.rhai", "invalid value 'yaml'"),
+            (
+                "--sim --report r.html repl",
+                "--report applies to a script run",
+            ),
         ] {
             let (msg, code) = p(line).expect_err(line);
             assert_eq!(code, 2, "{line}: {msg}");

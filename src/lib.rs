@@ -2,7 +2,7 @@
 //!
 //! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
 //! `cli`, `run` (arguments, dispatch, exit codes) → `repl`, `session` (side by side: tokio runtime, simulator,
-//! clusters, journal) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
+//! clusters, journal) → `report` (the run's timeline as a page) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
 //! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
 //! (typed values, policy, figures); `output`, `journal`, `interrupt`, `error` and `files` are leaves any
 //! layer may use. `sim` is the simulated cluster and imports nothing of the product.
@@ -19,6 +19,7 @@ pub mod model;
 pub mod output;
 pub mod rehearse;
 pub mod repl;
+pub mod report;
 pub mod run;
 pub mod script;
 pub mod session;

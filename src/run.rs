@@ -124,8 +124,10 @@ fn execute_command(command: Command) -> Result<(), Error> {
             bare_engine()?.1.parse(&name, &text)?;
             if offers_rehearsal(&run) {
                 // An operator at a terminal sees the plan on a twin first, and says whether to go on.
+                // The report is the live run's; the rehearsal before it only shows its plan.
                 let rehearsal = RunOptions {
                     rehearse: true,
+                    report: None,
                     ..run.clone()
                 };
                 with_cluster(&rehearsal, args.clone(), (&name, &text), |rt| {

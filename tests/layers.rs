@@ -10,6 +10,7 @@ const ORDER: &[&str] = &[
     "cli",
     "repl",
     "session",
+    "report",
     "rehearse",
     "script",
     "lease",

@@ -15,6 +15,7 @@ mod prometheus;
 mod prometheus_support;
 mod rehearse;
 mod repl;
+mod report;
 mod responsiveness;
 mod resume;
 mod runbooks;

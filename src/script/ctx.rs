@@ -173,8 +173,14 @@ impl Ctx {
     /// are listed in docs/SCRIPTING.md ("The run's events").
     pub fn event(&self, kind: &str, fields: serde_json::Value) {
         self.journal.event(kind, &fields);
+        self.notify(kind, &fields);
+    }
+
+    /// Tells the listeners only: for what the journal already holds in its own form (`op`, each mutating
+    /// call) or does not keep (`wait`, a wait's outcome).
+    pub fn notify(&self, kind: &str, fields: &serde_json::Value) {
         for listen in self.listeners.borrow().iter() {
-            listen(kind, &fields);
+            listen(kind, fields);
         }
     }
 
@@ -354,14 +360,22 @@ impl Ctx {
         let overrode = overrode.map(
             |r| serde_json::json!({ "rule": r.rule.name(), "reason": r.reason, "forced": true }),
         );
-        self.journal.record_overriding(
-            op,
-            node,
-            args.clone(),
-            error.as_deref(),
-            started.elapsed(),
-            overrode,
-        );
+        let took = started.elapsed();
+        self.journal
+            .record_overriding(op, node, args.clone(), error.as_deref(), took, overrode);
+        if !self.listeners.borrow().is_empty() {
+            self.notify(
+                "op",
+                &serde_json::json!({
+                    "op": op,
+                    "node": node,
+                    "args": args,
+                    "error": error,
+                    "refused": refused,
+                    "duration_ms": took.as_millis() as u64,
+                }),
+            );
+        }
         self.plan.borrow_mut().push(Planned {
             op: op.to_string(),
             node: node.map(str::to_string),

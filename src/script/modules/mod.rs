@@ -232,6 +232,27 @@ pub fn waiting<T>(
     result.map_err(throw)
 }
 
+/// Tells the listeners how a wait ended (`wait` in docs/SCRIPTING.md): the report reads a node back from
+/// it on a real cluster.
+pub fn waited<T>(
+    ctx: &Ctx,
+    what: &str,
+    node: Option<&str>,
+    started: std::time::Instant,
+    result: RhaiResult<T>,
+) -> RhaiResult<T> {
+    ctx.notify(
+        "wait",
+        &serde_json::json!({
+            "what": what,
+            "node": node,
+            "ok": result.is_ok(),
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }),
+    );
+    result
+}
+
 /// `#{force: true}` from the options map a guarded call takes last; any other key is a usage error, so
 /// a misspelt override never passes silently as no override.
 pub fn force_option(options: &rhai::Map, call: &str) -> RhaiResult<bool> {

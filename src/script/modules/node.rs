@@ -507,9 +507,11 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<Member> {
             let t = secs(&timeout, "timeout")?;
             let cl = c.cluster()?;
-            waiting(&c, &format!("{id} to rejoin"), |report| {
+            let started = std::time::Instant::now();
+            let r = waiting(&c, &format!("{id} to rejoin"), |report| {
                 c.block_on(cl.wait_rejoined(&id, t, report))
-            })
+            });
+            super::waited(&c, "rejoined", Some(&id), started, r)
         },
     );
     let c = ctx.clone();
@@ -529,11 +531,13 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             // Lag is reported in whole milliseconds: a bound of 99.5 admits what 99 admits.
             let max_lag_ms = max_lag_ms.floor() as i64;
             let cl = c.cluster()?;
-            waiting(
+            let started = std::time::Instant::now();
+            let r = waiting(
                 &c,
                 &format!("{id} to catch up (lag <= {max_lag_ms} ms)"),
                 |report| c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report)),
-            )
+            );
+            super::waited(&c, "caught_up", Some(&id), started, r)
         },
     );
     b.build()
