@@ -186,6 +186,36 @@ impl Journal {
         self.append(rec);
     }
 
+    /// The newest event of one of `kinds` that this cluster's runs journaled and whose fields include every
+    /// (key, value) of `filter`; `None` when there is none or no journal is open. Lines that are not JSON
+    /// (a run killed mid-write) are skipped: one torn line must not hide the history before it.
+    pub fn last_event(
+        &self,
+        kinds: &[String],
+        filter: &serde_json::Map<String, Value>,
+    ) -> Result<Option<Value>, String> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read the journal `{}`: {e}", path.display())),
+        };
+        let cluster = self.context.get("cluster");
+        Ok(text
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|rec| {
+                rec.get("event")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| kinds.iter().any(|want| want == k))
+                    && rec.get("cluster") == cluster
+                    && filter.iter().all(|(k, v)| rec.get(k) == Some(v))
+            }))
+    }
+
     /// Records one mutating call. A failure to write is reported once per call on stderr and does not stop
     /// the run: the operation already happened, and stopping now would not undo it.
     pub fn record(
