@@ -432,5 +432,53 @@ fn a_good_version_passes_the_post_upgrade_analysis() {
         "{stderr}"
     );
     assert!(c.versions().values().all(|v| v == "0.11.1"));
+}
+
+#[test]
+fn scripts_journal_their_own_events_and_read_the_newest_back() {
+    let c = Cluster::start(3, "0.10.4");
+    let journal = c.dir.path().join("journal.jsonl");
+    let j = journal.to_str().unwrap();
+    let (stdout, _) = expect(
+        &c.run(&[
+            "--journal",
+            j,
+            "--format",
+            "json",
+            "-e",
+            r#"journal::event("drill", #{ n: 1, who: "a" });
+               journal::event("drill", #{ n: 2, who: "b" });
+               journal::event("drill", #{ n: 3, who: "a" });
+               [journal::enabled(), journal::last_event("drill", #{ who: "a" }).n,
+                journal::last_event(["drill", "other"], #{}).n, journal::last_event("drill", #{ who: "c" })]"#,
+        ]),
+        0,
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v, serde_json::json!([true, 3, 3, null]), "{stdout}");
+    assert_eq!(journaled(&journal, "drill").len(), 3);
+
+    // Another cluster's events are not this one's.
+    let other = Cluster::start(3, "0.10.4");
+    let (stdout, _) = expect(
+        &other.run(&["--journal", j, "-e", r#"journal::last_event("drill", #{})"#]),
+        0,
+    );
+    assert_eq!(stdout.trim(), "", "{stdout}");
+
+    // The runtime's own kinds cannot be forged.
+    let (_, stderr) = expect(
+        &c.run(&["--journal", j, "-e", r#"journal::event("run_end", #{})"#]),
+        2,
+    );
+    assert!(
+        stderr.contains("`run_end` is journaled by the runtime itself"),
+        "{stderr}"
+    );
+    let (_, stderr) = expect(
+        &c.run(&["--journal", j, "-e", r#"journal::event("no spaces", #{})"#]),
+        2,
+    );
+    assert!(stderr.contains("letters, digits and `_`"), "{stderr}");
     let _ = text;
 }
