@@ -103,9 +103,11 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
             && stderr.contains(&format!("of 4m (run {run1})")),
         "{stderr}"
     );
+    // A watch from zero sleeps 240 simulated seconds on its own; the resumed one only the rest, which
+    // leaves the {watched} seconds carried over as the margin for the run's own work on a busy machine.
     assert!(
-        took < 240.0 - watched + 30.0,
-        "the second run watched {took:.0} simulated seconds; {watched:.0} of 240 were watched before"
+        took < 240.0,
+        "the second run took {took:.0} simulated seconds; {watched:.0} of 240 were watched before"
     );
     assert!(
         stdout.contains("canary node3 healthy on 0.11.0"),
