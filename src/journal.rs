@@ -298,6 +298,51 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_matching_event_of_this_cluster_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let here = Journal::open(&path, "c.rhai", "", "/a/c.toml").unwrap();
+        let elsewhere = Journal::open(&path, "c.rhai", "", "/b/c.toml").unwrap();
+        let kinds = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let filter = |v: Value| v.as_object().cloned().unwrap();
+        assert_eq!(
+            here.last_event(&kinds(&["tick"]), &filter(json!({}))),
+            Ok(None)
+        );
+        here.event("tick", &json!({"target": "0.11.0", "n": 1}));
+        here.event("tick", &json!({"target": "0.12.0", "n": 2}));
+        elsewhere.event("tick", &json!({"target": "0.11.0", "n": 3}));
+        // A run killed mid-line leaves a torn record: skipped, not the end of the history.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{\"event\":\"tick\",\"n\":"))
+            .unwrap();
+        let found = here
+            .last_event(&kinds(&["tick"]), &filter(json!({"target": "0.11.0"})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found["n"], 1);
+        assert_eq!(found["run_id"], here.run_id());
+        let any = here
+            .last_event(&kinds(&["tock", "tick"]), &filter(json!({})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(any["n"], 2);
+        assert_eq!(
+            elsewhere
+                .last_event(&kinds(&["tick"]), &filter(json!({})))
+                .unwrap()
+                .unwrap()["n"],
+            3
+        );
+        assert_eq!(
+            Journal::off().last_event(&kinds(&["tick"]), &filter(json!({}))),
+            Ok(None)
+        );
+    }
+
+    #[test]
     fn records_are_json_lines_with_the_run_context() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/journal.jsonl");
