@@ -77,7 +77,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::SAMPLE,
         move |id: Dynamic, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
-            let ids = ids_of(&id)?;
+            let ids = ids_of(&id, "metrics::sample", "the group")?;
             let cl = c.cluster()?;
             let label = format!("a {} sample of {}", human_duration(w), ids.join(", "));
             let f = waiting(&c, &label, |_| c.block_on(cl.sample_pooled(&ids, w)))?;
@@ -92,7 +92,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::COMPARE,
         move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
-            let ids = ids_of(&baseline)?;
+            let ids = ids_of(&baseline, "metrics::compare", "the baseline")?;
             let cl = c.cluster()?;
             let label = format!(
                 "{} of {canary} against {}",
@@ -197,7 +197,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::COMPARE_PAST,
         move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
-            let ids = ids_of(&baseline)?;
+            let ids = ids_of(&baseline, "metrics::compare", "the baseline")?;
             let cl = c.cluster()?;
             let cf = c
                 .block_on(cl.figures_past(&[canary.to_string()], w))
@@ -333,20 +333,20 @@ pub fn figures_map(f: &Figures) -> Map {
         .collect()
 }
 
-/// One id or an array of ids.
-fn ids_of(v: &Dynamic) -> RhaiResult<Vec<String>> {
+/// One id or an array of ids, for `call`'s argument `what`.
+fn ids_of(v: &Dynamic, call: &str, what: &str) -> RhaiResult<Vec<String>> {
     if v.is_string() {
         return Ok(vec![v.to_string()]);
     }
     if let Some(a) = v.read_lock::<Array>() {
         let ids: Vec<String> = a.iter().map(|x| x.to_string()).collect();
         if ids.is_empty() {
-            return Err(fail("metrics::compare: the baseline names no node"));
+            return Err(fail(format!("{call}: {what} names no node")));
         }
         return Ok(ids);
     }
     Err(fail(format!(
-        "metrics::compare: the baseline must be a node id or an array of ids, not {}",
+        "{call}: {what} must be a node id or an array of ids, not {}",
         v.type_name()
     )))
 }
