@@ -200,7 +200,7 @@ fn without_a_journal_the_canary_says_it_cannot_resume() {
         .unwrap();
     let (_, stderr) = expect(&out, 0);
     assert!(
-        stderr.contains("no journal is open (--sim without --journal FILE): if this canary watch stops, a re-run cannot resume it"),
+        stderr.contains("this run keeps no journal (the embedded simulator without --journal FILE, or a rehearsal): if this canary watch stops, a re-run cannot resume it"),
         "{stderr}"
     );
     assert!(
