@@ -2,6 +2,7 @@
 
 mod support;
 
+mod analysis;
 mod blue_green;
 mod calibration;
 mod canary;

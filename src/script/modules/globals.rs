@@ -19,6 +19,10 @@ mod doc {
     pub const NOW: &str =
         "Unix time in seconds, as a float; on a simulated cluster it runs at the simulator's \
         speed from the real time of the first reading.";
+    pub const WALL_NOW: &str =
+        "Unix time in seconds on this machine's wall clock, whatever the cluster's clock: the time \
+        Prometheus stamps its samples with (`metrics::compare_past(id, since, window)` takes its \
+        `since` so). It equals `now()` except on a simulated cluster, whose clock runs at its speed.";
     pub const INFO: &str =
         "Logs a line to stderr with the time of day (stdout stays the script's own).";
     pub const WARN: &str = "Logs a warning line to stderr.";
@@ -154,6 +158,15 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
                     .unwrap_or(0.0)),
             }
         },
+    );
+    global(
+        engine,
+        docs,
+        "wall_now",
+        &[],
+        "float",
+        doc::WALL_NOW,
+        || -> RhaiResult<f64> { Ok(crate::output::unix_now()) },
     );
     let c = ctx.clone();
     global(
