@@ -286,7 +286,8 @@ impl Session {
                 report_run(ctx);
             }
             report_state(ctx);
-            if matches!(e, Error::Interrupted { .. }) {
+            // An abort asked from another terminal ends like an interrupt: the same command goes on.
+            if matches!(e, Error::Interrupted { .. }) || ctx.aborted.borrow().is_some() {
                 report_continue(ctx);
             }
         }
