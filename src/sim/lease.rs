@@ -436,6 +436,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_stays_until_its_holder_acknowledges_it_and_paused_is_the_holders_word() {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let url = format!("{}/admin/lease", sim.nodes()[0].1);
+        use reqwest::Method as M;
+        assert_eq!(call(M::POST, &url, asking("1", 30.0)).await.0, 200);
+        let ask = |action: &str| json!({"action": action, "by": "b@h", "reason": "r"});
+        let (_, first) = call(M::POST, &format!("{url}/request"), ask("pause")).await;
+        let (_, second) = call(M::POST, &format!("{url}/request"), ask("resume")).await;
+        let (one, two) = (&first["request"]["id"], &second["request"]["id"]);
+        assert!(one.as_u64().unwrap() < two.as_u64().unwrap(), "{one} {two}");
+
+        // The newer request replaced the older; acknowledging the older one does not drop it.
+        let mut renewal = asking("1", 30.0);
+        renewal["ack"] = one.clone();
+        let (_, v) = call(M::POST, &url, renewal.clone()).await;
+        assert_eq!(v["lease"]["request"]["action"], "resume", "{v}");
+        // A renewal without `ack` keeps it; one naming it drops it, and `paused` is as the holder sent it.
+        renewal.as_object_mut().unwrap().remove("ack");
+        renewal["paused"] = json!({"by": "b@h", "reason": "r", "at": "checkpoint", "since": 1.0});
+        let (_, v) = call(M::POST, &url, renewal.clone()).await;
+        assert_eq!(v["lease"]["request"]["id"], *two, "{v}");
+        assert_eq!(v["lease"]["paused"]["by"], "b@h", "{v}");
+        renewal["ack"] = two.clone();
+        renewal["paused"] = Value::Null;
+        let (_, v) = call(M::POST, &url, renewal).await;
+        assert_eq!(v["lease"]["request"], Value::Null, "{v}");
+        assert_eq!(v["lease"]["paused"], Value::Null, "{v}");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn without_the_lease_api_the_paths_are_404() {
         let sim = Simulator::start(SimConfig {
             lease_api: false,
