@@ -131,6 +131,14 @@ pub fn describe(l: &LeaseRecord) -> String {
         Some(step) => s.push_str(&format!(", at step \"{step}\"")),
         None => s.push_str(", outside any step"),
     }
+    if let Some(p) = &l.paused {
+        let by = p.get("by").and_then(Value::as_str).unwrap_or("someone");
+        s.push_str(&if by == "gate" {
+            ", PAUSED at a gate".to_string()
+        } else {
+            format!(", PAUSED by {by}")
+        });
+    }
     s
 }
 
