@@ -102,7 +102,7 @@ fn lease(c: &Cluster) -> Value {
 /// The first follower the rolling upgrade takes: the first member, in inventory order, that does not lead.
 fn first_follower(c: &Cluster) -> String {
     let leader = c.leader();
-    ["node1", "node2", "node3"]
+    ["node1", "node2", "node3", "node4", "node5"]
         .into_iter()
         .find(|n| *n != leader)
         .unwrap()
@@ -111,7 +111,8 @@ fn first_follower(c: &Cluster) -> String {
 
 #[test]
 fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
-    let c = cluster(3);
+    // Five nodes: after the first follower's stop, four more nodes' worth of run for the pause to land in.
+    let c = cluster(5);
     let first = first_follower(&c);
     let mut run = Run::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
     // The first follower is down: the run is mid-procedure, so the pause is taken at a safe point after
@@ -163,7 +164,7 @@ fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
     let out = run.finish();
     let (_, e) = expect(&out, 0);
     assert!(e.contains("resumed by "), "{e}");
-    assert_eq!(c.version_list(), vec!["0.11.0"; 3]);
+    assert_eq!(c.version_list(), vec!["0.11.0"; 5]);
     // The same check over the span after the resume finds the nodes that were left: it would have fired
     // had the run gone on while paused.
     let after = stops_between(&c, before_resume, c.events().len());
@@ -184,7 +185,7 @@ fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
 
 #[test]
 fn abort_finishes_the_node_in_progress_then_stops_safely_leaving_the_rest_untouched() {
-    let c = cluster(3);
+    let c = cluster(5);
     let first = first_follower(&c);
     let run = Run::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
     c.wait_for_event("stop", &first);
@@ -212,7 +213,7 @@ fn abort_finishes_the_node_in_progress_then_stops_safely_leaving_the_rest_untouc
     );
     assert_eq!(
         c.version_list().iter().filter(|v| *v == "0.10.4").count(),
-        2
+        4
     );
 }
 
