@@ -369,3 +369,54 @@ fn an_aborted_gate_stops_safely_and_a_rehearsal_or_the_embedded_simulator_does_n
     assert!(e.contains("gate: x: passed (embedded simulator"), "{e}");
     assert_eq!(text(&out.stdout).trim(), "7", "{o}");
 }
+
+/// Sets the cluster's client-request pause flag straight through a node's admin API: the test's signal
+/// to a script that polls it, without going through the tool (the run holds the lease).
+fn flag(c: &Cluster, on: bool) {
+    let url = format!(
+        "http://{}/admin/cluster/{}",
+        c.admin_addrs()[0],
+        if on { "pause" } else { "resume" }
+    );
+    c.rt.block_on(async {
+        let r = reqwest::Client::new().post(&url).send().await.unwrap();
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+    });
+}
+
+#[test]
+fn a_resume_with_nothing_paused_is_dropped_once_and_a_later_pause_still_holds() {
+    let c = cluster(3);
+    let script = c.dir.path().join("loop.rhai");
+    std::fs::write(
+        &script,
+        r#"
+        hold_lease();
+        info("holding");
+        while !cluster::health().paused { checkpoint(); sleep(1); }
+        info("phase two");
+        while cluster::health().paused { checkpoint(); sleep(1); }
+        info("finished");
+        "#,
+    )
+    .unwrap();
+    let mut run = Run::start(&c, &[script.to_str().unwrap()]);
+    run.until("holding");
+    expect(&c.run(&["resume"]), 0);
+    run.until("the run was not paused; going on");
+    assert_eq!(lease(&c)["request"], Value::Null, "acknowledged");
+    flag(&c, true);
+    run.until("phase two");
+    expect(&c.run(&["pause", "--reason", "second look"]), 0);
+    run.until("paused by");
+    expect(&c.run(&["resume"]), 0);
+    run.until("resumed by");
+    // Many checkpoints after the resume: none acts on it again.
+    flag(&c, false);
+    let out = run.finish();
+    let (_, e) = expect(&out, 0);
+    assert!(e.contains("finished"), "{e}");
+    assert_eq!(e.matches("resumed by").count(), 1, "{e}");
+    assert_eq!(e.matches("was not paused").count(), 1, "{e}");
+    assert_eq!(e.matches("paused by").count(), 1, "{e}");
+}
