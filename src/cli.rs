@@ -17,7 +17,9 @@ const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set 
        neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
        neumann-script functions
-       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]";
+       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]
+       neumann-script [--cluster FILE] [--format text|json] status
+       neumann-script [--cluster FILE] pause|resume|abort [--reason TEXT]";
 
 const AFTER_HELP: &str = "\
 SCRIPT is a path; when no such file exists, the stock script of that name is used: rolling_upgrade.rhai VERSION,
@@ -37,6 +39,8 @@ Examples:
   neumann-script --sim repl                                  an interactive session (help, Tab, Ctrl-D)
   neumann-script functions                                   every script function and what it does
   neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
+  neumann-script --cluster prod.toml status                  the cluster and the run holding its lease
+  neumann-script --cluster prod.toml pause --reason 'p99 up'  pause the running rollout at its next safe point
 
 Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130/143/129
 interrupted by Ctrl-C/SIGTERM/SIGHUP.";
@@ -173,6 +177,43 @@ enum Sub {
         #[command(subcommand)]
         ctl: Option<SimSub>,
     },
+    /// The cluster at a glance (members, roles, versions, health, leader and term) and the run holding its
+    /// lease: who, where, script and arguments, since when, its step, paused or not, nodes done and left.
+    /// Exit 0 whether or not a run is in progress
+    #[command(
+        after_help = "Examples:\n  neumann-script --cluster prod.toml status\n  neumann-script --cluster prod.toml --format json status | jq .run.paused\n\nDone and left: when the run's first argument is a version (rolling_upgrade.rhai 0.11.0), the members already on it are done and the rest are left, read from the cluster now. See docs/CONTROL.md."
+    )]
+    Status,
+    /// Ask the run in progress to pause at its next safe point (a step boundary, checkpoint() or gate(),
+    /// never between a node's stop and its start). It keeps its lease and waits for `resume`. Works from any
+    /// machine that can reach the cluster
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml pause --reason 'p99 latency on the dashboard'\n\nExit codes: 0 asked (the run acts at its next safe point; `status` shows when it is paused), 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Pause {
+        /// Why: shown by the paused run, by `status`, and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// Let a paused run (by `pause` or at a gate()) go on; a resume with nothing paused is dropped by the run
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml resume\n\nExit codes: 0 asked, 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Resume {
+        /// Why: shown by the run and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// End the run in progress safely at its next safe point: a node mid-procedure is finished first; the
+    /// run exits 3 with its state report, and running it again goes on where it stopped
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml abort --reason 'change freeze'\n\nExit codes: 0 asked (the run exits 3 at its next safe point), 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Abort {
+        /// Why: shown by the run in its stop message and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
     #[command(external_subcommand)]
     Script(Vec<String>),
 }
@@ -238,6 +279,16 @@ pub enum Command {
         node: String,
         action: String,
         version: Option<semver::Version>,
+    },
+    /// `status`: the cluster and the run holding its lease.
+    Status {
+        run: RunOptions,
+    },
+    /// `pause`, `resume` or `abort`: a request to the run holding the lease.
+    Request {
+        run: RunOptions,
+        action: String,
+        reason: String,
     },
 }
 
@@ -327,6 +378,22 @@ fn check_speed(x: f64, flag: &str) -> Result<(), String> {
             "{flag} must be a number above 0 and at most 1000, not {x}"
         ))
     }
+}
+
+/// `status`, `pause`, `resume` and `abort` address a cluster another process runs against: a simulator
+/// started for this command would be a new, empty one.
+fn control_target(run: RunOptions, what: &str) -> Result<RunOptions, (String, i32)> {
+    if matches!(run.target, Target::Sim { .. }) {
+        return Err((
+            format!(
+                "error: {what} reads the cluster another run works on: name it with --cluster FILE \
+                 (--sim would start a new simulated cluster, where no run is in progress)\n\n\
+                 For more information, try '--help'.\n"
+            ),
+            2,
+        ));
+    }
+    Ok(run)
 }
 
 /// Shell completions for the command line.
@@ -465,6 +532,22 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         }
         (Some(Sub::Check { scripts }), None) => Ok(Command::Check { scripts }),
         (Some(Sub::Functions), None) => Ok(Command::Functions),
+        (Some(Sub::Status), None) => Ok(Command::Status {
+            run: control_target(run, "status")?,
+        }),
+        (Some(sub @ (Sub::Pause { .. } | Sub::Resume { .. } | Sub::Abort { .. })), None) => {
+            let (action, reason) = match sub {
+                Sub::Pause { reason } => ("pause", reason),
+                Sub::Resume { reason } => ("resume", reason),
+                Sub::Abort { reason } => ("abort", reason),
+                _ => unreachable!("matched above"),
+            };
+            Ok(Command::Request {
+                run: control_target(run, action)?,
+                action: action.to_string(),
+                reason,
+            })
+        }
         (Some(Sub::Repl), None) => Ok(Command::Repl { run }),
         (Some(Sub::Definitions { dir }), None) => Ok(Command::Definitions { dir }),
         (Some(Sub::Completions { shell }), None) => Ok(Command::Completions { shell }),

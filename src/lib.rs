@@ -1,7 +1,7 @@
 //! neumann-script: a Rhai runtime for the upgrade runbooks of a Neumann (tensor_chain) cluster.
 //!
 //! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
-//! `cli`, `run` (arguments, dispatch, exit codes) → `repl`, `session` (side by side: tokio runtime, simulator,
+//! `cli`, `run` (arguments, dispatch, exit codes) → `control` (status, pause, resume, abort) → `repl`, `session` (side by side: tokio runtime, simulator,
 //! clusters, journal) → `report` (the run's timeline as a page) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
 //! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
 //! (typed values, policy, figures); `output`, `journal`, `interrupt`, `error` and `files` are leaves any
@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod control;
 pub mod error;
 pub mod files;
 pub mod interrupt;

@@ -88,6 +88,13 @@ pub fn plan_lines(plan: &[Planned]) -> Vec<String> {
     plan.iter()
         .enumerate()
         .map(|(i, p)| {
+            if p.op == "gate" {
+                let reason = p.args.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+                return format!(
+                    "{:>4}. gate: {reason} (a live run pauses here until resumed)",
+                    i + 1
+                );
+            }
             let node = match (p.op.as_str(), p.node.as_deref()) {
                 ("raft::transfer_leadership", Some(n)) => format!(" to {n}"),
                 (_, Some(n)) => format!(" {n}"),

@@ -117,6 +117,12 @@ fn execute_command(command: Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Check { scripts } => check(&scripts),
+        Command::Status { run } => crate::control::status(&run),
+        Command::Request {
+            run,
+            action,
+            reason,
+        } => crate::control::request(&run, &action, &reason),
         Command::Sim(opts) => foreground_sim(&opts),
         Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {

@@ -340,7 +340,8 @@ impl Session {
                 report_run(ctx);
             }
             report_state(ctx);
-            if matches!(e, Error::Interrupted { .. }) {
+            // An abort asked from another terminal ends like an interrupt: the same command goes on.
+            if matches!(e, Error::Interrupted { .. }) || ctx.aborted.borrow().is_some() {
                 report_continue(ctx);
             }
         }
@@ -577,8 +578,15 @@ fn report_rehearsal(
     let ctx = rt.ctx();
     let plan = ctx.plan.borrow();
     outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
-    let s = if plan.len() == 1 { "" } else { "s" };
-    outln!("plan ({} change{s}, in order):", plan.len());
+    let gates = plan.iter().filter(|p| p.op == "gate").count();
+    let changes = plan.len() - gates;
+    let s = if changes == 1 { "" } else { "s" };
+    let gates = match gates {
+        0 => String::new(),
+        1 => ", 1 gate".to_string(),
+        n => format!(", {n} gates"),
+    };
+    outln!("plan ({changes} change{s}{gates}, in order):");
     for line in crate::rehearse::plan_lines(&plan) {
         outln!("{line}");
     }

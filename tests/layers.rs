@@ -8,6 +8,7 @@ use std::path::Path;
 const ORDER: &[&str] = &[
     "run",
     "cli",
+    "control",
     "repl",
     "session",
     "report",

@@ -7,6 +7,7 @@ mod blue_green;
 mod calibration;
 mod canary;
 mod cli;
+mod control;
 mod etcd_support;
 mod faults;
 mod interlocks;
