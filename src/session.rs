@@ -506,7 +506,7 @@ fn report_rehearsal(
     outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
     let s = if plan.len() == 1 { "" } else { "s" };
     outln!("plan ({} change{s}, in order):", plan.len());
-    for line in crate::rehearse::plan_lines(&plan) {
+    for line in crate::rehearse::plan_lines(&plan, &ctx.plan_steps.borrow()) {
         outln!("{line}");
     }
     if plan.is_empty() {
