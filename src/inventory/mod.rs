@@ -608,7 +608,7 @@ mod tests {
             ("{ zone = \"\" }", "label `zone` is empty"),
             ("{ \"my zone\" = \"x\" }", "label name `my zone` must be"),
             ("{ zone = { a = \"b\" } }", "must be a string"),
-            ("\"eu-1a\"", "labels"),
+            ("\"eu-1a\"", "line 4: invalid type: string \"eu-1a\", expected a map"),
         ] {
             let e = parse(&format!("[[nodes]]\nid = \"a\"\nhost = \"h\"\nlabels = {labels}\n"))
                 .unwrap_err()
