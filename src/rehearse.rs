@@ -106,6 +106,13 @@ fn call_lines(plan: &[Planned]) -> Vec<String> {
     plan.iter()
         .enumerate()
         .map(|(i, p)| {
+            if p.op == "gate" {
+                let reason = p.args.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+                return format!(
+                    "{:>4}. gate: {reason} (a live run pauses here until resumed)",
+                    i + 1
+                );
+            }
             // A call on several nodes at once (`node::install_all`) names them all, and its command
             // when every node runs the same one.
             let ids: Vec<&str> = p.args["ids"]

@@ -332,7 +332,9 @@ impl Session {
             tokio.block_on(g.shutdown());
         }
         warn_unused_options(runtime.ctx());
-        runtime.ctx().event("run_end", run_end(result, started.elapsed()));
+        runtime
+            .ctx()
+            .event("run_end", run_end(result, started.elapsed()));
     }
 }
 
@@ -504,8 +506,15 @@ fn report_rehearsal(
     let ctx = rt.ctx();
     let plan = ctx.plan.borrow();
     outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
-    let s = if plan.len() == 1 { "" } else { "s" };
-    outln!("plan ({} change{s}, in order):", plan.len());
+    let gates = plan.iter().filter(|p| p.op == "gate").count();
+    let changes = plan.len() - gates;
+    let s = if changes == 1 { "" } else { "s" };
+    let gates = match gates {
+        0 => String::new(),
+        1 => ", 1 gate".to_string(),
+        n => format!(", {n} gates"),
+    };
+    outln!("plan ({changes} change{s}{gates}, in order):");
     for line in crate::rehearse::plan_lines(&plan, &ctx.plan_steps.borrow()) {
         outln!("{line}");
     }

@@ -114,6 +114,14 @@ pub struct Ctx {
     pub options_asked: RefCell<BTreeSet<String>>,
     /// Told of every event of the run's course after the journal (webhooks, the report).
     pub listeners: RefCell<Vec<Listener>>,
+    /// An `abort` this run took: every later safe point throws it again, so a script that catches it
+    /// still ends at its next one.
+    pub aborted: RefCell<Option<String>>,
+    /// The request a safe point inside a node's restart put off, said once.
+    pub deferred: RefCell<Option<String>>,
+    /// Lines typed at the run's own terminal, read by one thread for the whole run once a pause or
+    /// `confirm` first asks (docs/CONTROL.md).
+    pub terminal: RefCell<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
 /// Hears the run's events: (kind, fields). Must not block: anything slow goes to the runtime.
@@ -170,6 +178,9 @@ impl Ctx {
             announced: std::cell::Cell::new(0),
             options_asked: RefCell::new(BTreeSet::new()),
             listeners: RefCell::new(Vec::new()),
+            aborted: RefCell::new(None),
+            deferred: RefCell::new(None),
+            terminal: RefCell::new(None),
         }
     }
 
@@ -437,6 +448,11 @@ impl Ctx {
         }
         self.leases.borrow_mut().push((cluster, granted.lease));
         Ok(())
+    }
+
+    /// The run leases this run holds, one per cluster it changed.
+    pub fn held_leases(&self) -> std::cell::Ref<'_, Vec<(Arc<Cluster>, Lease)>> {
+        self.leases.borrow()
     }
 
     /// A step begins (`Some`) or ends (`None`): the leases this run holds show the step it is in.
