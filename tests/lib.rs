@@ -17,6 +17,7 @@ mod rehearse;
 mod repl;
 mod responsiveness;
 mod resume;
+mod rollout;
 mod runbooks;
 mod sandbox;
 mod scripts;

@@ -424,7 +424,11 @@ impl Inventory {
 fn labels(t: &toml::Table) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for (k, v) in t {
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
             return Err(format!(
                 "label name `{k}` must be letters, digits, `-`, `_` or `.`"
             ));
@@ -434,7 +438,9 @@ fn labels(t: &toml::Table) -> Result<BTreeMap<String, String>, String> {
                 out.insert(k.clone(), s.clone());
             }
             toml::Value::String(_) => {
-                return Err(format!("label `{k}` is empty: give it a value or leave it out"))
+                return Err(format!(
+                    "label `{k}` is empty: give it a value or leave it out"
+                ))
             }
             other => {
                 return Err(format!(
@@ -604,15 +610,23 @@ mod tests {
         assert_eq!(inv.nodes[0].labels["rack"], "r7");
         assert!(inv.nodes[1].labels.is_empty());
         for (labels, needle) in [
-            ("{ zone = 1 }", "label `zone` must be a string in quotes, not the integer 1"),
+            (
+                "{ zone = 1 }",
+                "label `zone` must be a string in quotes, not the integer 1",
+            ),
             ("{ zone = \"\" }", "label `zone` is empty"),
             ("{ \"my zone\" = \"x\" }", "label name `my zone` must be"),
             ("{ zone = { a = \"b\" } }", "must be a string"),
-            ("\"eu-1a\"", "line 4: invalid type: string \"eu-1a\", expected a map"),
+            (
+                "\"eu-1a\"",
+                "line 4: invalid type: string \"eu-1a\", expected a map",
+            ),
         ] {
-            let e = parse(&format!("[[nodes]]\nid = \"a\"\nhost = \"h\"\nlabels = {labels}\n"))
-                .unwrap_err()
-                .to_string();
+            let e = parse(&format!(
+                "[[nodes]]\nid = \"a\"\nhost = \"h\"\nlabels = {labels}\n"
+            ))
+            .unwrap_err()
+            .to_string();
             assert!(e.contains(needle), "{labels}: {e}");
             assert!(e.contains("c.toml"), "{e}");
         }

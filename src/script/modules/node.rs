@@ -234,7 +234,11 @@ fn on_all(
             Err(e) => return Err(e),
         }
     }
-    let doing = if name == "stage" { "staging" } else { "installing" };
+    let doing = if name == "stage" {
+        "staging"
+    } else {
+        "installing"
+    };
     c.out.info(&format!(
         "{doing} {v} on {} ({} at a time)",
         ids.join(", "),
