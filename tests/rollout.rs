@@ -583,3 +583,16 @@ fn a_rehearsal_shows_batches_groups_hooks_and_gates() {
     // A rehearsal changes nothing on the live cluster.
     assert!(c.events_of(CHANGES).is_empty());
 }
+
+#[test]
+fn a_batch_larger_than_the_quorum_allows_is_refused_before_anything_changes() {
+    // Called directly, past the runbook's own sizing: four of seven would leave three, below the quorum.
+    let c = Cluster::start(7, "0.10.4");
+    let code = r#"import "upgrade" as u; u::batch(["node2", "node3", "node4", "node5"], "0.11.0", u::default_opts())"#;
+    let (_, stderr) = expect(&c.run(&["-e", code]), 3);
+    assert!(
+        stderr.contains("not taking them down together: only 3 other healthy, caught-up member(s), and the cluster needs 4 for quorum"),
+        "{stderr}"
+    );
+    assert!(c.events_of(CHANGES).is_empty(), "{:?}", c.events());
+}
