@@ -596,3 +596,35 @@ fn a_batch_larger_than_the_quorum_allows_is_refused_before_anything_changes() {
     );
     assert!(c.events_of(CHANGES).is_empty(), "{:?}", c.events());
 }
+
+#[test]
+fn a_failed_install_in_a_batch_brings_the_whole_batch_back_and_stops() {
+    let c = Cluster::start(7, "0.10.4");
+    c.inject("node3", "fail_install");
+    let (_, stderr) = expect(
+        &c.run(&[
+            "--yes",
+            "--set",
+            "max_unavailable=2",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ]),
+        3,
+    );
+    assert!(
+        stderr.contains("batch node2, node3: install failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("node3: install failed"), "{stderr}");
+    // Both were started again and are back; node2's install went through, node3 kept its old build.
+    assert!(c.not_up().is_empty(), "{:?}", c.not_up());
+    let v = c.versions();
+    assert_eq!(v["node2"], "0.11.0");
+    assert_eq!(v["node3"], "0.10.4");
+    let touched = c.events_of(&["drain", "stop"]);
+    assert!(
+        touched.iter().all(|(_, n)| n == "node2" || n == "node3"),
+        "{touched:?}"
+    );
+    assert_eq!(never_below_quorum(&c.events(), 7), Ok(2));
+}
