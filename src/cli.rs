@@ -25,6 +25,9 @@ const AFTER_HELP: &str = "\
 SCRIPT is a path; when no such file exists, the stock script of that name is used: rolling_upgrade.rhai VERSION,
 canary_upgrade.rhai VERSION [NODE], rollback.rhai OLD_VERSION [NODE]..., blue_green.rhai VERSION.
 Options go before SCRIPT: everything after it reaches the script as `args`.
+The stock rolling upgrade (and the canary with proceed=true) takes --set max_unavailable=K, only=ID,ID,
+order_by=LABEL, soak_secs=N, pause_before=leader|each|none, prestage=true; the full list is at the top of
+each script, and docs/SCRIPTING.md has the details.
 The cluster is --cluster FILE, else $NEUMANN_CLUSTER, else ./neumann-cluster.toml; --sim starts a simulated
 one in-process instead (default 3 nodes on 0.10.4).
 

@@ -587,7 +587,7 @@ fn report_rehearsal(
         n => format!(", {n} gates"),
     };
     outln!("plan ({changes} change{s}{gates}, in order):");
-    for line in crate::rehearse::plan_lines(&plan) {
+    for line in crate::rehearse::plan_lines(&plan, &ctx.plan_steps.borrow()) {
         outln!("{line}");
     }
     if plan.is_empty() {

@@ -20,6 +20,7 @@ mod repl;
 mod report;
 mod responsiveness;
 mod resume;
+mod rollout;
 mod runbooks;
 mod sandbox;
 mod scripts;

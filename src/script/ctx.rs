@@ -99,6 +99,9 @@ pub struct Ctx {
     pub touched: RefCell<BTreeSet<String>>,
     /// Every mutating call of the run, in order: a rehearsal's plan.
     pub plan: RefCell<Vec<Planned>>,
+    /// Each step as it began: (calls in `plan` before it, nesting depth, name). A rehearsal's plan shows
+    /// the calls under the steps (batches, groups, hooks, gates) that made them.
+    pub plan_steps: RefCell<Vec<(usize, usize, String)>>,
     /// Nodes this run drained and has neither stopped nor undrained: put back if the run is interrupted.
     pub drained: RefCell<BTreeSet<String>>,
     /// The run leases this run holds, one per cluster it changed.
@@ -168,6 +171,7 @@ impl Ctx {
             journal: journal::Journal::off(),
             touched: RefCell::new(BTreeSet::new()),
             plan: RefCell::new(Vec::new()),
+            plan_steps: RefCell::new(Vec::new()),
             drained: RefCell::new(BTreeSet::new()),
             leases: RefCell::new(Vec::new()),
             steps: RefCell::new(Vec::new()),
@@ -469,7 +473,14 @@ impl Ctx {
     pub fn step_changed(&self, begun: Option<&str>) {
         let mut steps = self.steps.borrow_mut();
         match begun {
-            Some(name) => steps.push(name.to_string()),
+            Some(name) => {
+                self.plan_steps.borrow_mut().push((
+                    self.plan.borrow().len(),
+                    steps.len(),
+                    name.to_string(),
+                ));
+                steps.push(name.to_string())
+            }
             None => {
                 steps.pop();
             }

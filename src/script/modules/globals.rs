@@ -65,6 +65,21 @@ mod doc {
         was expected.";
 }
 
+/// A stop marked with where the script called for it, when the call's source and line are known.
+fn placed(e: Box<rhai::EvalAltResult>, context: &NativeCallContext) -> Box<rhai::EvalAltResult> {
+    let (Some(source), Some(line)) = (context.call_source(), context.call_position().line()) else {
+        return e;
+    };
+    match *e {
+        rhai::EvalAltResult::ErrorRuntime(v, pos) if v.is::<ScriptStop>() => {
+            let mut stop = v.cast::<ScriptStop>();
+            stop.at = Some(format!("{source}:{line}"));
+            rhai::EvalAltResult::ErrorRuntime(Dynamic::from(stop), pos).into()
+        }
+        other => other.into(),
+    }
+}
+
 fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Some(true),
@@ -355,7 +370,9 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         &["msg: String"],
         "",
         doc::SAFE_STOP,
-        |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::guard(m.to_string())) },
+        |context: NativeCallContext, m: Dynamic| -> RhaiResult<()> {
+            Err(placed(ScriptStop::guard(m.to_string()), &context))
+        },
     );
     global(
         engine,
@@ -364,7 +381,9 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         &["msg: String"],
         "",
         doc::USAGE,
-        |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::usage(m.to_string())) },
+        |context: NativeCallContext, m: Dynamic| -> RhaiResult<()> {
+            Err(placed(ScriptStop::usage(m.to_string()), &context))
+        },
     );
 }
 
