@@ -13,19 +13,24 @@ use crate::model::policy::parse_version;
 use crate::output::Format;
 pub use crate::session::{RunOptions, Target};
 
-const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--format text|json] SCRIPT [ARGS]...
+const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--report FILE.html] [--format text|json] SCRIPT [ARGS]...
        neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE
        neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
        neumann-script functions
        neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]
        neumann-script audit [list] [--all] [--journal FILE] [--format text|json]
-       neumann-script audit show RUN|last [--journal FILE] [--format text|json]";
+       neumann-script audit show RUN|last [--journal FILE] [--format text|json]
+       neumann-script [--cluster FILE] [--format text|json] status
+       neumann-script [--cluster FILE] pause|resume|abort [--reason TEXT]";
 
 const AFTER_HELP: &str = "\
 SCRIPT is a path; when no such file exists, the stock script of that name is used: rolling_upgrade.rhai VERSION,
 canary_upgrade.rhai VERSION [NODE], rollback.rhai OLD_VERSION [NODE]..., blue_green.rhai VERSION.
 Options go before SCRIPT: everything after it reaches the script as `args`.
+The stock rolling upgrade (and the canary with proceed=true) takes --set max_unavailable=K, only=ID,ID,
+order_by=LABEL, soak_secs=N, pause_before=leader|each|none, prestage=true; the full list is at the top of
+each script, and docs/SCRIPTING.md has the details.
 The cluster is --cluster FILE, else $NEUMANN_CLUSTER, else ./neumann-cluster.toml; --sim starts a simulated
 one in-process instead (default 3 nodes on 0.10.4).
 
@@ -33,6 +38,7 @@ Examples:
   neumann-script --sim rolling_upgrade.rhai 0.11.0          upgrade a simulated 3-node cluster to 0.11.0
   neumann-script --sim 5@0.10.4 rolling_upgrade.rhai 0.11.0  the same with 5 nodes
   neumann-script --cluster prod.toml rolling_upgrade.rhai 0.11.0
+  neumann-script --sim --report run.html rolling_upgrade.rhai 0.11.0  and its timeline as a page
   neumann-script --cluster prod.toml -e 'cluster::health()'
   neumann-script --cluster prod.toml --format json -e 'cluster::versions()'
   neumann-script check my_runbook.rhai                       syntax and unknown functions, with file:line
@@ -41,6 +47,8 @@ Examples:
   neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
   neumann-script audit                                       past runs from the journal, newest first
   neumann-script audit show last                             the last run's steps and every change it made
+  neumann-script --cluster prod.toml status                  the cluster and the run holding its lease
+  neumann-script --cluster prod.toml pause --reason 'p99 up'  pause the running rollout at its next safe point
 
 Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130/143/129
 interrupted by Ctrl-C/SIGTERM/SIGHUP.";
@@ -107,6 +115,10 @@ struct Args {
     /// A receiver that is down never blocks or fails the run
     #[arg(long = "notify", value_name = "URL")]
     notify: Vec<String>,
+    /// Write the run's timeline to FILE as one self-contained HTML page, whatever happens (with --rehearse,
+    /// the predicted timeline)
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 
     /// Take over the cluster's run lease from a run whose process is known to be gone (journaled)
     #[arg(long)]
@@ -204,6 +216,43 @@ enum Sub {
         )]
         format: Option<FormatArg>,
     },
+    /// The cluster at a glance (members, roles, versions, health, leader and term) and the run holding its
+    /// lease: who, where, script and arguments, since when, its step, paused or not, nodes done and left.
+    /// Exit 0 whether or not a run is in progress
+    #[command(
+        after_help = "Examples:\n  neumann-script --cluster prod.toml status\n  neumann-script --cluster prod.toml --format json status | jq .run.paused\n\nDone and left: when the run's first argument is a version (rolling_upgrade.rhai 0.11.0), the members already on it are done and the rest are left, read from the cluster now. See docs/CONTROL.md."
+    )]
+    Status,
+    /// Ask the run in progress to pause at its next safe point (a step boundary, checkpoint() or gate(),
+    /// never between a node's stop and its start). It keeps its lease and waits for `resume`. Works from any
+    /// machine that can reach the cluster
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml pause --reason 'p99 latency on the dashboard'\n\nExit codes: 0 asked (the run acts at its next safe point; `status` shows when it is paused), 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Pause {
+        /// Why: shown by the paused run, by `status`, and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// Let a paused run (by `pause` or at a gate()) go on; a resume with nothing paused is dropped by the run
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml resume\n\nExit codes: 0 asked, 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Resume {
+        /// Why: shown by the run and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// End the run in progress safely at its next safe point: a node mid-procedure is finished first; the
+    /// run exits 3 with its state report, and running it again goes on where it stopped
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml abort --reason 'change freeze'\n\nExit codes: 0 asked (the run exits 3 at its next safe point), 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Abort {
+        /// Why: shown by the run in its stop message and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
     #[command(external_subcommand)]
     Script(Vec<String>),
 }
@@ -284,6 +333,16 @@ pub enum Command {
         version: Option<semver::Version>,
     },
     Audit(AuditOptions),
+    /// `status`: the cluster and the run holding its lease.
+    Status {
+        run: RunOptions,
+    },
+    /// `pause`, `resume` or `abort`: a request to the run holding the lease.
+    Request {
+        run: RunOptions,
+        action: String,
+        reason: String,
+    },
 }
 
 /// The top-level options as typed on a command line (`--cluster`, `-e`), read from clap's own definition
@@ -372,6 +431,22 @@ fn check_speed(x: f64, flag: &str) -> Result<(), String> {
             "{flag} must be a number above 0 and at most 1000, not {x}"
         ))
     }
+}
+
+/// `status`, `pause`, `resume` and `abort` address a cluster another process runs against: a simulator
+/// started for this command would be a new, empty one.
+fn control_target(run: RunOptions, what: &str) -> Result<RunOptions, (String, i32)> {
+    if matches!(run.target, Target::Sim { .. }) {
+        return Err((
+            format!(
+                "error: {what} reads the cluster another run works on: name it with --cluster FILE \
+                 (--sim would start a new simulated cluster, where no run is in progress)\n\n\
+                 For more information, try '--help'.\n"
+            ),
+            2,
+        ));
+    }
+    Ok(run)
 }
 
 /// Shell completions for the command line.
@@ -477,12 +552,22 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         rehearse: args.rehearse,
         steal_lease: args.steal_lease,
         notify,
+        report: args.report.clone(),
         format: match args.format {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
         },
     };
 
+    let runs_something = matches!(
+        (&args.command, &args.eval),
+        (None, Some(_)) | (Some(Sub::Script(_)), None)
+    );
+    if args.report.is_some() && !runs_something {
+        return Err(usage(
+            "--report applies to a script run or -e CODE: it draws one run's timeline".into(),
+        ));
+    }
     match (args.command, args.eval) {
         (Some(_), Some(_)) => Err(usage(
             "-e CODE runs a snippet: it cannot be combined with a script or subcommand".into(),
@@ -532,6 +617,22 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             },
         })),
         (Some(Sub::Functions), None) => Ok(Command::Functions),
+        (Some(Sub::Status), None) => Ok(Command::Status {
+            run: control_target(run, "status")?,
+        }),
+        (Some(sub @ (Sub::Pause { .. } | Sub::Resume { .. } | Sub::Abort { .. })), None) => {
+            let (action, reason) = match sub {
+                Sub::Pause { reason } => ("pause", reason),
+                Sub::Resume { reason } => ("resume", reason),
+                Sub::Abort { reason } => ("abort", reason),
+                _ => unreachable!("matched above"),
+            };
+            Ok(Command::Request {
+                run: control_target(run, action)?,
+                action: action.to_string(),
+                reason,
+            })
+        }
         (Some(Sub::Repl), None) => Ok(Command::Repl { run }),
         (Some(Sub::Definitions { dir }), None) => Ok(Command::Definitions { dir }),
         (Some(Sub::Completions { shell }), None) => Ok(Command::Completions { shell }),
@@ -738,6 +839,10 @@ mod tests {
             ("--format yaml s.rhai", "invalid value 'yaml'"),
             ("--notify ftp://h/x s.rhai", "--notify: webhook `ftp://h/…`"),
             ("audit show", "<RUN>"),
+            (
+                "--sim --report r.html repl",
+                "--report applies to a script run",
+            ),
         ] {
             let (msg, code) = p(line).expect_err(line);
             assert_eq!(code, 2, "{line}: {msg}");

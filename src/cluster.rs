@@ -27,7 +27,9 @@ use crate::output::human_duration;
 use crate::transport::admin::{AdminClient, AdminError};
 use crate::transport::clock::Clock;
 use crate::transport::host::{ExecOutput, HostError, HostOp, Hosts};
-use crate::transport::prometheus::{group_figure_queries, PromClient, PromError, PromValue};
+use crate::transport::prometheus::{
+    group_figure_queries, group_figure_queries_ms, PromClient, PromError, PromValue,
+};
 
 /// Why an operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -798,6 +800,21 @@ impl Cluster {
         results.into_iter().collect()
     }
 
+    /// The canary figures of a group of nodes pooled (transactions and latency buckets summed, gauges
+    /// and throughput averaged per node) over `window`: every node scraped at its start and its end.
+    pub async fn sample_pooled(&self, ids: &[String], window: Duration) -> OpResult<Figures> {
+        for id in ids {
+            self.node(id)?;
+        }
+        let before = self.scrape_many(ids).await?;
+        let started = self.unix_now().await?;
+        self.sleep(window).await?;
+        let after = self.scrape_many(ids).await?;
+        let secs = (self.unix_now().await? - started).max(0.001);
+        let pairs: Vec<(&Scrape, &Scrape)> = before.iter().zip(after.iter()).collect();
+        Ok(figures(&pairs, secs))
+    }
+
     /// The canary figures of `group[0]` and, when more ids are given, of the rest as one baseline: every
     /// node scraped at the start and at the end of `window`, all at once.
     pub async fn sample(
@@ -865,22 +882,51 @@ impl Cluster {
     /// The canary figures of a group of nodes over the last `window`, from Prometheus: no waiting, and
     /// windows longer than this run. The five queries go out at once.
     pub async fn figures_past(&self, ids: &[String], window: Duration) -> OpResult<Figures> {
+        self.figures_recorded(ids, window, None).await
+    }
+
+    /// Whether the inventory names a Prometheus.
+    pub fn has_prometheus(&self) -> bool {
+        self.prometheus.is_some()
+    }
+
+    /// The canary figures of a group of nodes over the `window` that ends at `until` (unix seconds on the
+    /// wall clock Prometheus keeps; `None`: now), from Prometheus. Windows are kept to the millisecond.
+    pub async fn figures_recorded(
+        &self,
+        ids: &[String],
+        window: Duration,
+        until: Option<f64>,
+    ) -> OpResult<Figures> {
         let prom = self.prometheus()?;
         let mut instances = Vec::with_capacity(ids.len());
         for id in ids {
             instances.push(self.node(id)?.prometheus_instance.as_str());
         }
-        let q = group_figure_queries(&instances, window.as_secs().max(1));
-        let ask = |query: String| async move {
-            match prom.query(&query).await {
-                Ok(v) => v.single().ok_or_else(|| {
-                    OpError::Failed(format!(
-                        "metrics: Prometheus has no data for {} in the last {} (query `{query}`)",
-                        ids.join(", "),
-                        human_duration(window)
-                    ))
-                }),
-                Err(e) => Err(OpError::from(e)),
+        let q = match until {
+            None => group_figure_queries(&instances, window.as_secs().max(1)),
+            Some(_) => group_figure_queries_ms(&instances, window.as_millis() as u64),
+        };
+        let when = match until {
+            None => format!("in the last {}", human_duration(window)),
+            Some(t) => format!(
+                "in the {} before {}",
+                human_duration(window),
+                crate::journal::rfc3339(t)
+            ),
+        };
+        let ask = |query: String| {
+            let when = when.clone();
+            async move {
+                match prom.query_at(&query, until).await {
+                    Ok(v) => v.single().ok_or_else(|| {
+                        OpError::Failed(format!(
+                            "metrics: Prometheus has no data for {} {when} (query `{query}`)",
+                            ids.join(", "),
+                        ))
+                    }),
+                    Err(e) => Err(OpError::from(e)),
+                }
             }
         };
         let (error_rate, p99, lag, memory, tps) = tokio::join!(

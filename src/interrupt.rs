@@ -266,6 +266,11 @@ impl Interrupt {
         self.requested() && self.0.critical.lock().map(|c| c.is_empty()).unwrap_or(true)
     }
 
+    /// Nodes between their stop and their start now: no run pauses or stops while there are any.
+    pub fn critical_nodes(&self) -> Vec<String> {
+        self.critical()
+    }
+
     fn critical(&self) -> Vec<String> {
         self.0
             .critical

@@ -186,6 +186,36 @@ impl Journal {
         self.append(Value::Object(rec));
     }
 
+    /// The newest event of one of `kinds` that this cluster's runs journaled and whose fields include every
+    /// (key, value) of `filter`; `None` when there is none or no journal is open. Lines that are not JSON
+    /// (a run killed mid-write) are skipped: one torn line must not hide the history before it.
+    pub fn last_event(
+        &self,
+        kinds: &[String],
+        filter: &serde_json::Map<String, Value>,
+    ) -> Result<Option<Value>, String> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read the journal `{}`: {e}", path.display())),
+        };
+        let cluster = self.context.get("cluster");
+        Ok(text
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|rec| {
+                rec.get("event")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| kinds.iter().any(|want| want == k))
+                    && rec.get("cluster") == cluster
+                    && filter.iter().all(|(k, v)| rec.get(k) == Some(v))
+            }))
+    }
+
     /// Records one mutating call. A failure to write is reported once per call on stderr and does not stop
     /// the run: the operation already happened, and stopping now would not undo it.
     pub fn record(
@@ -265,6 +295,51 @@ mod tests {
         assert_eq!(rfc3339(951_782_400.0), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_568_400.0), "2026-11-25T01:00:00Z");
         assert_eq!(rfc3339(1_795_570_845.9), "2026-11-25T01:40:45Z");
+    }
+
+    #[test]
+    fn the_newest_matching_event_of_this_cluster_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let here = Journal::open(&path, "c.rhai", "", "/a/c.toml").unwrap();
+        let elsewhere = Journal::open(&path, "c.rhai", "", "/b/c.toml").unwrap();
+        let kinds = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let filter = |v: Value| v.as_object().cloned().unwrap();
+        assert_eq!(
+            here.last_event(&kinds(&["tick"]), &filter(json!({}))),
+            Ok(None)
+        );
+        here.event("tick", &json!({"target": "0.11.0", "n": 1}));
+        here.event("tick", &json!({"target": "0.12.0", "n": 2}));
+        elsewhere.event("tick", &json!({"target": "0.11.0", "n": 3}));
+        // A run killed mid-line leaves a torn record: skipped, not the end of the history.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{\"event\":\"tick\",\"n\":"))
+            .unwrap();
+        let found = here
+            .last_event(&kinds(&["tick"]), &filter(json!({"target": "0.11.0"})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found["n"], 1);
+        assert_eq!(found["run_id"], here.run_id());
+        let any = here
+            .last_event(&kinds(&["tock", "tick"]), &filter(json!({})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(any["n"], 2);
+        assert_eq!(
+            elsewhere
+                .last_event(&kinds(&["tick"]), &filter(json!({})))
+                .unwrap()
+                .unwrap()["n"],
+            3
+        );
+        assert_eq!(
+            Journal::off().last_event(&kinds(&["tick"]), &filter(json!({}))),
+            Ok(None)
+        );
     }
 
     #[test]

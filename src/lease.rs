@@ -70,6 +70,26 @@ impl Identity {
         })
     }
 
+    /// A renewal that also says whether the run is paused, and acknowledges a request it acted on.
+    fn renewal(&self, shared: &Shared, ttl: Duration, ack: Option<u64>) -> Value {
+        let step = shared
+            .step
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut body = self.body(step.as_deref(), ttl);
+        body["paused"] = shared
+            .paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(Value::Null);
+        if let Some(id) = ack {
+            body["ack"] = id.into();
+        }
+        body
+    }
+
     fn record(&self, step: Option<&str>, ttl: Duration) -> LeaseRecord {
         LeaseRecord {
             run_id: self.run_id.clone(),
@@ -80,6 +100,7 @@ impl Identity {
             ttl_secs: ttl.as_secs_f64(),
             step: step.map(str::to_string),
             request: None,
+            paused: None,
             expires_in_secs: None,
         }
     }
@@ -110,6 +131,14 @@ pub fn describe(l: &LeaseRecord) -> String {
         Some(step) => s.push_str(&format!(", at step \"{step}\"")),
         None => s.push_str(", outside any step"),
     }
+    if let Some(p) = &l.paused {
+        let by = p.get("by").and_then(Value::as_str).unwrap_or("someone");
+        s.push_str(&if by == "gate" {
+            ", PAUSED at a gate".to_string()
+        } else {
+            format!(", PAUSED by {by}")
+        });
+    }
     s
 }
 
@@ -126,6 +155,12 @@ pub enum Refused {
 #[derive(Default)]
 struct Shared {
     step: Mutex<Option<String>>,
+    /// `{by, reason, since, at}` while the run is paused: every renewal carries it, so `status` sees it.
+    paused: Mutex<Option<Value>>,
+    /// The request the cluster showed on this run's lease last (renewals answer with the record).
+    seen: Mutex<Option<Value>>,
+    /// Requests this run has acted on, by key: never acted on twice, even by a cluster that kept one.
+    handled: Mutex<std::collections::BTreeSet<String>>,
     /// Why this run no longer holds the lease, once it does not.
     lost: Mutex<Option<String>>,
     wake: Notify,
@@ -134,8 +169,8 @@ struct Shared {
 enum Kind {
     Cluster {
         cluster: Arc<Cluster>,
-        run_id: String,
-        holder: String,
+        me: Identity,
+        ttl: Duration,
     },
     File {
         file: Arc<Mutex<File>>,
@@ -219,8 +254,8 @@ pub async fn acquire(
                     lease: Lease {
                         kind: Kind::Cluster {
                             cluster: cluster.clone(),
-                            run_id: me.run_id.clone(),
-                            holder: me.holder.clone(),
+                            me: me.clone(),
+                            ttl,
                         },
                         shared,
                         task: Some(task),
@@ -401,18 +436,15 @@ async fn renew(cluster: Arc<Cluster>, me: Identity, shared: Arc<Shared>, ttl: Du
             _ = tokio::time::sleep(ttl / 3) => {}
             _ = shared.wake.notified() => {}
         }
-        let step = shared
-            .step
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let lost = match cluster
             .admin
-            .lease_acquire(&me.body(step.as_deref(), ttl))
+            .lease_acquire(&me.renewal(&shared, ttl, None))
             .await
         {
-            Ok(_) => {
+            Ok(record) => {
                 renewed = Instant::now();
+                *shared.seen.lock().unwrap_or_else(|e| e.into_inner()) =
+                    record.and_then(|r| r.request);
                 None
             }
             Err(e) if e.status() == Some(409) => {
@@ -435,7 +467,102 @@ async fn renew(cluster: Arc<Cluster>, me: Identity, shared: Arc<Shared>, ttl: Du
     }
 }
 
+/// A `pause`, `resume` or `abort` waiting on this run's lease (`POST /admin/lease/request`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The cluster's id for it, which a renewal names to acknowledge it (`"ack": ID`).
+    pub id: Option<u64>,
+    pub action: String,
+    /// Who asked: `user@host`.
+    pub by: String,
+    pub reason: String,
+    /// What tells it apart from every other request: its id, else when it was made.
+    key: String,
+}
+
+impl Request {
+    fn parse(v: &Value) -> Option<Request> {
+        let action = v.get("action")?.as_str()?.to_string();
+        let id = v.get("id").and_then(Value::as_u64);
+        let at = v.get("at").map(Value::to_string).unwrap_or_default();
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Some(Request {
+            key: id.map_or_else(|| format!("{action}@{at}"), |i| i.to_string()),
+            id,
+            action,
+            by: text("by"),
+            reason: text("reason"),
+        })
+    }
+}
+
+/// How long a safe point waits to read the lease before it goes on with the request last seen.
+const READ_WITHIN: Duration = Duration::from_secs(3);
+
 impl Lease {
+    /// The request waiting for this run that it has not acted on yet: read from the cluster now, or, when
+    /// the cluster does not answer within a few seconds, the one its last renewal saw. `None` on a lock
+    /// file, which carries no requests.
+    pub async fn request(&self) -> Option<Request> {
+        let Kind::Cluster { cluster, me, .. } = &self.kind else {
+            return None;
+        };
+        let raw = match tokio::time::timeout(READ_WITHIN, cluster.admin.lease()).await {
+            Ok(Ok(Some(l))) if l.run_id == me.run_id => l.request,
+            Ok(Ok(_)) => None,
+            _ => self
+                .shared
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        };
+        let r = Request::parse(raw.as_ref()?)?;
+        let handled = self
+            .shared
+            .handled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (!handled.contains(&r.key)).then_some(r)
+    }
+
+    /// True when requests can reach this run through the cluster (not on a lock file).
+    pub fn carries_requests(&self) -> bool {
+        matches!(self.kind, Kind::Cluster { .. })
+    }
+
+    /// Tells the cluster at once that the run is paused (`Some({by, reason, since, at})`) or not, and
+    /// acknowledges `acted_on`, which the cluster then drops. The run remembers it acted on it either way,
+    /// so a cluster that missed the acknowledgement cannot make it act twice.
+    pub async fn update(
+        &self,
+        acted_on: Option<&Request>,
+        paused: Option<Value>,
+    ) -> Result<(), String> {
+        if let Some(r) = acted_on {
+            self.shared
+                .handled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(r.key.clone());
+        }
+        *self.shared.paused.lock().unwrap_or_else(|e| e.into_inner()) = paused;
+        let Kind::Cluster { cluster, me, ttl } = &self.kind else {
+            return Ok(());
+        };
+        let body = me.renewal(&self.shared, *ttl, acted_on.and_then(|r| r.id));
+        match tokio::time::timeout(READ_WITHIN, cluster.admin.lease_acquire(&body)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {}", human_duration(READ_WITHIN))),
+        }
+    }
+
     /// Records the step the run is at, and tells the cluster at once.
     pub fn set_step(&self, step: Option<&str>) {
         *self.shared.step.lock().unwrap_or_else(|e| e.into_inner()) = step.map(str::to_string);
@@ -458,17 +585,13 @@ impl Lease {
             let _ = task.await;
         }
         match &self.kind {
-            Kind::Cluster {
-                cluster,
-                run_id,
-                holder,
-            } => {
+            Kind::Cluster { cluster, me, .. } => {
                 if self.lost().is_some() {
                     return Ok(());
                 }
                 match tokio::time::timeout(
                     Duration::from_secs(5),
-                    cluster.admin.lease_release(run_id, holder),
+                    cluster.admin.lease_release(&me.run_id, &me.holder),
                 )
                 .await
                 {

@@ -1,8 +1,9 @@
 //! neumann-script: a Rhai runtime for the upgrade runbooks of a Neumann (tensor_chain) cluster.
 //!
 //! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
-//! `cli`, `run` (arguments, dispatch, exit codes) → `audit` (reading the journal back) → `repl`, `session` (side by side: tokio runtime, simulator,
-//! clusters, journal) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
+//! `cli`, `run` (arguments, dispatch, exit codes) → `audit` (reading the journal back), `control` (status, pause, resume,
+//! abort) → `repl`, `session` (side by side: tokio runtime, simulator,
+//! clusters, journal) → `report` (the run's timeline as a page) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
 //! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
 //! (typed values, policy, figures) → `notify` (webhooks); `output`, `journal`, `interrupt`, `error` and `files` are leaves any
 //! layer may use. `sim` is the simulated cluster and imports nothing of the product.
@@ -10,6 +11,7 @@
 pub mod audit;
 pub mod cli;
 pub mod cluster;
+pub mod control;
 pub mod error;
 pub mod files;
 pub mod interrupt;
@@ -21,6 +23,7 @@ pub mod notify;
 pub mod output;
 pub mod rehearse;
 pub mod repl;
+pub mod report;
 pub mod run;
 pub mod script;
 pub mod session;

@@ -32,6 +32,13 @@ const QUEUE: usize = 512;
 /// team's channel (the journal and `audit show` keep the calls).
 const NOT_POSTED: &[&str] = &["op", "wait"];
 
+/// A check that found nothing wrong, repeated every interval of a canary watch or a post-upgrade
+/// analysis (a day's watch is hundreds): the channel hears when a watch starts and ends, and any check
+/// whose verdict is not "ok".
+fn routine(kind: &str, fields: &Value) -> bool {
+    matches!(kind, "canary_check" | "analysis_check") && fields["verdict"] == "ok"
+}
+
 /// Checks a webhook URL: http or https, a host, nothing that cannot be sent. The message shows the URL
 /// redacted, since its path may be the secret.
 pub fn check_url(url: &str) -> Result<reqwest::Url, String> {
@@ -192,7 +199,7 @@ impl Notifier {
         let queues = self.queues.clone();
         let run = self.run.clone();
         Box::new(move |kind: &str, fields: &Value| {
-            if NOT_POSTED.contains(&kind) {
+            if NOT_POSTED.contains(&kind) || routine(kind, fields) {
                 return;
             }
             let facts = {
@@ -444,12 +451,24 @@ fn text(run: &RunFacts, kind: &str, f: &Value) -> String {
             words(" as asked by ", &s("by")),
             words(": ", &s("reason"))
         ),
-        // Kinds this module does not know (any added later): the kind in words and the fields that read
-        // as a sentence.
+        // Other kinds (the canary's, a script's own `journal::event`, any added later): the kind in words
+        // and its plain fields; maps and lists stay in the payload.
         other => {
             let mut line = format!("{head}: {} on {on}", other.replace('_', " "));
-            for key in ["name", "step", "at", "reason", "message", "rule", "by"] {
-                if let Some(v) = f.get(key).and_then(Value::as_str).filter(|v| !v.is_empty()) {
+            if let Value::Object(m) = f {
+                for (key, v) in m {
+                    let v = match v {
+                        Value::String(v) => first_line(v),
+                        Value::Number(_) | Value::Bool(_) => v.to_string(),
+                        _ => continue,
+                    };
+                    if v.is_empty() || matches!(key.as_str(), "run_id" | "cluster" | "time") {
+                        continue;
+                    }
+                    let v: String = match v.char_indices().nth(120) {
+                        Some((cut, _)) => format!("{} …", &v[..cut]),
+                        None => v,
+                    };
                     line.push_str(&format!("; {key}: {v}"));
                 }
             }
@@ -522,11 +541,13 @@ mod tests {
         assert!(t.ends_with(": paused on prod.toml at gate \"x\": x"), "{t}");
         let t = text(
             &run,
-            "canary_verdict",
-            &json!({"step": "watch", "reason": "p99 x3", "n": 1}),
+            "canary_end",
+            &json!({"canary": "node2", "checks": 12, "figures": {"a": 1}, "verdict": "rollback\nmore"}),
         );
         assert!(
-            t.ends_with(": canary verdict on prod.toml; step: watch; reason: p99 x3"),
+            t.ends_with(
+                ": canary end on prod.toml; canary: node2; checks: 12; verdict: rollback …"
+            ),
             "{t}"
         );
         assert!(!t.contains('\n'));
@@ -556,9 +577,14 @@ mod tests {
         listen("op", &json!({"op": "node::stop"}));
         listen("wait", &json!({"what": "healthy"}));
         assert_eq!(n.receivers[0].state.queued.load(Ordering::SeqCst), 0);
+        listen("canary_check", &json!({"verdict": "ok"}));
+        listen("analysis_check", &json!({"verdict": "ok"}));
+        assert_eq!(n.receivers[0].state.queued.load(Ordering::SeqCst), 0);
         listen("step_start", &json!({"name": "x"}));
         listen("gate", &json!({"reason": "y"}));
-        assert_eq!(n.receivers[0].state.queued.load(Ordering::SeqCst), 2);
+        listen("canary_check", &json!({"verdict": "rollback"}));
+        listen("analysis_check", &json!({"verdict": "failed"}));
+        assert_eq!(n.receivers[0].state.queued.load(Ordering::SeqCst), 4);
     }
 
     #[test]

@@ -91,6 +91,14 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// Unix seconds on this machine's wall clock.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// UTC time of day, HH:MM:SS.
 pub fn clock() -> String {
     let secs = SystemTime::now()

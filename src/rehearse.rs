@@ -83,20 +83,62 @@ pub async fn twin_of(live: &Cluster) -> Result<Twin, Error> {
     })
 }
 
-/// The plan as numbered lines.
-pub fn plan_lines(plan: &[Planned]) -> Vec<String> {
+/// The plan as numbered lines, each step that made calls (or none, like a hook or a gate) as an
+/// unnumbered heading before its first call: `steps` is (calls before it, depth, name).
+pub fn plan_lines(plan: &[Planned], steps: &[(usize, usize, String)]) -> Vec<String> {
+    let calls = call_lines(plan);
+    let mut out = Vec::new();
+    let mut next = steps.iter().peekable();
+    for (i, line) in calls.into_iter().enumerate() {
+        while let Some((_, depth, name)) = next.next_if(|(at, _, _)| *at <= i) {
+            out.push(format!("      {}> {name}", "  ".repeat(*depth)));
+        }
+        out.push(line);
+    }
+    for (_, depth, name) in next {
+        out.push(format!("      {}> {name}", "  ".repeat(*depth)));
+    }
+    out
+}
+
+/// The calls as numbered lines.
+fn call_lines(plan: &[Planned]) -> Vec<String> {
     plan.iter()
         .enumerate()
         .map(|(i, p)| {
+            if p.op == "gate" {
+                let reason = p.args.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+                return format!(
+                    "{:>4}. gate: {reason} (a live run pauses here until resumed)",
+                    i + 1
+                );
+            }
+            // A call on several nodes at once (`node::install_all`) names them all, and its command
+            // when every node runs the same one.
+            let ids: Vec<&str> = p.args["ids"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            let commands: Vec<&str> = p.args["commands"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
             let node = match (p.op.as_str(), p.node.as_deref()) {
                 ("raft::transfer_leadership", Some(n)) => format!(" to {n}"),
                 (_, Some(n)) => format!(" {n}"),
+                (_, None) if !ids.is_empty() => format!(" {}", ids.join(", ")),
                 (_, None) => String::new(),
             };
             let detail = p
                 .args
                 .get("command")
                 .and_then(|c| c.as_str())
+                .or_else(|| {
+                    commands
+                        .first()
+                        .copied()
+                        .filter(|first| commands.iter().all(|c| c == first))
+                })
                 .map(|cmd| format!(": `{cmd}`"))
                 .unwrap_or_default();
             let failed = p
@@ -137,16 +179,35 @@ pub fn journal_medians(journal: &Path, cluster: &str) -> BTreeMap<String, Durati
 /// time replaced by what earlier real runs of this cluster took when the journal knows; the rest of the run
 /// is the tool's overhead, a few percent (docs/BENCHMARKS.md).
 pub fn predicted(events: &[SimEvent], medians: &BTreeMap<String, Duration>) -> (Duration, String) {
-    let mut total = 0.0;
+    // Outages that overlap (a batch's nodes) count once: the time some node of the run was out.
+    let mut windows: Vec<(f64, f64)> = Vec::new();
     for e in events.iter().filter(|e| e.kind == "stop") {
         let back = events
             .iter()
             .find(|c| c.kind == "caught_up" && c.node == e.node && c.t >= e.t)
             .map_or(e.t, |c| c.t);
-        total += back - e.t;
+        windows.push((e.t, back));
     }
-    let installs = events.iter().filter(|e| e.kind == "install").count() as f64;
-    let (basis, total) = match medians.get("node::install") {
+    windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut reach = f64::NEG_INFINITY;
+    for (from, to) in windows {
+        total += (to - from.max(reach)).max(0.0);
+        reach = reach.max(to);
+    }
+    // A batch's installs run at once: one install's time each.
+    let mut installs = 0.0;
+    let mut last_install = f64::NEG_INFINITY;
+    for e in events.iter().filter(|e| e.kind == "install") {
+        if e.t - last_install > 0.5 {
+            installs += 1.0;
+        }
+        last_install = e.t;
+    }
+    let (basis, total) = match medians
+        .get("node::install")
+        .or_else(|| medians.get("node::install_all"))
+    {
         Some(real) => {
             let adjusted = total + installs * (real.as_secs_f64() - crate::sim::INSTALL_SECS);
             (

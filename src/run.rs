@@ -118,6 +118,12 @@ fn execute_command(command: Command) -> Result<(), Error> {
         }
         Command::Check { scripts } => check(&scripts),
         Command::Audit(opts) => crate::audit::command(&opts),
+        Command::Status { run } => crate::control::status(&run),
+        Command::Request {
+            run,
+            action,
+            reason,
+        } => crate::control::request(&run, &action, &reason),
         Command::Sim(opts) => foreground_sim(&opts),
         Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {
@@ -125,8 +131,10 @@ fn execute_command(command: Command) -> Result<(), Error> {
             bare_engine()?.1.parse(&name, &text)?;
             if offers_rehearsal(&run) {
                 // An operator at a terminal sees the plan on a twin first, and says whether to go on.
+                // The report is the live run's; the rehearsal before it only shows its plan.
                 let rehearsal = RunOptions {
                     rehearse: true,
+                    report: None,
                     ..run.clone()
                 };
                 with_cluster(&rehearsal, args.clone(), (&name, &text), |rt| {

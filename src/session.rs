@@ -16,6 +16,7 @@ use crate::journal::{self, Journal};
 use crate::notify::Notifier;
 use crate::output::{outln, Format, Output};
 use crate::rehearse::Twin;
+use crate::report::Collector;
 use crate::script::ctx::{Ctx, Rerun, Settings};
 use crate::script::engine::ScriptEngine;
 use crate::script::value;
@@ -52,6 +53,8 @@ pub struct RunOptions {
     pub steal_lease: bool,
     /// `--notify URL`: webhook receivers of the run's events, already checked.
     pub notify: Vec<String>,
+    /// `--report FILE.html`: the run's timeline, written when the session closes.
+    pub report: Option<PathBuf>,
 }
 
 /// The async runtime every command runs its I/O on: two workers, never the script's own thread.
@@ -74,6 +77,8 @@ pub struct Session {
     twin: Option<(Twin, String)>,
     /// `--journal`, for the rehearsal's prediction from past runs.
     journal: Option<PathBuf>,
+    /// `--report`: gathers the run's records for its page.
+    report: Option<Collector>,
     engine: ScriptEngine,
     started: std::time::Instant,
     /// Webhook receivers of the run's events, drained when the session closes.
@@ -88,6 +93,11 @@ impl Session {
         args: Vec<String>,
         script: (&str, &str),
     ) -> Result<Session, Error> {
+        // Before anything starts: a report that could not be written is found out now, not after the run.
+        let report_path = match &run.report {
+            Some(p) => Some(crate::report::check_path(p).map_err(Error::Usage)?),
+            None => None,
+        };
         let tokio = tokio_runtime()?;
         let mut sim = None;
         let mut green_sim = None;
@@ -224,7 +234,30 @@ impl Session {
         };
         ctx.interrupt
             .set_command(format!("neumann-script {}", ctx.settings.cluster_flag));
+        let report = report_path.map(|p| {
+            let c = Collector::new(p, twin.is_some());
+            if let Some(cl) = ctx.cluster.borrow().as_ref() {
+                // The leader the run starts with: the page's leader row begins with it. One bounded read;
+                // a cluster that does not answer leaves the row to the changes the run sees.
+                let leader = tokio
+                    .block_on(async {
+                        tokio::time::timeout(Duration::from_secs(5), cl.raft_status()).await
+                    })
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(|s| Some((s.leader?, u64::try_from(s.term).ok())));
+                c.cluster(
+                    tokio.handle(),
+                    cl.inventory.nodes.iter().map(|n| n.id.clone()).collect(),
+                    leader,
+                    cl.inventory.sim_control.clone(),
+                );
+            }
+            ctx.listeners.borrow_mut().push(c.listener());
+            c
+        });
         let journal = ctx.journal.clone();
+        let exit_report = report.clone();
         ctx.interrupt.on_exit(move |sig, stopped| {
             journal.record(
                 "interrupted",
@@ -238,6 +271,13 @@ impl Session {
                 None,
                 Duration::ZERO,
             );
+            // The page as far as the run got: its own events, since there is no time to ask the simulator.
+            if let Some(r) = &exit_report {
+                r.exited_at_once(sig.name(), sig.exit_code());
+                if let Ok(path) = r.write() {
+                    crate::output::errln!("report (as far as the run got): {}", path.display());
+                }
+            }
         });
         ctx.interrupt.install(tokio.handle());
         if let Some(n) = &notifier {
@@ -264,6 +304,7 @@ impl Session {
             green_sim,
             twin,
             journal: run.journal.clone(),
+            report,
             engine: ScriptEngine::new(ctx),
             notifier,
         })
@@ -282,10 +323,22 @@ impl Session {
             green_sim,
             twin,
             journal,
+            report,
             engine: runtime,
             started,
             notifier,
         } = self;
+        // The simulator's log, before it goes away.
+        let read_simulator = |rt: &tokio::runtime::Handle| {
+            if let Some(r) = &report {
+                if let Err(e) = r.read_simulator(rt) {
+                    runtime.ctx().out.warn(&format!(
+                        "the report has no node lanes from the simulator: cannot read its records ({e})"
+                    ));
+                }
+            }
+        };
+        let rehearsal = twin.is_some();
         if let Some((t, live_source)) = twin {
             // Before the twin goes away: the lease lives in the cluster.
             runtime.ctx().release_leases();
@@ -296,6 +349,7 @@ impl Session {
                 journal.or_else(journal::default_path),
                 result,
             );
+            read_simulator(tokio.handle());
             tokio.block_on(t.sim.shutdown());
         } else if let Err(e) = result {
             let ctx = runtime.ctx();
@@ -304,7 +358,8 @@ impl Session {
                 report_run(ctx);
             }
             report_state(ctx);
-            if matches!(e, Error::Interrupted { .. }) {
+            // An abort asked from another terminal ends like an interrupt: the same command goes on.
+            if matches!(e, Error::Interrupted { .. }) || ctx.aborted.borrow().is_some() {
                 report_continue(ctx);
             }
         }
@@ -335,6 +390,9 @@ impl Session {
         for c in clusters {
             tokio.block_on(c.hosts.close());
         }
+        if !rehearsal {
+            read_simulator(tokio.handle());
+        }
         if let Some(s) = sim {
             let st = s.stats();
             // A usage stop changed nothing; the simulator's figures would only bury the message.
@@ -353,6 +411,20 @@ impl Session {
         runtime
             .ctx()
             .event("run_end", run_end(result, started.elapsed()));
+        if let Some(r) = &report {
+            match r.write() {
+                Ok(path) => runtime.ctx().out.info(&format!(
+                    "report: {}{}",
+                    path.display(),
+                    if rehearsal {
+                        " (the predicted timeline)"
+                    } else {
+                        ""
+                    }
+                )),
+                Err(e) => runtime.ctx().out.warn(&e),
+            }
+        }
         // Last: `run_end` is queued, and the receivers get a bounded time to take it.
         if let Some(n) = notifier {
             n.finish();
@@ -558,9 +630,16 @@ fn report_rehearsal(
     let ctx = rt.ctx();
     let plan = ctx.plan.borrow();
     outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
-    let s = if plan.len() == 1 { "" } else { "s" };
-    outln!("plan ({} change{s}, in order):", plan.len());
-    for line in crate::rehearse::plan_lines(&plan) {
+    let gates = plan.iter().filter(|p| p.op == "gate").count();
+    let changes = plan.len() - gates;
+    let s = if changes == 1 { "" } else { "s" };
+    let gates = match gates {
+        0 => String::new(),
+        1 => ", 1 gate".to_string(),
+        n => format!(", {n} gates"),
+    };
+    outln!("plan ({changes} change{s}{gates}, in order):");
+    for line in crate::rehearse::plan_lines(&plan, &ctx.plan_steps.borrow()) {
         outln!("{line}");
     }
     if plan.is_empty() {

@@ -72,7 +72,7 @@ fn runs_are_listed_newest_first_and_shown_with_steps_and_changes() {
     );
 
     // The upgrade by a unique start of its id: every step with a duration, every change; as many
-    // installs as the simulator saw.
+    // installs (staged builds activated, by default) as the simulator saw.
     let prefix = &done_id[..done_id.len() - 2];
     let shown = json(&c.run(&["--journal", j, "--format", "json", "audit", "show", prefix]));
     assert_eq!(shown["run_id"], done_id.as_str());
@@ -90,16 +90,16 @@ fn runs_are_listed_newest_first_and_shown_with_steps_and_changes() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|ch| ch["op"] == "node::install")
+        .filter(|ch| ch["op"] == "node::install" || ch["op"] == "node::activate")
         .collect();
-    assert_eq!(installs.len(), c.events_of(&["install"]).len());
+    assert_eq!(installs.len(), c.events_of(&["install", "activate"]).len());
     assert_eq!(installs.len(), 3);
     let (text, _) = expect(&c.run(&["audit", "show", &done_id, "--journal", j]), 0);
     assert!(
         text.contains(" step `upgrade follower node2 (1/3)`: ok in "),
         "{text}"
     );
-    assert!(text.contains("   node::install node2 "), "{text}");
+    assert!(text.contains("   node::activate node2 "), "{text}");
 }
 
 #[test]

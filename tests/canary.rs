@@ -203,17 +203,18 @@ fn compare_and_sample_measure_a_bad_node_against_its_peers() {
 #[test]
 fn a_team_edits_a_threshold_in_a_copy_and_the_canary_stops_for_investigation() {
     let c = Cluster::start(3, "0.10.4");
-    let stock = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/canary_upgrade.rhai"
-    ))
-    .unwrap();
-    let edited = stock.replace(
-        "const MAX_MEMORY_RATIO = 1.5;",
-        "const MAX_MEMORY_RATIO = 0.5;",
-    );
+    // The thresholds live in stdlib/criteria.rhai; a copy beside the script wins.
+    let stock =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stdlib/criteria.rhai"))
+            .unwrap();
+    let edited = stock.replace("max_memory_ratio: 1.5", "max_memory_ratio: 0.5");
     assert_ne!(stock, edited);
-    std::fs::write(c.dir.path().join("our_canary.rhai"), edited).unwrap();
+    std::fs::write(c.dir.path().join("criteria.rhai"), edited).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/canary_upgrade.rhai"),
+        c.dir.path().join("our_canary.rhai"),
+    )
+    .unwrap();
     let mut args = WATCH.to_vec();
     args.extend(["our_canary.rhai", "0.11.0"]);
     let (_, stderr) = expect(&c.run(&args), 3);

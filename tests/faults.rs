@@ -448,6 +448,35 @@ fn the_journal_records_every_mutating_call() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The run's course: one run id on every line, opened by run_start and closed by run_end, with
+    // each step's start before its end.
+    let run_id = lines[0]["run_id"].as_str().unwrap().to_string();
+    assert!(lines.iter().all(|l| l["run_id"] == run_id.as_str()));
+    assert_eq!(lines[0]["event"], "run_start", "{}", lines[0]);
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (&last["event"], &last["result"]),
+        (&"run_end".into(), &"done".into())
+    );
+    let started = |name: &str| {
+        lines
+            .iter()
+            .position(|l| l["event"] == "step_start" && l["name"] == name)
+    };
+    let ended = |name: &str| {
+        lines
+            .iter()
+            .position(|l| l["event"] == "step_end" && l["name"] == name && l["result"] == "ok")
+    };
+    let checks = "pre-upgrade checks";
+    assert!(
+        started(checks).unwrap() < ended(checks).unwrap(),
+        "{lines:?}"
+    );
+    let lines: Vec<serde_json::Value> = lines
+        .into_iter()
+        .filter(|l| l.get("op").is_some())
+        .collect();
     let stock = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/rolling_upgrade.rhai"
@@ -485,8 +514,11 @@ fn the_journal_records_every_mutating_call() {
         ]),
         1,
     );
-    let line: serde_json::Value =
-        serde_json::from_str(text(&std::fs::read(&j).unwrap()).trim()).unwrap();
+    let line: serde_json::Value = text(&std::fs::read(&j).unwrap())
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l.get("op").is_some())
+        .unwrap();
     assert_eq!(
         (line["op"].as_str(), line["result"].as_str()),
         (Some("node::install"), Some("error"))

@@ -2,11 +2,13 @@
 
 mod support;
 
+mod analysis;
 mod audit;
 mod blue_green;
 mod calibration;
 mod canary;
 mod cli;
+mod control;
 mod etcd_support;
 mod faults;
 mod interlocks;
@@ -17,8 +19,10 @@ mod prometheus;
 mod prometheus_support;
 mod rehearse;
 mod repl;
+mod report;
 mod responsiveness;
 mod resume;
+mod rollout;
 mod runbooks;
 mod sandbox;
 mod scripts;

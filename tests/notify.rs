@@ -179,13 +179,14 @@ fn a_rolling_upgrade_is_told_step_by_step() {
     let end = posts.last().unwrap();
     assert_eq!(end["result"], "done", "{end}");
     assert!(end["text"].as_str().unwrap().contains("done in"), "{end}");
-    // One step per node was told, started and ended, as the simulator saw each node installed.
+    // One step per node was told, started and ended, as the simulator saw each node's new build
+    // installed (staged and activated, by default).
     let ended: Vec<&str> = posts
         .iter()
         .filter(|p| p["event"] == "step_end" && p["result"] == "ok")
         .filter_map(|p| p["name"].as_str())
         .collect();
-    let installs = c.events_of(&["install"]).len();
+    let installs = c.events_of(&["install", "activate"]).len();
     assert_eq!(installs, 3);
     assert_eq!(
         ended.iter().filter(|n| n.starts_with("upgrade ")).count(),

@@ -30,12 +30,13 @@ fn rehearse(c: &Cluster, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The plan's lines, without numbering.
+/// The plan's lines, without numbering (and without the headings of the steps that made them).
 fn plan(stdout: &str) -> Vec<String> {
     stdout
         .lines()
         .skip_while(|l| !l.starts_with("plan ("))
         .skip(1)
+        .filter(|l| !l.trim_start().starts_with("> "))
         .take_while(|l| {
             l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.contains(". ")
         })

@@ -3,7 +3,7 @@
 //! Read from TOML, validated completely before anything talks to a node, so a typo in a node id or a
 //! URL is an exit-2 error naming the file and the field rather than a failure halfway through a runbook.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,6 +59,8 @@ pub struct NodeSpec {
     pub templates: Templates,
     /// The `instance` label this node's metrics carry in Prometheus (default: host:port of admin_url).
     pub prometheus_instance: String,
+    /// `labels = { zone = "eu-1a" }`: what the stock runbooks select and order nodes by.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `[blue_green]`: this inventory is the blue cluster; `green` is the other one's inventory.
@@ -179,6 +181,7 @@ struct RawNode {
     install: Option<String>,
     stage: Option<String>,
     activate: Option<String>,
+    labels: Option<toml::Table>,
 }
 
 impl RawTemplates {
@@ -303,12 +306,17 @@ impl Inventory {
                 .map(ssh::SshTarget::parse)
                 .transpose()
                 .map_err(|e| bad(format!("{at}: {e}")))?;
+            let labels = match &n.labels {
+                Some(t) => labels(t).map_err(|e| bad(format!("{at}: {e}")))?,
+                None => BTreeMap::new(),
+            };
             nodes.push(NodeSpec {
                 id: n.id.clone(),
                 admin_url,
                 ssh,
                 templates,
                 prometheus_instance,
+                labels,
             });
         }
         let token = match (&raw.cluster.token_env, &raw.cluster.token_file) {
@@ -426,6 +434,40 @@ impl Inventory {
             format!("unknown node `{id}`: the inventory has {}", ids.join(", "))
         })
     }
+}
+
+/// A node's `labels` table: names as a node id is spelled, values strings. A number or a table would
+/// compare differently from what `--set order_by` and `node::labels` hand a script, so it is refused here.
+fn labels(t: &toml::Table) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in t {
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "label name `{k}` must be letters, digits, `-`, `_` or `.`"
+            ));
+        }
+        match v {
+            toml::Value::String(s) if !s.trim().is_empty() => {
+                out.insert(k.clone(), s.clone());
+            }
+            toml::Value::String(_) => {
+                return Err(format!(
+                    "label `{k}` is empty: give it a value or leave it out"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "label `{k}` must be a string in quotes, not the {} {other}",
+                    other.type_str()
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// An admin URL is the scheme, host and port of a node's admin API and nothing else: a path, query or
@@ -573,6 +615,38 @@ mod tests {
             "cargo install neumann --version {version}"
         );
         assert_eq!(inv.request_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn labels_are_string_values_with_plain_names() {
+        let inv = parse(
+            "[[nodes]]\nid = \"a\"\nhost = \"h\"\nlabels = { zone = \"eu-1a\", rack = \"r7\" }\n[[nodes]]\nid = \"b\"\nhost = \"h2\"\n",
+        )
+        .unwrap();
+        assert_eq!(inv.nodes[0].labels["zone"], "eu-1a");
+        assert_eq!(inv.nodes[0].labels["rack"], "r7");
+        assert!(inv.nodes[1].labels.is_empty());
+        for (labels, needle) in [
+            (
+                "{ zone = 1 }",
+                "label `zone` must be a string in quotes, not the integer 1",
+            ),
+            ("{ zone = \"\" }", "label `zone` is empty"),
+            ("{ \"my zone\" = \"x\" }", "label name `my zone` must be"),
+            ("{ zone = { a = \"b\" } }", "must be a string"),
+            (
+                "\"eu-1a\"",
+                "line 4: invalid type: string \"eu-1a\", expected a map",
+            ),
+        ] {
+            let e = parse(&format!(
+                "[[nodes]]\nid = \"a\"\nhost = \"h\"\nlabels = {labels}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(needle), "{labels}: {e}");
+            assert!(e.contains("c.toml"), "{e}");
+        }
     }
 
     #[test]

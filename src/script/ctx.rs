@@ -99,6 +99,9 @@ pub struct Ctx {
     pub touched: RefCell<BTreeSet<String>>,
     /// Every mutating call of the run, in order: a rehearsal's plan.
     pub plan: RefCell<Vec<Planned>>,
+    /// Each step as it began: (calls in `plan` before it, nesting depth, name). A rehearsal's plan shows
+    /// the calls under the steps (batches, groups, hooks, gates) that made them.
+    pub plan_steps: RefCell<Vec<(usize, usize, String)>>,
     /// Nodes this run drained and has neither stopped nor undrained: put back if the run is interrupted.
     pub drained: RefCell<BTreeSet<String>>,
     /// The run leases this run holds, one per cluster it changed.
@@ -111,6 +114,14 @@ pub struct Ctx {
     pub options_asked: RefCell<BTreeSet<String>>,
     /// Told of every event of the run's course after the journal (webhooks, the report).
     pub listeners: RefCell<Vec<Listener>>,
+    /// An `abort` this run took: every later safe point throws it again, so a script that catches it
+    /// still ends at its next one.
+    pub aborted: RefCell<Option<String>>,
+    /// The request a safe point inside a node's restart put off, said once.
+    pub deferred: RefCell<Option<String>>,
+    /// Lines typed at the run's own terminal, read by one thread for the whole run once a pause or
+    /// `confirm` first asks (docs/CONTROL.md).
+    pub terminal: RefCell<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
 /// Hears the run's events: (kind, fields). Must not block: anything slow goes to the runtime.
@@ -160,12 +171,16 @@ impl Ctx {
             journal: journal::Journal::off(),
             touched: RefCell::new(BTreeSet::new()),
             plan: RefCell::new(Vec::new()),
+            plan_steps: RefCell::new(Vec::new()),
             drained: RefCell::new(BTreeSet::new()),
             leases: RefCell::new(Vec::new()),
             steps: RefCell::new(Vec::new()),
             announced: std::cell::Cell::new(0),
             options_asked: RefCell::new(BTreeSet::new()),
             listeners: RefCell::new(Vec::new()),
+            aborted: RefCell::new(None),
+            deferred: RefCell::new(None),
+            terminal: RefCell::new(None),
         }
     }
 
@@ -173,8 +188,14 @@ impl Ctx {
     /// are listed in docs/SCRIPTING.md ("The run's events").
     pub fn event(&self, kind: &str, fields: serde_json::Value) {
         self.journal.event(kind, &fields);
+        self.notify(kind, &fields);
+    }
+
+    /// Tells the listeners only: for what the journal already holds in its own form (`op`, each mutating
+    /// call) or does not keep (`wait`, a wait's outcome).
+    pub fn notify(&self, kind: &str, fields: &serde_json::Value) {
         for listen in self.listeners.borrow().iter() {
-            listen(kind, &fields);
+            listen(kind, fields);
         }
     }
 
@@ -354,14 +375,22 @@ impl Ctx {
         let overrode = overrode.map(
             |r| serde_json::json!({ "rule": r.rule.name(), "reason": r.reason, "forced": true }),
         );
-        self.journal.record_overriding(
-            op,
-            node,
-            args.clone(),
-            error.as_deref(),
-            started.elapsed(),
-            overrode,
-        );
+        let took = started.elapsed();
+        self.journal
+            .record_overriding(op, node, args.clone(), error.as_deref(), took, overrode);
+        if !self.listeners.borrow().is_empty() {
+            self.notify(
+                "op",
+                &serde_json::json!({
+                    "op": op,
+                    "node": node,
+                    "args": args,
+                    "error": error,
+                    "refused": refused,
+                    "duration_ms": took.as_millis() as u64,
+                }),
+            );
+        }
         self.plan.borrow_mut().push(Planned {
             op: op.to_string(),
             node: node.map(str::to_string),
@@ -435,11 +464,23 @@ impl Ctx {
         Ok(())
     }
 
+    /// The run leases this run holds, one per cluster it changed.
+    pub fn held_leases(&self) -> std::cell::Ref<'_, Vec<(Arc<Cluster>, Lease)>> {
+        self.leases.borrow()
+    }
+
     /// A step begins (`Some`) or ends (`None`): the leases this run holds show the step it is in.
     pub fn step_changed(&self, begun: Option<&str>) {
         let mut steps = self.steps.borrow_mut();
         match begun {
-            Some(name) => steps.push(name.to_string()),
+            Some(name) => {
+                self.plan_steps.borrow_mut().push((
+                    self.plan.borrow().len(),
+                    steps.len(),
+                    name.to_string(),
+                ));
+                steps.push(name.to_string())
+            }
             None => {
                 steps.pop();
             }

@@ -20,8 +20,12 @@ pub const SCRIPTS: &[(&str, &str)] = &[
 
 /// Stdlib modules, by import name.
 pub const STDLIB: &[(&str, &str)] = &[
+    ("analysis", include_str!("../../stdlib/analysis.rhai")),
     ("cli", include_str!("../../stdlib/cli.rhai")),
+    ("criteria", include_str!("../../stdlib/criteria.rhai")),
+    ("hooks", include_str!("../../stdlib/hooks.rhai")),
     ("preflight", include_str!("../../stdlib/preflight.rhai")),
+    ("rollback", include_str!("../../stdlib/rollback.rhai")),
     ("rolling", include_str!("../../stdlib/rolling.rhai")),
     ("upgrade", include_str!("../../stdlib/upgrade.rhai")),
 ];

@@ -2,6 +2,7 @@
 //! modules it registers (`cluster::`, `node::`, ...). Imports the cluster layer and everything below it.
 
 pub mod args;
+pub mod control;
 pub mod ctx;
 pub mod embedded;
 pub mod engine;

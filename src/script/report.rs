@@ -125,10 +125,13 @@ pub fn runtime_error(err: &EvalAltResult, top: &str, sources: &Sources) -> Error
     }
     if let EvalAltResult::ErrorRuntime(v, pos) = cur {
         if let Some(stop) = v.clone().try_cast::<ScriptStop>() {
-            let at = pos
-                .line()
-                .map(|l| format!(" ({source}:{l})"))
-                .unwrap_or_default();
+            let at = match &stop.at {
+                Some(at) => format!(" ({at})"),
+                None => pos
+                    .line()
+                    .map(|l| format!(" ({source}:{l})"))
+                    .unwrap_or_default(),
+            };
             return match stop.kind {
                 StopKind::Guard => Error::Guard(format!("stopped safely: {}{at}", stop.message)),
                 StopKind::Usage => Error::Usage(stop.message),

@@ -23,6 +23,12 @@ pub struct ScriptStop {
     #[serde(skip)]
     #[rhai_type(readonly, get = Self::rule_name)]
     pub rule: Option<&'static str>,
+    /// Where `safe_stop` or `usage` was called (`upgrade.rhai:42`): kept when a script catches the
+    /// stop and throws it on (the stock runbook does, to call its `on_stop` hook), so the report still
+    /// names the place the stop came from rather than the rethrow.
+    #[serde(skip)]
+    #[rhai_type(skip)]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,7 @@ impl ScriptStop {
             kind: StopKind::Guard,
             message: message.into(),
             rule: None,
+            at: None,
         }
         .into()
     }
@@ -58,6 +65,7 @@ impl ScriptStop {
             kind: StopKind::Guard,
             message: message.into(),
             rule: Some(rule),
+            at: None,
         }
         .into()
     }
@@ -67,6 +75,7 @@ impl ScriptStop {
             kind: StopKind::Usage,
             message: message.into(),
             rule: None,
+            at: None,
         }
         .into()
     }

@@ -183,6 +183,7 @@ mod tests {
             kind: StopKind::Guard,
             message: "quorum at risk".into(),
             rule: Some("quorum"),
+            at: None,
         });
         assert_eq!(to_json(&stop), Some(Value::String("quorum at risk".into())));
         assert_eq!(to_json(&Dynamic::from(3_i64)), None);

@@ -24,6 +24,8 @@ pub(crate) struct Lease {
     ttl_secs: f64,
     step: Option<String>,
     request: Option<Value>,
+    /// `{by, reason, since, at}` while the holder is paused, as its last renewal said.
+    paused: Option<Value>,
     /// Real seconds left before it expires unless renewed.
     expires_in_secs: f64,
     #[serde(skip)]
@@ -34,6 +36,8 @@ pub(crate) struct Lease {
 #[derive(Default)]
 pub(crate) struct LeaseState {
     held: Option<Lease>,
+    /// The last request id handed out: ids are never reused, so an acknowledgement names one request.
+    requests: u64,
 }
 
 const EXPECTED: &str = r#"{"run_id": "...", "holder": "user@host pid N", "script": "...", "args": [], "ttl_secs": 30, "step": null}"#;
@@ -144,6 +148,7 @@ pub(crate) fn post(shared: &Shared, body: &[u8]) -> Response {
             ttl_secs: ttl,
             step: map.get("step").and_then(Value::as_str).map(str::to_string),
             request: None,
+            paused: map.get("paused").filter(|p| p.is_object()).cloned(),
             expires_in_secs: ttl,
             expires_at: 0.0,
         })
@@ -173,9 +178,27 @@ pub(crate) fn post(shared: &Shared, body: &[u8]) -> Response {
                 .into_response()
         }
         Some(held) => {
-            // A renewal keeps when it was acquired and any request waiting for its holder.
+            // A renewal keeps when it was acquired and any request waiting for its holder, unless it
+            // acknowledges that very request (`"ack": ID`): the holder has acted on it.
             asked.acquired_at = held.acquired_at;
-            asked.request = held.request;
+            let ack = body_ack(body);
+            asked.request = held
+                .request
+                .clone()
+                .filter(|r| ack.is_none() || r.get("id").and_then(Value::as_u64) != ack);
+            if asked.request.is_none() {
+                if let Some(r) = held_request_acked(&held, ack) {
+                    m.event(None, "lease", format!("{}: acted on {r}", asked.holder));
+                }
+            }
+            if asked.paused.is_some() != held.paused.is_some() {
+                let what = if asked.paused.is_some() {
+                    "paused"
+                } else {
+                    "resumed"
+                };
+                m.event(None, "lease", format!("{}: {what}", asked.holder));
+            }
             if asked.step != held.step {
                 if let Some(step) = &asked.step {
                     m.event(None, "lease", format!("{}: step {step}", asked.holder));
@@ -199,6 +222,26 @@ pub(crate) fn post(shared: &Shared, body: &[u8]) -> Response {
             Json(lease_json(Some(&asked))).into_response()
         }
     }
+}
+
+/// The request id a renewal acknowledges, if any.
+fn body_ack(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("ack")
+        .and_then(Value::as_u64)
+}
+
+/// "pause (id 3)" when `ack` names the request `held` carried.
+fn held_request_acked(held: &Lease, ack: Option<u64>) -> Option<String> {
+    let r = held.request.as_ref()?;
+    let id = r.get("id").and_then(Value::as_u64)?;
+    (Some(id) == ack).then(|| {
+        format!(
+            "request {} (id {id})",
+            r.get("action").and_then(Value::as_str).unwrap_or("?")
+        )
+    })
 }
 
 /// `DELETE /admin/lease {"run_id", "by"?}`: releases the lease of that run; `by` names who released
@@ -240,7 +283,8 @@ pub(crate) fn delete(shared: &Shared, body: &[u8]) -> Response {
     }
 }
 
-/// `POST /admin/lease/request {"action", "by", "reason"}`: recorded on the lease for its holder.
+/// `POST /admin/lease/request {"action", "by", "reason"}`: recorded on the lease for its holder, with an
+/// `id`; a newer request replaces one not yet acknowledged.
 pub(crate) fn request(shared: &Shared, body: &[u8]) -> Response {
     const REQUEST: &str =
         r#"{"action": "pause" | "resume" | "abort", "by": "...", "reason": "..."}"#;
@@ -261,7 +305,10 @@ pub(crate) fn request(shared: &Shared, body: &[u8]) -> Response {
     if shared.current(&mut state).is_none() {
         return json_error(404, "no run holds the lease");
     }
-    let request = json!({ "action": action, "by": by, "reason": reason, "at": unix_now() });
+    state.requests += 1;
+    let request = json!({
+        "id": state.requests, "action": action, "by": by, "reason": reason, "at": unix_now()
+    });
     if let Some(held) = state.held.as_mut() {
         held.request = Some(request.clone());
         shared.lock().event(
@@ -385,6 +432,37 @@ mod tests {
         assert_eq!(details[2], "op@h pid 1: step upgrade node2");
         assert_eq!(details[3], "released by op@h pid 1");
         assert!(details[5].starts_with("expired: op@h pid 3"), "{details:?}");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_request_stays_until_its_holder_acknowledges_it_and_paused_is_the_holders_word() {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let url = format!("{}/admin/lease", sim.nodes()[0].1);
+        use reqwest::Method as M;
+        assert_eq!(call(M::POST, &url, asking("1", 30.0)).await.0, 200);
+        let ask = |action: &str| json!({"action": action, "by": "b@h", "reason": "r"});
+        let (_, first) = call(M::POST, &format!("{url}/request"), ask("pause")).await;
+        let (_, second) = call(M::POST, &format!("{url}/request"), ask("resume")).await;
+        let (one, two) = (&first["request"]["id"], &second["request"]["id"]);
+        assert!(one.as_u64().unwrap() < two.as_u64().unwrap(), "{one} {two}");
+
+        // The newer request replaced the older; acknowledging the older one does not drop it.
+        let mut renewal = asking("1", 30.0);
+        renewal["ack"] = one.clone();
+        let (_, v) = call(M::POST, &url, renewal.clone()).await;
+        assert_eq!(v["lease"]["request"]["action"], "resume", "{v}");
+        // A renewal without `ack` keeps it; one naming it drops it, and `paused` is as the holder sent it.
+        renewal.as_object_mut().unwrap().remove("ack");
+        renewal["paused"] = json!({"by": "b@h", "reason": "r", "at": "checkpoint", "since": 1.0});
+        let (_, v) = call(M::POST, &url, renewal.clone()).await;
+        assert_eq!(v["lease"]["request"]["id"], *two, "{v}");
+        assert_eq!(v["lease"]["paused"]["by"], "b@h", "{v}");
+        renewal["ack"] = two.clone();
+        renewal["paused"] = Value::Null;
+        let (_, v) = call(M::POST, &url, renewal).await;
+        assert_eq!(v["lease"]["request"], Value::Null, "{v}");
+        assert_eq!(v["lease"]["paused"], Value::Null, "{v}");
         sim.shutdown().await;
     }
 

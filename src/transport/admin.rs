@@ -123,6 +123,9 @@ pub struct LeaseRecord {
     pub step: Option<String>,
     #[serde(default)]
     pub request: Option<Value>,
+    /// `{by, reason, since, at}` while the run is paused (docs/ADMIN_API.md).
+    #[serde(default)]
+    pub paused: Option<Value>,
     /// Seconds left before it expires unless renewed, when the cluster says.
     #[serde(default)]
     pub expires_in_secs: Option<f64>,

@@ -265,6 +265,7 @@ mod tests {
             admin_url: "http://h:9090".into(),
             ssh: None,
             prometheus_instance: String::new(),
+            labels: Default::default(),
             templates: Templates {
                 install: install.into(),
                 ..Templates::default()

@@ -135,14 +135,25 @@ impl PromClient {
 
     /// Runs an instant query evaluated now.
     pub async fn query(&self, promql: &str) -> Result<PromValue, PromError> {
+        self.query_at(promql, None).await
+    }
+
+    /// Runs an instant query evaluated at `at` (unix seconds, Prometheus's `time` parameter: every range
+    /// and gauge in it then ends there), or now.
+    pub async fn query_at(&self, promql: &str, at: Option<f64>) -> Result<PromValue, PromError> {
         let fail = |cause: Cause| PromError::Query {
             query: promql.to_string(),
             url: self.shown.clone(),
             cause,
         };
+        let mut url = self.query_url(promql);
+        if let Some(t) = at {
+            url.query_pairs_mut()
+                .append_pair("time", &format!("{t:.3}"));
+        }
         let resp = self
             .http
-            .get(self.query_url(promql))
+            .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
@@ -383,6 +394,17 @@ pub fn figure_queries(instance: &str, window_secs: u64) -> FigureQueries {
 /// Figures of a group of nodes (a baseline), pooled the way `metrics::compare` pools scrapes:
 /// transactions and latency buckets summed over the group, lag, memory and throughput averaged per node.
 pub fn group_figure_queries(instances: &[&str], window_secs: u64) -> FigureQueries {
+    // PromQL rejects a zero range; a one-second window still means "almost no history".
+    group_figure_queries_in(instances, &format!("{}s", window_secs.max(1)))
+}
+
+/// As `group_figure_queries`, over a window given in milliseconds: a simulated cluster's windows, seen
+/// on the wall clock Prometheus keeps, are seconds long and not whole.
+pub fn group_figure_queries_ms(instances: &[&str], window_ms: u64) -> FigureQueries {
+    group_figure_queries_in(instances, &format!("{}ms", window_ms.max(1)))
+}
+
+fn group_figure_queries_in(instances: &[&str], w: &str) -> FigureQueries {
     let sel = match instances {
         [one] => format!("instance={}", quote(one)),
         many => {
@@ -390,8 +412,6 @@ pub fn group_figure_queries(instances: &[&str], window_secs: u64) -> FigureQueri
             format!("instance=~{}", quote(&alternatives.join("|")))
         }
     };
-    // PromQL rejects a zero range; a one-second window still means "almost no history".
-    let w = format!("{}s", window_secs.max(1));
     let commits = format!("sum(increase(tensor_chain_tx_commits_total{{{sel}}}[{w}]))");
     let aborts = format!("sum(increase(tensor_chain_tx_aborts_total{{{sel}}}[{w}]))");
     FigureQueries {

@@ -120,9 +120,11 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         move |timeout: Dynamic| -> RhaiResult<ClusterHealth> {
             let t = secs(&timeout, "timeout")?;
             let cl = c.cluster()?;
-            waiting(&c, "the cluster to be healthy", |report| {
+            let started = std::time::Instant::now();
+            let r = waiting(&c, "the cluster to be healthy", |report| {
                 c.block_on(cl.wait_healthy(t, report))
-            })
+            });
+            super::waited(&c, "healthy", None, started, r)
         },
     );
     let c = ctx.clone();

@@ -19,12 +19,27 @@ mod doc {
     pub const NOW: &str =
         "Unix time in seconds, as a float; on a simulated cluster it runs at the simulator's \
         speed from the real time of the first reading.";
+    pub const WALL_NOW: &str =
+        "Unix time in seconds on this machine's wall clock, whatever the cluster's clock: the time \
+        Prometheus stamps its samples with (`metrics::compare_past(id, since, window)` takes its \
+        `since` so). It equals `now()` except on a simulated cluster, whose clock runs at its speed.";
     pub const INFO: &str =
         "Logs a line to stderr with the time of day (stdout stays the script's own).";
     pub const WARN: &str = "Logs a warning line to stderr.";
     pub const STEP: &str =
         "Runs `body` as a named step: announced, timed, and reported as done or failed; returns \
-        what `body` returns and rethrows what it throws.";
+        what `body` returns and rethrows what it throws.\nIts start and its end are safe points, like \
+        `checkpoint()`.";
+    pub const CHECKPOINT: &str =
+        "A safe point: a `neumann-script pause` or `abort` asked for this run is taken here (a pause \
+        waits for `resume`; an abort stops the run safely, exit 3). Put off while a node is between its \
+        stop and its start. Does nothing when nothing was asked.";
+    pub const GATE: &str =
+        "Pauses the run here until an operator resumes it: `neumann-script --cluster FILE resume` from \
+        any terminal, or y and Enter at the run's own terminal; `abort` ends it safely (exit 3). `--yes` \
+        does not pass a gate. Takes the run lease first: a paused run holds it.\nIn a rehearsal it \
+        waits for nobody and shows in the plan; on the embedded simulator (`--sim`) without a terminal \
+        it passes with a note. A safe point too.";
     pub const CONFIRM: &str =
         "Asks a yes/no question on the terminal. `--yes` answers yes, and so does the embedded \
         simulator (`--sim`).\nWith no terminal and no `--yes` it throws a usage error (exit 2), \
@@ -48,6 +63,21 @@ mod doc {
     pub const USAGE: &str =
         "Stops the run because its input was wrong (exit 2 when uncaught); `msg` should say what \
         was expected.";
+}
+
+/// A stop marked with where the script called for it, when the call's source and line are known.
+fn placed(e: Box<rhai::EvalAltResult>, context: &NativeCallContext) -> Box<rhai::EvalAltResult> {
+    let (Some(source), Some(line)) = (context.call_source(), context.call_position().line()) else {
+        return e;
+    };
+    match *e {
+        rhai::EvalAltResult::ErrorRuntime(v, pos) if v.is::<ScriptStop>() => {
+            let mut stop = v.cast::<ScriptStop>();
+            stop.at = Some(format!("{source}:{line}"));
+            rhai::EvalAltResult::ErrorRuntime(Dynamic::from(stop), pos).into()
+        }
+        other => other.into(),
+    }
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -155,6 +185,15 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             }
         },
     );
+    global(
+        engine,
+        docs,
+        "wall_now",
+        &[],
+        "float",
+        doc::WALL_NOW,
+        || -> RhaiResult<f64> { Ok(crate::output::unix_now()) },
+    );
     let c = ctx.clone();
     global(
         engine,
@@ -197,6 +236,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
               name: ImmutableString,
               body: FnPtr|
               -> RhaiResult<Dynamic> {
+            c.safe_point(&format!("before step \"{name}\""))?;
             let started = c.out.step_begin(&name);
             c.step_changed(Some(&name));
             c.event("step_start", serde_json::json!({ "name": name.as_str() }));
@@ -216,7 +256,31 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
                 }),
             );
             c.out.step_end(&name, started, why.as_deref());
-            result
+            let value = result?;
+            c.safe_point(&format!("after step \"{name}\""))?;
+            Ok(value)
+        },
+    );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "checkpoint",
+        &[],
+        "",
+        doc::CHECKPOINT,
+        move || -> RhaiResult<()> { c.safe_point("checkpoint") },
+    );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "gate",
+        &["reason: String"],
+        "",
+        doc::GATE,
+        move |reason: Dynamic| -> RhaiResult<()> {
+            c.gate_here(&crate::script::value::plain(&reason))
         },
     );
     let c = ctx.clone();
@@ -245,10 +309,16 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             eprint!("{question} [y/N] ");
             let _ = std::io::stderr().flush();
             let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| fail(format!("cannot read the answer: {e}")))?;
+            if c.terminal.borrow().is_some() {
+                // A pause started the run's reader of the terminal: the answer comes through it.
+                let mut lines = c.terminal_lines();
+                line = c.rt.block_on(lines.recv()).unwrap_or_default();
+            } else {
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| fail(format!("cannot read the answer: {e}")))?;
+            }
             Ok(matches!(
                 line.trim().to_ascii_lowercase().as_str(),
                 "y" | "yes"
@@ -300,7 +370,9 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         &["msg: String"],
         "",
         doc::SAFE_STOP,
-        |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::guard(m.to_string())) },
+        |context: NativeCallContext, m: Dynamic| -> RhaiResult<()> {
+            Err(placed(ScriptStop::guard(m.to_string()), &context))
+        },
     );
     global(
         engine,
@@ -309,7 +381,9 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         &["msg: String"],
         "",
         doc::USAGE,
-        |m: Dynamic| -> RhaiResult<()> { Err(ScriptStop::usage(m.to_string())) },
+        |context: NativeCallContext, m: Dynamic| -> RhaiResult<()> {
+            Err(placed(ScriptStop::usage(m.to_string()), &context))
+        },
     );
 }
 

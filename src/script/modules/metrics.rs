@@ -24,7 +24,8 @@ mod doc {
     pub const SAMPLE: &str =
         "The canary figures of one node over `window` seconds (two scrapes, counter \
         resets handled): #{error_rate (aborts / (commits + aborts)), latency_p99_ms, \
-        replication_lag_ms, memory_bytes, tx_per_sec}.";
+        replication_lag_ms, memory_bytes, tx_per_sec}. Given an array of ids, the figures of the \
+        group pooled as `compare` pools a baseline.";
     pub const COMPARE: &str = "The canary's figures against a baseline (one id or an array of ids, \
         aggregated) over the same `window` seconds, every node scraped at once: a map per figure of \
         #{canary, baseline, ratio}; ratio is () when the baseline is 0 and the canary is not.";
@@ -41,6 +42,15 @@ mod doc {
     pub const COMPARE_PAST: &str =
         "As `compare`, but over the last `window` seconds as the inventory's \
         Prometheus recorded them (no waiting).";
+    pub const COMPARE_PAST_SINCE: &str = "The node against its own history: its figures over the last \
+        `window` seconds (`canary`) against its figures over the `window` seconds that ended at `since` \
+        (`baseline`), both as the inventory's Prometheus recorded them: a map per figure of \
+        #{canary, baseline, ratio}, as `compare`. `since` is unix seconds on the wall clock Prometheus \
+        keeps (`wall_now()`, taken before the change being judged), `window` wall-clock seconds. \
+        Throws when the inventory names no Prometheus or it holds no data for either window.";
+    pub const HAS_PROMETHEUS: &str =
+        "True when the inventory names a Prometheus (`prometheus_url`), so `query`, `sample_past` and \
+        `compare_past` can be used.";
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
@@ -62,17 +72,15 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     let c = ctx.clone();
     b.add(
         "sample",
-        &["id: String", "window: float"],
+        &["id: String|Array", "window: float"],
         "Map",
         doc::SAMPLE,
-        move |id: ImmutableString, window: Dynamic| -> RhaiResult<Map> {
+        move |id: Dynamic, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
+            let ids = ids_of(&id, "metrics::sample", "the group")?;
             let cl = c.cluster()?;
-            let (f, _) = waiting(
-                &c,
-                &format!("a {} sample of {id}", human_duration(w)),
-                |_| c.block_on(cl.sample(&id, &[], w)),
-            )?;
+            let label = format!("a {} sample of {}", human_duration(w), ids.join(", "));
+            let f = waiting(&c, &label, |_| c.block_on(cl.sample_pooled(&ids, w)))?;
             Ok(figures_map(&f))
         },
     );
@@ -84,7 +92,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::COMPARE,
         move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
-            let ids = ids_of(&baseline)?;
+            let ids = ids_of(&baseline, "metrics::compare", "the baseline")?;
             let cl = c.cluster()?;
             let label = format!(
                 "{} of {canary} against {}",
@@ -189,7 +197,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::COMPARE_PAST,
         move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
             let w = secs(&window, "window")?;
-            let ids = ids_of(&baseline)?;
+            let ids = ids_of(&baseline, "metrics::compare", "the baseline")?;
             let cl = c.cluster()?;
             let cf = c
                 .block_on(cl.figures_past(&[canary.to_string()], w))
@@ -198,7 +206,65 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             Ok(comparison(&cf, &bf))
         },
     );
+    let c = ctx.clone();
+    b.add(
+        "compare_past",
+        &["id: String", "since: float", "window: float"],
+        "Map",
+        doc::COMPARE_PAST_SINCE,
+        move |id: ImmutableString, since: f64, window: Dynamic| {
+            compare_own(&c, &id, since, &window)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "compare_past",
+        &["id: String", "since: int", "window: float"],
+        "Map",
+        doc::COMPARE_PAST_SINCE,
+        move |id: ImmutableString, since: i64, window: Dynamic| {
+            compare_own(&c, &id, since as f64, &window)
+        },
+    );
+    // One entry in `functions` for both number types of `since`.
+    b.forget_last_doc();
+    let c = ctx.clone();
+    b.add(
+        "has_prometheus",
+        &[],
+        "bool",
+        doc::HAS_PROMETHEUS,
+        move || -> RhaiResult<bool> { Ok(c.cluster()?.has_prometheus()) },
+    );
     b.build()
+}
+
+/// `metrics::compare_past(id, since, window)`: the node's last `window` against the `window` before `since`.
+fn compare_own(c: &Ctx, id: &str, since: f64, window: &Dynamic) -> RhaiResult<Map> {
+    let w = secs(window, "window")?;
+    if w.is_zero() {
+        return Err(fail(
+            "metrics::compare_past: the window must be above 0 seconds",
+        ));
+    }
+    let now = crate::output::unix_now();
+    if !since.is_finite() || since > now {
+        return Err(fail(format!(
+            "metrics::compare_past: `since` ({since}) is not a past unix time on the wall clock (now {now:.0}); take it with wall_now()"
+        )));
+    }
+    let cl = c.cluster()?;
+    let ids = [id.to_string()];
+    let (cf, bf) = c
+        .block_on(async {
+            let (a, b) = tokio::join!(
+                cl.figures_recorded(&ids, w, Some(now)),
+                cl.figures_recorded(&ids, w, Some(since))
+            );
+            Ok((a?, b?))
+        })
+        .map_err(throw)?;
+    Ok(comparison(&cf, &bf))
 }
 
 /// Per figure #{canary, baseline, ratio}.
@@ -267,20 +333,20 @@ pub fn figures_map(f: &Figures) -> Map {
         .collect()
 }
 
-/// One id or an array of ids.
-fn ids_of(v: &Dynamic) -> RhaiResult<Vec<String>> {
+/// One id or an array of ids, for `call`'s argument `what`.
+fn ids_of(v: &Dynamic, call: &str, what: &str) -> RhaiResult<Vec<String>> {
     if v.is_string() {
         return Ok(vec![v.to_string()]);
     }
     if let Some(a) = v.read_lock::<Array>() {
         let ids: Vec<String> = a.iter().map(|x| x.to_string()).collect();
         if ids.is_empty() {
-            return Err(fail("metrics::compare: the baseline names no node"));
+            return Err(fail(format!("{call}: {what} names no node")));
         }
         return Ok(ids);
     }
     Err(fail(format!(
-        "metrics::compare: the baseline must be a node id or an array of ids, not {}",
+        "{call}: {what} must be a node id or an array of ids, not {}",
         v.type_name()
     )))
 }

@@ -1,5 +1,5 @@
 //! The script API: static modules `cluster::`, `node::`, `raft::`, `metrics::`, `backup::`,
-//! `version::`, the global functions, and the typed values they return.
+//! `journal::`, `version::`, the global functions, and the typed values they return.
 //!
 //! Each function is registered with its parameters and a doc line; the same list is kept in `FnDoc`s
 //! so `neumann-script functions`, the docs and Rhai's metadata cannot drift apart. Functions here are thin:
@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod cluster;
 pub mod globals;
+pub mod journal;
 pub mod metrics;
 pub mod node;
 pub mod raft;
@@ -113,6 +114,11 @@ impl<'a> Builder<'a> {
         self
     }
 
+    /// Drops the doc of the function added last: for an overload of one already listed.
+    pub fn forget_last_doc(&mut self) {
+        self.docs.pop();
+    }
+
     pub fn build(self) -> Module {
         self.module
     }
@@ -202,6 +208,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
         ("raft", raft::module(ctx, &mut docs)),
         ("metrics", metrics::module(ctx, &mut docs)),
         ("backup", backup::module(ctx, &mut docs)),
+        ("journal", journal::module(ctx, &mut docs)),
         ("version", version::module(&mut docs)),
     ];
     for (name, module) in modules {
@@ -230,6 +237,27 @@ pub fn waiting<T>(
         Err(_) => wait.finish(&format!("{label}: failed")),
     }
     result.map_err(throw)
+}
+
+/// Tells the listeners how a wait ended (`wait` in docs/SCRIPTING.md): the report reads a node back from
+/// it on a real cluster.
+pub fn waited<T>(
+    ctx: &Ctx,
+    what: &str,
+    node: Option<&str>,
+    started: std::time::Instant,
+    result: RhaiResult<T>,
+) -> RhaiResult<T> {
+    ctx.notify(
+        "wait",
+        &serde_json::json!({
+            "what": what,
+            "node": node,
+            "ok": result.is_ok(),
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }),
+    );
+    result
 }
 
 /// `#{force: true}` from the options map a guarded call takes last; any other key is a usage error, so

@@ -53,6 +53,13 @@ mod doc {
         /opt/neumann/{version}/bin/neumann /usr/local/bin/neumann`): the version it runs at its next \
         start. Throws when the command fails (in the simulator, when `version` was not staged). Held to \
         the skew policy like `install`.";
+    pub const LABELS: &str =
+        "The node's inventory labels (`labels = { zone = \"eu-1a\" }`) as a map of strings; empty when \
+        it has none. Read from the inventory: nothing is asked of the cluster.";
+    pub const INSTALL_ALL: &str =
+        "Installs `version` on every node of `ids` at once (the nodes of one batch, stopped); returns \
+        when every install has ended. Every node's skew interlock is checked before any install starts; \
+        when one fails the others finish and the call throws naming each failed node.";
     pub const EXEC: &str =
         "Runs an ad-hoc shell command on the node's host: #{status, stdout, stderr}. \
         A non-zero exit is a result, not an error.";
@@ -163,31 +170,49 @@ fn stage_all(
     parallel: &Dynamic,
     force: bool,
 ) -> RhaiResult<()> {
-    let ids: Vec<String> = ids
-        .iter()
-        .map(|d| {
-            d.clone()
-                .into_immutable_string()
-                .map(|s| s.to_string())
-                .map_err(|t| {
-                    ScriptStop::usage(format!("node::stage_all: ids must be strings, not {t}"))
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    let v = super::version::to_semver(version)
-        .map_err(|e| ScriptStop::usage(format!("node::stage_all: {e}")))?;
     let p = number(parallel, "node::stage_all: parallel")?;
     if !(p >= 1.0 && p.fract() == 0.0) {
         return Err(ScriptStop::usage(format!(
             "node::stage_all: parallel must be a whole number of at least 1, not {p}"
         )));
     }
-    let parallel = p as usize;
+    on_all(c, ids, version, p as usize, force, HostOp::Stage)
+}
+
+/// Installs `version` on every node of `ids` at once: a batch's installs overlap, as its nodes' restarts
+/// do, so a batch of K is not K installs long.
+fn install_all(c: &Ctx, ids: &rhai::Array, version: &Dynamic, force: bool) -> RhaiResult<()> {
+    on_all(c, ids, version, ids.len().max(1), force, HostOp::Install)
+}
+
+/// A version-changing host operation on every node of `ids`, at most `parallel` at once, behind every
+/// node's skew interlock asked before any starts.
+fn on_all(
+    c: &Ctx,
+    ids: &rhai::Array,
+    version: &Dynamic,
+    parallel: usize,
+    force: bool,
+    op: fn(semver::Version) -> HostOp,
+) -> RhaiResult<()> {
+    let name = op(semver::Version::new(0, 0, 0)).name();
+    let call = format!("node::{name}_all");
+    let ids: Vec<String> = ids
+        .iter()
+        .map(|d| {
+            d.clone()
+                .into_immutable_string()
+                .map(|s| s.to_string())
+                .map_err(|t| ScriptStop::usage(format!("{call}: ids must be strings, not {t}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let v = super::version::to_semver(version)
+        .map_err(|e| ScriptStop::usage(format!("{call}: {e}")))?;
     let cl = c.cluster()?;
     c.hold_lease()?;
     let mut commands = Vec::new();
     for id in &ids {
-        commands.push(HostOp::Stage(v.clone()).command(cl.node(id).map_err(throw)?));
+        commands.push(op(v.clone()).command(cl.node(id).map_err(throw)?));
     }
     let mut args = serde_json::json!({
         "ids": ids, "version": v.to_string(), "parallel": parallel, "commands": commands
@@ -200,30 +225,33 @@ fn stage_all(
     for id in &ids {
         let g = Guarded::Version {
             id,
-            op: "stage",
+            op: name,
             version: &v,
         };
         match c.gate(&cl, &g, force) {
             Ok(o) => overrides.extend(o),
-            Err(e) if refused_rule(&e).is_some() => {
-                return c.mutate("node::stage_all", None, args, || Err(e))
-            }
+            Err(e) if refused_rule(&e).is_some() => return c.mutate(&call, None, args, || Err(e)),
             Err(e) => return Err(e),
         }
     }
+    let doing = if name == "stage" {
+        "staging"
+    } else {
+        "installing"
+    };
     c.out.info(&format!(
-        "staging {v} on {} ({} at a time)",
+        "{doing} {v} on {} ({} at a time)",
         ids.join(", "),
         parallel.min(ids.len()).max(1)
     ));
-    c.mutate_overriding("node::stage_all", None, args, overrides.first(), || {
+    c.mutate_overriding(&call, None, args, overrides.first(), || {
         use futures_util::stream::StreamExt;
         let cl = cl.clone();
         let results = c
             .block_on(async {
                 let runs = futures_util::stream::iter(ids.iter().map(|id| {
                     let cl = cl.clone();
-                    let op = HostOp::Stage(v.clone());
+                    let op = op(v.clone());
                     // force: the interlocks were all asked above, for the cluster as it was then.
                     async move { (id.clone(), cl.host(id, op, true).await) }
                 }))
@@ -233,6 +261,10 @@ fn stage_all(
                 Ok(runs)
             })
             .map_err(throw)?;
+        // An install changes what the node runs next; a staged build changes nothing that runs.
+        if name == "install" {
+            c.touched.borrow_mut().extend(ids.iter().cloned());
+        }
         let failed: Vec<String> = results
             .into_iter()
             .filter_map(|(_, r)| r.err().map(|e| e.to_string()))
@@ -240,7 +272,7 @@ fn stage_all(
         match failed.is_empty() {
             true => Ok(()),
             false => Err(fail(format!(
-                "staging {v} failed on {} of {} node(s): {}",
+                "{doing} {v} failed on {} of {} node(s): {}",
                 failed.len(),
                 ids.len(),
                 failed.join("; ")
@@ -489,6 +521,43 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     );
     let c = ctx.clone();
     b.add(
+        "install_all",
+        &["ids: Array", "version: String"],
+        "",
+        doc::INSTALL_ALL,
+        move |ids: rhai::Array, version: Dynamic| -> RhaiResult<()> {
+            install_all(&c, &ids, &version, false)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "install_all",
+        &["ids: Array", "version: String", "options: Map"],
+        "",
+        doc::FORCED,
+        move |ids: rhai::Array, version: Dynamic, options: Map| -> RhaiResult<()> {
+            let force = force_option(&options, "node::install_all")?;
+            install_all(&c, &ids, &version, force)
+        },
+    );
+    let c = ctx.clone();
+    b.add(
+        "labels",
+        &["id: String"],
+        "Map",
+        doc::LABELS,
+        move |id: ImmutableString| -> RhaiResult<Map> {
+            let cl = c.cluster()?;
+            let spec = cl.node(&id).map_err(throw)?;
+            Ok(spec
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+                .collect())
+        },
+    );
+    let c = ctx.clone();
+    b.add(
         "exec",
         &["id: String", "command: String"],
         "Map",
@@ -507,9 +576,11 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<Member> {
             let t = secs(&timeout, "timeout")?;
             let cl = c.cluster()?;
-            waiting(&c, &format!("{id} to rejoin"), |report| {
+            let started = std::time::Instant::now();
+            let r = waiting(&c, &format!("{id} to rejoin"), |report| {
                 c.block_on(cl.wait_rejoined(&id, t, report))
-            })
+            });
+            super::waited(&c, "rejoined", Some(&id), started, r)
         },
     );
     let c = ctx.clone();
@@ -529,11 +600,13 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             // Lag is reported in whole milliseconds: a bound of 99.5 admits what 99 admits.
             let max_lag_ms = max_lag_ms.floor() as i64;
             let cl = c.cluster()?;
-            waiting(
+            let started = std::time::Instant::now();
+            let r = waiting(
                 &c,
                 &format!("{id} to catch up (lag <= {max_lag_ms} ms)"),
                 |report| c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report)),
-            )
+            );
+            super::waited(&c, "caught_up", Some(&id), started, r)
         },
     );
     b.build()

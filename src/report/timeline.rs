@@ -1,0 +1,928 @@
+//! From a run's records to what the page draws: one lane per node with its states over time, the leader
+//! and its terms, the steps, the gates and pauses, and failed writes per second. Pure: records in, lanes out.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// What one run left behind, every time in seconds on the run's timeline (0 is the session's start).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    pub run_id: String,
+    pub script: String,
+    pub args: Vec<String>,
+    pub cluster: String,
+    /// `done`, `script error`, `usage`, `stopped`, `interrupted`, as `run_end` says.
+    pub result: String,
+    pub exit_code: i64,
+    pub message: Option<String>,
+    /// Wall-clock duration of the run in seconds.
+    pub duration_s: f64,
+    /// The end of the timeline (the cluster's seconds: simulated ones on a simulated cluster).
+    pub end: f64,
+    /// Timeline seconds per real second (the simulator's speed; 1 on a real cluster).
+    pub speed: f64,
+    /// A rehearsal: the page shows the predicted timeline of the run on a twin.
+    pub predicted: bool,
+    /// When the run started, unix seconds.
+    pub started_unix: f64,
+    /// The cluster's nodes in inventory order: one lane each.
+    pub nodes: Vec<String>,
+    /// Who led as the run began, and in which term, when the cluster said.
+    pub leader_at_start: Option<(String, Option<u64>)>,
+    /// The run's own events (`step_start`, `op`, `wait`, gates...), in order.
+    pub events: Vec<RunEvent>,
+    /// A simulated cluster's own records.
+    pub sim: Option<SimRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEvent {
+    pub t: f64,
+    pub kind: String,
+    pub fields: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimRecord {
+    /// `/sim/events`, times moved onto the run's timeline (events before the run are negative).
+    pub events: Vec<SimEvent>,
+    /// `/sim/stats`.
+    pub stats: Value,
+    /// How long the simulator's install (and staging) takes: its log marks only the end.
+    pub install_secs: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimEvent {
+    pub t: f64,
+    pub node: Option<String>,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// A node's state on its lane. `Up` is the baseline: serving, not drawn as a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum State {
+    Up,
+    Drained,
+    Down,
+    Rejoining,
+    CatchingUp,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        State::Up,
+        State::Drained,
+        State::Down,
+        State::Rejoining,
+        State::CatchingUp,
+    ];
+
+    /// The class on the page (CSS colour, and what the browser test counts).
+    pub fn class(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Drained => "drained",
+            State::Down => "down",
+            State::Rejoining => "rejoining",
+            State::CatchingUp => "catching-up",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Up => "up, serving",
+            State::Drained => "drained",
+            State::Down => "down",
+            State::Rejoining => "rejoining",
+            State::CatchingUp => "catching up",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub state: State,
+    pub t0: f64,
+    pub t1: f64,
+}
+
+/// Work on a node's host beside its state: installing or staging a version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    /// `installing` or `staging`.
+    pub what: &'static str,
+    pub t0: f64,
+    pub t1: f64,
+    pub label: String,
+}
+
+/// A moment worth a marker: an election, a hand-over, a failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub t: f64,
+    /// `elected`, `transfer`, `leader-lost`, `failed`, `fault`, `gate`, `pause`, `stop`, ...
+    pub kind: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lane {
+    pub node: String,
+    pub segments: Vec<Segment>,
+    pub activities: Vec<Activity>,
+    pub marks: Vec<Mark>,
+}
+
+/// Who led when, and in which term (`None` when the term is not known).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leadership {
+    pub node: String,
+    pub term: Option<u64>,
+    pub t0: f64,
+    pub t1: f64,
+}
+
+/// A step of the run: nested steps have a greater depth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub depth: usize,
+    pub t0: f64,
+    pub t1: f64,
+    /// `ok`, `failed`, or `unfinished` when the run ended inside it.
+    pub result: String,
+    pub error: Option<String>,
+}
+
+/// A stretch on the gates row: the cluster paused, or the run paused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub label: String,
+    pub t0: f64,
+    pub t1: f64,
+}
+
+/// Everything the page draws.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    pub lanes: Vec<Lane>,
+    pub leaders: Vec<Leadership>,
+    pub steps: Vec<Step>,
+    pub gates: Vec<Mark>,
+    pub bands: Vec<Band>,
+    /// Failed client writes per bucket of `bucket_s` seconds, from 0; a simulated cluster only.
+    pub failed_writes: Option<(f64, Vec<u64>)>,
+}
+
+/// Per node as its records are read: where the process is, and whether it is drained.
+#[derive(Clone, Copy)]
+struct NodeState {
+    process: State,
+    drained: bool,
+    since: f64,
+    shown: State,
+}
+
+impl NodeState {
+    fn shown(&self) -> State {
+        match (self.process, self.drained) {
+            (State::Up, true) => State::Drained,
+            (p, _) => p,
+        }
+    }
+}
+
+struct LaneBuilder {
+    order: Vec<String>,
+    lanes: BTreeMap<String, (NodeState, Lane)>,
+    end: f64,
+}
+
+impl LaneBuilder {
+    fn new(nodes: &[String], end: f64) -> LaneBuilder {
+        let mut b = LaneBuilder {
+            order: Vec::new(),
+            lanes: BTreeMap::new(),
+            end,
+        };
+        for n in nodes {
+            b.lane(n);
+        }
+        b
+    }
+
+    fn lane(&mut self, node: &str) -> &mut (NodeState, Lane) {
+        if !self.lanes.contains_key(node) {
+            self.order.push(node.to_string());
+        }
+        self.lanes.entry(node.to_string()).or_insert_with(|| {
+            (
+                NodeState {
+                    process: State::Up,
+                    drained: false,
+                    since: f64::NEG_INFINITY,
+                    shown: State::Up,
+                },
+                Lane {
+                    node: node.to_string(),
+                    segments: Vec::new(),
+                    activities: Vec::new(),
+                    marks: Vec::new(),
+                },
+            )
+        })
+    }
+
+    /// Applies a change at `t`; a change of what the lane shows closes the segment before it.
+    fn set(&mut self, node: &str, t: f64, change: impl FnOnce(&mut NodeState)) {
+        let (st, lane) = self.lane(node);
+        change(st);
+        let now = st.shown();
+        if now != st.shown {
+            push_segment(lane, st.shown, st.since, t);
+            st.shown = now;
+            st.since = t;
+        }
+    }
+
+    fn mark(&mut self, node: &str, t: f64, kind: &str, label: String) {
+        if t < 0.0 {
+            return;
+        }
+        self.lane(node).1.marks.push(Mark {
+            t,
+            kind: kind.into(),
+            label,
+        });
+    }
+
+    fn activity(&mut self, node: &str, what: &'static str, t0: f64, t1: f64, label: String) {
+        if t1 < 0.0 {
+            return;
+        }
+        self.lane(node).1.activities.push(Activity {
+            what,
+            t0: t0.max(0.0),
+            t1,
+            label,
+        });
+    }
+
+    fn finish(mut self) -> Vec<Lane> {
+        let end = self.end;
+        let mut out = Vec::new();
+        for node in std::mem::take(&mut self.order) {
+            if let Some((st, mut lane)) = self.lanes.remove(&node) {
+                push_segment(&mut lane, st.shown, st.since, end.max(st.since));
+                out.push(lane);
+            }
+        }
+        out
+    }
+}
+
+/// A segment on the timeline: one that ended before the run began is not drawn, one that began before
+/// it starts at 0. Zero-length segments stay, so each stop has its `down` segment.
+fn push_segment(lane: &mut Lane, state: State, t0: f64, t1: f64) {
+    if t1 < 0.0 {
+        return;
+    }
+    lane.segments.push(Segment {
+        state,
+        t0: t0.max(0.0),
+        t1,
+    });
+}
+
+/// The first whole number in a text: a term in `term 4`, a count in `12 client writes failed`.
+fn first_number(s: &str) -> Option<u64> {
+    let digits: String = s
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Builds what the page draws from a run's records: the simulator's own log when the cluster is
+/// simulated, else the run's own mutating calls and waits.
+pub fn timeline(rec: &Record) -> Timeline {
+    let (lanes, leaders, mut bands, failed_writes) = match &rec.sim {
+        Some(sim) => from_sim(rec, sim),
+        None => {
+            let (l, ld, b) = from_calls(rec);
+            (l, ld, b, None)
+        }
+    };
+    let (steps, gates, run_bands) = course(rec);
+    bands.extend(run_bands);
+    Timeline {
+        lanes,
+        leaders,
+        steps,
+        gates,
+        bands,
+        failed_writes,
+    }
+}
+
+type Lanes = (Vec<Lane>, Vec<Leadership>, Vec<Band>);
+/// Failed writes per bucket: (bucket seconds, counts).
+type Bars = Option<(f64, Vec<u64>)>;
+
+/// The leader as the run began, open-ended until the records say otherwise.
+fn first_leader(rec: &Record) -> Vec<Leadership> {
+    rec.leader_at_start
+        .iter()
+        .map(|(node, term)| Leadership {
+            node: node.clone(),
+            term: *term,
+            t0: 0.0,
+            t1: f64::INFINITY,
+        })
+        .collect()
+}
+
+fn from_sim(rec: &Record, sim: &SimRecord) -> (Vec<Lane>, Vec<Leadership>, Vec<Band>, Bars) {
+    let mut b = LaneBuilder::new(&rec.nodes, rec.end);
+    let mut leaders = first_leader(rec);
+    let mut bands = Vec::new();
+    let mut paused_since: Option<f64> = None;
+    let bucket = bucket_secs(rec.end);
+    let mut failed = vec![0u64; ((rec.end / bucket).ceil() as usize).max(1)];
+    let close_leader = |leaders: &mut Vec<Leadership>, node: Option<&str>, t: f64| {
+        if let Some(l) = leaders.last_mut() {
+            if l.t1.is_infinite() && node.is_none_or(|n| n == l.node) {
+                l.t1 = t;
+            }
+        }
+    };
+    for e in &sim.events {
+        let t = e.t;
+        let Some(node) = e.node.as_deref() else {
+            match e.kind.as_str() {
+                "write_failed" => add_failed(&mut failed, bucket, t, &e.detail),
+                "partition" if t >= 0.0 => bands.push(Band {
+                    label: format!("network partition: {}", e.detail),
+                    t0: t,
+                    t1: t,
+                }),
+                _ => {}
+            }
+            continue;
+        };
+        match e.kind.as_str() {
+            "stop" | "crash" => {
+                b.set(node, t, |s| s.process = State::Down);
+                if e.kind == "crash" {
+                    b.mark(node, t, "failed", "crashed".into());
+                }
+            }
+            // A process starts undrained: its drain was the stopped process's.
+            "start" => b.set(node, t, |s| {
+                s.drained = false;
+                if s.process == State::Down {
+                    s.process = State::Rejoining
+                }
+            }),
+            "rejoined" => b.set(node, t, |s| {
+                if s.process == State::Rejoining {
+                    s.process = State::CatchingUp
+                }
+            }),
+            "caught_up" => b.set(node, t, |s| {
+                if matches!(s.process, State::Rejoining | State::CatchingUp) {
+                    s.process = State::Up
+                }
+            }),
+            "drain" => b.set(node, t, |s| s.drained = true),
+            "undrain" => b.set(node, t, |s| s.drained = false),
+            "install" | "stage" if !e.detail.contains("already") => {
+                let what = if e.kind == "install" {
+                    "installing"
+                } else {
+                    "staging"
+                };
+                let version = e.detail.split_whitespace().next().unwrap_or_default();
+                b.activity(
+                    node,
+                    what,
+                    t - sim.install_secs,
+                    t,
+                    format!("{what} {version}"),
+                );
+            }
+            "activate" => b.mark(node, t, "activate", e.detail.clone()),
+            "install_failed" | "stage_failed" | "activate_failed" | "refused" | "bind_failed" => b
+                .mark(
+                    node,
+                    t,
+                    "failed",
+                    format!("{}: {}", e.kind.replace('_', " "), e.detail),
+                ),
+            "fault" => b.mark(node, t, "fault", format!("fault injected: {}", e.detail)),
+            "elected" => {
+                close_leader(&mut leaders, None, t);
+                let term = first_number(&e.detail);
+                leaders.push(Leadership {
+                    node: node.to_string(),
+                    term,
+                    t0: t,
+                    t1: f64::INFINITY,
+                });
+                b.mark(node, t, "elected", format!("elected leader, {}", e.detail));
+            }
+            "transfer" => b.mark(node, t, "transfer", format!("hand-over {}", e.detail)),
+            "leader_lost" => {
+                close_leader(&mut leaders, Some(node), t);
+                b.mark(node, t, "leader-lost", format!("leader lost, {}", e.detail));
+            }
+            "write_failed" => add_failed(&mut failed, bucket, t, &e.detail),
+            "pause" => paused_since = Some(paused_since.unwrap_or(t)),
+            "resume" => {
+                if let Some(t0) = paused_since.take() {
+                    push_band(&mut bands, "cluster paused", t0, t);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(t0) = paused_since {
+        push_band(&mut bands, "cluster paused", t0, rec.end);
+    }
+    let leaders = clip_leaders(leaders, rec.end);
+    (b.finish(), leaders, bands, Some((bucket, failed)))
+}
+
+fn add_failed(buckets: &mut [u64], bucket: f64, t: f64, detail: &str) {
+    if t < 0.0 || buckets.is_empty() {
+        return;
+    }
+    let i = ((t / bucket) as usize).min(buckets.len() - 1);
+    buckets[i] += first_number(detail).unwrap_or(1);
+}
+
+/// One bar per second, or coarser so a long run has at most about 300 bars.
+fn bucket_secs(end: f64) -> f64 {
+    (end / 300.0).ceil().max(1.0)
+}
+
+fn push_band(bands: &mut Vec<Band>, label: &str, t0: f64, t1: f64) {
+    if t1 >= 0.0 {
+        bands.push(Band {
+            label: label.into(),
+            t0: t0.max(0.0),
+            t1,
+        });
+    }
+}
+
+fn clip_leaders(leaders: Vec<Leadership>, end: f64) -> Vec<Leadership> {
+    leaders
+        .into_iter()
+        .filter_map(|mut l| {
+            l.t1 = l.t1.min(end);
+            (l.t1 >= 0.0).then(|| {
+                l.t0 = l.t0.max(0.0);
+                l
+            })
+        })
+        .collect()
+}
+
+/// A real cluster's lanes from what the run itself did and saw: each mutating call (`op` events carry
+/// its end and duration) and each wait (`wait` events). A node started and never waited on stays
+/// "rejoining" to the end: the run never saw it back.
+fn from_calls(rec: &Record) -> Lanes {
+    let mut b = LaneBuilder::new(&rec.nodes, rec.end);
+    let mut leaders = first_leader(rec);
+    let mut bands = Vec::new();
+    let mut paused_since: Option<f64> = None;
+    for e in &rec.events {
+        let f = &e.fields;
+        let took = f["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0 * rec.speed;
+        let (t0, t1) = (e.t - took, e.t);
+        match e.kind.as_str() {
+            "op" => {
+                let op = text(f, "op").unwrap_or_default();
+                let node = text(f, "node");
+                let error = text(f, "error");
+                if f["refused"].is_string() {
+                    if let Some(n) = &node {
+                        b.mark(
+                            n,
+                            t1,
+                            "failed",
+                            format!("{op} refused: {}", error.unwrap_or_default()),
+                        );
+                    }
+                    continue;
+                }
+                let short = op.rsplit("::").next().unwrap_or(&op).to_string();
+                let version = text(&f["args"], "version").unwrap_or_default();
+                match (short.as_str(), node.as_deref()) {
+                    ("stage_all", _) => {
+                        for id in f["args"]["ids"].as_array().into_iter().flatten() {
+                            if let Some(id) = id.as_str() {
+                                b.activity(id, "staging", t0, t1, format!("staging {version}"));
+                            }
+                        }
+                    }
+                    ("pause", _) if error.is_none() => {
+                        paused_since = Some(paused_since.unwrap_or(t1))
+                    }
+                    ("resume", _) if error.is_none() => {
+                        if let Some(p) = paused_since.take() {
+                            push_band(&mut bands, "cluster paused", p, t0);
+                        }
+                    }
+                    (_, Some(n)) => {
+                        if let Some(err) = &error {
+                            b.mark(n, t1, "failed", format!("{short} failed: {err}"));
+                        }
+                        match short.as_str() {
+                            "drain" if error.is_none() => b.set(n, t1, |s| s.drained = true),
+                            "undrain" => b.set(n, t0, |s| s.drained = false),
+                            "stop" => b.set(n, t0, |s| s.process = State::Down),
+                            "start" if error.is_none() => b.set(n, t1, |s| {
+                                s.drained = false;
+                                if s.process == State::Down {
+                                    s.process = State::Rejoining
+                                }
+                            }),
+                            "restart" => {
+                                b.set(n, t0, |s| s.process = State::Down);
+                                if error.is_none() {
+                                    b.set(n, t1, |s| {
+                                        s.drained = false;
+                                        s.process = State::Rejoining
+                                    });
+                                }
+                            }
+                            "install" | "stage" => {
+                                let what = if short == "install" {
+                                    "installing"
+                                } else {
+                                    "staging"
+                                };
+                                b.activity(n, what, t0, t1, format!("{what} {version}"));
+                            }
+                            "activate" => b.mark(n, t1, "activate", format!("{version} activated")),
+                            "transfer_leadership" if error.is_none() => {
+                                if let Some(l) = leaders.last_mut() {
+                                    l.t1 = l.t1.min(t1);
+                                }
+                                leaders.push(Leadership {
+                                    node: n.to_string(),
+                                    term: None,
+                                    t0: t1,
+                                    t1: f64::INFINITY,
+                                });
+                                b.mark(n, t1, "transfer", "leads after a hand-over".into());
+                            }
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "wait" if f["ok"] == true => {
+                let what = text(f, "what").unwrap_or_default();
+                match (what.as_str(), text(f, "node")) {
+                    ("rejoined", Some(n)) => b.set(&n, t1, |s| {
+                        if s.process == State::Rejoining {
+                            s.process = State::CatchingUp
+                        }
+                    }),
+                    ("caught_up", Some(n)) => b.set(&n, t1, |s| {
+                        if matches!(s.process, State::Rejoining | State::CatchingUp) {
+                            s.process = State::Up
+                        }
+                    }),
+                    ("healthy", _) => {
+                        for n in rec.nodes.clone() {
+                            b.set(&n, t1, |s| {
+                                if matches!(s.process, State::Rejoining | State::CatchingUp) {
+                                    s.process = State::Up
+                                }
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = paused_since {
+        push_band(&mut bands, "cluster paused", p, rec.end);
+    }
+    (b.finish(), clip_leaders(leaders, rec.end), bands)
+}
+
+/// Kinds of the run's events drawn elsewhere (lanes, steps, header): every other kind is a gate marker.
+const NOT_GATES: &[&str] = &[
+    "run_start",
+    "run_end",
+    "step_start",
+    "step_end",
+    "op",
+    "wait",
+];
+
+/// The run's course: steps (nested by depth), gate markers, and the stretches it was paused.
+fn course(rec: &Record) -> (Vec<Step>, Vec<Mark>, Vec<Band>) {
+    let mut steps = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    let mut gates = Vec::new();
+    let mut bands = Vec::new();
+    let mut paused_since: Option<f64> = None;
+    for e in &rec.events {
+        let f = &e.fields;
+        match e.kind.as_str() {
+            "step_start" => {
+                open.push(steps.len());
+                steps.push(Step {
+                    name: text(f, "name").unwrap_or_default(),
+                    depth: open.len() - 1,
+                    t0: e.t,
+                    t1: rec.end,
+                    result: "unfinished".into(),
+                    error: None,
+                });
+            }
+            "step_end" => {
+                if let Some(i) = open.pop() {
+                    let s = &mut steps[i];
+                    s.t1 = e.t;
+                    s.result = text(f, "result").unwrap_or_else(|| "ok".into());
+                    s.error = text(f, "error");
+                }
+            }
+            "paused" => {
+                paused_since = Some(paused_since.unwrap_or(e.t));
+                gates.push(gate_mark(e));
+            }
+            "resumed" => {
+                if let Some(t0) = paused_since.take() {
+                    push_band(&mut bands, "run paused", t0, e.t);
+                }
+                gates.push(gate_mark(e));
+            }
+            k if NOT_GATES.contains(&k) => {}
+            _ => gates.push(gate_mark(e)),
+        }
+    }
+    if let Some(t0) = paused_since {
+        push_band(&mut bands, "run paused", t0, rec.end);
+    }
+    if rec.result == "stopped" {
+        gates.push(Mark {
+            t: rec.end,
+            kind: "stop".into(),
+            label: format!(
+                "safe stop: {}",
+                rec.message.as_deref().unwrap_or("stopped safely")
+            ),
+        });
+    }
+    (steps, gates, bands)
+}
+
+/// A marker for an event of any kind: its kind, then the first of its fields that say what it was.
+fn gate_mark(e: &RunEvent) -> Mark {
+    let what = ["name", "question", "reason", "message", "text", "by"]
+        .iter()
+        .filter_map(|k| text(&e.fields, k))
+        .next();
+    Mark {
+        t: e.t,
+        kind: "gate".into(),
+        label: match what {
+            Some(w) => format!("{}: {w}", e.kind),
+            None => e.kind.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sim_event(t: f64, node: &str, kind: &str, detail: &str) -> SimEvent {
+        SimEvent {
+            t,
+            node: (!node.is_empty()).then(|| node.to_string()),
+            kind: kind.into(),
+            detail: detail.into(),
+        }
+    }
+
+    fn sim_record(events: Vec<SimEvent>) -> Record {
+        Record {
+            nodes: vec!["node1".into(), "node2".into()],
+            end: 20.0,
+            speed: 1.0,
+            sim: Some(SimRecord {
+                events,
+                stats: json!({}),
+                install_secs: 3.0,
+            }),
+            ..Record::default()
+        }
+    }
+
+    fn states(lane: &Lane) -> Vec<(State, f64, f64)> {
+        lane.segments
+            .iter()
+            .map(|s| (s.state, s.t0, s.t1))
+            .collect()
+    }
+
+    #[test]
+    fn a_restart_in_the_simulator_is_drained_down_rejoining_catching_up_up() {
+        let rec = sim_record(vec![
+            sim_event(-1.0, "node1", "elected", "term 1"),
+            sim_event(2.0, "node2", "drain", ""),
+            sim_event(3.0, "node2", "stop", "systemctl stop neumann"),
+            sim_event(7.0, "node2", "install", "0.11.0 installed"),
+            sim_event(8.0, "node2", "start", "starting 0.11.0"),
+            sim_event(9.5, "node2", "rejoined", "version 0.11.0"),
+            sim_event(10.0, "node2", "caught_up", "lag 3 ms"),
+            sim_event(10.5, "node2", "undrain", ""),
+            sim_event(
+                11.0,
+                "",
+                "write_failed",
+                "12 client writes failed: no node in service",
+            ),
+            sim_event(11.5, "node1", "write_failed", "3 client writes failed"),
+        ]);
+        let tl = timeline(&rec);
+        assert_eq!(tl.lanes.len(), 2);
+        assert_eq!(states(&tl.lanes[0]), vec![(State::Up, 0.0, 20.0)]);
+        assert_eq!(
+            states(&tl.lanes[1]),
+            vec![
+                (State::Up, 0.0, 2.0),
+                (State::Drained, 2.0, 3.0),
+                (State::Down, 3.0, 8.0),
+                (State::Rejoining, 8.0, 9.5),
+                (State::CatchingUp, 9.5, 10.0),
+                (State::Up, 10.0, 20.0),
+            ]
+        );
+        let a = &tl.lanes[1].activities;
+        assert_eq!(
+            (a.len(), a[0].t0, a[0].t1, a[0].what),
+            (1, 4.0, 7.0, "installing")
+        );
+        // The election before the run began still says who led from 0.
+        assert_eq!(
+            tl.leaders,
+            vec![Leadership {
+                node: "node1".into(),
+                term: Some(1),
+                t0: 0.0,
+                t1: 20.0
+            }]
+        );
+        let (bucket, bars) = tl.failed_writes.unwrap();
+        assert_eq!((bucket, bars[11], bars.iter().sum::<u64>()), (1.0, 15, 15));
+    }
+
+    #[test]
+    fn leader_changes_carry_their_terms_and_a_lost_leader_leaves_a_gap() {
+        let mut rec = sim_record(vec![
+            sim_event(0.5, "node1", "elected", "term 2"),
+            sim_event(4.0, "node1", "leader_lost", "term 2: stopped"),
+            sim_event(4.4, "node2", "elected", "term 3"),
+        ]);
+        // The leader the run found: it led until the first election the log shows.
+        rec.leader_at_start = Some(("node2".into(), Some(1)));
+        let tl = timeline(&rec);
+        let l: Vec<(String, Option<u64>, f64, f64)> = tl
+            .leaders
+            .iter()
+            .map(|l| (l.node.clone(), l.term, l.t0, l.t1))
+            .collect();
+        assert_eq!(
+            l,
+            vec![
+                ("node2".into(), Some(1), 0.0, 0.5),
+                ("node1".into(), Some(2), 0.5, 4.0),
+                ("node2".into(), Some(3), 4.4, 20.0)
+            ]
+        );
+        assert!(tl.lanes[0].marks.iter().any(|m| m.kind == "leader-lost"));
+    }
+
+    #[test]
+    fn a_real_cluster_is_drawn_from_the_runs_calls_and_waits() {
+        let op = |t: f64, op: &str, node: &str, ms: u64| RunEvent {
+            t,
+            kind: "op".into(),
+            fields: json!({"op": op, "node": node, "args": {"version": "0.11.0"}, "error": null, "duration_ms": ms}),
+        };
+        let rec = Record {
+            nodes: vec!["a".into()],
+            end: 30.0,
+            speed: 1.0,
+            events: vec![
+                op(1.0, "node::drain", "a", 100),
+                op(3.0, "node::stop", "a", 2000),
+                op(9.0, "node::install", "a", 6000),
+                op(10.0, "node::start", "a", 1000),
+                RunEvent {
+                    t: 12.0,
+                    kind: "wait".into(),
+                    fields: json!({"what": "rejoined", "node": "a", "ok": true}),
+                },
+                RunEvent {
+                    t: 13.0,
+                    kind: "wait".into(),
+                    fields: json!({"what": "caught_up", "node": "a", "ok": true}),
+                },
+                op(14.0, "node::undrain", "a", 0),
+            ],
+            ..Record::default()
+        };
+        let tl = timeline(&rec);
+        assert_eq!(
+            states(&tl.lanes[0]),
+            vec![
+                (State::Up, 0.0, 1.0),
+                (State::Drained, 1.0, 1.0),
+                (State::Down, 1.0, 10.0),
+                (State::Rejoining, 10.0, 12.0),
+                (State::CatchingUp, 12.0, 13.0),
+                (State::Up, 13.0, 30.0),
+            ]
+        );
+        assert_eq!(tl.lanes[0].activities[0].t0, 3.0);
+        assert!(tl.failed_writes.is_none());
+    }
+
+    #[test]
+    fn steps_nest_gates_of_any_kind_are_marked_and_a_safe_stop_says_why() {
+        let ev = |t: f64, kind: &str, fields: Value| RunEvent {
+            t,
+            kind: kind.into(),
+            fields,
+        };
+        let rec = Record {
+            end: 10.0,
+            result: "stopped".into(),
+            message: Some("stopped safely: quorum".into()),
+            events: vec![
+                ev(0.0, "run_start", json!({})),
+                ev(1.0, "step_start", json!({"name": "outer"})),
+                ev(2.0, "step_start", json!({"name": "inner"})),
+                ev(3.0, "step_end", json!({"name": "inner", "result": "ok"})),
+                ev(4.0, "gate", json!({"question": "go on?"})),
+                ev(5.0, "paused", json!({"by": "ops"})),
+                ev(6.0, "resumed", json!({})),
+                ev(7.0, "someday_new", json!({})),
+            ],
+            ..Record::default()
+        };
+        let tl = timeline(&rec);
+        let s: Vec<(&str, usize, f64, f64, &str)> = tl
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.depth, s.t0, s.t1, s.result.as_str()))
+            .collect();
+        assert_eq!(
+            s,
+            vec![
+                ("outer", 0, 1.0, 10.0, "unfinished"),
+                ("inner", 1, 2.0, 3.0, "ok")
+            ]
+        );
+        let labels: Vec<&str> = tl.gates.iter().map(|g| g.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec![
+                "gate: go on?",
+                "paused: ops",
+                "resumed",
+                "someday_new",
+                "safe stop: stopped safely: quorum"
+            ]
+        );
+        assert_eq!(tl.bands[0].label, "run paused");
+        assert_eq!((tl.bands[0].t0, tl.bands[0].t1), (5.0, 6.0));
+    }
+}

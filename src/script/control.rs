@@ -1,0 +1,356 @@
+//! The run's side of `pause`, `resume` and `abort` (docs/CONTROL.md): requests wait on the run lease
+//! until the run reaches a safe point (every `step` boundary, `checkpoint()`, `gate()`), never while a
+//! node is between its stop and its start. A paused run keeps its lease (the renewal task goes on) and
+//! waits for `resume` from any terminal, or "y" at its own.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use rhai::EvalAltResult;
+use serde_json::{json, Value};
+
+use super::ctx::{throw, Ctx, Planned};
+use super::stop::ScriptStop;
+use crate::cluster::OpError;
+use crate::lease::Request;
+
+type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// How often a paused run reads its lease for `resume` or `abort`: an operator's request is taken within
+/// about a second, and a cluster is asked once a second at most.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Who is paused by whom, and where: what the lease shows `status` while the run waits.
+struct Pause {
+    by: String,
+    reason: String,
+    at: String,
+}
+
+impl Pause {
+    fn record(&self) -> Value {
+        json!({
+            "by": self.by,
+            "reason": self.reason,
+            "at": self.at,
+            "since": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        })
+    }
+}
+
+/// How the operator ends a wait: `resume` elsewhere, or "y" here.
+enum Wake {
+    Request(Request),
+    Terminal,
+    Lost(String),
+}
+
+fn reason_text(reason: &str) -> &str {
+    if reason.is_empty() {
+        "(no reason given)"
+    } else {
+        reason
+    }
+}
+
+impl Ctx {
+    /// A safe point: a `pause` or `abort` asked for this run is taken here, unless a node is between its
+    /// stop and start, in which case it waits for the next safe point. `at` says where, for the operator
+    /// and the lease ("before step \"upgrade node2\"", "checkpoint").
+    pub fn safe_point(&self, at: &str) -> Result<()> {
+        if let Some(why) = self.aborted.borrow().clone() {
+            return Err(ScriptStop::guard(why));
+        }
+        if self.settings.rehearsal {
+            return Ok(());
+        }
+        let Some(request) = self.pending_request() else {
+            return Ok(());
+        };
+        let critical = self.interrupt.critical_nodes();
+        if !critical.is_empty() {
+            let key = format!("{}:{}", request.action, request.by);
+            if self.deferred.borrow().as_deref() != Some(&key) {
+                self.out.info(&format!(
+                    "{} requested by {}: taken at the next safe point, once {} is started again",
+                    request.action,
+                    request.by,
+                    critical.join(", ")
+                ));
+                *self.deferred.borrow_mut() = Some(key);
+            }
+            return Ok(());
+        }
+        *self.deferred.borrow_mut() = None;
+        match request.action.as_str() {
+            "pause" => {
+                let pause = Pause {
+                    by: request.by.clone(),
+                    reason: request.reason.clone(),
+                    at: at.to_string(),
+                };
+                self.tell_leases(Some(&request), Some(pause.record()));
+                self.event(
+                    "paused",
+                    json!({ "by": pause.by, "reason": pause.reason, "at": at }),
+                );
+                self.out.warn(&format!(
+                    "paused by {}: {} ({at})",
+                    pause.by,
+                    reason_text(&pause.reason)
+                ));
+                self.wait_paused(&pause)
+            }
+            "abort" => self.take_abort(&request, at),
+            _ => {
+                // A resume with nothing paused (or a pause it cancelled before the run got here).
+                self.tell_leases(Some(&request), None);
+                self.out.info(&format!(
+                    "resume requested by {}: the run was not paused; going on",
+                    request.by
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// `gate(reason)`: the run pauses itself and waits for `resume` (or "y" at its terminal); `abort`
+    /// ends it safely. `--yes` does not pass a gate.
+    pub fn gate_here(&self, reason: &str) -> Result<()> {
+        if self.settings.rehearsal {
+            self.out.info(&format!(
+                "gate: {reason}: a live run pauses here until it is resumed (rehearsal: going on)"
+            ));
+            self.event("gate", json!({ "reason": reason, "rehearsal": true }));
+            self.plan.borrow_mut().push(Planned {
+                op: "gate".into(),
+                node: None,
+                args: json!({ "reason": reason }),
+                error: None,
+                refused: None,
+            });
+            return Ok(());
+        }
+        self.safe_point(&format!("gate \"{reason}\""))?;
+        self.event("gate", json!({ "reason": reason }));
+        let critical = self.interrupt.critical_nodes();
+        if !critical.is_empty() {
+            self.out.warn(&format!(
+                "gate: {reason}: not pausing while {} is between its stop and its start; going on",
+                critical.join(", ")
+            ));
+            return Ok(());
+        }
+        let terminal = self.has_terminal();
+        if self.settings.simulated && !terminal {
+            self.out.info(&format!(
+                "gate: {reason}: passed (embedded simulator: no terminal to answer on, and no other \
+                 terminal can reach it to resume)"
+            ));
+            return Ok(());
+        }
+        // A paused run holds the lease: no other run changes the cluster while this one waits.
+        self.hold_lease()?;
+        let remote = self.held_leases().iter().any(|(_, l)| l.carries_requests());
+        if !remote && !terminal {
+            return Err(ScriptStop::guard(format!(
+                "gate: {reason}: nobody can resume this run: there is no terminal to answer on and the \
+                 cluster has no run lease to carry a `resume`. Nothing was changed at the gate; re-run \
+                 from a terminal"
+            )));
+        }
+        let pause = Pause {
+            by: "gate".into(),
+            reason: reason.to_string(),
+            at: format!("gate \"{reason}\""),
+        };
+        self.tell_leases(None, Some(pause.record()));
+        self.event(
+            "paused",
+            json!({ "by": "gate", "reason": reason, "at": pause.at }),
+        );
+        self.out.warn(&format!("gate: {reason}: paused"));
+        self.wait_paused(&pause)
+    }
+
+    /// The first request waiting on any lease this run holds.
+    fn pending_request(&self) -> Option<Request> {
+        let leases = self.held_leases();
+        for (_, l) in leases.iter().filter(|(_, l)| l.carries_requests()) {
+            if let Some(r) = self.rt.block_on(l.request()) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Acknowledges `acted_on` and sets the paused record on every lease this run holds.
+    fn tell_leases(&self, acted_on: Option<&Request>, paused: Option<Value>) {
+        for (cluster, l) in self.held_leases().iter() {
+            if let Err(e) = self.rt.block_on(l.update(acted_on, paused.clone())) {
+                self.out.warn(&format!(
+                    "could not update the run lease of `{}`: {e}; its next renewal carries it",
+                    cluster.inventory.source.display()
+                ));
+            }
+        }
+    }
+
+    fn take_abort(&self, request: &Request, at: &str) -> Result<()> {
+        self.tell_leases(Some(request), None);
+        self.event(
+            "abort",
+            json!({ "by": request.by, "reason": request.reason, "at": at }),
+        );
+        let why = format!(
+            "aborted by {}: {} (taken at a safe point: {at}; no node was between its stop and start)",
+            request.by,
+            reason_text(&request.reason)
+        );
+        *self.aborted.borrow_mut() = Some(why.clone());
+        Err(ScriptStop::guard(why))
+    }
+
+    /// Stdin and stderr are a terminal, outside the REPL (whose line editor owns the terminal).
+    fn has_terminal(&self) -> bool {
+        self.settings.script != "<repl>"
+            && std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal()
+    }
+
+    /// Lines typed at this run's terminal, read by one thread started on first use: a line a wait did not
+    /// take is there for the next question rather than lost in an abandoned read.
+    pub fn terminal_lines(
+        &self,
+    ) -> std::cell::RefMut<'_, tokio::sync::mpsc::UnboundedReceiver<String>> {
+        let mut slot = self.terminal.borrow_mut();
+        if slot.is_none() {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            // A plain thread, not the runtime's blocking pool: a read of stdin cannot be cancelled, and
+            // the runtime would wait for it at shutdown.
+            let _ = std::thread::Builder::new()
+                .name("neumann-stdin".into())
+                .spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::stdin().lock().lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+            *slot = Some(rx);
+        }
+        std::cell::RefMut::map(slot, |s| s.as_mut().expect("set above"))
+    }
+
+    /// Waits, paused, until `resume` (any terminal) or "y" (this one); `abort` ends the run safely.
+    fn wait_paused(&self, pause: &Pause) -> Result<()> {
+        let terminal = self.has_terminal();
+        let flag = &self.settings.cluster_flag;
+        let remote =
+            flag != "--sim" && self.held_leases().iter().any(|(_, l)| l.carries_requests());
+        if remote {
+            let cmd = if flag.is_empty() {
+                "neumann-script".to_string()
+            } else {
+                format!("neumann-script {flag}")
+            };
+            self.out.info(&format!(
+                "the run holds its lease and waits. Resume it from any terminal with: {cmd} resume   \
+                 (or end it safely: {cmd} abort --reason TEXT; see where it is: {cmd} status)"
+            ));
+        }
+        if terminal {
+            self.out.info("type y and Enter here to resume");
+        }
+        loop {
+            let wake = self.next_wake(terminal)?;
+            match wake {
+                Wake::Lost(why) => {
+                    return Err(ScriptStop::guard(format!(
+                        "{why}. This run was paused and stopped without changing anything more"
+                    )))
+                }
+                Wake::Terminal => {
+                    self.tell_leases(None, None);
+                    let (user, host) = crate::journal::whoami();
+                    let by = format!("{user}@{host} (terminal)");
+                    self.event("resumed", json!({ "by": by }));
+                    self.out.info(&format!("resumed by {by}"));
+                    return Ok(());
+                }
+                Wake::Request(r) => match r.action.as_str() {
+                    "resume" => {
+                        self.tell_leases(Some(&r), None);
+                        self.event("resumed", json!({ "by": r.by }));
+                        self.out.info(&format!("resumed by {}", r.by));
+                        return Ok(());
+                    }
+                    "abort" => return self.take_abort(&r, &pause.at),
+                    _ => {
+                        // Paused already: the newer pause's words replace the old ones.
+                        let again = Pause {
+                            by: r.by.clone(),
+                            reason: r.reason.clone(),
+                            at: pause.at.clone(),
+                        };
+                        self.tell_leases(Some(&r), Some(again.record()));
+                        self.out.info(&format!(
+                            "paused by {} as well: {}",
+                            r.by,
+                            reason_text(&r.reason)
+                        ));
+                    }
+                },
+            }
+        }
+    }
+
+    /// The next thing that ends or changes a pause; Ctrl-C (or a signal) ends the run as anywhere else.
+    fn next_wake(&self, mut terminal: bool) -> Result<Wake> {
+        loop {
+            for (_, l) in self.held_leases().iter() {
+                if let Some(why) = l.lost() {
+                    return Ok(Wake::Lost(why));
+                }
+            }
+            if let Some(r) = self.pending_request() {
+                return Ok(Wake::Request(r));
+            }
+            let interrupt = self.interrupt.clone();
+            let typed = if terminal {
+                let mut lines = self.terminal_lines();
+                self.rt.block_on(async {
+                    tokio::select! {
+                        _ = interrupt.stopped() => Err(()),
+                        // `None` when stdin is closed: then only a request can resume.
+                        line = lines.recv() => Ok(Some(line)),
+                        _ = tokio::time::sleep(POLL) => Ok(None),
+                    }
+                })
+            } else {
+                self.rt.block_on(async {
+                    tokio::select! {
+                        _ = interrupt.stopped() => Err(()),
+                        _ = tokio::time::sleep(POLL) => Ok(None),
+                    }
+                })
+            };
+            match typed {
+                Err(()) => return Err(throw(OpError::Interrupted)),
+                Ok(Some(Some(line)))
+                    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") =>
+                {
+                    return Ok(Wake::Terminal)
+                }
+                Ok(Some(Some(_))) => self.out.info("type y and Enter to resume"),
+                Ok(Some(None)) => terminal = false,
+                Ok(None) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The canary's journaled, resumable watch, its comparison with its own history (a real Prometheus), and
+//! the post-upgrade analysis of rolling upgrades: judged by the simulator's clock and records.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use neumann_script::sim::SimConfig;
+use serde_json::Value;
+
+use crate::prometheus_support::{prometheus_or_skip, PromServer};
+use crate::support::{bare, expect, sigint, text, Cluster};
+
+fn with_bad(nodes: usize, bad: &str) -> Cluster {
+    Cluster::with(SimConfig {
+        nodes,
+        speed: crate::support::SPEED,
+        bad_versions: vec![semver::Version::parse(bad).unwrap()],
+        ..SimConfig::default()
+    })
+}
+
+/// The journal's events of `kind`, oldest first.
+fn journaled(path: &Path, kind: &str) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == kind)
+        .collect()
+}
+
+/// Starts the binary, waits until the journal holds a new event of `kind`, sends SIGINT, and returns the
+/// exit code and stderr: the run is stopped at a known point whatever the machine's load.
+fn interrupt_after_journaled(
+    c: &Cluster,
+    args: &[&str],
+    journal: &Path,
+    kind: &str,
+) -> (Option<i32>, String) {
+    let before = journaled(journal, kind).len();
+    let mut child = c.spawn(args);
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stderr.read_to_string(&mut all);
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while journaled(journal, kind).len() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} journaled within 120 s"
+        );
+        if child.try_wait().unwrap().is_some() {
+            panic!(
+                "the run ended before journaling {kind}:\n{}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sigint(&child);
+    let status = child.wait().unwrap();
+    (status.code(), reader.join().unwrap())
+}
+
+#[test]
+fn an_interrupted_canary_watch_resumes_where_it_stopped() {
+    let c = Cluster::start(3, "0.10.4");
+    let journal = c.dir.path().join("journal.jsonl");
+    let j = journal.to_str().unwrap();
+    let args = [
+        "--yes",
+        "--journal",
+        j,
+        "--set",
+        "monitor_secs=240",
+        "--set",
+        "interval_secs=60",
+        "canary_upgrade.rhai",
+        "0.11.0",
+        "node3",
+    ];
+
+    // First run: stopped by Ctrl-C once a check is journaled.
+    let (code, stderr) = interrupt_after_journaled(&c, &args, &journal, "canary_check");
+    assert_eq!(code, Some(130), "{stderr}");
+    let first = journaled(&journal, "canary_check");
+    let run1 = first[0]["run_id"].as_str().unwrap().to_string();
+    let watched = first.last().unwrap()["elapsed_secs"].as_f64().unwrap();
+    assert!((60.0..240.0).contains(&watched), "{first:?}");
+    assert_eq!(first[0]["canary"], "node3");
+    assert_eq!(first[0]["verdict"], "ok");
+    assert!(first[0]["figures"]["error_rate"]["canary"].is_number());
+
+    // Second run: resumes. Judged by the simulator's clock: the rest of the watch, not all of it.
+    let t0 = c.clock();
+    let (stdout, stderr) = expect(&c.run(&args), 0);
+    let took = c.clock() - t0;
+    assert!(
+        stderr.contains("resuming the canary watch at ")
+            && stderr.contains(&format!("of 4m (run {run1})")),
+        "{stderr}"
+    );
+    // A watch from zero sleeps 240 simulated seconds on its own; the resumed one only the rest, which
+    // leaves the {watched} seconds carried over as the margin for the run's own work on a busy machine.
+    assert!(
+        took < 240.0,
+        "the second run took {took:.0} simulated seconds; {watched:.0} of 240 were watched before"
+    );
+    assert!(
+        stdout.contains("canary node3 healthy on 0.11.0"),
+        "{stdout}"
+    );
+    let second: Vec<Value> = journaled(&journal, "canary_check")
+        .into_iter()
+        .filter(|e| e["run_id"] != run1.as_str())
+        .collect();
+    assert!(
+        second[0]["elapsed_secs"].as_f64().unwrap() > watched + 30.0,
+        "{second:?}"
+    );
+    let watch = journaled(&journal, "canary_watch");
+    assert_eq!(watch[1]["resumed_from"], run1.as_str());
+    assert!((watch[1]["elapsed_secs"].as_f64().unwrap() - watched).abs() < 1e-6);
+    // The canary was upgraded once, by the first run.
+    let installs: Vec<_> = c.events_of(&["install"]);
+    assert_eq!(installs, vec![("install".into(), "node3".into())]);
+
+    // Third run: the watch ended healthy, so a re-run starts from zero (and is stopped at once).
+    let (code, stderr) = interrupt_after_journaled(&c, &args, &journal, "canary_watch");
+    let _ = code;
+    assert!(
+        stderr.contains("the last canary watch for 0.11.0 ended (healthy, run ")
+            && stderr.contains("this watch starts from zero"),
+        "{stderr}"
+    );
+    let watch = journaled(&journal, "canary_watch");
+    assert_eq!(watch.len(), 3, "{watch:?}");
+    assert_eq!(watch[2]["elapsed_secs"].as_f64(), Some(0.0));
+    assert_eq!(watch[2]["resumed_from"], Value::Null);
+}
+
+#[test]
+fn another_canary_node_starts_the_watch_afresh() {
+    let c = Cluster::start(5, "0.10.4");
+    let journal = c.dir.path().join("journal.jsonl");
+    let j = journal.to_str().unwrap();
+    let args = |node: &'static str| {
+        vec![
+            "--yes",
+            "--journal",
+            j,
+            "--set",
+            "monitor_secs=600",
+            "--set",
+            "interval_secs=60",
+            "canary_upgrade.rhai",
+            "0.11.0",
+            node,
+        ]
+    };
+    let (code, stderr) = interrupt_after_journaled(&c, &args("node3"), &journal, "canary_check");
+    assert_eq!(code, Some(130), "{stderr}");
+    let run1 = journaled(&journal, "canary_check")[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut short = args("node4");
+    short[4] = "monitor_secs=60";
+    let (_, stderr) = expect(&c.run(&short), 0);
+    assert!(
+        stderr.contains(&format!(
+            "the unfinished canary watch for 0.11.0 (run {run1}) was of node3, not node4: this watch starts from zero"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("resuming the canary watch"), "{stderr}");
+    let watch = journaled(&journal, "canary_watch");
+    assert_eq!(watch[1]["elapsed_secs"].as_f64(), Some(0.0));
+}
+
+#[test]
+fn without_a_journal_the_canary_says_it_cannot_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bare(dir.path())
+        .args([
+            "--sim",
+            "--sim-speed",
+            "20",
+            "--set",
+            "monitor_secs=2",
+            "--set",
+            "interval_secs=1",
+            "canary_upgrade.rhai",
+            "0.11.0",
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = expect(&out, 0);
+    assert!(
+        stderr.contains("this run keeps no journal (the embedded simulator without --journal FILE, or a rehearsal): if this canary watch stops, a re-run cannot resume it"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the inventory names no Prometheus (prometheus_url): the comparison of the canary with its own history before the upgrade is skipped"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("comparison of the canary with its own history")
+            .count(),
+        1,
+        "said once: {stderr}"
+    );
+}
+
+/// A cluster whose inventory names a real Prometheus scraping it, with some history already recorded.
+fn with_prometheus(c: &Cluster) -> PromServer {
+    let prom = PromServer::start(&c.admin_addrs()).unwrap_or_else(|e| panic!("{e}"));
+    // The canary's own history before the upgrade must cover one check's window (100 s simulated, 5 s
+    // of the wall clock Prometheus keeps at speed 20, five scrapes), with room to spare.
+    prom.wait_for_scrapes(10, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}\n{}", prom.log()));
+    let mut inv = std::fs::read_to_string(&c.inventory).unwrap();
+    inv.push_str(&format!(
+        "\n[cluster]\nprometheus_url = \"{}\"\n",
+        prom.url()
+    ));
+    std::fs::write(&c.inventory, inv).unwrap();
+    prom
+}
+
+#[test]
+fn the_canary_compares_itself_with_its_own_history_and_catches_a_bad_version() {
+    if prometheus_or_skip("the_canary_compares_itself_with_its_own_history").is_none() {
+        return;
+    }
+    let c = with_bad(5, "0.11.0");
+    let _prom = with_prometheus(&c);
+    let journal = c.dir.path().join("journal.jsonl");
+    let j = journal.to_str().unwrap();
+    let watch = [
+        "--yes",
+        "--journal",
+        j,
+        "--set",
+        "monitor_secs=200",
+        "--set",
+        "interval_secs=100",
+    ];
+
+    // A bad release: its p99 against its own history before the upgrade is named with the peers' verdict.
+    let mut args = watch.to_vec();
+    args.extend(["canary_upgrade.rhai", "0.11.0", "node3"]);
+    let (_, stderr) = expect(&c.run(&args), 3);
+    assert!(
+        stderr.contains("stopped safely: canary node3 failed on 0.11.0: error rate"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("p99 latency") && stderr.contains("its own before the upgrade"),
+        "{stderr}"
+    );
+    let bad = journaled(&journal, "canary_check");
+    let last = bad.last().unwrap();
+    assert_eq!(last["canary"], "node3");
+    assert_eq!(last["verdict"], "rollback");
+    assert!(
+        last["past"]["latency_p99_ms"]["ratio"].as_f64().unwrap() >= 2.0,
+        "{last}"
+    );
+    assert!(
+        last["past"]["error_rate"]["canary"].as_f64().unwrap() > 0.001,
+        "{last}"
+    );
+    assert_eq!(
+        last["past"]["error_rate"]["baseline"].as_f64(),
+        Some(0.0),
+        "{last}"
+    );
+    assert_eq!(c.versions()["node3"], "0.10.4", "rolled back");
+
+    // A good release: the past comparison runs on every check and does not fire.
+    let mut args = watch.to_vec();
+    args.extend(["canary_upgrade.rhai", "0.11.1", "node2"]);
+    let (stdout, stderr) = expect(&c.run(&args), 0);
+    assert!(
+        stdout.contains("canary node2 healthy on 0.11.1"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("is skipped"), "{stderr}");
+    let checks: Vec<Value> = journaled(&journal, "canary_check")
+        .into_iter()
+        .filter(|e| e["canary"] == "node2")
+        .collect();
+    assert!(!checks.is_empty());
+    for check in &checks {
+        let p99 = check["past"]["latency_p99_ms"]["ratio"].as_f64().unwrap();
+        let memory = check["past"]["memory_bytes"]["ratio"].as_f64().unwrap();
+        assert!(p99 < 2.0 && memory < 1.5, "{check}");
+    }
+    let since = checks[0]["since"].as_f64().unwrap();
+
+    // The function itself: node4, never upgraded, against its own past is unchanged.
+    let (stdout, _) = expect(
+        &c.run(&[
+            "--format",
+            "json",
+            "-e",
+            &format!("metrics::compare_past(\"node4\", {since}, 5)"),
+        ]),
+        0,
+    );
+    let same: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        same["latency_p99_ms"]["ratio"].as_f64().unwrap() < 2.0,
+        "{same}"
+    );
+    assert_eq!(same["error_rate"]["canary"].as_f64(), Some(0.0), "{same}");
+
+    // A time that is not in the past is refused, naming the argument.
+    let (_, stderr) = expect(
+        &c.run(&[
+            "-e",
+            "metrics::compare_past(\"node3\", wall_now() + 3600, 3)",
+        ]),
+        1,
+    );
+    assert!(
+        stderr.contains("`since`") && stderr.contains("wall_now()"),
+        "{stderr}"
+    );
+}
+
+const ROLLING: &[&str] = &["--yes", "--set", "analysis_secs=120"];
+
+#[test]
+fn a_bad_version_fails_the_post_upgrade_analysis_and_stops_safely() {
+    let c = with_bad(3, "0.11.0");
+    let mut args = ROLLING.to_vec();
+    args.extend(["rolling_upgrade.rhai", "0.11.0"]);
+    let (stdout, stderr) = expect(&c.run(&args), 3);
+    assert!(
+        stderr.contains("post-upgrade analysis failed after 1m")
+            && stderr.contains(" of 2m on 0.11.0: error rate")
+            && stderr.contains("is at or above 0.1%"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Stopped safely without rolling back: every node stays on 0.11.0"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("rolling upgrade complete"), "{stdout}");
+    assert!(
+        c.versions().values().all(|v| v == "0.11.0"),
+        "{:?}",
+        c.versions()
+    );
+    assert_eq!(c.events_of(&["install"]).len(), 3);
+}
+
+#[test]
+fn with_rollback_on_failure_every_node_goes_back_to_the_old_version() {
+    let c = with_bad(3, "0.11.0");
+    let mut args = ROLLING.to_vec();
+    args.extend([
+        "--set",
+        "rollback_on_failure=true",
+        "rolling_upgrade.rhai",
+        "0.11.0",
+    ]);
+    let (_, stderr) = expect(&c.run(&args), 3);
+    assert!(
+        stderr.contains("post-upgrade analysis failed after 1m")
+            && stderr.contains(" of 2m on 0.11.0: error rate"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Rolled back: every node runs 0.10.4 again (3 nodes checked just now)"),
+        "{stderr}"
+    );
+    assert!(
+        c.versions().values().all(|v| v == "0.10.4"),
+        "{:?}",
+        c.versions()
+    );
+    // Three installs up, three back down, each node once each way.
+    let installs = c.events_of(&["install"]);
+    assert_eq!(installs.len(), 6, "{installs:?}");
+    assert_eq!(c.stats().lost_committed_writes, 0);
+    assert!(c.not_up().is_empty(), "{:?}", c.not_up());
+}
+
+#[test]
+fn a_good_version_passes_the_post_upgrade_analysis() {
+    let c = with_bad(3, "0.11.0");
+    let journal = c.dir.path().join("journal.jsonl");
+    let mut args = ROLLING.to_vec();
+    args.extend([
+        "--journal",
+        journal.to_str().unwrap(),
+        "rolling_upgrade.rhai",
+        "0.11.1",
+    ]);
+    let (stdout, stderr) = expect(&c.run(&args), 0);
+    assert!(
+        stdout.contains("rolling upgrade complete: every node runs 0.11.1"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("post-upgrade analysis passed: 2 checks over 2m"),
+        "{stderr}"
+    );
+    let checks = journaled(&journal, "analysis_check");
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert!(checks.iter().all(|e| e["verdict"] == "ok"), "{checks:?}");
+    assert!(c.versions().values().all(|v| v == "0.11.1"));
+
+    // rollback_on_failure without an analysis to fail is a usage error, and changes nothing.
+    let (_, stderr) = expect(
+        &c.run(&[
+            "--yes",
+            "--set",
+            "rollback_on_failure=true",
+            "rolling_upgrade.rhai",
+            "0.11.2",
+        ]),
+        2,
+    );
+    assert!(
+        stderr.contains("rollback_on_failure=true needs"),
+        "{stderr}"
+    );
+    assert!(c.versions().values().all(|v| v == "0.11.1"));
+}
+
+#[test]
+fn scripts_journal_their_own_events_and_read_the_newest_back() {
+    let c = Cluster::start(3, "0.10.4");
+    let journal = c.dir.path().join("journal.jsonl");
+    let j = journal.to_str().unwrap();
+    let (stdout, _) = expect(
+        &c.run(&[
+            "--journal",
+            j,
+            "--format",
+            "json",
+            "-e",
+            r#"journal::event("drill", #{ n: 1, who: "a" });
+               journal::event("drill", #{ n: 2, who: "b" });
+               journal::event("drill", #{ n: 3, who: "a" });
+               [journal::enabled(), journal::last_event("drill", #{ who: "a" }).n,
+                journal::last_event(["drill", "other"], #{}).n, journal::last_event("drill", #{ who: "c" })]"#,
+        ]),
+        0,
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v, serde_json::json!([true, 3, 3, null]), "{stdout}");
+    assert_eq!(journaled(&journal, "drill").len(), 3);
+
+    // Another cluster's events are not this one's.
+    let other = Cluster::start(3, "0.10.4");
+    let (stdout, _) = expect(
+        &other.run(&["--journal", j, "-e", r#"journal::last_event("drill", #{})"#]),
+        0,
+    );
+    assert_eq!(stdout.trim(), "", "{stdout}");
+
+    // The runtime's own kinds cannot be forged.
+    let (_, stderr) = expect(
+        &c.run(&["--journal", j, "-e", r#"journal::event("run_end", #{})"#]),
+        2,
+    );
+    assert!(
+        stderr.contains("`run_end` is journaled by the runtime itself"),
+        "{stderr}"
+    );
+    let (_, stderr) = expect(
+        &c.run(&["--journal", j, "-e", r#"journal::event("no spaces", #{})"#]),
+        2,
+    );
+    assert!(stderr.contains("letters, digits and `_`"), "{stderr}");
+    let _ = text;
+}

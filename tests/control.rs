@@ -1,0 +1,422 @@
+//! Steering a running rollout from a second process: `pause`, `resume`, `abort` and `status` through the
+//! run lease, and `gate()`. Judged by the simulator's event log: what was stopped, started and drained,
+//! and when relative to the run's own "paused" line.
+
+use std::io::BufRead;
+use std::process::{Child, Output};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use neumann_script::sim::SimConfig;
+use serde_json::Value;
+
+use crate::support::{expect, text, Cluster};
+
+/// Slow enough that one node's procedure spans far more real time than a request takes to land.
+fn cluster(nodes: usize) -> Cluster {
+    Cluster::with(SimConfig {
+        nodes,
+        version: semver::Version::new(0, 10, 4),
+        speed: 5.0,
+        ..SimConfig::default()
+    })
+}
+
+/// A run in the background whose stderr lines arrive on a channel as it prints them.
+struct Run {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Run {
+    fn start(c: &Cluster, args: &[&str]) -> Run {
+        let mut child = c.spawn(args);
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Run {
+            child,
+            lines,
+            seen: Vec::new(),
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits until the run prints a line containing `needle`; the lines so far are kept.
+    fn until(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "the run never printed {needle:?}:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn finish(mut self) -> Output {
+        let out = self.child.wait_with_output().unwrap();
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.seen.extend(self.lines.try_iter());
+        Output {
+            status: out.status,
+            stdout: out.stdout,
+            stderr: self.seen.join("\n").into_bytes(),
+        }
+    }
+}
+
+/// `stop` events in the log between two lengths of it (the events are appended, never reordered).
+fn stops_between(c: &Cluster, from: usize, to: usize) -> Vec<String> {
+    c.events()[from..to]
+        .iter()
+        .filter(|e| e.kind == "stop")
+        .map(|e| e.node.clone().unwrap_or_default())
+        .collect()
+}
+
+/// The lease as the cluster reports it.
+fn lease(c: &Cluster) -> Value {
+    let out = c.run(&["--format", "json", "status"]);
+    let (o, _) = expect(&out, 0);
+    serde_json::from_str::<Value>(&o).unwrap()["run"].clone()
+}
+
+/// The first follower the rolling upgrade takes: the first member, in inventory order, that does not lead.
+fn first_follower(c: &Cluster) -> String {
+    let leader = c.leader();
+    ["node1", "node2", "node3", "node4", "node5"]
+        .into_iter()
+        .find(|n| *n != leader)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
+    // Five nodes: after the first follower's stop, four more nodes' worth of run for the pause to land in.
+    let c = cluster(5);
+    let first = first_follower(&c);
+    let mut run = Run::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    // The first follower is down: the run is mid-procedure, so the pause is taken at a safe point after
+    // the node is back (the step's end), never here.
+    c.wait_for_event("stop", &first);
+    let out = c.run(&["pause", "--reason", "dashboards red"]);
+    let (o, _) = expect(&out, 0);
+    assert!(o.contains("to pause at its next safe point"), "{o}");
+    let paused = run.until("paused by");
+    let at_pause = c.events().len();
+    assert!(paused.contains(": dashboards red"), "{paused}");
+    // It says how to resume, with this cluster's inventory.
+    let how = run.until("Resume it from any terminal with: neumann-script --cluster");
+    assert!(how.contains("cluster.toml resume"), "{how}");
+
+    // Paused for 20 simulated seconds, several nodes' worth of procedure: nothing is stopped.
+    c.wait_until_sim(c.clock() + 20.0);
+    // The first follower was finished, not left down.
+    assert!(c.not_up().is_empty(), "{:?}", c.not_up());
+
+    // status, text and JSON, from a third process.
+    let out = c.run(&["status"]);
+    let (o, _) = expect(&out, 0);
+    let pid = format!("pid {}", run.child.id());
+    assert!(o.contains(&pid), "{o}");
+    assert!(o.contains("PAUSED by "), "{o}");
+    assert!(o.contains("dashboards red"), "{o}");
+    assert!(o.contains("rolling_upgrade.rhai 0.11.0"), "{o}");
+    assert!(o.contains("left: "), "{o}");
+    let l = lease(&c);
+    assert!(l["holder"].as_str().unwrap().ends_with(&pid), "{l}");
+    assert_eq!(l["paused"]["reason"], "dashboards red", "{l}");
+    assert_eq!(l["target"], "0.11.0", "{l}");
+    assert!(
+        l["done"].as_array().unwrap().iter().any(|d| d == &first),
+        "{l}"
+    );
+    assert!(!l["left"].as_array().unwrap().is_empty(), "{l}");
+    assert_eq!(l["request"], Value::Null, "the pause was acknowledged: {l}");
+
+    let before_resume = c.events().len();
+    assert_eq!(
+        stops_between(&c, at_pause, before_resume),
+        Vec::<String>::new(),
+        "a node was stopped while the run was paused"
+    );
+    let out = c.run(&["resume"]);
+    expect(&out, 0);
+    let out = run.finish();
+    let (_, e) = expect(&out, 0);
+    assert!(e.contains("resumed by "), "{e}");
+    assert_eq!(c.version_list(), vec!["0.11.0"; 5]);
+    // The same check over the span after the resume finds the nodes that were left: it would have fired
+    // had the run gone on while paused.
+    let after = stops_between(&c, before_resume, c.events().len());
+    assert!(
+        !after.is_empty(),
+        "the nodes left were stopped after the resume"
+    );
+    // And the abort test's "untouched" check, run here, finds the nodes after the first one changed.
+    let others = c
+        .events_of(&["stop", "drain", "install"])
+        .into_iter()
+        .filter(|(_, n)| *n != first)
+        .count();
+    assert!(others > 0, "the check for untouched nodes can fire");
+    // A resume is acted on once: the lease is gone with the run, and nothing is waiting.
+    assert_eq!(lease(&c), Value::Null);
+}
+
+#[test]
+fn abort_finishes_the_node_in_progress_then_stops_safely_leaving_the_rest_untouched() {
+    let c = cluster(5);
+    let first = first_follower(&c);
+    let run = Run::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    c.wait_for_event("stop", &first);
+    let out = c.run(&["abort", "--reason", "change freeze"]);
+    expect(&out, 0);
+    let out = run.finish();
+    let (_, e) = expect(&out, 3);
+    assert!(e.contains("aborted by "), "{e}");
+    assert!(e.contains("change freeze"), "{e}");
+    assert!(e.contains("state now:"), "the usual state report:\n{e}");
+    assert!(e.contains("to continue, run it again"), "{e}");
+    // Nothing left down or drained; the node in progress was finished on the target.
+    assert!(c.not_up().is_empty(), "{:?}", c.not_up());
+    assert_eq!(c.versions()[&first], "0.11.0");
+    let touched: Vec<String> = c
+        .events_of(&["stop", "drain", "install"])
+        .into_iter()
+        .map(|(_, n)| n)
+        .filter(|n| *n != first)
+        .collect();
+    assert_eq!(
+        touched,
+        Vec::<String>::new(),
+        "nodes after the abort were touched"
+    );
+    assert_eq!(
+        c.version_list().iter().filter(|v| *v == "0.10.4").count(),
+        4
+    );
+}
+
+#[test]
+fn asking_with_no_run_in_progress_is_a_clear_error_naming_the_cluster() {
+    let c = cluster(3);
+    for action in ["pause", "resume", "abort"] {
+        let out = c.run(&[action, "--reason", "x"]);
+        let (_, e) = expect(&out, 2);
+        assert!(e.contains("no run in progress on cluster"), "{e}");
+        assert!(e.contains("cluster.toml"), "{e}");
+        assert!(e.contains(&format!("nothing to {action}")), "{e}");
+    }
+    let out = c.run(&["status"]);
+    let (o, _) = expect(&out, 0);
+    assert!(o.contains("run: none in progress"), "{o}");
+    assert!(o.contains("leader node"), "{o}");
+    let out = c.run(&["--format", "json", "status"]);
+    let (o, _) = expect(&out, 0);
+    let v: Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(v["run"], Value::Null);
+    assert_eq!(v["health"]["members"].as_array().unwrap().len(), 3);
+    // Nothing was changed by asking.
+    assert!(c.events_of(&["stop", "drain"]).is_empty());
+    // --sim would be a new, empty cluster: refused as usage.
+    let out = crate::support::bare(c.dir.path())
+        .args(["--sim", "pause"])
+        .output()
+        .unwrap();
+    let (_, e) = expect(&out, 2);
+    assert!(e.contains("--cluster FILE"), "{e}");
+}
+
+#[test]
+fn a_request_waits_while_a_node_is_between_its_stop_and_start() {
+    let c = cluster(3);
+    let script = c.dir.path().join("manual.rhai");
+    std::fs::write(
+        &script,
+        r#"
+        node::drain("node3");
+        node::stop("node3");
+        sleep(30);
+        checkpoint();
+        node::start("node3");
+        node::wait_rejoined("node3", 120);
+        checkpoint();
+        info("after the pause");
+        "#,
+    )
+    .unwrap();
+    let mut run = Run::start(&c, &[script.to_str().unwrap()]);
+    c.wait_for_event("stop", "node3");
+    expect(&c.run(&["pause", "--reason", "look"]), 0);
+    // The checkpoint inside the stop..start span only says it waits.
+    run.until("taken at the next safe point, once node3 is started again");
+    run.until("paused by");
+    let at_pause = c.events().len();
+    let node3 = |kind: &str| {
+        c.events()[..at_pause]
+            .iter()
+            .filter(|e| e.kind == kind && e.node.as_deref() == Some("node3"))
+            .count()
+    };
+    assert_eq!(
+        (node3("stop"), node3("start")),
+        (1, 1),
+        "paused with node3 down"
+    );
+    assert!(
+        c.not_up().iter().all(|(n, _)| n != "node3"),
+        "{:?}",
+        c.not_up()
+    );
+    expect(&c.run(&["resume"]), 0);
+    let out = run.finish();
+    let (_, e) = expect(&out, 0);
+    assert!(e.contains("after the pause"), "{e}");
+}
+
+#[test]
+fn a_gate_waits_for_resume_from_another_process() {
+    let c = cluster(3);
+    let script = c.dir.path().join("gated.rhai");
+    std::fs::write(
+        &script,
+        r#"
+        gate("check the dashboards");
+        node::drain("node2");
+        node::undrain("node2");
+        "#,
+    )
+    .unwrap();
+    let mut run = Run::start(&c, &["--yes", script.to_str().unwrap()]);
+    run.until("gate: check the dashboards");
+    // --yes does not pass it: the run holds the lease, paused, and changes nothing.
+    c.wait_until_sim(c.clock() + 10.0);
+    assert!(c.events_of(&["drain"]).is_empty());
+    let l = lease(&c);
+    assert_eq!(l["paused"]["by"], "gate", "{l}");
+    let out = c.run(&["status"]);
+    let (o, _) = expect(&out, 0);
+    assert!(o.contains("PAUSED at a gate: check the dashboards"), "{o}");
+    expect(&c.run(&["resume"]), 0);
+    let out = run.finish();
+    let (_, e) = expect(&out, 0);
+    assert!(e.contains("resumed by "), "{e}");
+    assert_eq!(c.events_of(&["drain"]).len(), 1);
+    // The run's events, from its journal.
+    let journal = std::fs::read_to_string(
+        c.dir
+            .path()
+            .join(".local/state/neumann-script/journal.jsonl"),
+    )
+    .unwrap();
+    let kinds: Vec<String> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["event"].as_str().map(str::to_string))
+        .filter(|k| ["gate", "paused", "resumed", "abort"].contains(&k.as_str()))
+        .collect();
+    assert_eq!(kinds, ["gate", "paused", "resumed"]);
+}
+
+#[test]
+fn an_aborted_gate_stops_safely_and_a_rehearsal_or_the_embedded_simulator_does_not_wait() {
+    let c = cluster(3);
+    let script = c.dir.path().join("gated.rhai");
+    std::fs::write(
+        &script,
+        "gate(\"approve the leader\");\nnode::drain(\"node2\");\n",
+    )
+    .unwrap();
+    let mut run = Run::start(&c, &[script.to_str().unwrap()]);
+    run.until("gate: approve the leader");
+    expect(&c.run(&["abort"]), 0);
+    let out = run.finish();
+    let (_, e) = expect(&out, 3);
+    assert!(e.contains("aborted by "), "{e}");
+    assert!(c.events_of(&["drain"]).is_empty());
+
+    let out = c.run(&["--rehearse", script.to_str().unwrap()]);
+    let (o, e) = expect(&out, 0);
+    assert!(e.contains("a live run pauses here"), "{e}");
+    assert!(o.contains("gate: approve the leader"), "{o}");
+    assert!(o.contains("1 change, 1 gate"), "{o}");
+
+    let out = crate::support::bare(c.dir.path())
+        .args(["--sim", "-e", "gate(\"x\"); 7"])
+        .output()
+        .unwrap();
+    let (o, e) = expect(&out, 0);
+    assert!(e.contains("gate: x: passed (embedded simulator"), "{e}");
+    assert_eq!(text(&out.stdout).trim(), "7", "{o}");
+}
+
+/// Sets the cluster's client-request pause flag straight through a node's admin API: the test's signal
+/// to a script that polls it, without going through the tool (the run holds the lease).
+fn flag(c: &Cluster, on: bool) {
+    let url = format!(
+        "http://{}/admin/cluster/{}",
+        c.admin_addrs()[0],
+        if on { "pause" } else { "resume" }
+    );
+    c.rt.block_on(async {
+        let r = reqwest::Client::new().post(&url).send().await.unwrap();
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+    });
+}
+
+#[test]
+fn a_resume_with_nothing_paused_is_dropped_once_and_a_later_pause_still_holds() {
+    let c = cluster(3);
+    let script = c.dir.path().join("loop.rhai");
+    std::fs::write(
+        &script,
+        r#"
+        hold_lease();
+        info("holding");
+        while !cluster::health().paused { checkpoint(); sleep(1); }
+        info("phase two");
+        while cluster::health().paused { checkpoint(); sleep(1); }
+        info("finished");
+        "#,
+    )
+    .unwrap();
+    let mut run = Run::start(&c, &[script.to_str().unwrap()]);
+    run.until("holding");
+    expect(&c.run(&["resume"]), 0);
+    run.until("the run was not paused; going on");
+    assert_eq!(lease(&c)["request"], Value::Null, "acknowledged");
+    flag(&c, true);
+    run.until("phase two");
+    expect(&c.run(&["pause", "--reason", "second look"]), 0);
+    run.until("paused by");
+    expect(&c.run(&["resume"]), 0);
+    run.until("resumed by");
+    // Many checkpoints after the resume: none acts on it again.
+    flag(&c, false);
+    let out = run.finish();
+    let (_, e) = expect(&out, 0);
+    assert!(e.contains("finished"), "{e}");
+    assert_eq!(e.matches("resumed by").count(), 1, "{e}");
+    assert_eq!(e.matches("was not paused").count(), 1, "{e}");
+    assert_eq!(e.matches("paused by").count(), 1, "{e}");
+}
