@@ -622,10 +622,19 @@ fn describe_event(rec: &Value) -> String {
         Some(args @ Value::Object(_)) => args.clone(),
         _ => fields,
     };
+    // Plain fields only: maps and lists (a canary check's figures) are in `--format json`.
     let mut line = kind.to_string();
     if let Value::Object(m) = &fields {
         for (k, v) in m {
-            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => match n.as_f64() {
+                    Some(f) if n.is_f64() => format!("{f:.1}"),
+                    _ => n.to_string(),
+                },
+                Value::Bool(b) => b.to_string(),
+                _ => continue,
+            };
             line.push_str(&format!(" {k}={v}"));
         }
     }
@@ -852,6 +861,11 @@ mod tests {
         assert!(
             text.contains("00:01:42     paused by=ops@h reason=lunch"),
             "{text}"
+        );
+        let check = json!({"event": "canary_check", "verdict": "ok", "elapsed_secs": 300.04, "figures": {"a": 1}});
+        assert_eq!(
+            describe_event(&check),
+            "canary_check elapsed_secs=300.0 verdict=ok"
         );
     }
 

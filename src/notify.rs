@@ -459,7 +459,11 @@ fn text(run: &RunFacts, kind: &str, f: &Value) -> String {
                 for (key, v) in m {
                     let v = match v {
                         Value::String(v) => first_line(v),
-                        Value::Number(_) | Value::Bool(_) => v.to_string(),
+                        Value::Number(n) => match n.as_f64() {
+                            Some(f) if n.is_f64() => format!("{f:.1}"),
+                            _ => n.to_string(),
+                        },
+                        Value::Bool(_) => v.to_string(),
                         _ => continue,
                     };
                     if v.is_empty() || matches!(key.as_str(), "run_id" | "cluster" | "time") {
