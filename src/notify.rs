@@ -30,7 +30,7 @@ const QUEUE: usize = 512;
 
 /// Listener-only kinds: a feed of every call and wait for the HTML report, too fine-grained for a
 /// team's channel (the journal and `audit show` keep the calls).
-const NOT_POSTED: &[&str] = &["op", "wait"];
+const NOT_POSTED: &[&str] = &["op", "op_begin", "wait"];
 
 /// A check that found nothing wrong, repeated every interval of a canary watch or a post-upgrade
 /// analysis (a day's watch is hundreds): the channel hears when a watch starts and ends, and any check

@@ -125,8 +125,9 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
     assert_eq!(watch[1]["resumed_from"], run1.as_str());
     assert!((watch[1]["elapsed_secs"].as_f64().unwrap() - watched).abs() < 1e-6);
     // The canary was upgraded once, by the first run.
-    let installs: Vec<_> = c.events_of(&["install"]);
-    assert_eq!(installs, vec![("install".into(), "node3".into())]);
+    // (Pre-staged by default: staged while it served, then activated in its window.)
+    let installs: Vec<_> = c.events_of(&["install", "activate"]);
+    assert_eq!(installs, vec![("activate".into(), "node3".into())]);
 
     // Third run: the watch ended healthy, so a re-run starts from zero (and is stopped at once).
     let (code, stderr) = interrupt_after_journaled(&c, &args, &journal, "canary_watch");
@@ -358,7 +359,7 @@ fn a_bad_version_fails_the_post_upgrade_analysis_and_stops_safely() {
         "{:?}",
         c.versions()
     );
-    assert_eq!(c.events_of(&["install"]).len(), 3);
+    assert_eq!(c.events_of(&["install", "activate"]).len(), 3);
 }
 
 #[test]
@@ -387,7 +388,8 @@ fn with_rollback_on_failure_every_node_goes_back_to_the_old_version() {
         c.versions()
     );
     // Three installs up, three back down, each node once each way.
-    let installs = c.events_of(&["install"]);
+    // Up by activating the staged 0.11.0, back by activating 0.10.4, still staged beside it.
+    let installs = c.events_of(&["install", "activate"]);
     assert_eq!(installs.len(), 6, "{installs:?}");
     assert_eq!(c.stats().lost_committed_writes, 0);
     assert!(c.not_up().is_empty(), "{:?}", c.not_up());

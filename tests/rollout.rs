@@ -552,6 +552,9 @@ fn a_rehearsal_shows_batches_groups_hooks_and_gates() {
     let (stdout, _) = expect(
         &c.run(&[
             "--rehearse",
+            // The in-window path, whose batch installs on both nodes at once (one plan line).
+            "--set",
+            "prestage=false",
             "--set",
             "max_unavailable=2",
             "--set",
@@ -604,6 +607,9 @@ fn a_failed_install_in_a_batch_brings_the_whole_batch_back_and_stops() {
     let (_, stderr) = expect(
         &c.run(&[
             "--yes",
+            // In the window: with builds staged first, the failure would stop the run before any stop.
+            "--set",
+            "prestage=false",
             "--set",
             "max_unavailable=2",
             "rolling_upgrade.rhai",

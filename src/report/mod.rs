@@ -332,8 +332,27 @@ impl Collector {
     }
 
     /// The process is exiting at once (a second signal): the run's end as the page will say it.
-    pub fn exited_at_once(&self, signal: &str, exit_code: i32) {
+    /// `stopped` are the nodes it leaves between their stop and start: a stop still in progress is drawn
+    /// from where it began.
+    pub fn exited_at_once(&self, signal: &str, exit_code: i32, stopped: &[String]) {
         if let Ok(mut c) = self.inner.lock() {
+            for node in stopped {
+                let begun = c.events.iter().rposition(|(_, k, f)| {
+                    k == "op_begin" && f["node"] == node.as_str() && f["op"] == "node::stop"
+                });
+                let Some(b) = begun else { continue };
+                let finished = c.events[b..].iter().any(|(_, k, f)| {
+                    k == "op" && f["node"] == node.as_str() && f["op"] == "node::stop"
+                });
+                if !finished {
+                    let at = c.events[b].0;
+                    let fields = serde_json::json!({
+                        "op": "node::stop", "node": node, "args": {}, "error": null,
+                        "refused": null, "duration_ms": 0,
+                    });
+                    c.events.insert(b + 1, (at, "op".into(), fields));
+                }
+            }
             let fields = serde_json::json!({
                 "result": "interrupted",
                 "exit_code": exit_code,

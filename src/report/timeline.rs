@@ -638,7 +638,11 @@ const NOT_GATES: &[&str] = &[
     "step_start",
     "step_end",
     "op",
+    "op_begin",
     "wait",
+    // A long watch journals a check every interval: hundreds of markers would hide the gates.
+    "canary_check",
+    "analysis_check",
 ];
 
 /// The run's course: steps (nested by depth), gate markers, and the stretches it was paused.

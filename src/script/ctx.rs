@@ -365,6 +365,10 @@ impl Ctx {
     ) -> Result<T, Box<EvalAltResult>> {
         self.hold_lease()?;
         let started = std::time::Instant::now();
+        if !self.listeners.borrow().is_empty() {
+            // A process that exits at once mid-call still shows where the call began (the report).
+            self.notify("op_begin", &serde_json::json!({ "op": op, "node": node }));
+        }
         let result = f();
         // A call an interlock refused changed nothing: the node is not "changed by this run".
         let refused = result.as_ref().err().and_then(|e| refused_rule(e));
