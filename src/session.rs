@@ -332,7 +332,9 @@ impl Session {
             tokio.block_on(g.shutdown());
         }
         warn_unused_options(runtime.ctx());
-        runtime.ctx().event("run_end", run_end(result, started.elapsed()));
+        runtime
+            .ctx()
+            .event("run_end", run_end(result, started.elapsed()));
     }
 }
 
