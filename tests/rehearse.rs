@@ -270,5 +270,8 @@ fn the_rollback_and_canary_runbooks_rehearse_too() {
     // The old version is still staged on the node: activated, not compiled again.
     let want = staged_steps("node2", "0.10.4");
     assert_eq!(&p[1..p.len() - 1], &want[..], "{stdout}");
-    assert!(!p.iter().any(|l| l.starts_with("node::install")), "{stdout}");
+    assert!(
+        !p.iter().any(|l| l.starts_with("node::install")),
+        "{stdout}"
+    );
 }

@@ -94,7 +94,9 @@ fn five_nodes_upgrade_with_no_failed_write() {
 fn a_second_run_is_a_no_op() {
     let c = upgrade_and_verify(3);
     let before = c
-        .events_of(&["drain", "stop", "install", "start", "transfer"])
+        .events_of(&[
+            "drain", "stop", "install", "stage", "activate", "start", "transfer",
+        ])
         .len();
     let (stdout, stderr) = expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
     assert!(
@@ -103,7 +105,7 @@ fn a_second_run_is_a_no_op() {
     );
     assert!(stdout.contains("rolling upgrade complete"));
     assert_eq!(
-        c.events_of(&["drain", "stop", "install", "start", "transfer"])
+        c.events_of(&["drain", "stop", "install", "stage", "activate", "start", "transfer"])
             .len(),
         before
     );
@@ -125,15 +127,23 @@ fn node10_is_never_confused_with_node1() {
     );
 
     expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
-    let installs = c.events_of(&["install"]);
+    // Pre-staged: each node's staged build is activated exactly once, on that node.
+    let switched = c.events_of(&["install", "activate"]);
     for i in 1..=11 {
         let id = format!("node{i}");
         assert_eq!(
-            installs.iter().filter(|(_, n)| *n == id).count(),
+            switched
+                .iter()
+                .filter(|(k, n)| k == "activate" && *n == id)
+                .count(),
             1,
-            "{id}: {installs:?}"
+            "{id}: {switched:?}"
         );
     }
+    assert!(
+        !switched.iter().any(|(k, _)| k == "install"),
+        "{switched:?}"
+    );
     assert_eq!(c.stats().client_writes_failed, 0);
 }
 
