@@ -398,8 +398,8 @@ impl Session {
             // A usage stop changed nothing; the simulator's figures would only bury the message.
             if !matches!(result, Err(Error::Usage(_))) {
                 runtime.ctx().out.info(&format!(
-                    "simulator: {} client writes ok, {} failed; {} elections; at least {} nodes healthy throughout; {} committed writes lost",
-                    st.client_writes_ok, st.client_writes_failed, st.elections, st.min_healthy_seen, st.lost_committed_writes
+                    "simulator: {} client writes ok, {} failed; {} elections; {} leader losses; {} ms without quorum; at least {} nodes healthy throughout; {} committed writes lost",
+                    st.client_writes_ok, st.client_writes_failed, st.elections, st.leader_losses, st.quorum_lost_ms, st.min_healthy_seen, st.lost_committed_writes
                 ));
             }
             tokio.block_on(s.shutdown());

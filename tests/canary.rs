@@ -37,12 +37,19 @@ fn a_bad_release_is_caught_and_the_canary_rolled_back() {
         "{stderr}"
     );
     assert!(c.versions().values().all(|v| v == "0.10.4"));
-    let installs = c.events_of(&["install"]);
+    // Pre-staged both ways: the canary activated 0.11.0, then its old 0.10.4, still staged, without
+    // compiling anything while down.
+    let switched: Vec<(String, String, String)> = c
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == "install" || e.kind == "activate")
+        .map(|e| (e.kind, e.node.unwrap_or_default(), e.detail))
+        .collect();
     assert_eq!(
-        installs,
+        switched,
         vec![
-            ("install".into(), "node5".into()),
-            ("install".into(), "node5".into())
+            ("activate".into(), "node5".into(), "0.11.0 activated".into()),
+            ("activate".into(), "node5".into(), "0.10.4 activated".into())
         ]
     );
     assert_eq!(c.stats().client_writes_failed, 0);
@@ -82,12 +89,16 @@ fn a_good_release_passes_with_only_the_canary_upgraded() {
         "{stdout}"
     );
     assert!(c.versions().values().all(|v| v == "0.11.1"));
+    // The canary was switched once, by the first run; the second skipped it.
+    let switched = c.events_of(&["install", "activate"]);
     assert_eq!(
-        c.events_of(&["install"])
-            .iter()
-            .filter(|(_, n)| n == "node2")
-            .count(),
-        1
+        switched.iter().filter(|(_, n)| n == "node2").count(),
+        1,
+        "{switched:?}"
+    );
+    assert!(
+        !switched.iter().any(|(k, _)| k == "install"),
+        "{switched:?}"
     );
 }
 
@@ -235,9 +246,12 @@ fn a_rollback_that_cannot_finish_leaves_the_cluster_paused_and_says_so() {
     let c = Cluster::start(3, "0.10.4");
     expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
     c.inject("node1", "fail_install");
+    // In the window: the install fails with node1 down.
     let (_, stderr) = expect(
         &c.run(&[
             "--yes",
+            "--set",
+            "prestage=false",
             "--set",
             "healthy_timeout_secs=5",
             "rollback.rhai",
@@ -254,6 +268,30 @@ fn a_rollback_that_cannot_finish_leaves_the_cluster_paused_and_says_so() {
     // node1 was put back on the version it had, and is serving.
     assert_eq!(c.versions()["node1"], "0.11.0");
     assert_eq!(c.not_up(), vec![]);
+
+    // Pre-staged (the default), the same broken build does not matter: 0.10.4 is still staged on
+    // node1, so the rollback activates it, compiles nothing, and finishes.
+    expect(&c.run(&["-e", "cluster::resume()"]), 0);
+    let before = c.events().len();
+    let (stdout, _) = expect(
+        &c.run(&[
+            "--yes",
+            "--set",
+            "healthy_timeout_secs=5",
+            "rollback.rhai",
+            "0.10.4",
+            "node1",
+        ]),
+        0,
+    );
+    assert!(stdout.contains("rollback complete"), "{stdout}");
+    assert_eq!(c.versions()["node1"], "0.10.4");
+    let switched: Vec<String> = c.events()[before..]
+        .iter()
+        .filter(|e| ["install", "install_failed", "activate"].contains(&e.kind.as_str()))
+        .map(|e| format!("{} {}", e.kind, e.detail))
+        .collect();
+    assert_eq!(switched, vec!["activate 0.10.4 activated"]);
 }
 
 #[test]

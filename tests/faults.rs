@@ -486,22 +486,39 @@ fn the_journal_records_every_mutating_call() {
     for l in &lines {
         assert_eq!(l["script"], "<stock>/rolling_upgrade.rhai");
         assert_eq!(l["script_sha256"], sha.as_str());
-        assert_eq!(l["result"], "ok", "{l}");
         assert!(l["time"].as_str().unwrap().ends_with('Z'));
     }
+    // Beside the run's course (`"event"` lines), every mutating call, each with its result.
+    let calls: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l.get("event").is_none()).collect();
+    for l in &calls {
+        assert_eq!(l["result"], "ok", "{l}");
+    }
     for node in ["node1", "node2", "node3"] {
-        let ops: Vec<&str> = lines
+        let ops: Vec<&str> = calls
             .iter()
             .filter(|l| l["node"] == node)
             .filter_map(|l| l["op"].as_str())
             .collect();
-        for op in ["node::drain", "node::stop", "node::install", "node::start"] {
+        for op in [
+            "node::stage",
+            "node::drain",
+            "node::stop",
+            "node::activate",
+            "node::start",
+        ] {
             assert!(ops.contains(&op), "{node}: {op} missing from {ops:?}");
         }
     }
-    let install = lines.iter().find(|l| l["op"] == "node::install").unwrap();
-    assert_eq!(install["args"]["version"], "0.11.0");
-    assert!(lines.iter().any(|l| l["op"] == "raft::transfer_leadership"));
+    let staged = calls.iter().find(|l| l["op"] == "node::stage_all").unwrap();
+    assert_eq!(staged["args"]["version"], "0.11.0");
+    assert_eq!(
+        staged["args"]["ids"],
+        serde_json::json!(["node1", "node2", "node3"])
+    );
+    let activate = calls.iter().find(|l| l["op"] == "node::activate").unwrap();
+    assert_eq!(activate["args"]["version"], "0.11.0");
+    assert!(calls.iter().any(|l| l["op"] == "raft::transfer_leadership"));
 
     // --journal chooses the file; a failed call is recorded with its error.
     let j = c.dir.path().join("j.jsonl");
@@ -514,11 +531,13 @@ fn the_journal_records_every_mutating_call() {
         ]),
         1,
     );
-    let line: serde_json::Value = text(&std::fs::read(&j).unwrap())
+    let calls: Vec<serde_json::Value> = text(&std::fs::read(&j).unwrap())
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|l| l.get("op").is_some())
-        .unwrap();
+        .filter(|l| l.get("event").is_none())
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let line = &calls[0];
     assert_eq!(
         (line["op"].as_str(), line["result"].as_str()),
         (Some("node::install"), Some("error"))

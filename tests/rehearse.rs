@@ -5,8 +5,8 @@ use crate::support::{expect, Cluster};
 
 /// Event kinds that mean something changed.
 const MUTATIONS: &[&str] = &[
-    "drain", "undrain", "stop", "start", "install", "transfer", "pause", "resume", "snapshot",
-    "crash",
+    "drain", "undrain", "stop", "start", "install", "stage", "activate", "transfer", "pause",
+    "resume", "snapshot", "crash",
 ];
 
 /// Runs a rehearsal and checks the live cluster saw no change; returns (exit code, stdout, stderr).
@@ -44,7 +44,28 @@ fn plan(stdout: &str) -> Vec<String> {
         .collect()
 }
 
+/// One node's steps on the default, pre-staged path: staged again (cargo's quick "already installed"
+/// after `stage_all`) while it serves, then drained, stopped, switched to the staged build, started.
 fn node_steps(node: &str) -> Vec<String> {
+    staged_steps(node, "0.11.0")
+}
+
+fn staged_steps(node: &str, version: &str) -> Vec<String> {
+    vec![
+        format!(
+            "node::stage {node}: `cargo install neumann --version {version} --root /opt/neumann/{version}`"
+        ),
+        format!("node::drain {node}"),
+        format!("node::stop {node}: `systemctl stop neumann`"),
+        format!(
+            "node::activate {node}: `ln -sfn /opt/neumann/{version}/bin/neumann /usr/local/bin/neumann`"
+        ),
+        format!("node::start {node}: `systemctl start neumann`"),
+    ]
+}
+
+/// One node's steps with `prestage=false`: the install inside the outage.
+fn in_window_steps(node: &str) -> Vec<String> {
     vec![
         format!("node::drain {node}"),
         format!("node::stop {node}: `systemctl stop neumann`"),
@@ -58,16 +79,18 @@ fn leader_on_node1_upgrades_followers_then_hands_over() {
     let c = Cluster::start(3, "0.10.4");
     let (code, stdout, stderr) = rehearse(&c, &["rolling_upgrade.rhai", "0.11.0"]);
     assert_eq!(code, 0, "{stderr}");
-    let mut want = node_steps("node2");
+    // Every node staged before any is drained or stopped.
+    let mut want = vec!["node::stage_all".to_string()];
+    want.extend(node_steps("node2"));
     want.extend(node_steps("node3"));
     let p = plan(&stdout);
-    assert_eq!(&p[..8], &want[..], "{stdout}");
+    assert_eq!(&p[..11], &want[..], "{stdout}");
     assert!(
-        p[8] == "raft::transfer_leadership to node2"
-            || p[8] == "raft::transfer_leadership to node3",
+        p[11] == "raft::transfer_leadership to node2"
+            || p[11] == "raft::transfer_leadership to node3",
         "{stdout}"
     );
-    assert_eq!(&p[9..], &node_steps("node1")[..], "{stdout}");
+    assert_eq!(&p[12..], &node_steps("node1")[..], "{stdout}");
     assert!(stdout.contains("guards: none fired"), "{stdout}");
     assert!(stdout.contains("predicted duration:"), "{stdout}");
     assert!(
@@ -84,13 +107,28 @@ fn leader_on_node3_is_upgraded_last() {
     let (code, stdout, stderr) = rehearse(&c, &["rolling_upgrade.rhai", "0.11.0"]);
     assert_eq!(code, 0, "{stderr}");
     let p = plan(&stdout);
-    assert_eq!(&p[..4], &node_steps("node1")[..], "{stdout}");
-    assert_eq!(&p[4..8], &node_steps("node2")[..], "{stdout}");
+    assert_eq!(p[0], "node::stage_all", "{stdout}");
+    assert_eq!(&p[1..6], &node_steps("node1")[..], "{stdout}");
+    assert_eq!(&p[6..11], &node_steps("node2")[..], "{stdout}");
+    assert!(
+        p[11].starts_with("raft::transfer_leadership to node"),
+        "{stdout}"
+    );
+    assert_eq!(&p[12..], &node_steps("node3")[..], "{stdout}");
+    // The same order in the window: no staging, the install between stop and start.
+    let (code, stdout, stderr) = rehearse(
+        &c,
+        &["--set", "prestage=false", "rolling_upgrade.rhai", "0.11.0"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let p = plan(&stdout);
+    assert_eq!(&p[..4], &in_window_steps("node1")[..], "{stdout}");
+    assert_eq!(&p[4..8], &in_window_steps("node2")[..], "{stdout}");
     assert!(
         p[8].starts_with("raft::transfer_leadership to node"),
         "{stdout}"
     );
-    assert_eq!(&p[9..], &node_steps("node3")[..], "{stdout}");
+    assert_eq!(&p[9..], &in_window_steps("node3")[..], "{stdout}");
 }
 
 #[test]
@@ -121,17 +159,26 @@ fn a_node_already_upgraded_is_not_in_the_plan() {
         0,
     );
     assert_eq!(c.versions()["node2"], "0.11.0");
-    let (code, stdout, _) = rehearse(&c, &["rolling_upgrade.rhai", "0.11.0"]);
+    let (code, stdout, stderr) = rehearse(&c, &["rolling_upgrade.rhai", "0.11.0"]);
     assert_eq!(code, 0);
     let p = plan(&stdout);
-    assert_eq!(p.len(), 9, "{stdout}");
-    // node2 is already done: never drained, stopped or reinstalled (it may receive leadership).
+    assert_eq!(p.len(), 12, "{stdout}");
+    // node2 is already done: never staged, drained, stopped or reinstalled (it may receive leadership).
     assert!(
         !p.iter()
             .any(|l| l.starts_with("node::") && l.contains(" node2")),
         "{stdout}"
     );
-    assert_eq!(&p[..4], &node_steps("node3")[..], "{stdout}");
+    let staging = stderr
+        .lines()
+        .find(|l| l.contains("staging 0.11.0 on "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        staging.contains("node1") && staging.contains("node3") && !staging.contains("node2"),
+        "{staging}"
+    );
+    assert_eq!(p[0], "node::stage_all", "{stdout}");
+    assert_eq!(&p[1..6], &node_steps("node3")[..], "{stdout}");
 }
 
 #[test]
@@ -221,8 +268,11 @@ fn the_rollback_and_canary_runbooks_rehearse_too() {
         Some("cluster::resume"),
         "{stdout}"
     );
+    // The old version is still staged on the node: activated, not compiled again.
+    let want = staged_steps("node2", "0.10.4");
+    assert_eq!(&p[1..p.len() - 1], &want[..], "{stdout}");
     assert!(
-        p.contains(&"node::install node2: `cargo install neumann --version 0.10.4`".to_string()),
+        !p.iter().any(|l| l.starts_with("node::install")),
         "{stdout}"
     );
 }

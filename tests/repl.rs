@@ -262,7 +262,9 @@ fn at_a_terminal_a_real_run_is_rehearsed_first_and_asks() {
             &args,
         );
         let s = t.wait_for("Run this plan against the live cluster now? [y/N]", 1);
-        assert!(s.contains("plan (13 changes, in order):"), "{s}");
+        // Pre-staged: stage_all, then stage, drain, stop, activate, start for each of 3 nodes, and the
+        // hand-over.
+        assert!(s.contains("plan (17 changes, in order):"), "{s}");
         assert!(
             c.versions().values().all(|v| v == "0.10.4"),
             "nothing live before the answer"

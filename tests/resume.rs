@@ -1,6 +1,6 @@
 //! Stops that tell the truth, and the resume matrix: a rolling upgrade interrupted at each step of the
-//! per-node procedure, then run again, ends with every node on the target and no failed client write
-//! in the simulator's records. Where the signal lands within or after its step does not matter to the
+//! per-node procedure (the default pre-staged one, staging included, and the in-window install), then
+//! run again, ends with every node on the target and no failed client write in the simulator's records. Where the signal lands within or after its step does not matter to the
 //! assertions: whatever it interrupts, the re-run must finish the job.
 
 use std::io::{BufRead, BufReader};
@@ -110,23 +110,42 @@ impl Running {
     }
 }
 
-/// Interrupts `rolling_upgrade.rhai 0.11.0` when `trigger` is seen, with `signal`, then runs it again.
-fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32) {
+/// The upgrade's arguments: the default pre-staged path, or the in-window install.
+fn upgrade_args(prestage: bool) -> Vec<&'static str> {
+    let mut a = vec!["--yes"];
+    if !prestage {
+        a.extend(["--set", "prestage=false"]);
+    }
+    a.extend(["rolling_upgrade.rhai", "0.11.0"]);
+    a
+}
+
+/// Interrupts `rolling_upgrade.rhai 0.11.0` when `trigger` is seen, with `signal`, then runs it again
+/// the same way.
+fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32, prestage: bool) {
     let c = matrix_cluster();
     let inventory = flag_path(&c);
-    let mut run = Running::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    let mut run = Running::start(&c, &upgrade_args(prestage));
     run.wait_for(&c, trigger);
     run.signal(signal);
     let (status, stderr) = run.finish();
     assert_eq!(status, Some(code), "{trigger:?}\n{stderr}");
-    // The report says what this run changed and how to go on, against this very cluster.
-    assert!(
-        stderr.contains("this run, before it was interrupted: node"),
-        "{stderr}"
-    );
+    // The report says what this run changed and how to go on, against this very cluster. Pre-staged,
+    // the first change is the staging of every node; in the window, the first node's drain.
+    let first = match prestage {
+        true => "this run, before it was interrupted: cluster (stage_all 0.11.0",
+        false => "this run, before it was interrupted: node",
+    };
+    assert!(stderr.contains(first), "{stderr}");
+    let rerun = match prestage {
+        true => format!("neumann-script --cluster {inventory} rolling_upgrade.rhai 0.11.0"),
+        false => format!(
+            "neumann-script --cluster {inventory} --set 'prestage=false' rolling_upgrade.rhai 0.11.0"
+        ),
+    };
     assert!(
         stderr.contains(&format!(
-            "to continue, run it again (it re-reads the cluster and decides what is left; a stock runbook skips the nodes already on its target): neumann-script --cluster {inventory} rolling_upgrade.rhai 0.11.0"
+            "to continue, run it again (it re-reads the cluster and decides what is left; a stock runbook skips the nodes already on its target): {rerun}"
         )),
         "{stderr}"
     );
@@ -145,7 +164,7 @@ fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32) {
         );
     }
 
-    let again = c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    let again = c.run(&upgrade_args(prestage));
     let (_, stderr2) = expect(&again, 0);
     assert_eq!(
         c.version_list(),
@@ -161,39 +180,65 @@ fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32) {
     );
 }
 
-/// One test per step of the per-node procedure, for one signal and the exit code it ends with.
+/// One test per step of the per-node procedure, for one signal and the exit code it ends with: the
+/// pre-staged path (staging every node, then drain, stop, activate, start, rejoin, catch up, and the
+/// leader's hand-over), and the in-window install.
 macro_rules! resume_matrix {
     ($module:ident, $signal:literal, $code:literal) => {
         mod $module {
             use super::{interrupt_then_resume, Trigger};
 
             #[test]
+            fn at_stage_all() {
+                interrupt_then_resume(Trigger::Said("staging 0.11.0 on"), $signal, $code, true);
+            }
+            #[test]
             fn at_drain() {
-                interrupt_then_resume(Trigger::Event("drain", "node2"), $signal, $code);
+                interrupt_then_resume(Trigger::Event("drain", "node2"), $signal, $code, true);
             }
             #[test]
             fn at_wait_drained() {
-                interrupt_then_resume(Trigger::Said("waiting for node2 to drain"), $signal, $code);
+                interrupt_then_resume(
+                    Trigger::Said("waiting for node2 to drain"),
+                    $signal,
+                    $code,
+                    true,
+                );
             }
             #[test]
             fn at_stop() {
-                interrupt_then_resume(Trigger::Event("stop", "node2"), $signal, $code);
+                interrupt_then_resume(Trigger::Event("stop", "node2"), $signal, $code, true);
             }
             #[test]
-            fn at_install() {
+            fn at_activate() {
+                interrupt_then_resume(
+                    Trigger::Said("node2: activate (`ln -sfn"),
+                    $signal,
+                    $code,
+                    true,
+                );
+            }
+            #[test]
+            fn at_install_in_the_window() {
                 interrupt_then_resume(
                     Trigger::Said("node2: install (`cargo install"),
                     $signal,
                     $code,
+                    false,
                 );
             }
             #[test]
             fn at_start() {
-                interrupt_then_resume(Trigger::Event("start", "node2"), $signal, $code);
+                interrupt_then_resume(Trigger::Event("start", "node2"), $signal, $code, true);
             }
             #[test]
             fn at_wait_rejoined() {
-                interrupt_then_resume(Trigger::Said("waiting for node2 to rejoin"), $signal, $code);
+                interrupt_then_resume(
+                    Trigger::Said("waiting for node2 to rejoin"),
+                    $signal,
+                    $code,
+                    true,
+                );
             }
             #[test]
             fn at_wait_caught_up() {
@@ -201,11 +246,17 @@ macro_rules! resume_matrix {
                     Trigger::Said("waiting for node2 to catch up"),
                     $signal,
                     $code,
+                    true,
                 );
             }
             #[test]
             fn at_transfer() {
-                interrupt_then_resume(Trigger::Said("transfer leadership to"), $signal, $code);
+                interrupt_then_resume(
+                    Trigger::Said("transfer leadership to"),
+                    $signal,
+                    $code,
+                    true,
+                );
             }
         }
     };
@@ -250,12 +301,12 @@ fn ctrl_c_during_a_drain_wait_undrains_the_node_and_journals_it() {
     );
     // A snippet does not claim a stock runbook's way of resuming.
     assert!(stderr.contains("a snippet does not resume"), "{stderr}");
+    // The mutating calls, in order; the run's course (`"event"` lines) is journaled beside them.
     let ops: Vec<String> = text(&std::fs::read(&j).unwrap())
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        // The run's course (run_start, run_end) is journaled too; this is about its calls.
-        .filter(|l| l.get("op").is_some())
-        .map(|l| l["op"].to_string())
+        .filter(|v| v.get("event").is_none())
+        .map(|v| v["op"].to_string())
         .collect();
     assert_eq!(
         ops,
@@ -269,8 +320,9 @@ fn the_second_ctrl_c_hint_names_the_cluster_it_was_run_against() {
         speed: 2.0,
         ..Default::default()
     });
-    let mut run = Running::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
-    // The install that follows the stop lasts 1.5 s at this speed: inside the critical section.
+    // In the window: the install that follows the stop lasts 1.5 s at this speed, inside the critical
+    // section (a pre-staged activation is over at once).
+    let mut run = Running::start(&c, &upgrade_args(false));
     run.wait_for(&c, Trigger::Event("stop", "node2"));
     run.signal("INT");
     run.wait_for(&c, Trigger::Said("finishing the restart of node2 first"));
@@ -289,8 +341,12 @@ fn a_node_brought_back_still_catching_up_is_not_called_as_it_was() {
     let c = Cluster::start(3, "0.10.4");
     c.inject("node2", "fail_install");
     c.inject("node2", "slow_catchup");
+    // In the window: the install fails with node2 down (pre-staged, the same fault stops the run at
+    // staging, before any stop).
     let out = c.run(&[
         "--yes",
+        "--set",
+        "prestage=false",
         "--set",
         "catchup_timeout_secs=2",
         "rolling_upgrade.rhai",

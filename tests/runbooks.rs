@@ -94,7 +94,9 @@ fn five_nodes_upgrade_with_no_failed_write() {
 fn a_second_run_is_a_no_op() {
     let c = upgrade_and_verify(3);
     let before = c
-        .events_of(&["drain", "stop", "install", "start", "transfer"])
+        .events_of(&[
+            "drain", "stop", "install", "stage", "activate", "start", "transfer",
+        ])
         .len();
     let (stdout, stderr) = expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
     assert!(
@@ -103,7 +105,7 @@ fn a_second_run_is_a_no_op() {
     );
     assert!(stdout.contains("rolling upgrade complete"));
     assert_eq!(
-        c.events_of(&["drain", "stop", "install", "start", "transfer"])
+        c.events_of(&["drain", "stop", "install", "stage", "activate", "start", "transfer"])
             .len(),
         before
     );
@@ -125,15 +127,23 @@ fn node10_is_never_confused_with_node1() {
     );
 
     expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
-    let installs = c.events_of(&["install"]);
+    // Pre-staged: each node's staged build is activated exactly once, on that node.
+    let switched = c.events_of(&["install", "activate"]);
     for i in 1..=11 {
         let id = format!("node{i}");
         assert_eq!(
-            installs.iter().filter(|(_, n)| *n == id).count(),
+            switched
+                .iter()
+                .filter(|(k, n)| k == "activate" && *n == id)
+                .count(),
             1,
-            "{id}: {installs:?}"
+            "{id}: {switched:?}"
         );
     }
+    assert!(
+        !switched.iter().any(|(k, _)| k == "install"),
+        "{switched:?}"
+    );
     assert_eq!(c.stats().client_writes_failed, 0);
 }
 
@@ -218,24 +228,58 @@ fn the_readme_command_runs_on_the_embedded_simulator() {
     assert!(stdout.contains("every node runs 0.11.0"));
     // The embedded simulator's closing line reports its own stats; read the figures, not a substring
     // ("10 failed" contains "0 failed").
-    let line = stderr
+    let line = sim_line(&stderr);
+    assert!(figure(&line, " client writes ok") > 0, "{line}");
+    assert_eq!(figure(&line, " failed"), 0, "{line}");
+    assert_eq!(figure(&line, " committed writes lost"), 0, "{line}");
+    // The leader was handed over, never lost; one node down at a time keeps a quorum.
+    assert_eq!(figure(&line, " leader losses"), 0, "{line}");
+    assert_eq!(figure(&line, " ms without quorum"), 0, "{line}");
+}
+
+/// The embedded simulator's closing line, after "simulator: ".
+fn sim_line(stderr: &str) -> String {
+    stderr
         .lines()
-        .find_map(|l| l.split_once("simulator: ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("no simulator stats line:\n{stderr}"));
-    let figure = |label: &str| -> u64 {
-        let before = line
-            .split_once(label)
-            .unwrap_or_else(|| panic!("no `{label}` in: {line}"))
-            .0;
-        let n = before
-            .trim_end()
-            .rsplit([' ', ',', ';'])
-            .next()
-            .unwrap_or("");
-        n.parse()
-            .unwrap_or_else(|e| panic!("`{n}` before `{label}` in {line}: {e}"))
-    };
-    assert!(figure(" client writes ok") > 0, "{line}");
-    assert_eq!(figure(" failed"), 0, "{line}");
-    assert_eq!(figure(" committed writes lost"), 0, "{line}");
+        .find_map(|l| {
+            l.split_once("simulator: ")
+                .map(|(_, rest)| rest.to_string())
+        })
+        .unwrap_or_else(|| panic!("no simulator stats line:\n{stderr}"))
+}
+
+/// The number just before `label` in the simulator's line.
+fn figure(line: &str, label: &str) -> u64 {
+    let before = line
+        .split_once(label)
+        .unwrap_or_else(|| panic!("no `{label}` in: {line}"))
+        .0;
+    let n = before
+        .trim_end()
+        .rsplit([' ', ',', ';'])
+        .next()
+        .unwrap_or("");
+    n.parse()
+        .unwrap_or_else(|e| panic!("`{n}` before `{label}` in {line}: {e}"))
+}
+
+#[test]
+fn the_simulator_line_counts_a_lost_leader_and_time_without_quorum() {
+    // The leader stopped outright, then a second node forced down: the line's figures are the
+    // simulator's own, and not always zero.
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::bare(dir.path())
+        .args([
+            "--sim",
+            "--sim-speed",
+            "20",
+            "-e",
+            r#"node::stop("node1"); sleep(5); node::stop("node2", #{force: true}); sleep(5); node::start("node1"); node::start("node2"); 1"#,
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = expect(&out, 0);
+    let line = sim_line(&stderr);
+    assert!(figure(&line, " leader losses") >= 1, "{line}");
+    assert!(figure(&line, " ms without quorum") >= 1000, "{line}");
 }

@@ -8,13 +8,17 @@ use serde_json::Value;
 use crate::support::{expect, text, Cluster, BIN};
 
 /// Real time, so an install lasts 3 s: a signal sent on seeing the node's `stop` lands in the middle of
-/// it even on a loaded machine.
+/// it even on a loaded machine. The runs install in the window (`IN_WINDOW`) for that 3 s critical
+/// section; a pre-staged node is down only 1.5 s, and interrupts there are the resume matrix's
+/// (tests/resume.rs).
 fn slow_cluster() -> Cluster {
     Cluster::with(neumann_script::sim::SimConfig {
         speed: 1.0,
         ..Default::default()
     })
 }
+
+const IN_WINDOW: [&str; 2] = ["--set", "prestage=false"];
 
 fn kill(child: &Child, signal: &str) {
     let ok = Command::new("kill")
@@ -72,6 +76,8 @@ fn signal_mid_node(signal: &str, code: i32, name: &str) {
     let child = c.spawn(&[
         "--journal",
         j.to_str().unwrap(),
+        IN_WINDOW[0],
+        IN_WINDOW[1],
         "--yes",
         "rolling_upgrade.rhai",
         "0.11.0",
@@ -142,6 +148,8 @@ fn a_second_sigterm_exits_at_once_and_says_what_it_leaves() {
     let mut child = c.spawn(&[
         "--journal",
         j.to_str().unwrap(),
+        IN_WINDOW[0],
+        IN_WINDOW[1],
         "--yes",
         "rolling_upgrade.rhai",
         "0.11.0",

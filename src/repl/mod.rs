@@ -15,7 +15,7 @@ use rustyline::{CompletionType, Config, Editor};
 
 use crate::error::Error;
 use crate::interrupt::Signal;
-use crate::output::Format;
+use crate::output::{errln, outln, Format};
 use crate::script::engine::ScriptEngine;
 use crate::script::{types, value};
 use helper::{Known, ReplHelper};
@@ -111,13 +111,13 @@ impl Session<'_> {
 
     fn print(&self, v: &Dynamic) {
         match self.format {
-            Format::Json => println!(
+            Format::Json => outln!(
                 "{}",
                 serde_json::to_string_pretty(&value::to_json(v)).unwrap_or_default()
             ),
             Format::Text => {
                 if let Some(text) = value::to_text(v) {
-                    println!("{text}");
+                    outln!("{text}");
                 }
             }
         }
@@ -125,7 +125,7 @@ impl Session<'_> {
 
     fn help(&self, topic: &str) {
         if topic.is_empty() {
-            println!("{HELP}");
+            outln!("{HELP}");
             return;
         }
         let docs: Vec<_> = self
@@ -142,10 +142,10 @@ impl Session<'_> {
             })
             .collect();
         if docs.is_empty() {
-            println!("no function or module `{topic}`: `functions` lists them all");
+            outln!("no function or module `{topic}`: `functions` lists them all");
         }
         for d in docs {
-            println!("{}\n    {}", d.signature(), d.doc.replace('\n', "\n    "));
+            outln!("{}\n    {}", d.signature(), d.doc.replace('\n', "\n    "));
         }
     }
 
@@ -156,7 +156,7 @@ impl Session<'_> {
             .iter()
             .filter(|d| module.is_empty() || d.module == module)
         {
-            println!(
+            outln!(
                 "{:<60} {}",
                 d.signature(),
                 d.doc.lines().next().unwrap_or("")
@@ -166,16 +166,16 @@ impl Session<'_> {
 
     fn nodes(&self) {
         match self.rt.ctx().cluster.borrow().as_ref() {
-            None => println!("no cluster: start with --cluster FILE or --sim"),
+            None => outln!("no cluster: start with --cluster FILE or --sim"),
             Some(c) => {
-                println!("{} ({})", c.inventory.name, c.inventory.source.display());
+                outln!("{} ({})", c.inventory.name, c.inventory.source.display());
                 for n in &c.inventory.nodes {
                     let ssh = n
                         .ssh
                         .as_ref()
                         .map(|t| format!("  ssh {t}"))
                         .unwrap_or_default();
-                    println!("  {:<10} {}{ssh}", n.id, n.admin_url);
+                    outln!("  {:<10} {}{ssh}", n.id, n.admin_url);
                 }
             }
         }
@@ -184,9 +184,9 @@ impl Session<'_> {
 
 fn report(e: &Error) {
     match e {
-        Error::Script(m) | Error::Guard(m) => eprintln!("{m}"),
-        Error::Interrupted { .. } => eprintln!("interrupted"),
-        other => eprintln!("error: {other}"),
+        Error::Script(m) | Error::Guard(m) => errln!("{m}"),
+        Error::Interrupted { .. } => errln!("interrupted"),
+        other => errln!("error: {other}"),
     }
 }
 
@@ -240,7 +240,7 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
         .borrow()
         .as_ref()
         .map(|c| c.inventory.source.display().to_string());
-    println!(
+    outln!(
         "neumann-script {} REPL on {}: `help` for help, Tab completes, Ctrl-D leaves",
         env!("CARGO_PKG_VERSION"),
         cluster.as_deref().unwrap_or("no cluster")
@@ -281,16 +281,16 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
             "nodes" => session.nodes(),
             "history" => {
                 for (i, entry) in editor.history().iter().enumerate() {
-                    println!("{:>5}  {}", i + 1, entry.replace('\n', "\n       "));
+                    outln!("{:>5}  {}", i + 1, entry.replace('\n', "\n       "));
                 }
             }
             "load" if !rest.is_empty() => {
                 match crate::files::read_text(std::path::Path::new(rest), crate::files::MAX_TEXT) {
                     Ok(text) => match session.eval(&crate::script::report::strip_shebang(&text)) {
-                        Ok(_) => println!("loaded {rest}"),
+                        Ok(_) => outln!("loaded {rest}"),
                         Err(e) => report(&e),
                     },
-                    Err(e) => eprintln!("error: cannot read `{rest}`: {e}"),
+                    Err(e) => errln!("error: cannot read `{rest}`: {e}"),
                 }
             }
             _ => match session.eval(&line) {

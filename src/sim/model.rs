@@ -1758,8 +1758,28 @@ impl Model {
                 },
             );
         }
-        let busy = self.nodes[i].staging.as_ref().map(|(_, v)| v.clone());
-        if let Some(other) = busy {
+        let busy = self.nodes[i].staging.clone();
+        if let Some((until, other)) = busy.as_ref().filter(|(_, v)| v == version) {
+            // cargo waits for the lock the same install holds (an earlier run's, cut short on this
+            // side), then finds the build in place.
+            self.event(
+                Some(i),
+                "stage",
+                format!("{other} already being staged: waiting for it"),
+            );
+            let stderr = format!(
+                "    Blocking waiting for file lock on package cache\n     Ignored package `neumann v{version}` is already installed, use --force to override\n"
+            );
+            return (
+                *until,
+                CommandOutput {
+                    status: 0,
+                    stdout: String::new(),
+                    stderr,
+                },
+            );
+        }
+        if let Some((_, other)) = busy {
             self.event(
                 Some(i),
                 "stage_failed",

@@ -444,6 +444,10 @@ fn staging_keeps_the_node_serving_and_activate_needs_a_staged_build() {
     assert!((done_at - m.now - crate::sim::INSTALL_SECS).abs() < 1e-9);
     // A second staging while one compiles is refused, as cargo's lock would.
     assert_ne!(m.host_stage(1, &v("0.11.1")).1.status, 0);
+    // The same version again (a re-run after an interrupt) waits for the build in progress.
+    let (same, out) = m.host_stage(1, &v("0.11.0"));
+    assert_eq!((same, out.status), (done_at, 0));
+    assert!(!m.nodes[1].staged.contains(&v("0.11.0")));
     let left = done_at - m.now;
     run(&mut m, left + 0.01);
     assert!(m.nodes[1].staged.contains(&v("0.11.0")));

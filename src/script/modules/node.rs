@@ -121,12 +121,9 @@ fn host_op(
         if stop {
             c.interrupt.enter(id);
         }
-        let r = c.block_on(cl.host(id, op, force)).map_err(throw);
-        // A stop the interlock refused left the node running: no critical section to finish.
-        if stop && matches!(&r, Err(e) if refused_rule(e).is_some()) {
-            c.interrupt.leave(id);
-        }
-        r
+        // The interlock was asked just above (`gate`); asking again would survey the whole cluster a
+        // second time for every operation, milliseconds apart.
+        c.block_on(cl.host(id, op, true)).map_err(throw)
     });
     if leaves {
         c.interrupt.leave(id);
@@ -300,11 +297,8 @@ fn drain(c: &Ctx, id: &str, force: bool) -> RhaiResult<()> {
     c.mutate_overriding("node::drain", Some(id), args, overrode.as_ref(), || {
         // Before the call: Ctrl-C may abandon it after the node has already taken the drain.
         c.drained.borrow_mut().insert(id.to_string());
-        let r = c.block_on(cl.drain(id, true, force)).map_err(throw);
-        if matches!(&r, Err(e) if refused_rule(e).is_some()) {
-            c.drained.borrow_mut().remove(id);
-        }
-        r
+        // The interlock was asked just above (`gate`), for the cluster as it is now.
+        c.block_on(cl.drain(id, true, true)).map_err(throw)
     })
 }
 
