@@ -71,7 +71,12 @@ fn upgrade(nodes: usize, extra: &[&str]) -> Cluster {
 
 #[test]
 fn batches_of_two_on_seven_nodes_keep_the_quorum_and_are_faster() {
-    let batched = upgrade(7, &["--set", "max_unavailable=2"]);
+    // In the window, where each node's outage holds its install: batches overlap them. (Pre-staged,
+    // outages are short and the run's fixed parts dominate; see the test after this one.)
+    let batched = upgrade(
+        7,
+        &["--set", "prestage=false", "--set", "max_unavailable=2"],
+    );
     let ev = batched.events();
     assert_eq!(
         never_below_quorum(&ev, 7),
@@ -90,7 +95,7 @@ fn batches_of_two_on_seven_nodes_keep_the_quorum_and_are_faster() {
         .filter(|e| e.kind == "caught_up" && e.node.as_deref() != Some("node1"))
         .all(|e| e.t < leader_stop));
 
-    let one = upgrade(7, &[]);
+    let one = upgrade(7, &["--set", "prestage=false"]);
     assert_eq!(never_below_quorum(&one.events(), 7), Ok(1));
     let (b, s) = (span(&ev), span(&one.events()));
     eprintln!("7 nodes: batches of 2 took {b:.1} s simulated, one at a time {s:.1} s");

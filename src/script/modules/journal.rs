@@ -62,7 +62,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     b.add(
         "last_event",
         &["kind: String|Array", "filter: Map"],
-        "Map|()",
+        "?",
         doc::LAST_EVENT,
         move |kind: Dynamic, filter: Map| -> RhaiResult<Dynamic> {
             let kinds: Vec<String> = if kind.is_string() {
