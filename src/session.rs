@@ -273,7 +273,7 @@ impl Session {
             );
             // The page as far as the run got: its own events, since there is no time to ask the simulator.
             if let Some(r) = &exit_report {
-                r.exited_at_once(sig.name(), sig.exit_code(), &stopped);
+                r.exited_at_once(sig.name(), sig.exit_code(), stopped);
                 if let Ok(path) = r.write() {
                     crate::output::errln!("report (as far as the run got): {}", path.display());
                 }
