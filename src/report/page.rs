@@ -123,7 +123,8 @@ svg .seglabel { font-size: 10px; fill: #fff; pointer-events: none; }
 .band { fill: #f0b42955; }
 .bar { fill: #d64545; }
 .mark-elected { fill: #7b61c4; } .mark-transfer { fill: #2b7a78; } .mark-leader-lost, .mark-failed, .mark-stop { fill: #b3261e; }
-.mark-fault { fill: #e07b00; } .mark-gate, .mark-activate { fill: #1d2430; }
+.mark-fault { fill: #e07b00; } .mark-gate { fill: #1d2430; } .mark-activate { fill: #0b6e4f; }
+.legend i.tick { display: inline-block; width: 2px; height: 14px; background: #0b6e4f; }
 table.list { border-collapse: collapse; margin: 6px 0 16px; }
 table.list th, table.list td { border-bottom: 1px solid #e3e6ec; padding: 3px 12px 3px 0; text-align: left; vertical-align: top; }
 table.list td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -232,6 +233,13 @@ fn legend(h: &mut String, tl: &Timeline) {
     h.push_str("<span><i class=\"sw installing\"></i>installing (thin bar)</span>");
     h.push_str("<span><i class=\"sw staging\"></i>staging (thin bar)</span>");
     h.push_str("<span>&#9670; elected / hand-over</span><span>&#9650; failure, leader lost</span><span>&#9660; gate, pause, stop</span>");
+    let activated = tl
+        .lanes
+        .iter()
+        .any(|l| l.marks.iter().any(|m| m.kind == "activate"));
+    if activated {
+        h.push_str("<span><i class=\"tick\"></i>staged build activated</span>");
+    }
     if tl.failed_writes.is_some() {
         h.push_str("<span><i class=\"sw down\"></i>failed client writes per second (chart)</span>");
     }
@@ -478,6 +486,16 @@ fn svg(h: &mut String, rec: &Record, tl: &Timeline, plot: &Plot) {
             match m.kind.as_str() {
                 "elected" | "transfer" => {
                     diamond(h, x, y + 9.0, &format!("mark-{}", m.kind), &title)
+                }
+                // A switch of build, not an incident: a tick, unlike the failure triangles.
+                "activate" => {
+                    let _ = write!(
+                        h,
+                        "<rect class=\"mark mark-activate\" x=\"{:.1}\" y=\"{:.1}\" width=\"2\" height=\"18\"><title>{}</title></rect>",
+                        x - 1.0,
+                        y,
+                        esc(&title)
+                    );
                 }
                 other => tri(h, x, y + 9.0, true, &format!("mark-{other}"), &title),
             }
