@@ -403,8 +403,7 @@ async fn run_ticks(
         let target = started.elapsed().as_secs_f64() * shared.speed;
         let wanted = {
             let mut m = shared.lock();
-            let dt = target - m.now;
-            m.tick(dt);
+            m.tick_towards(target);
             supervisor.wanted(&m)
         };
         supervisor.reconcile(wanted).await;

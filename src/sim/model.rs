@@ -44,6 +44,10 @@ pub const CAUGHT_UP_MS: f64 = 100.0;
 /// Longest simulated step: well under the election timeout, so timers fire on time.
 const MAX_STEP: f64 = 0.01;
 const MAX_STEPS_PER_TICK: f64 = 2000.0;
+/// The most simulated time one tick of the real clock may cover at `MAX_STEP`: after a longer stall of
+/// this process (a loaded machine), the clock catches up over several ticks instead of taking coarser
+/// steps, which would let election timers and write deadlines fire where a real cluster's would not.
+const MAX_TICK_SECS: f64 = MAX_STEP * MAX_STEPS_PER_TICK;
 const TIMELINE_SPACING: f64 = 0.05;
 const TIMELINE_KEEP: f64 = 3600.0;
 const MAX_EVENTS: usize = 100_000;
@@ -917,6 +921,13 @@ impl Model {
     }
 
     // ----- time -----
+
+    /// One tick of the real clock: simulated time moves towards `target`, all the way unless the process
+    /// stalled for longer than one tick simulates at full resolution (`MAX_TICK_SECS`); the rest follows
+    /// on the next ticks.
+    pub fn tick_towards(&mut self, target: f64) {
+        self.tick((target - self.now).min(MAX_TICK_SECS));
+    }
 
     pub fn tick(&mut self, dt: f64) {
         if dt.is_nan() || dt <= 0.0 {

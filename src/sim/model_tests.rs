@@ -922,3 +922,31 @@ fn a_stale_leader_voted_in_without_the_rule_overwrites_acknowledged_writes() {
     }
     assert!(fired > 5, "node3 won {fired} of 40");
 }
+
+/// A stalled simulator (a loaded machine) catches up in full-resolution ticks: no election or lost
+/// leader that a real cluster would not have had. The same stall taken as one coarse tick shows why.
+#[test]
+fn a_long_stall_is_caught_up_without_coarse_steps() {
+    let mut m = cluster(3);
+    run(&mut m, 6.0);
+    let before = m.stats();
+    // 400 simulated seconds behind at once: as if the process had not run for 20 s at speed 20.
+    let target = m.now + 400.0;
+    let mut ticks = 0;
+    while m.now < target - 1e-9 {
+        m.tick_towards(target);
+        ticks += 1;
+    }
+    assert_eq!(ticks, 20, "20 s of simulated time per tick at most");
+    let after = m.stats();
+    assert_eq!(after.elections, before.elections, "{after:?}");
+    assert_eq!(after.leader_losses, 0, "{after:?}");
+
+    // The check fires: one tick over the whole stall steps 0.2 s at a time, past the election timeout.
+    let mut coarse = cluster(3);
+    run(&mut coarse, 6.0);
+    let before = coarse.stats();
+    coarse.tick(400.0);
+    let after = coarse.stats();
+    assert!(after.elections > before.elections, "{after:?}");
+}
