@@ -42,25 +42,10 @@ pub fn secs(s: f64) -> String {
     }
 }
 
-/// Unix seconds as a UTC date and time (`2026-11-25 15:27:37 UTC`), by the civil-from-days rule.
+/// Unix seconds as a UTC date and time (`2026-11-25 15:27:37 UTC`): the journal's date, spelled for a page.
 pub fn utc(unix: f64) -> String {
-    let secs = unix.max(0.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let iso = crate::journal::rfc3339(unix);
+    format!("{} UTC", iso.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
 /// A tick spacing giving at most about a dozen labelled ticks.
