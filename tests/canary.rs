@@ -182,7 +182,8 @@ fn compare_and_sample_measure_a_bad_node_against_its_peers() {
     let script = r#"
         node::drain("node3"); node::wait_drained("node3", 10); node::stop("node3");
         node::install("node3", "0.11.0"); node::start("node3"); node::wait_rejoined("node3", 20);
-        let c = metrics::compare("node3", ["node1", "node2"], 1.5);
+        // 10 s holds some 900 writes: a 5% abort rate cannot hide in it, as it could in 160.
+        let c = metrics::compare("node3", ["node1", "node2"], 10);
         let s = metrics::sample("node1", 1);
         let seen = [];
         let n = metrics::watch("node2", 10, 0.5, |f| { seen.push(f.tx_per_sec); seen.len() < 2 });
@@ -200,8 +201,10 @@ fn compare_and_sample_measure_a_bad_node_against_its_peers() {
         cmp["latency_p99_ms"]["ratio"].as_f64().unwrap() > 2.0,
         "{cmp}"
     );
+    // About 1.6x, give or take the 4% each process and 1% each scrape varies by: clearly above
+    // the +-10% healthy nodes differ by, but not always above 1.5.
     assert!(
-        cmp["memory_bytes"]["ratio"].as_f64().unwrap() > 1.5,
+        (1.3..2.0).contains(&cmp["memory_bytes"]["ratio"].as_f64().unwrap()),
         "{cmp}"
     );
     assert!(cmp["tx_per_sec"]["canary"].as_f64().unwrap() > 0.0);
