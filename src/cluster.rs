@@ -1123,14 +1123,16 @@ mod tests {
 
     #[tokio::test]
     async fn polling_stops_at_the_deadline() {
-        let mut p = Poll::new(Duration::from_millis(120));
+        // About six probes in a second (50, 75, 112, 168, 250, 250 ms); two leave room for a loaded
+        // machine's late wake-ups.
+        let mut p = Poll::new(Duration::from_secs(1));
         let start = Instant::now();
         let mut probes = 0;
         while p.next().await {
             probes += 1;
         }
         assert!(probes >= 2, "{probes}");
-        assert!(start.elapsed() >= Duration::from_millis(120));
+        assert!(start.elapsed() >= Duration::from_secs(1));
     }
 
     #[tokio::test]

@@ -103,10 +103,7 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
             && stderr.contains(&format!("of 4m (run {run1})")),
         "{stderr}"
     );
-    // A watch from zero sleeps 240 simulated seconds on its own; the resumed one only the rest, which
-    // leaves the {watched} seconds carried over as the margin for the run's own work on a busy machine.
-    assert!(
-        took < 240.0,
+    eprintln!(
         "the second run took {took:.0} simulated seconds; {watched:.0} of 240 were watched before"
     );
     assert!(
@@ -120,6 +117,12 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
     assert!(
         second[0]["elapsed_secs"].as_f64().unwrap() > watched + 30.0,
         "{second:?}"
+    );
+    // Only the rest of the watch: a watch from zero checks four times, at 1m, 2m, 3m and 4m.
+    assert!(
+        !second.is_empty() && second.len() < 4,
+        "{} checks in the resumed watch: {second:?}",
+        second.len()
     );
     let watch = journaled(&journal, "canary_watch");
     assert_eq!(watch[1]["resumed_from"], run1.as_str());
@@ -310,7 +313,7 @@ fn the_canary_compares_itself_with_its_own_history_and_catches_a_bad_version() {
             "--format",
             "json",
             "-e",
-            &format!("metrics::compare_past(\"node4\", {since}, 5)"),
+            &format!("metrics::compare_past(\"node4\", {since}, 10)"),
         ]),
         0,
     );

@@ -114,11 +114,14 @@ fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
     // Five nodes: after the first follower's stop, four more nodes' worth of run for the pause to land in.
     let c = cluster(5);
     let first = first_follower(&c);
+    // Back up, the first follower catches up no faster than writes arrive until it is healed: the run is
+    // held mid-procedure, so the pause lands before that node's step ends however loaded the machine,
+    // and is taken at that step's end, never before the node is back.
+    c.inject_when(&first, "slow_catchup", "start", &first);
     let mut run = Run::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
-    // The first follower is down: the run is mid-procedure, so the pause is taken at a safe point after
-    // the node is back (the step's end), never here.
-    c.wait_for_event("stop", &first);
+    c.wait_for_event("start", &first);
     let out = c.run(&["pause", "--reason", "dashboards red"]);
+    c.inject(&first, "heal");
     let (o, _) = expect(&out, 0);
     assert!(o.contains("to pause at its next safe point"), "{o}");
     let paused = run.until("paused by");
@@ -187,10 +190,15 @@ fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
 fn abort_finishes_the_node_in_progress_then_stops_safely_leaving_the_rest_untouched() {
     let c = cluster(5);
     let first = first_follower(&c);
+    // Back up, the first follower catches up no faster than writes arrive until it is healed: the run
+    // waits in the middle of its procedure for as long as the abort takes to land, however loaded the
+    // machine, and the next safe point is the end of that node's step.
+    c.inject_when(&first, "slow_catchup", "start", &first);
     let run = Run::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
-    c.wait_for_event("stop", &first);
+    c.wait_for_event("start", &first);
     let out = c.run(&["abort", "--reason", "change freeze"]);
     expect(&out, 0);
+    c.inject(&first, "heal");
     let out = run.finish();
     let (_, e) = expect(&out, 3);
     assert!(e.contains("aborted by "), "{e}");

@@ -23,7 +23,7 @@ fn past_windows_and_promql_come_from_the_inventorys_prometheus() {
         0,
     );
     let prom = PromServer::start(&c.admin_addrs()).unwrap_or_else(|e| panic!("{e}"));
-    prom.wait_for_scrapes(5, Duration::from_secs(30))
+    prom.wait_for_scrapes(10, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}\n{}", prom.log()));
     let mut inv = std::fs::read_to_string(&c.inventory).unwrap();
     inv.push_str(&format!(
@@ -48,7 +48,7 @@ fn past_windows_and_promql_come_from_the_inventorys_prometheus() {
             "--format",
             "json",
             "-e",
-            r#"metrics::compare_past("node3", ["node1", "node2"], 3)"#,
+            r#"metrics::compare_past("node3", ["node1", "node2"], 10)"#,
         ]),
         0,
     );
@@ -73,7 +73,7 @@ fn past_windows_and_promql_come_from_the_inventorys_prometheus() {
             "--format",
             "json",
             "-e",
-            r#"metrics::sample_past("node1", 3)"#,
+            r#"metrics::sample_past("node1", 10)"#,
         ]),
         0,
     );

@@ -125,10 +125,21 @@ fn upgrade_args(prestage: bool) -> Vec<&'static str> {
 fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32, prestage: bool) {
     let c = matrix_cluster();
     let inventory = flag_path(&c);
+    // Once leadership is handed over only the old leader's short procedure is left, shorter than a
+    // loaded machine may take to deliver the signal. Slowed from the hand-over on, the old leader cannot
+    // catch up after its restart until healed, so the signal always lands inside the run.
+    let held = matches!(trigger, Trigger::Said(t) if t.starts_with("transfer leadership"))
+        .then(|| c.leader());
+    if let Some(l) = &held {
+        c.inject_when(l, "slow_catchup", "transfer", l);
+    }
     let mut run = Running::start(&c, &upgrade_args(prestage));
     run.wait_for(&c, trigger);
     run.signal(signal);
     let (status, stderr) = run.finish();
+    if let Some(l) = &held {
+        c.inject(l, "heal");
+    }
     assert_eq!(status, Some(code), "{trigger:?}\n{stderr}");
     // The report says what this run changed and how to go on, against this very cluster. Pre-staged,
     // the first change is the staging of every node; in the window, the first node's drain.

@@ -29,7 +29,8 @@ fn sleep_and_now_run_on_the_simulators_clock() {
     let c = fast_cluster();
     let (stdout, sim, real) = timed(&c, &["-e", "let t = now(); sleep(900); now() - t"]);
     let slept: f64 = stdout.trim().parse().unwrap();
-    assert!((900.0..960.0).contains(&slept), "now() moved {slept} s");
+    // The upper bound leaves 1.5 s of real time at x200 for the calls around the sleep on a loaded machine.
+    assert!((900.0..1200.0).contains(&slept), "now() moved {slept} s");
     assert!(sim >= 900.0, "the simulator's clock moved only {sim} s");
     // At x200, 900 simulated seconds are 4.5 real ones; real time would be 900.
     assert!(
@@ -48,7 +49,11 @@ fn a_watch_counts_its_interval_on_the_simulators_clock() {
             "metrics::watch(\"node2\", 600, 60, |s| s.tx_per_sec > 0.0)",
         ],
     );
-    assert_eq!(stdout.trim(), "10", "one sample per simulated minute");
+    // One sample per simulated minute, the last at the end: ten. At x200 a minute is 0.3 s of real time;
+    // a machine that stalls longer than that can land the ninth sample past the end, which closes the
+    // watch with nine, never more than ten.
+    let samples: i64 = stdout.trim().parse().unwrap();
+    assert!((9..=10).contains(&samples), "{samples} samples");
     assert!(sim >= 600.0, "{sim}");
 }
 

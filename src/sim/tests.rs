@@ -10,13 +10,14 @@ use super::*;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Polls `probe` until it yields a value; panics naming `what` after 5 real seconds.
+/// Polls `probe` until it yields a value; panics naming `what` after 30 real seconds (a loaded machine
+/// can hold the simulator's task back for seconds).
 async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(v) = probe().await {
             return v;
