@@ -68,7 +68,7 @@ pub const DEFAULT_SIM: &str = "3@0.10.4";
 )]
 struct Args {
     /// Inventory file describing the cluster (TOML) [default: $NEUMANN_CLUSTER, else ./neumann-cluster.toml]
-    #[arg(long, value_name = "FILE", conflicts_with = "sim")]
+    #[arg(long, value_name = "FILE", global = true)]
     cluster: Option<PathBuf>,
 
     /// Start the built-in simulated cluster and use it (N nodes on VERSION; default 3@0.10.4)
@@ -102,12 +102,12 @@ struct Args {
     rehearse: bool,
 
     /// How to print results
-    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    #[arg(long, value_enum, default_value_t = FormatArg::Text, global = true)]
     format: FormatArg,
 
-    /// Append an audit record of every mutating call to FILE [default: ~/.local/state/neumann-script/journal.jsonl;
-    /// none for --sim]
-    #[arg(long, value_name = "FILE")]
+    /// The audit journal: a run appends a record of every mutating call to FILE, and `audit` reads it
+    /// [default: ~/.local/state/neumann-script/journal.jsonl; none for --sim]
+    #[arg(long, value_name = "FILE", global = true)]
     journal: Option<PathBuf>,
 
     /// POST each event of the run (start, steps, gates, pauses, safe stops, the result) as JSON to URL, with a
@@ -198,23 +198,6 @@ enum Sub {
         /// List read-only sessions too (snippets and REPL sessions that changed nothing)
         #[arg(long, global = true)]
         all: bool,
-        /// The journal to read [default: ~/.local/state/neumann-script/journal.jsonl]
-        #[arg(
-            long = "journal",
-            id = "audit_journal",
-            value_name = "FILE",
-            global = true
-        )]
-        journal: Option<PathBuf>,
-        /// How to print
-        #[arg(
-            long = "format",
-            id = "audit_format",
-            value_name = "FORMAT",
-            value_enum,
-            global = true
-        )]
-        format: Option<FormatArg>,
     },
     /// The cluster at a glance (members, roles, versions, health, leader and term) and the run holding its
     /// lease: who, where, script and arguments, since when, its step, paused or not, nodes done and left.
@@ -492,6 +475,13 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         }
         options.insert(k.trim().to_string(), v.to_string());
     }
+    // Said here rather than with clap's `conflicts_with`, which cannot name `--sim` from a subcommand
+    // where `--cluster` (global, so it may follow `status` or `audit`) is also accepted.
+    if args.cluster.is_some() && args.sim.is_some() {
+        return Err(usage(
+            "--cluster FILE and --sim name two different clusters: give one".into(),
+        ));
+    }
     // Said here rather than with clap's `requires`, which names only the missing `--sim`.
     if args.sim.is_none() {
         if args.sim_speed.is_some() {
@@ -595,21 +585,11 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         }
         (Some(Sub::Check { scripts }), None) => Ok(Command::Check { scripts }),
         (
-            Some(Sub::Audit {
-                what,
-                all,
-                journal,
-                format,
-            }),
+            Some(Sub::Audit { what, all }),
             None,
         ) => Ok(Command::Audit(AuditOptions {
-            // Given before `audit` (as for a run) or after it: either works.
-            journal: journal.or(run.journal),
-            format: match format {
-                Some(FormatArg::Json) => Format::Json,
-                Some(FormatArg::Text) => Format::Text,
-                None => run.format,
-            },
+            journal: run.journal,
+            format: run.format,
             all,
             show: match what {
                 Some(AuditSub::Show { run }) => Some(run),

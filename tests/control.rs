@@ -243,6 +243,19 @@ fn asking_with_no_run_in_progress_is_a_clear_error_naming_the_cluster() {
     let (o, _) = expect(&out, 0);
     let v: Value = serde_json::from_str(&o).unwrap();
     assert_eq!(v["run"], Value::Null);
+    // The options may follow the subcommand too, as people type them.
+    let out = crate::support::bare(c.dir.path())
+        .arg("status")
+        .arg("--cluster")
+        .arg(&c.inventory)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let (o, _) = expect(&out, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&o).unwrap()["run"],
+        Value::Null
+    );
     assert_eq!(v["health"]["members"].as_array().unwrap().len(), 3);
     // Nothing was changed by asking.
     assert!(c.events_of(&["stop", "drain"]).is_empty());
