@@ -246,6 +246,9 @@ pub struct Cluster {
     pub prometheus: Option<PromClient>,
     /// Real time, or the simulator's clock for a simulated cluster.
     pub clock: Clock,
+    /// Milliseconds the script has chosen to wait (`sleep`, metric windows, watches) on this cluster's
+    /// clock: part of a rehearsal's predicted duration that no node's outage shows.
+    waited_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Cluster {
@@ -264,12 +267,21 @@ impl Cluster {
             hosts,
             prometheus,
             clock,
+            waited_ms: Default::default(),
         })
     }
 
     /// Waits `d` on the cluster's clock: real time, or simulated time on a simulated cluster.
     pub async fn sleep(&self, d: Duration) -> OpResult<()> {
+        self.waited_ms
+            .fetch_add(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
         self.clock.sleep(d).await.map_err(OpError::Failed)
+    }
+
+    /// How long the script has chosen to wait on this cluster so far: its sleeps, metric windows and
+    /// watches, as asked (not as long as they took).
+    pub fn waited(&self) -> Duration {
+        Duration::from_millis(self.waited_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Unix seconds on the cluster's clock.

@@ -176,9 +176,14 @@ pub fn journal_medians(journal: &Path, cluster: &str) -> BTreeMap<String, Durati
 }
 
 /// The predicted duration: each node's outage window in the twin (stop until caught up), with the install
-/// time replaced by what earlier real runs of this cluster took when the journal knows; the rest of the run
-/// is the tool's overhead, a few percent (docs/BENCHMARKS.md).
-pub fn predicted(events: &[SimEvent], medians: &BTreeMap<String, Duration>) -> (Duration, String) {
+/// time replaced by what earlier real runs of this cluster took when the journal knows, plus the time the
+/// script chose to wait (`waited`: soak, canary and analysis windows, sleeps), which a live run spends in
+/// full; the rest of the run is the tool's overhead, a few percent (docs/BENCHMARKS.md).
+pub fn predicted(
+    events: &[SimEvent],
+    medians: &BTreeMap<String, Duration>,
+    waited: Duration,
+) -> (Duration, String) {
     // Outages that overlap (a batch's nodes) count once: the time some node of the run was out.
     let mut windows: Vec<(f64, f64)> = Vec::new();
     for e in events.iter().filter(|e| e.kind == "stop") {
@@ -247,6 +252,17 @@ pub fn predicted(events: &[SimEvent], medians: &BTreeMap<String, Duration>) -> (
                 total + (last - first) + crate::sim::INSTALL_SECS,
             )
         }
+    };
+    let (basis, total) = if waited.is_zero() {
+        (basis, total)
+    } else {
+        (
+            format!(
+                "{basis}; {} the script waits on purpose (soak, canary or analysis windows, sleeps)",
+                crate::output::human_duration(waited)
+            ),
+            total + waited.as_secs_f64(),
+        )
     };
     (Duration::from_secs_f64((total * 1.03).max(0.0)), basis)
 }
