@@ -583,6 +583,8 @@ fn a_rehearsal_shows_batches_groups_hooks_and_gates() {
         &c,
         &[("node2", "eu-1a"), ("node3", "eu-1a"), ("node4", "eu-1b")],
     );
+    // A team's hooks.rhai beside its copy of the runbook: here the embedded no-op one, copied.
+    let script = with_hooks(&c, include_str!("../stdlib/hooks.rhai"));
     let (stdout, _) = expect(
         &c.run(&[
             "--rehearse",
@@ -595,7 +597,7 @@ fn a_rehearsal_shows_batches_groups_hooks_and_gates() {
             "order_by=zone",
             "--set",
             "pause_before=leader",
-            "rolling_upgrade.rhai",
+            &script,
             "0.11.0",
         ]),
         0,
@@ -617,6 +619,10 @@ fn a_rehearsal_shows_batches_groups_hooks_and_gates() {
     ] {
         assert!(plan.contains(needle), "{needle}:\n{plan}");
     }
+    // The embedded hooks do nothing and are no step: neither in the plan nor in a run's output.
+    let (stdout, stderr) = expect(&c.run(&["--rehearse", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    assert!(!stdout.contains("> hook "), "{stdout}");
+    assert!(!stderr.contains("hook "), "{stderr}");
     // A rehearsal changes nothing on the live cluster.
     assert!(c.events_of(CHANGES).is_empty());
 }

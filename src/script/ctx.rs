@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use rhai::{EvalAltResult, Position};
@@ -122,6 +123,9 @@ pub struct Ctx {
     /// Lines typed at the run's own terminal, read by one thread for the whole run once a pause or
     /// `confirm` first asks (docs/CONTROL.md).
     pub terminal: RefCell<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    /// Where each module the run imported was read from, by name: a file's path, or `<stdlib>/NAME.rhai`
+    /// for the embedded one (`module_file`). Shared with the engine's module resolver.
+    pub modules: Rc<RefCell<HashMap<String, String>>>,
 }
 
 /// Hears the run's events: (kind, fields). Must not block: anything slow goes to the runtime.
@@ -181,6 +185,7 @@ impl Ctx {
             aborted: RefCell::new(None),
             deferred: RefCell::new(None),
             terminal: RefCell::new(None),
+            modules: Rc::default(),
         }
     }
 

@@ -58,7 +58,11 @@ impl ScriptEngine {
             )
         });
         let script_dir = Rc::new(RefCell::new(None));
-        engine.set_module_resolver(resolver::Resolver::new(sources.clone(), script_dir.clone()));
+        engine.set_module_resolver(resolver::Resolver::new(
+            sources.clone(),
+            script_dir.clone(),
+            ctx.modules.clone(),
+        ));
         // Ctrl-C terminates the script at its next operation unless a node is between stop and start.
         let interrupt = ctx.interrupt.clone();
         engine.on_progress(move |_| {

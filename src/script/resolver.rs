@@ -21,14 +21,21 @@ pub struct Resolver {
     /// The directory of the script being run: its copies win for every import, including imports made
     /// by embedded stdlib modules, so a team's edited `upgrade.rhai` beside its script is the one used.
     script_dir: Rc<RefCell<Option<PathBuf>>>,
+    /// Where each module name was last read from, for `module_file`.
+    used: Rc<RefCell<HashMap<String, String>>>,
 }
 
 impl Resolver {
-    pub fn new(sources: Rc<Sources>, script_dir: Rc<RefCell<Option<PathBuf>>>) -> Resolver {
+    pub fn new(
+        sources: Rc<Sources>,
+        script_dir: Rc<RefCell<Option<PathBuf>>>,
+        used: Rc<RefCell<HashMap<String, String>>>,
+    ) -> Resolver {
         Resolver {
             cache: RefCell::new(HashMap::new()),
             sources,
             script_dir,
+            used,
         }
     }
 
@@ -103,6 +110,7 @@ impl ModuleResolver for Resolver {
                 None => return Err(EvalAltResult::ErrorModuleNotFound(path.into(), pos).into()),
             },
         };
+        self.used.borrow_mut().insert(name.to_string(), key.clone());
         if let Some((seen, m)) = self.cache.borrow().get(&key) {
             if *seen == text {
                 return Ok(m.clone());

@@ -23,6 +23,10 @@ mod doc {
         "Unix time in seconds on this machine's wall clock, whatever the cluster's clock: the time \
         Prometheus stamps its samples with (`metrics::compare_past(id, since, window)` takes its \
         `since` so). It equals `now()` except on a simulated cluster, whose clock runs at its speed.";
+    pub const MODULE_FILE: &str =
+        "Where this run read the module `name` (as in `import \"name\"`) from: a file's path, such as \
+        a `criteria.rhai` copied beside the script, or `<stdlib>/NAME.rhai` for the embedded one; `()` \
+        if nothing imported it yet. The stock rolling upgrade shows the embedded no-op hooks as no step.";
     pub const INFO: &str =
         "Logs a line to stderr with the time of day (stdout stays the script's own).";
     pub const WARN: &str = "Logs a warning line to stderr.";
@@ -193,6 +197,22 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         "float",
         doc::WALL_NOW,
         || -> RhaiResult<f64> { Ok(crate::output::unix_now()) },
+    );
+    let c = ctx.clone();
+    global(
+        engine,
+        docs,
+        "module_file",
+        &["name: String"],
+        "?",
+        doc::MODULE_FILE,
+        move |name: ImmutableString| -> Dynamic {
+            let name = name.trim_end_matches(".rhai");
+            c.modules
+                .borrow()
+                .get(name)
+                .map_or(Dynamic::UNIT, |f| Dynamic::from(f.clone()))
+        },
     );
     let c = ctx.clone();
     global(
