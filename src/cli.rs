@@ -584,10 +584,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             })
         }
         (Some(Sub::Check { scripts }), None) => Ok(Command::Check { scripts }),
-        (
-            Some(Sub::Audit { what, all }),
-            None,
-        ) => Ok(Command::Audit(AuditOptions {
+        (Some(Sub::Audit { what, all }), None) => Ok(Command::Audit(AuditOptions {
             journal: run.journal,
             format: run.format,
             all,

@@ -260,7 +260,7 @@ impl Cluster {
             .as_deref()
             .map(PromClient::new)
             .transpose()?;
-        let clock = Clock::new(inventory.sim_control.as_deref())?;
+        let clock = Clock::new(inventory.sim_control.as_deref(), inventory.sim_warp)?;
         Ok(Cluster {
             inventory,
             admin,

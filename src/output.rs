@@ -85,9 +85,12 @@ pub fn human_duration(d: Duration) -> String {
         } else {
             format!("{s:.1} s")
         }
-    } else {
+    } else if ms < 3_600_000 {
         let s = d.as_secs();
         format!("{} min {} s", s / 60, s % 60)
+    } else {
+        let m = d.as_secs() / 60;
+        format!("{} h {} min", m / 60, m % 60)
     }
 }
 
@@ -260,6 +263,7 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(1200)), "1.2 s");
         assert_eq!(human_duration(Duration::from_secs(10)), "10 s");
         assert_eq!(human_duration(Duration::from_secs(125)), "2 min 5 s");
+        assert_eq!(human_duration(Duration::from_secs(7396)), "2 h 3 min");
     }
 
     #[test]

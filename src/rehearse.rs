@@ -73,6 +73,7 @@ pub async fn twin_of(live: &Cluster) -> Result<Twin, Error> {
         n.ssh = None;
     }
     inventory.sim_control = Some(sim.control_addr().to_string());
+    inventory.sim_warp = true;
     inventory.prometheus_url = None;
     inventory.blue_green = None;
     inventory.token = None;

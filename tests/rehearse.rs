@@ -280,7 +280,7 @@ fn the_rollback_and_canary_runbooks_rehearse_too() {
     );
 }
 
-/// "3 min 12 s", "45 s" or "800 ms" as printed after "predicted duration: ", in seconds.
+/// "2 h 3 min", "3 min 12 s", "45 s" or "800 ms" as printed after "predicted duration: ", in seconds.
 fn predicted_secs(stdout: &str) -> f64 {
     let line = stdout
         .lines()
@@ -288,6 +288,9 @@ fn predicted_secs(stdout: &str) -> f64 {
         .unwrap_or_else(|| panic!("no predicted duration:\n{stdout}"));
     let words: Vec<&str> = line.split_whitespace().collect();
     match words[..] {
+        [h, "h", m, "min", ..] => {
+            h.parse::<f64>().unwrap() * 3600.0 + m.parse::<f64>().unwrap() * 60.0
+        }
         [m, "min", s, "s", ..] => m.parse::<f64>().unwrap() * 60.0 + s.parse::<f64>().unwrap(),
         [s, "s", ..] => s.parse().unwrap(),
         [ms, "ms", ..] => ms.parse::<f64>().unwrap() / 1000.0,
@@ -313,5 +316,35 @@ fn the_predicted_duration_holds_the_soak_the_run_will_wait_through() {
     assert!(
         s - p > 150.0,
         "predicted {s} s with the soak, {p} s without:\n{soaked}"
+    );
+}
+
+#[test]
+fn a_long_canary_watch_rehearses_in_seconds_and_counts_in_full() {
+    // Two hours of watch: paced at the twin's speed (x20) that would be six minutes, past this command's
+    // own three-minute limit; the twin fast-forwards the script's waits, simulating them flat out.
+    let c = Cluster::start(3, "0.10.4");
+    let (code, stdout, stderr) = rehearse(
+        &c,
+        &[
+            "--set",
+            "monitor_secs=7200",
+            "--set",
+            "interval_secs=600",
+            "canary_upgrade.rhai",
+            "0.11.0",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("guards: none fired"), "{stdout}");
+    assert!(
+        stdout.contains("canary node3 healthy on 0.11.0 after 12 checks"),
+        "{stdout}"
+    );
+    // The prediction holds the watch: two hours and the upgrade's few seconds.
+    let predicted = predicted_secs(&stdout);
+    assert!(
+        (7200.0..7800.0).contains(&predicted),
+        "{predicted} s:\n{stdout}"
     );
 }

@@ -84,6 +84,9 @@ pub struct Inventory {
     pub token: Option<String>,
     /// The simulator's control address when the cluster is simulated.
     pub sim_control: Option<String>,
+    /// A rehearsal's twin: the simulator fast-forwards the script's own waits (`Clock::sleep`) instead of
+    /// pacing them at its speed, so a day-long canary watch rehearses in seconds. Never from a file.
+    pub sim_warp: bool,
     /// A Prometheus server that scrapes this cluster, for `metrics::query` and past windows.
     pub prometheus_url: Option<String>,
     /// The other side of a blue-green pair and how to move client traffic between the two.
@@ -407,6 +410,7 @@ impl Inventory {
                 switch: b.switch.clone(),
             }),
             sim_control: raw.sim.map(|s| s.control),
+            sim_warp: false,
             prometheus_url: match &raw.cluster.prometheus_url {
                 Some(u) => {
                     prometheus_query_url(u).map_err(|e| bad(format!("prometheus_url: {e}")))?;

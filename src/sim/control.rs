@@ -180,11 +180,15 @@ async fn traffic(State(shared): State<Shared>, body: Bytes) -> Response {
 }
 
 /// `POST /sim/sleep {"secs": N}`: answers once simulated time has moved on by N seconds (at most an hour a
-/// call), so a script's waits on a simulated cluster run on its clock, compressed by `--speed`.
+/// call), so a script's waits on a simulated cluster run on its clock, compressed by `--speed`. With
+/// `"warp": true` (a rehearsal's twin) the N seconds are simulated flat out instead.
 async fn sleep(State(shared): State<Shared>, body: Bytes) -> Response {
     const EXPECTED: &str = r#"{"secs": 60}"#;
-    let secs = match parse_object(&body, EXPECTED) {
-        Ok(map) => map.get("secs").and_then(Value::as_f64),
+    let (secs, warp) = match parse_object(&body, EXPECTED) {
+        Ok(map) => (
+            map.get("secs").and_then(Value::as_f64),
+            map.get("warp").and_then(Value::as_bool).unwrap_or(false),
+        ),
         Err(r) => return refuse(r),
     };
     let Some(secs) = secs.filter(|s| s.is_finite() && (0.0..=3600.0).contains(s)) else {
@@ -193,6 +197,9 @@ async fn sleep(State(shared): State<Shared>, body: Bytes) -> Response {
             &format!("`secs` must be a number from 0 to 3600; expected {EXPECTED}"),
         );
     };
+    if warp {
+        return Json(json!({ "t": shared.warp(secs).await })).into_response();
+    }
     let until = shared.lock().now + secs;
     if !shared.wait_until(until, |_| true).await {
         return json_error(503, "the simulator's clock has stopped");

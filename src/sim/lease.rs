@@ -40,6 +40,15 @@ pub(crate) struct LeaseState {
     requests: u64,
 }
 
+impl LeaseState {
+    /// Moves the lease's expiry `secs` simulated seconds on: time fast-forwarded is not its holder's.
+    pub(crate) fn postpone(&mut self, secs: f64) {
+        if let Some(l) = self.held.as_mut() {
+            l.expires_at += secs;
+        }
+    }
+}
+
 const EXPECTED: &str = r#"{"run_id": "...", "holder": "user@host pid N", "script": "...", "args": [], "ttl_secs": 30, "step": null}"#;
 
 fn unix_now() -> f64 {
@@ -463,6 +472,42 @@ mod tests {
         let (_, v) = call(M::POST, &url, renewal).await;
         assert_eq!(v["lease"]["request"], Value::Null, "{v}");
         assert_eq!(v["lease"]["paused"], Value::Null, "{v}");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_warp_simulates_its_time_flat_out_and_keeps_the_lease_of_a_holder_it_did_not_wait_for(
+    ) {
+        // At speed 1 an hour of paced time is an hour: only a warp gets through it in a test.
+        let sim = Simulator::start(SimConfig {
+            seed: Some(1),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let url = format!("{}/admin/lease", sim.nodes()[0].1);
+        let control = format!("http://{}", sim.control_addr());
+        use reqwest::Method as M;
+        assert_eq!(call(M::POST, &url, asking("1", 30.0)).await.0, 200);
+        let writes = sim.stats().client_writes_ok;
+        let (s, v) = call(
+            M::POST,
+            &format!("{control}/sim/sleep"),
+            json!({"secs": 3600, "warp": true}),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        assert!(v["t"].as_f64().unwrap() >= 3600.0, "{v}");
+        // The hour was simulated, clients included (300 writes a second), not skipped.
+        let done = sim.stats().client_writes_ok - writes;
+        assert!(done > 1_000_000, "{done} writes in a warped hour");
+        // 3600 s past a 30 s TTL, the lease still stands: its holder's real seconds did not pass. (A
+        // lease whose expiry the model's time has passed is dropped: the test above sees one go.)
+        let (_, v) = call(M::GET, &url, Value::Null).await;
+        assert_eq!(v["lease"]["run_id"], "1", "{v}");
+        // Paced time goes on from where the warp left it, not back.
+        let (_, c) = call(M::GET, &format!("{control}/sim/clock"), Value::Null).await;
+        assert!(c["t"].as_f64().unwrap() >= 3600.0, "{c}");
         sim.shutdown().await;
     }
 

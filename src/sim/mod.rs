@@ -200,11 +200,41 @@ pub(crate) struct Shared {
     /// The run lease; locked before the model when both are needed.
     pub(crate) lease: Arc<Mutex<lease::LeaseState>>,
     pub(crate) lease_api: bool,
+    /// Simulated seconds fast-forwarded (`/sim/sleep` with `warp`): the tick task's target is real time
+    /// times the speed plus this, so the clock goes on from where a warp left it.
+    pub(crate) warped: Arc<Mutex<f64>>,
 }
 
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Model> {
         self.model.lock().expect("simulator model mutex poisoned")
+    }
+
+    fn warped_secs(&self) -> f64 {
+        *self.warped.lock().expect("simulator warp mutex poisoned")
+    }
+
+    /// Moves simulated time on by `secs` as fast as the machine can simulate it, rather than at the
+    /// simulator's speed: every node, client and timer runs through it as in paced time, in ticks of at
+    /// most 20 simulated seconds with the model unlocked between them. The run lease's expiry moves on
+    /// with it, since its TTL counts its holder's real seconds, which a warp does not take.
+    pub(crate) async fn warp(&self, secs: f64) -> f64 {
+        let until = {
+            let mut lease = self.lease.lock().expect("simulator lease mutex poisoned");
+            lease.postpone(secs);
+            *self.warped.lock().expect("simulator warp mutex poisoned") += secs;
+            self.lock().now + secs
+        };
+        loop {
+            {
+                let mut m = self.lock();
+                if m.now >= until {
+                    return m.now;
+                }
+                m.tick_towards(until);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Waits (real time) until simulated time reaches `t` and `ready` holds, or a real-time cap
@@ -284,6 +314,7 @@ impl Simulator {
             speed: cfg.speed,
             lease: Arc::default(),
             lease_api: cfg.lease_api,
+            warped: Arc::default(),
         };
         let mut supervisor =
             server::Supervisor::new(shared.clone(), node_addrs.iter().map(|(_, a)| *a).collect());
@@ -400,7 +431,7 @@ async fn run_ticks(
             _ = interval.tick() => {}
             _ = stop.changed() => break,
         }
-        let target = started.elapsed().as_secs_f64() * shared.speed;
+        let target = started.elapsed().as_secs_f64() * shared.speed + shared.warped_secs();
         let wanted = {
             let mut m = shared.lock();
             m.tick_towards(target);

@@ -1,6 +1,7 @@
 //! Where a run's time comes from. Against a real cluster, real time. Against a simulated one, the
 //! simulator's clock (its control API), so `sleep`, `metrics::watch` and a canary's 24 h watch are
-//! compressed by `--sim-speed` like everything else the simulator does.
+//! compressed by `--sim-speed` like everything else the simulator does. A rehearsal's twin goes further:
+//! it fast-forwards those waits (`warp`), simulating them as fast as the machine can.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,8 @@ pub enum Clock {
     Sim {
         base: String,
         http: reqwest::Client,
+        /// Ask the simulator to fast-forward each wait rather than pace it at its speed.
+        warp: bool,
         /// (unix seconds, simulated seconds) when first read: `unix_now` counts on from there.
         origin: OnceLock<(f64, f64)>,
     },
@@ -29,7 +32,7 @@ fn unix_secs() -> f64 {
 
 impl Clock {
     /// The simulator's clock when `control` (the inventory's `[sim] control`) names one, else real time.
-    pub fn new(control: Option<&str>) -> Result<Clock, String> {
+    pub fn new(control: Option<&str>, warp: bool) -> Result<Clock, String> {
         let Some(control) = control else {
             return Ok(Clock::Real);
         };
@@ -41,6 +44,7 @@ impl Clock {
         Ok(Clock::Sim {
             base: format!("http://{control}"),
             http,
+            warp,
             origin: OnceLock::new(),
         })
     }
@@ -77,7 +81,9 @@ impl Clock {
     pub async fn unix_now(&self) -> Result<f64, String> {
         match self {
             Clock::Real => Ok(unix_secs()),
-            Clock::Sim { base, http, origin } => {
+            Clock::Sim {
+                base, http, origin, ..
+            } => {
                 let (t, _) = Clock::sim_get(http, base).await?;
                 let (unix0, t0) = *origin.get_or_init(|| (unix_secs(), t));
                 Ok(unix0 + (t - t0))
@@ -87,12 +93,14 @@ impl Clock {
 
     /// Waits `d` on this clock.
     pub async fn sleep(&self, d: Duration) -> Result<(), String> {
-        let (base, http) = match self {
+        let (base, http, warp) = match self {
             Clock::Real => {
                 tokio::time::sleep(d).await;
                 return Ok(());
             }
-            Clock::Sim { base, http, .. } => (base, http),
+            Clock::Sim {
+                base, http, warp, ..
+            } => (base, http, *warp),
         };
         let (t0, speed) = Clock::sim_get(http, base).await?;
         let end = t0 + d.as_secs_f64();
@@ -101,12 +109,14 @@ impl Clock {
         // Each call asks for what is left until `end`, so time spent between calls is not added on.
         while t < end {
             let chunk = (end - t).min(CHUNK_SECS);
-            // The simulator answers after chunk / speed real seconds; the margin is for a busy machine.
+            // The simulator answers after chunk / speed real seconds (fast-forwarded, after simulating
+            // the chunk flat out: a few seconds for an hour in a debug build); the margin is for a busy
+            // machine.
             let limit = Duration::from_secs_f64(chunk / speed + 30.0);
             let started = Instant::now();
             let answer: Value = http
                 .post(&url)
-                .json(&serde_json::json!({ "secs": chunk }))
+                .json(&serde_json::json!({ "secs": chunk, "warp": warp }))
                 .timeout(limit)
                 .send()
                 .await
