@@ -812,7 +812,10 @@ mod tests {
             ("-e 1 s.rhai", "cannot be combined"),
             ("sim --version nope", "--version: `nope` is not a version"),
             ("sim --fault node2", "expected NODE:KIND"),
-            ("--cluster a.toml --sim s.rhai", "cannot be used with"),
+            (
+                "--cluster a.toml --sim s.rhai",
+                "name two different clusters",
+            ),
             ("--format yaml s.rhai", "invalid value 'yaml'"),
             ("--notify ftp://h/x s.rhai", "--notify: webhook `ftp://h/…`"),
             ("audit show", "<RUN>"),
