@@ -1936,6 +1936,9 @@ impl Model {
             }
             FaultKind::Heal => {
                 self.nodes[i].faults = Faults::default();
+                // Faults armed for this node go too: healed means nothing more is coming its way.
+                self.triggers
+                    .retain(|t| !matches!(t.fault, FaultSpec::Node(n, _) if n == i));
                 self.heal_network();
             }
             FaultKind::SlowCatchup => self.nodes[i].faults.slow_catchup = true,

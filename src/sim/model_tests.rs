@@ -792,6 +792,19 @@ fn a_fault_armed_on_an_event_fires_inside_the_simulator() {
 }
 
 #[test]
+fn healing_a_node_disarms_the_faults_still_waiting_for_it() {
+    let mut m = cluster(3);
+    m.arm("stop", 1, FaultSpec::Node(2, FaultKind::Crash));
+    m.arm("stop", 1, FaultSpec::Node(0, FaultKind::SlowCatchup));
+    m.inject(2, FaultKind::Heal);
+    run(&mut m, 1.0);
+    m.host_stop(1);
+    // node3's crash was disarmed by its heal; node1's fault, not healed, still fires.
+    assert_eq!(m.nodes[2].process, ProcessState::Running);
+    assert!(m.nodes[0].faults.slow_catchup);
+}
+
+#[test]
 fn the_same_seed_gives_the_same_trace() {
     let trace = |seed| {
         let mut m = seeded(5, seed);
