@@ -490,19 +490,31 @@ mod tests {
         use reqwest::Method as M;
         assert_eq!(call(M::POST, &url, asking("1", 30.0)).await.0, 200);
         let writes = sim.stats().client_writes_ok;
+        // The holder renews as it would, in real time, while the hour is simulated.
+        let renewing = {
+            let url = url.clone();
+            tokio::spawn(async move {
+                loop {
+                    assert_eq!(call(M::POST, &url, asking("1", 30.0)).await.0, 200);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
         let (s, v) = call(
             M::POST,
             &format!("{control}/sim/sleep"),
             json!({"secs": 3600, "warp": true}),
         )
         .await;
+        renewing.abort();
         assert_eq!(s, 200, "{v}");
         assert!(v["t"].as_f64().unwrap() >= 3600.0, "{v}");
         // The hour was simulated, clients included (300 writes a second), not skipped.
         let done = sim.stats().client_writes_ok - writes;
         assert!(done > 1_000_000, "{done} writes in a warped hour");
-        // 3600 s past a 30 s TTL, the lease still stands: its holder's real seconds did not pass. (A
-        // lease whose expiry the model's time has passed is dropped: the test above sees one go.)
+        // 3600 s past a 30 s TTL, and past every renewal made during the warp, the lease still stands: its
+        // holder's real seconds did not pass. (A lease whose expiry the model's time has passed is
+        // dropped: the test above sees one go.)
         let (_, v) = call(M::GET, &url, Value::Null).await;
         assert_eq!(v["lease"]["run_id"], "1", "{v}");
         // Paced time goes on from where the warp left it, not back.

@@ -216,22 +216,23 @@ impl Shared {
 
     /// Moves simulated time on by `secs` as fast as the machine can simulate it, rather than at the
     /// simulator's speed: every node, client and timer runs through it as in paced time, in ticks of at
-    /// most 20 simulated seconds with the model unlocked between them. The run lease's expiry moves on
-    /// with it, since its TTL counts its holder's real seconds, which a warp does not take.
+    /// most 20 simulated seconds with the model unlocked between them. Each tick moves the run lease's
+    /// expiry on by what it simulated, since the TTL counts its holder's real seconds, which a warp does
+    /// not take; a renewal that lands mid-warp is moved on from there.
     pub(crate) async fn warp(&self, secs: f64) -> f64 {
-        let until = {
-            let mut lease = self.lease.lock().expect("simulator lease mutex poisoned");
-            lease.postpone(secs);
-            *self.warped.lock().expect("simulator warp mutex poisoned") += secs;
-            self.lock().now + secs
-        };
+        let until = self.lock().now + secs;
         loop {
             {
+                let mut lease = self.lease.lock().expect("simulator lease mutex poisoned");
                 let mut m = self.lock();
                 if m.now >= until {
                     return m.now;
                 }
+                let before = m.now;
                 m.tick_towards(until);
+                let gained = m.now - before;
+                lease.postpone(gained);
+                *self.warped.lock().expect("simulator warp mutex poisoned") += gained;
             }
             tokio::task::yield_now().await;
         }
