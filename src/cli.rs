@@ -68,7 +68,7 @@ pub const DEFAULT_SIM: &str = "3@0.10.4";
 )]
 struct Args {
     /// Inventory file describing the cluster (TOML) [default: $NEUMANN_CLUSTER, else ./neumann-cluster.toml]
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", conflicts_with = "sim")]
     cluster: Option<PathBuf>,
 
     /// Start the built-in simulated cluster and use it (N nodes on VERSION; default 3@0.10.4)
@@ -102,12 +102,12 @@ struct Args {
     rehearse: bool,
 
     /// How to print results
-    #[arg(long, value_enum, default_value_t = FormatArg::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
 
-    /// The audit journal: a run appends a record of every mutating call to FILE, and `audit` reads it
-    /// [default: ~/.local/state/neumann-script/journal.jsonl; none for --sim]
-    #[arg(long, value_name = "FILE", global = true)]
+    /// Append an audit record of every mutating call to FILE [default: ~/.local/state/neumann-script/journal.jsonl;
+    /// none for --sim]
+    #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
 
     /// POST each event of the run (start, steps, gates, pauses, safe stops, the result) as JSON to URL, with a
@@ -132,6 +132,23 @@ struct Args {
     command: Option<Sub>,
 }
 
+/// `--cluster` and `--format` after a subcommand that reads a cluster, as people type them
+/// (`status --cluster prod.toml`); given there, they win over the same options before it.
+#[derive(clap::Args, Debug)]
+struct After {
+    /// Inventory file describing the cluster (TOML); may also come before the subcommand
+    #[arg(long = "cluster", id = "after_cluster", value_name = "FILE")]
+    cluster: Option<PathBuf>,
+    /// How to print results; may also come before the subcommand
+    #[arg(
+        long = "format",
+        id = "after_format",
+        value_name = "FORMAT",
+        value_enum
+    )]
+    format: Option<FormatArg>,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum FormatArg {
     Text,
@@ -150,7 +167,10 @@ enum Sub {
     Functions,
     /// An interactive session on the cluster (--cluster FILE or --sim): the same API as scripts, with
     /// completion, multi-line input, history and Ctrl-C to cancel a running entry
-    Repl,
+    Repl {
+        #[command(flatten)]
+        after: After,
+    },
     /// Write Rhai definition files (.d.rhai) for the script API into DIR, for editors with Rhai support
     Definitions {
         #[arg(value_name = "DIR")]
@@ -198,6 +218,24 @@ enum Sub {
         /// List read-only sessions too (snippets and REPL sessions that changed nothing)
         #[arg(long, global = true)]
         all: bool,
+        /// The journal to read [default: ~/.local/state/neumann-script/journal.jsonl]; may also come
+        /// before `audit`
+        #[arg(
+            long = "journal",
+            id = "audit_journal",
+            value_name = "FILE",
+            global = true
+        )]
+        journal: Option<PathBuf>,
+        /// How to print; may also come before `audit`
+        #[arg(
+            long = "format",
+            id = "audit_format",
+            value_name = "FORMAT",
+            value_enum,
+            global = true
+        )]
+        format: Option<FormatArg>,
     },
     /// The cluster at a glance (members, roles, versions, health, leader and term) and the run holding its
     /// lease: who, where, script and arguments, since when, its step, paused or not, nodes done and left.
@@ -205,7 +243,10 @@ enum Sub {
     #[command(
         after_help = "Examples:\n  neumann-script --cluster prod.toml status\n  neumann-script --cluster prod.toml --format json status | jq .run.paused\n\nDone and left: when the run's first argument is a version (rolling_upgrade.rhai 0.11.0), the members already on it are done and the rest are left, read from the cluster now. See docs/CONTROL.md."
     )]
-    Status,
+    Status {
+        #[command(flatten)]
+        after: After,
+    },
     /// Ask the run in progress to pause at its next safe point (a step boundary, checkpoint() or gate(),
     /// never between a node's stop and its start). It keeps its lease and waits for `resume`. Works from any
     /// machine that can reach the cluster
@@ -216,6 +257,8 @@ enum Sub {
         /// Why: shown by the paused run, by `status`, and journaled
         #[arg(long, value_name = "TEXT", default_value = "")]
         reason: String,
+        #[command(flatten)]
+        after: After,
     },
     /// Let a paused run (by `pause` or at a gate()) go on; a resume with nothing paused is dropped by the run
     #[command(
@@ -225,6 +268,8 @@ enum Sub {
         /// Why: shown by the run and journaled
         #[arg(long, value_name = "TEXT", default_value = "")]
         reason: String,
+        #[command(flatten)]
+        after: After,
     },
     /// End the run in progress safely at its next safe point: a node mid-procedure is finished first; the
     /// run exits 3 with its state report, and running it again goes on where it stopped
@@ -235,6 +280,8 @@ enum Sub {
         /// Why: shown by the run in its stop message and journaled
         #[arg(long, value_name = "TEXT", default_value = "")]
         reason: String,
+        #[command(flatten)]
+        after: After,
     },
     #[command(external_subcommand)]
     Script(Vec<String>),
@@ -432,6 +479,13 @@ fn control_target(run: RunOptions, what: &str) -> Result<RunOptions, (String, i3
     Ok(run)
 }
 
+fn format_of(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Text => Format::Text,
+        FormatArg::Json => Format::Json,
+    }
+}
+
 /// Shell completions for the command line.
 pub fn completions(shell: clap_complete::Shell) -> String {
     let mut out = Vec::new();
@@ -475,9 +529,22 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         }
         options.insert(k.trim().to_string(), v.to_string());
     }
-    // Said here rather than with clap's `conflicts_with`, which cannot name `--sim` from a subcommand
-    // where `--cluster` (global, so it may follow `status` or `audit`) is also accepted.
-    if args.cluster.is_some() && args.sim.is_some() {
+    let after = match &args.command {
+        Some(
+            Sub::Status { after }
+            | Sub::Repl { after }
+            | Sub::Pause { after, .. }
+            | Sub::Resume { after, .. }
+            | Sub::Abort { after, .. },
+        ) => Some(after),
+        _ => None,
+    };
+    let cluster = after
+        .and_then(|a| a.cluster.clone())
+        .or_else(|| args.cluster.clone());
+    let format = after.and_then(|a| a.format).unwrap_or(args.format);
+    // Said here: clap's `conflicts_with` does not reach from a subcommand's `--cluster` to `--sim`.
+    if after.is_some_and(|a| a.cluster.is_some()) && args.sim.is_some() {
         return Err(usage(
             "--cluster FILE and --sim name two different clusters: give one".into(),
         ));
@@ -532,7 +599,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 green,
             }
         }
-        None => Target::Inventory(args.cluster.clone()),
+        None => Target::Inventory(cluster),
     };
     let run = RunOptions {
         target,
@@ -543,10 +610,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         steal_lease: args.steal_lease,
         notify,
         report: args.report.clone(),
-        format: match args.format {
-            FormatArg::Text => Format::Text,
-            FormatArg::Json => Format::Json,
-        },
+        format: format_of(format),
     };
 
     let runs_something = matches!(
@@ -584,9 +648,17 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             })
         }
         (Some(Sub::Check { scripts }), None) => Ok(Command::Check { scripts }),
-        (Some(Sub::Audit { what, all }), None) => Ok(Command::Audit(AuditOptions {
-            journal: run.journal,
-            format: run.format,
+        (
+            Some(Sub::Audit {
+                what,
+                all,
+                journal,
+                format,
+            }),
+            None,
+        ) => Ok(Command::Audit(AuditOptions {
+            journal: journal.or(run.journal),
+            format: format.map_or(run.format, format_of),
             all,
             show: match what {
                 Some(AuditSub::Show { run }) => Some(run),
@@ -594,14 +666,14 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             },
         })),
         (Some(Sub::Functions), None) => Ok(Command::Functions),
-        (Some(Sub::Status), None) => Ok(Command::Status {
+        (Some(Sub::Status { .. }), None) => Ok(Command::Status {
             run: control_target(run, "status")?,
         }),
         (Some(sub @ (Sub::Pause { .. } | Sub::Resume { .. } | Sub::Abort { .. })), None) => {
             let (action, reason) = match sub {
-                Sub::Pause { reason } => ("pause", reason),
-                Sub::Resume { reason } => ("resume", reason),
-                Sub::Abort { reason } => ("abort", reason),
+                Sub::Pause { reason, .. } => ("pause", reason),
+                Sub::Resume { reason, .. } => ("resume", reason),
+                Sub::Abort { reason, .. } => ("abort", reason),
                 _ => unreachable!("matched above"),
             };
             Ok(Command::Request {
@@ -610,7 +682,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 reason,
             })
         }
-        (Some(Sub::Repl), None) => Ok(Command::Repl { run }),
+        (Some(Sub::Repl { .. }), None) => Ok(Command::Repl { run }),
         (Some(Sub::Definitions { dir }), None) => Ok(Command::Definitions { dir }),
         (Some(Sub::Completions { shell }), None) => Ok(Command::Completions { shell }),
         (
@@ -812,8 +884,9 @@ mod tests {
             ("-e 1 s.rhai", "cannot be combined"),
             ("sim --version nope", "--version: `nope` is not a version"),
             ("sim --fault node2", "expected NODE:KIND"),
+            ("--cluster a.toml --sim s.rhai", "cannot be used with"),
             (
-                "--cluster a.toml --sim s.rhai",
+                "--sim status --cluster a.toml",
                 "name two different clusters",
             ),
             ("--format yaml s.rhai", "invalid value 'yaml'"),
