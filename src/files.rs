@@ -1,6 +1,7 @@
 //! Reading the files an operator names (inventories, scripts, modules, token files): regular files only,
 //! and bounded, so a directory, a FIFO or a device is a clear refusal instead of "no such file", a hang
-//! waiting for a writer, or a read that never ends (`--cluster /dev/zero`).
+//! waiting for a writer, or a read that never ends (`--cluster /dev/zero`). And writing the files others
+//! read while this process runs (the report, a simulator's inventory) in one piece.
 
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
@@ -92,6 +93,29 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Writes `bytes` to `path` in one piece: written beside it under a temporary name, then renamed over it,
+/// so a reader (a browser, another terminal waiting for an inventory) never sees half a file. The file is
+/// readable by all (0644), as a plain write under the usual umask would leave it, not the temporary
+/// file's private mode. `prefix` names the temporary file should one be left behind.
+pub fn write_whole(path: &Path, bytes: &[u8], prefix: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +148,19 @@ mod tests {
             .to_string()
             .contains("not UTF-8"));
         assert_eq!(human_size(MAX_TEXT), "4 MiB");
+    }
+
+    #[test]
+    fn a_whole_write_replaces_the_file_readable_by_all() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.toml");
+        std::fs::write(&path, "old").unwrap();
+        write_whole(&path, b"new", ".x-").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        // Nothing left behind beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -347,19 +347,6 @@ fn check(scripts: &[PathBuf]) -> Result<(), Error> {
     }
 }
 
-/// Writes `text` to `path` all at once: another terminal waiting for the file never reads half of it.
-fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 /// `neumann-script sim`: runs until Ctrl-C, with its inventory written for other terminals.
 fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
     if let Ok(existing) = std::fs::read_to_string(&opts.inventory) {
@@ -394,7 +381,8 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
     };
     tokio.block_on(async {
         let sim = Simulator::start(cfg).await.map_err(|e| Error::Tool(format!("cannot start the simulator: {e}")))?;
-        write_whole(&opts.inventory, &sim.inventory_toml())
+        // In one piece: another terminal may be waiting for the file to appear.
+        crate::files::write_whole(&opts.inventory, sim.inventory_toml().as_bytes(), ".inventory-")
             .map_err(|e| Error::Tool(format!("cannot write the inventory `{}`: {e}", opts.inventory.display())))?;
         let out = Output::new();
         out.info(&format!(

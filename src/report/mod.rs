@@ -367,25 +367,9 @@ impl Collector {
     /// reader never sees half a page.
     pub fn write(&self) -> Result<PathBuf, String> {
         let html = page::render(&self.record());
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         let shown = self.path.display();
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".report-")
-            .suffix(".html.tmp")
-            .tempfile_in(&dir)
+        crate::files::write_whole(&self.path, html.as_bytes(), ".report-")
             .map_err(|e| format!("cannot write the report {shown}: {e}"))?;
-        std::io::Write::write_all(&mut tmp, html.as_bytes())
-            .map_err(|e| format!("cannot write the report {shown}: {e}"))?;
-        // A report is for people to read: not the temporary file's private mode.
-        let _ = std::fs::set_permissions(
-            tmp.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        );
-        tmp.persist(&self.path)
-            .map_err(|e| format!("cannot write the report {shown}: {}", e.error))?;
         Ok(self.path.clone())
     }
 }
