@@ -246,9 +246,9 @@ pub struct Cluster {
     pub prometheus: Option<PromClient>,
     /// Real time, or the simulator's clock for a simulated cluster.
     pub clock: Clock,
-    /// Milliseconds the script has chosen to wait (`sleep`, metric windows, watches) on this cluster's
-    /// clock: part of a rehearsal's predicted duration that no node's outage shows.
-    waited_ms: std::sync::atomic::AtomicU64,
+    /// The waits the script chose (`sleep`, metric windows, watches) on a simulated cluster, as (start,
+    /// end) in simulated seconds: the part of a rehearsal's predicted duration no node's outage shows.
+    waits: std::sync::Mutex<Vec<(f64, f64)>>,
 }
 
 impl Cluster {
@@ -267,21 +267,23 @@ impl Cluster {
             hosts,
             prometheus,
             clock,
-            waited_ms: Default::default(),
+            waits: Default::default(),
         })
     }
 
     /// Waits `d` on the cluster's clock: real time, or simulated time on a simulated cluster.
     pub async fn sleep(&self, d: Duration) -> OpResult<()> {
-        self.waited_ms
-            .fetch_add(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
-        self.clock.sleep(d).await.map_err(OpError::Failed)
+        let span = self.clock.sleep(d).await.map_err(OpError::Failed)?;
+        if let (Some(span), Ok(mut waits)) = (span, self.waits.lock()) {
+            waits.push(span);
+        }
+        Ok(())
     }
 
-    /// How long the script has chosen to wait on this cluster so far: its sleeps, metric windows and
-    /// watches, as asked (not as long as they took).
-    pub fn waited(&self) -> Duration {
-        Duration::from_millis(self.waited_ms.load(std::sync::atomic::Ordering::Relaxed))
+    /// The waits the script has chosen on this simulated cluster so far (its sleeps, metric windows and
+    /// watches), as (start, end) on the simulator's clock; none on a real cluster.
+    pub fn waits(&self) -> Vec<(f64, f64)> {
+        self.waits.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
     /// Unix seconds on the cluster's clock.

@@ -73,7 +73,7 @@ pub enum Format {
     Json,
 }
 
-/// "340 ms", "1.2 s", "2 min 5 s".
+/// "340 ms", "1.2 s", "2 min 5 s", "2 h 3 min".
 pub fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {

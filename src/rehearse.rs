@@ -176,14 +176,27 @@ pub fn journal_medians(journal: &Path, cluster: &str) -> BTreeMap<String, Durati
         .collect()
 }
 
+/// The time covered by some of `windows` ((from, to) pairs), overlaps counted once.
+fn covered(mut windows: Vec<(f64, f64)>) -> f64 {
+    windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut reach = f64::NEG_INFINITY;
+    for (from, to) in windows {
+        total += (to - from.max(reach)).max(0.0);
+        reach = reach.max(to);
+    }
+    total
+}
+
 /// The predicted duration: each node's outage window in the twin (stop until caught up), with the install
 /// time replaced by what earlier real runs of this cluster took when the journal knows, plus the time the
-/// script chose to wait (`waited`: soak, canary and analysis windows, sleeps), which a live run spends in
-/// full; the rest of the run is the tool's overhead, a few percent (docs/BENCHMARKS.md).
+/// script chose to wait (`waits`, (start, end) on the twin's clock: soak, canary and analysis windows,
+/// sleeps) outside those outages, which a live run spends in full; the rest of the run is the tool's
+/// overhead, a few percent (docs/BENCHMARKS.md).
 pub fn predicted(
     events: &[SimEvent],
     medians: &BTreeMap<String, Duration>,
-    waited: Duration,
+    waits: &[(f64, f64)],
 ) -> (Duration, String) {
     // Outages that overlap (a batch's nodes) count once: the time some node of the run was out.
     let mut windows: Vec<(f64, f64)> = Vec::new();
@@ -194,13 +207,9 @@ pub fn predicted(
             .map_or(e.t, |c| c.t);
         windows.push((e.t, back));
     }
-    windows.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut total = 0.0;
-    let mut reach = f64::NEG_INFINITY;
-    for (from, to) in windows {
-        total += (to - from.max(reach)).max(0.0);
-        reach = reach.max(to);
-    }
+    let total = covered(windows.clone());
+    // A wait while a node is out is already in that outage.
+    let waited = covered(windows.into_iter().chain(waits.iter().copied()).collect()) - total;
     // A batch's installs run at once: one install's time each.
     let mut installs = 0.0;
     let mut last_install = f64::NEG_INFINITY;
@@ -254,16 +263,50 @@ pub fn predicted(
             )
         }
     };
-    let (basis, total) = if waited.is_zero() {
+    let (basis, total) = if waited <= 0.0 {
         (basis, total)
     } else {
         (
             format!(
                 "{basis}; {} the script waits on purpose (soak, canary or analysis windows, sleeps)",
-                crate::output::human_duration(waited)
+                crate::output::human_duration(Duration::from_secs_f64(waited))
             ),
-            total + waited.as_secs_f64(),
+            total + waited,
         )
     };
     (Duration::from_secs_f64((total * 1.03).max(0.0)), basis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t: f64, node: &str, kind: &str) -> SimEvent {
+        SimEvent {
+            t,
+            node: Some(node.into()),
+            kind: kind.into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_wait_counts_only_where_no_outage_covers_it() {
+        // node2 out from 10 to 20 s.
+        let events = [ev(10.0, "node2", "stop"), ev(20.0, "node2", "caught_up")];
+        let secs = |waits: &[(f64, f64)]| {
+            predicted(&events, &BTreeMap::new(), waits).0.as_secs_f64() / 1.03
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        assert!(close(secs(&[]), 10.0));
+        // A sleep inside the outage adds nothing; one half inside adds its other half; one after, all.
+        assert!(close(secs(&[(12.0, 18.0)]), 10.0));
+        assert!(close(secs(&[(15.0, 25.0)]), 15.0));
+        assert!(close(secs(&[(30.0, 90.0)]), 70.0));
+        let (_, basis) = predicted(&events, &BTreeMap::new(), &[(30.0, 90.0)]);
+        assert!(
+            basis.contains("1 min 0 s the script waits on purpose"),
+            "{basis}"
+        );
+    }
 }

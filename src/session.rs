@@ -653,12 +653,13 @@ fn report_rehearsal(
     let medians = journal
         .map(|p| crate::rehearse::journal_medians(&p, live_source))
         .unwrap_or_default();
-    let waited = ctx
+    let waits = ctx
         .cluster
         .borrow()
         .as_ref()
-        .map_or(Duration::ZERO, |c| c.waited());
-    let (duration, basis) = crate::rehearse::predicted(&twin.sim.events(), &medians, waited);
+        .map(|c| c.waits())
+        .unwrap_or_default();
+    let (duration, basis) = crate::rehearse::predicted(&twin.sim.events(), &medians, &waits);
     outln!(
         "predicted duration: {} (from {basis}, plus the tool's few percent)",
         crate::output::human_duration(duration)

@@ -91,12 +91,12 @@ impl Clock {
         }
     }
 
-    /// Waits `d` on this clock.
-    pub async fn sleep(&self, d: Duration) -> Result<(), String> {
+    /// Waits `d` on this clock. On a simulated one, returns the simulated time it began and ended at.
+    pub async fn sleep(&self, d: Duration) -> Result<Option<(f64, f64)>, String> {
         let (base, http, warp) = match self {
             Clock::Real => {
                 tokio::time::sleep(d).await;
-                return Ok(());
+                return Ok(None);
             }
             Clock::Sim {
                 base, http, warp, ..
@@ -133,6 +133,6 @@ impl Clock {
                 .map_err(|e| format!("simulator clock: POST {url}: {e}"))?;
             t = answer["t"].as_f64().unwrap_or(end);
         }
-        Ok(())
+        Ok(Some((t0, t)))
     }
 }
