@@ -111,7 +111,7 @@ fn first_follower(c: &Cluster) -> String {
 
 #[test]
 fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
-    // Five nodes: after the first follower's stop, four more nodes' worth of run for the pause to land in.
+    // Five nodes: once the first follower is done, four more nodes' worth of run that must wait while paused.
     let c = cluster(5);
     let first = first_follower(&c);
     // Back up, the first follower catches up no faster than writes arrive until it is healed: the run is
