@@ -246,8 +246,8 @@ pub struct Cluster {
     pub prometheus: Option<PromClient>,
     /// Real time, or the simulator's clock for a simulated cluster.
     pub clock: Clock,
-    /// The waits the script chose (`sleep`, metric windows, watches) on a simulated cluster, as (start,
-    /// end) in simulated seconds: the part of a rehearsal's predicted duration no node's outage shows.
+    /// The waits the script chose (`sleep`, metric windows, watches) on a rehearsal's twin, as (start, end)
+    /// in simulated seconds: the part of the predicted duration no node's outage shows.
     waits: std::sync::Mutex<Vec<(f64, f64)>>,
 }
 
@@ -274,14 +274,17 @@ impl Cluster {
     /// Waits `d` on the cluster's clock: real time, or simulated time on a simulated cluster.
     pub async fn sleep(&self, d: Duration) -> OpResult<()> {
         let span = self.clock.sleep(d).await.map_err(OpError::Failed)?;
-        if let (Some(span), Ok(mut waits)) = (span, self.waits.lock()) {
+        // Only a rehearsal's twin predicts a duration from them: elsewhere the list would only grow.
+        if let (true, Some(span), Ok(mut waits)) =
+            (self.inventory.sim_warp, span, self.waits.lock())
+        {
             waits.push(span);
         }
         Ok(())
     }
 
-    /// The waits the script has chosen on this simulated cluster so far (its sleeps, metric windows and
-    /// watches), as (start, end) on the simulator's clock; none on a real cluster.
+    /// The waits the script has chosen on this rehearsal's twin so far (its sleeps, metric windows and
+    /// watches), as (start, end) on the twin's clock; none on any other cluster.
     pub fn waits(&self) -> Vec<(f64, f64)> {
         self.waits.lock().map(|w| w.clone()).unwrap_or_default()
     }
