@@ -35,10 +35,7 @@ fn open(run: &RunOptions) -> Result<(Arc<Cluster>, String), Error> {
                 .into(),
         )
     })?;
-    let name = std::fs::canonicalize(&inv.source)
-        .unwrap_or_else(|_| inv.source.clone())
-        .display()
-        .to_string();
+    let name = journal::cluster_name(&inv.source);
     Ok((Arc::new(Cluster::new(inv).map_err(Error::Tool)?), name))
 }
 
@@ -137,6 +134,8 @@ pub fn status(run: &RunOptions) -> Result<(), Error> {
     if run.format == Format::Json {
         let run_json = record.map(|l| {
             let mut v = serde_json::to_value(l).unwrap_or(Value::Null);
+            // Known only for a holder on this machine: `null` elsewhere.
+            v["holder_running"] = json!(lease::alive_here(&l.holder));
             if let Some((target, done, left)) = &prog {
                 v["target"] = json!(target);
                 v["done"] = json!(done);
@@ -191,6 +190,11 @@ pub fn status(run: &RunOptions) -> Result<(), Error> {
     };
     outln!("run: {}", lease::describe(l));
     outln!("  run id {}", l.run_id);
+    if lease::alive_here(&l.holder) == Some(false) {
+        outln!(
+            "  its process is no longer running on this machine: the run ended without giving the lease back (killed, or the machine restarted). The next run from this machine that changes the cluster takes the lease over and first finishes what that run left (docs/SAFETY.md)"
+        );
+    }
     if local {
         outln!("  (from this machine's lock file: the cluster serves no run lease)");
     }

@@ -103,7 +103,8 @@ struct Inner {
     /// Bumped on every change, so waiters re-check.
     changed: watch::Sender<u64>,
     /// How the operator runs a snippet against this run's cluster (`neumann-script --cluster PATH`), so
-    /// the hint a second Ctrl-C prints acts on the cluster the run left, not on the default inventory.
+    /// the hint a second Ctrl-C prints acts on the cluster the run left, not on the default inventory;
+    /// empty for the embedded simulator, which ends with the process.
     command: Mutex<String>,
 }
 
@@ -132,7 +133,8 @@ impl Interrupt {
         }))
     }
 
-    /// Sets the command the recovery hint starts with: `neumann-script --cluster PATH`.
+    /// Sets the command the recovery hint starts with: `neumann-script --cluster PATH`; empty when the
+    /// cluster ends with this process (`--sim`).
     pub fn set_command(&self, command: String) {
         if let Ok(mut c) = self.0.command.lock() {
             *c = command;
@@ -202,10 +204,17 @@ impl Interrupt {
                 say(&format!("interrupted again{by}: exiting now"));
             } else {
                 let command = self.0.command.lock().map(|c| c.clone()).unwrap_or_default();
+                let hint = if command.is_empty() {
+                    "the embedded simulated cluster ends with this process, so there is nothing to start".to_string()
+                } else {
+                    format!(
+                        "start it with: {command} -e 'node::start(\"{}\")', or run the same command again: it starts it first",
+                        critical[0]
+                    )
+                };
                 say(&format!(
-                    "interrupted again{by}: exiting now, leaving {} STOPPED (between stop and start); start it with: {command} -e 'node::start(\"{}\")'",
+                    "interrupted again{by}: exiting now, leaving {} STOPPED (between stop and start); {hint}",
                     critical.join(", "),
-                    critical[0]
                 ));
             }
             self.exit(sig, &critical);

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+pub mod leftovers;
+
 /// Where the journal goes by default, if the environment names a home.
 pub fn default_path() -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
@@ -103,6 +105,15 @@ pub fn new_run_id() -> String {
     format!("{stamp}-{salt:04x}")
 }
 
+/// How the journal names a cluster: its inventory's absolute path, so two `c.toml`s in different
+/// directories are different clusters.
+pub fn cluster_name(source: &Path) -> String {
+    std::fs::canonicalize(source)
+        .unwrap_or_else(|_| source.to_path_buf())
+        .display()
+        .to_string()
+}
+
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
@@ -174,6 +185,11 @@ impl Journal {
         &self.run_id
     }
 
+    /// The cluster this journal's runs are recorded against (`cluster_name`), when it is open.
+    pub fn cluster(&self) -> Option<&str> {
+        self.context.get("cluster").and_then(Value::as_str)
+    }
+
     /// Records one event of the run's course (`run_start`, `step_start`, `step_end`, `run_end`, ...):
     /// `{"event": kind, ...fields}` with the time and the run's context.
     pub fn event(&self, kind: &str, fields: &Value) {
@@ -183,7 +199,7 @@ impl Journal {
         }
         // The kind wins over a field that happens to be called `event`, or the record would lie.
         rec.insert("event".into(), json!(kind));
-        self.append(Value::Object(rec));
+        self.append(Value::Object(rec), kind == "op_begin");
     }
 
     /// The newest event of one of `kinds` that this cluster's runs journaled and whose fields include every
@@ -251,11 +267,13 @@ impl Journal {
         if let (Some(o), Value::Object(r)) = (overrode, &mut rec) {
             r.insert("override".into(), o);
         }
-        self.append(rec);
+        self.append(rec, true);
     }
 
-    /// Writes one record with the time and the run's context.
-    fn append(&self, mut rec: Value) {
+    /// Writes one record with the time and the run's context. A `durable` one (a mutating call, and its
+    /// start) is on disk before the call goes on: after a power loss the next run still learns what this
+    /// one may have left stopped (`leftovers`).
+    fn append(&self, mut rec: Value, durable: bool) {
         let Some(file) = &self.file else { return };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -274,7 +292,11 @@ impl Journal {
         let written = file
             .lock()
             .map_err(|_| "lock poisoned".to_string())
-            .and_then(|mut f| f.write_all(line.as_bytes()).map_err(|e| e.to_string()));
+            .and_then(|mut f| {
+                f.write_all(line.as_bytes())
+                    .and_then(|()| if durable { f.sync_data() } else { Ok(()) })
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             let _ = writeln!(
                 std::io::stderr(),

@@ -45,10 +45,8 @@ pub struct Identity {
 
 impl Identity {
     pub fn new(run_id: &str, script: &str, args: &[String]) -> Identity {
-        let (user, mut host) = journal::whoami();
-        if host.is_empty() {
-            host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-        }
+        let (user, _) = journal::whoami();
+        let host = this_host();
         let pid = std::process::id();
         Identity {
             run_id: run_id.to_string(),
@@ -189,8 +187,10 @@ pub struct Granted {
     pub lease: Lease,
     /// Warnings: a lock file instead of the cluster's lease.
     pub warnings: Vec<String>,
-    /// The lease this run took over with `--steal-lease`.
+    /// The lease this run took over: with `--steal-lease`, or because its holder's process is gone.
     pub stolen: Option<LeaseRecord>,
+    /// The lease was taken over because its holder ran on this machine and its process is gone.
+    pub holder_gone: bool,
 }
 
 /// Where lock files go when the cluster has no lease: beside the journal.
@@ -203,24 +203,49 @@ fn lock_dir() -> PathBuf {
 
 /// The lock file of a cluster, keyed by its inventory's absolute path.
 pub fn lock_path(cluster: &Cluster) -> PathBuf {
-    let source = &cluster.inventory.source;
-    let id = std::fs::canonicalize(source).unwrap_or_else(|_| source.clone());
-    let hash = journal::sha256_hex(&id.display().to_string());
+    let hash = journal::sha256_hex(&journal::cluster_name(&cluster.inventory.source));
     lock_dir().join(format!("{}.lock", &hash[..16]))
 }
 
-/// True when `holder` names a process on this machine that is still running.
-fn alive_here(holder: &str, me: &Identity) -> Option<bool> {
+/// True when `holder` (`user@host pid N`) names a process on this machine that is still running; `None`
+/// when it is on another machine, or this machine cannot tell.
+pub fn alive_here(holder: &str) -> Option<bool> {
     let (who, pid) = holder.rsplit_once(" pid ")?;
     let host = who.split_once('@')?.1;
-    if host != me.host {
+    process_alive_here(host, pid.trim().parse().ok()?)
+}
+
+/// True when process `pid` of `host` runs on this machine and is this program: a pid the system has
+/// since given to another program is not the holder. `None` when `host` is another machine, or this
+/// machine has no `/proc` to tell.
+pub fn process_alive_here(host: &str, pid: u32) -> Option<bool> {
+    if host != this_host() {
         return None;
     }
-    let pid: u32 = pid.trim().parse().ok()?;
     let proc_dir = Path::new("/proc");
-    proc_dir
-        .is_dir()
-        .then(|| proc_dir.join(pid.to_string()).exists())
+    if !proc_dir.is_dir() {
+        return None;
+    }
+    let name = |pid: &str| std::fs::read_to_string(proc_dir.join(pid).join("comm")).ok();
+    // A killed process whose parent has not reaped it yet (a zombie, state `Z`) has ended all the same.
+    let zombie = std::fs::read_to_string(proc_dir.join(pid.to_string()).join("stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with('Z')))
+        .unwrap_or(false);
+    Some(match name(&pid.to_string()) {
+        Some(theirs) if !zombie => name("self").is_none_or(|mine| mine == theirs),
+        _ => false,
+    })
+}
+
+/// This machine's name as leases record it.
+fn this_host() -> String {
+    let (_, host) = journal::whoami();
+    if host.is_empty() {
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
+    } else {
+        host
+    }
 }
 
 fn held_message(l: &LeaseRecord, ttl_note: &str) -> String {
@@ -241,6 +266,7 @@ pub async fn acquire(
 ) -> Result<Granted, Refused> {
     let ttl = ttl();
     let mut stolen = None;
+    let mut holder_gone = false;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -262,6 +288,7 @@ pub async fn acquire(
                     },
                     warnings: Vec::new(),
                     stolen,
+                    holder_gone,
                 });
             }
             Err(e) if e.status() == Some(409) && attempts < 4 => {
@@ -285,10 +312,13 @@ pub async fn acquire(
                     .expires_in_secs
                     .map(|s| format!("within {}", human_duration(Duration::from_secs_f64(s))))
                     .unwrap_or_else(|| format!("{} s after its last renewal", held.ttl_secs));
-                if !steal {
+                // A holder on this machine whose process is gone will never renew or give it back:
+                // waiting out its lease would only keep the cluster as that run left it.
+                let alive = alive_here(&held.holder);
+                if !steal && alive != Some(false) {
                     return Err(Refused::Held(held_message(&held, &left)));
                 }
-                if alive_here(&held.holder, me) == Some(true) {
+                if alive == Some(true) {
                     return Err(Refused::Held(format!(
                         "--steal-lease refused: the lease's holder is still running on this machine: \
                          {}. This run changed nothing. Stop that process first, or wait for it",
@@ -300,6 +330,7 @@ pub async fn acquire(
                     .lease_release(&held.run_id, &me.holder)
                     .await
                     .map_err(|e| Refused::Failed(e.into()))?;
+                holder_gone = alive == Some(false);
                 stolen = Some(held);
             }
             Err(e) if e.status() == Some(409) => {
@@ -399,6 +430,7 @@ fn lock_file(
             path.display()
         )],
         stolen: None,
+        holder_gone: false,
     })
 }
 

@@ -170,7 +170,7 @@ impl Session {
         let cluster_flag = match &inventory {
             // The embedded simulator ends with the run: nothing is left to recover.
             _ if sim.is_some() => "--sim".to_string(),
-            Some(inv) => format!("--cluster {}", quote(&cluster_id(&inv.source))),
+            Some(inv) => format!("--cluster {}", quote(&journal::cluster_name(&inv.source))),
             None => String::new(),
         };
         // A rehearsal swaps the cluster for a twin; the live one is read once and never written to.
@@ -180,7 +180,7 @@ impl Session {
             let live = inventory.take().ok_or_else(|| {
                 Error::Usage("--rehearse needs a cluster to rehearse against: --cluster FILE, $NEUMANN_CLUSTER or ./neumann-cluster.toml".into())
             })?;
-            let live_source = cluster_id(&live.source);
+            let live_source = journal::cluster_name(&live.source);
             let live = Cluster::new(live).map_err(Error::Tool)?;
             let t = tokio.block_on(crate::rehearse::twin_of(&live))?;
             Output::new().info(&format!(
@@ -199,7 +199,7 @@ impl Session {
         };
         let cluster_name = inventory
             .as_ref()
-            .map(|i| cluster_id(&i.source))
+            .map(|i| journal::cluster_name(&i.source))
             .unwrap_or_default();
         let journal = match &journal_path {
             Some(p) => Journal::open(p, script.0, script.1, &cluster_name).map_err(Error::Usage)?,
@@ -229,11 +229,15 @@ impl Session {
             rerun: rerun_command(run, &cluster_flag, script.0, &args),
             args,
             cluster_flag,
+            embedded: sim.is_some(),
             script: script.0.to_string(),
             steal_lease: run.steal_lease,
         };
-        ctx.interrupt
-            .set_command(format!("neumann-script {}", ctx.settings.cluster_flag));
+        ctx.interrupt.set_command(if sim.is_some() {
+            String::new()
+        } else {
+            format!("neumann-script {}", ctx.settings.cluster_flag)
+        });
         let report = report_path.map(|p| {
             let c = Collector::new(p, twin.is_some());
             if let Some(cl) = ctx.cluster.borrow().as_ref() {
@@ -353,8 +357,15 @@ impl Session {
             tokio.block_on(t.sim.shutdown());
         } else if let Err(e) = result {
             let ctx = runtime.ctx();
-            if matches!(e, Error::Interrupted { .. }) {
-                ctx.undrain_after_interrupt();
+            let interrupted = matches!(e, Error::Interrupted { .. });
+            // A stop, of whatever kind, does not leave out of service what this run took out.
+            ctx.undrain_after_stop(if interrupted {
+                "was interrupted"
+            } else {
+                "stopped"
+            });
+            ctx.resume_after_stop();
+            if interrupted {
                 report_run(ctx);
             }
             report_state(ctx);
@@ -608,15 +619,6 @@ fn report_continue(ctx: &Ctx) {
             .out
             .info("a snippet does not resume: check the state above before running it again"),
     }
-}
-
-/// How the journal names a cluster: its inventory's absolute path, so two `c.toml`s in different
-/// directories are different clusters.
-fn cluster_id(source: &Path) -> String {
-    std::fs::canonicalize(source)
-        .unwrap_or_else(|_| source.to_path_buf())
-        .display()
-        .to_string()
 }
 
 /// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state.

@@ -17,6 +17,7 @@ mod lease;
 mod notify;
 mod prometheus;
 mod prometheus_support;
+mod recovery;
 mod rehearse;
 mod repl;
 mod report;

@@ -21,7 +21,7 @@ fn matrix_cluster() -> Cluster {
 }
 
 /// The inventory as recovery hints name it: its absolute path (a temp dir's needs no shell quoting).
-fn flag_path(c: &Cluster) -> String {
+pub fn flag_path(c: &Cluster) -> String {
     std::fs::canonicalize(&c.inventory)
         .unwrap()
         .display()
@@ -30,7 +30,7 @@ fn flag_path(c: &Cluster) -> String {
 
 /// What the test waits for before it sends the signal.
 #[derive(Clone, Copy, Debug)]
-enum Trigger {
+pub enum Trigger {
     /// An event of this kind for this node in the simulator's log.
     Event(&'static str, &'static str),
     /// A line of the run's own progress output saying it has begun this step.
@@ -38,14 +38,14 @@ enum Trigger {
 }
 
 /// A run in the background whose stderr is collected as it comes.
-struct Running {
+pub struct Running {
     child: Child,
     stderr: Arc<Mutex<String>>,
     reader: std::thread::JoinHandle<()>,
 }
 
 impl Running {
-    fn start(c: &Cluster, args: &[&str]) -> Running {
+    pub fn start(c: &Cluster, args: &[&str]) -> Running {
         let mut child = c.spawn(args);
         let pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -64,12 +64,12 @@ impl Running {
         }
     }
 
-    fn said(&self, text: &str) -> bool {
+    pub fn said(&self, text: &str) -> bool {
         self.stderr.lock().unwrap().contains(text)
     }
 
     /// Waits for the trigger; panics if the run ends first or it takes a minute.
-    fn wait_for(&mut self, c: &Cluster, trigger: Trigger) {
+    pub fn wait_for(&mut self, c: &Cluster, trigger: Trigger) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let seen = match trigger {
@@ -93,7 +93,7 @@ impl Running {
         }
     }
 
-    fn signal(&self, name: &str) {
+    pub fn signal(&self, name: &str) {
         let ok = std::process::Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
@@ -102,7 +102,7 @@ impl Running {
     }
 
     /// (exit code, stderr).
-    fn finish(mut self) -> (Option<i32>, String) {
+    pub fn finish(mut self) -> (Option<i32>, String) {
         let status = self.child.wait().unwrap();
         self.reader.join().unwrap();
         let stderr = self.stderr.lock().unwrap().clone();
@@ -121,10 +121,10 @@ fn upgrade_args(prestage: bool) -> Vec<&'static str> {
 }
 
 /// Interrupts `rolling_upgrade.rhai 0.11.0` when `trigger` is seen, with `signal`, then runs it again
-/// the same way.
-fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32, prestage: bool) {
+/// the same way. `code` is the exit code the signal ends the run with; `None` for SIGKILL, which gives
+/// the run no say: the re-run alone must put right what it left.
+fn interrupt_then_resume(trigger: Trigger, signal: &str, code: Option<i32>, prestage: bool) {
     let c = matrix_cluster();
-    let inventory = flag_path(&c);
     // Once leadership is handed over only the old leader's short procedure is left, shorter than a
     // loaded machine may take to deliver the signal. Slowed from the hand-over on, the old leader cannot
     // catch up after its restart until healed, so the signal always lands inside the run.
@@ -140,7 +140,31 @@ fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32, prestage: bo
     if let Some(l) = &held {
         c.inject(l, "heal");
     }
-    assert_eq!(status, Some(code), "{trigger:?}\n{stderr}");
+    assert_eq!(status, code, "{trigger:?}\n{stderr}");
+    if code.is_some() {
+        said_what_it_did(&c, trigger, prestage, &stderr);
+    }
+    let again = c.run(&upgrade_args(prestage));
+    let (_, stderr2) = expect(&again, 0);
+    assert_eq!(
+        c.version_list(),
+        vec!["0.11.0", "0.11.0", "0.11.0"],
+        "{stderr}\n--- re-run\n{stderr2}"
+    );
+    assert_eq!(c.not_up(), vec![], "{stderr}\n--- re-run\n{stderr2}");
+    assert!(!c.paused(), "{stderr}\n--- re-run\n{stderr2}");
+    let st = c.stats();
+    assert_eq!(
+        (st.client_writes_failed, st.lost_committed_writes),
+        (0, 0),
+        "{trigger:?}\n{stderr}\n--- re-run\n{stderr2}"
+    );
+}
+
+/// What an interrupted run (not a killed one) says as it ends: what it changed, how to go on against this
+/// very cluster, and that no node is left out of service by a drain the interrupt cut short.
+fn said_what_it_did(c: &Cluster, trigger: Trigger, prestage: bool, stderr: &str) {
+    let inventory = flag_path(c);
     // The report says what this run changed and how to go on, against this very cluster. Pre-staged,
     // the first change is the staging of every node; in the window, the first node's drain.
     let first = match prestage {
@@ -174,28 +198,13 @@ fn interrupt_then_resume(trigger: Trigger, signal: &str, code: i32, prestage: bo
             "{trigger:?}: {m} left drained\n{stderr}"
         );
     }
-
-    let again = c.run(&upgrade_args(prestage));
-    let (_, stderr2) = expect(&again, 0);
-    assert_eq!(
-        c.version_list(),
-        vec!["0.11.0", "0.11.0", "0.11.0"],
-        "{stderr}\n--- re-run\n{stderr2}"
-    );
-    assert_eq!(c.not_up(), vec![]);
-    let st = c.stats();
-    assert_eq!(
-        (st.client_writes_failed, st.lost_committed_writes),
-        (0, 0),
-        "{trigger:?}\n{stderr}\n--- re-run\n{stderr2}"
-    );
 }
 
 /// One test per step of the per-node procedure, for one signal and the exit code it ends with: the
 /// pre-staged path (staging every node, then drain, stop, activate, start, rejoin, catch up, and the
 /// leader's hand-over), and the in-window install.
 macro_rules! resume_matrix {
-    ($module:ident, $signal:literal, $code:literal) => {
+    ($module:ident, $signal:literal, $code:expr) => {
         mod $module {
             use super::{interrupt_then_resume, Trigger};
 
@@ -273,8 +282,9 @@ macro_rules! resume_matrix {
     };
 }
 
-resume_matrix!(sigint, "INT", 130);
-resume_matrix!(sigterm, "TERM", 143);
+resume_matrix!(sigint, "INT", Some(130));
+resume_matrix!(sigterm, "TERM", Some(143));
+resume_matrix!(sigkill, "KILL", None);
 
 #[test]
 fn ctrl_c_during_a_drain_wait_undrains_the_node_and_journals_it() {

@@ -235,6 +235,16 @@ impl Cluster {
             .collect()
     }
 
+    /// Whether the cluster rejects client requests now, from the simulator's own log: its last `pause`
+    /// or `resume`.
+    pub fn paused(&self) -> bool {
+        self.events()
+            .iter()
+            .rev()
+            .find(|e| e.kind == "pause" || e.kind == "resume")
+            .is_some_and(|e| e.kind == "pause")
+    }
+
     /// Simulated seconds since the simulator started.
     pub fn clock(&self) -> f64 {
         self.get("/sim/clock")["t"].as_f64().unwrap()

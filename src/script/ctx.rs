@@ -33,6 +33,9 @@ pub fn throw(e: OpError) -> Box<EvalAltResult> {
     }
 }
 
+/// How long a run that stops early waits for a node it changed to rejoin before it resumes the cluster.
+const REJOIN_BEFORE_RESUME: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long a call may go without an answer before the operator is shown what it waits for.
 const SLOW_CALL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -52,6 +55,9 @@ pub struct Settings {
     /// The command-line words that name this run's cluster (`--cluster '/abs/c.toml'`), for recovery
     /// hints an operator pastes; empty when the cluster lives only as long as the run (`--sim`).
     pub cluster_flag: String,
+    /// The cluster is the embedded simulator (`--sim`), which ends with the run: a hint can only show the
+    /// code, never a command to paste.
+    pub embedded: bool,
     /// How to run this script again against the same cluster; `None` for snippets and the REPL.
     pub rerun: Option<Rerun>,
     /// The script's name, for the run lease.
@@ -78,6 +84,7 @@ impl Default for Settings {
             rehearsal: false,
             format: Format::Text,
             cluster_flag: String::new(),
+            embedded: false,
             rerun: None,
             script: String::new(),
             steal_lease: false,
@@ -103,8 +110,13 @@ pub struct Ctx {
     /// Each step as it began: (calls in `plan` before it, nesting depth, name). A rehearsal's plan shows
     /// the calls under the steps (batches, groups, hooks, gates) that made them.
     pub plan_steps: RefCell<Vec<(usize, usize, String)>>,
-    /// Nodes this run drained and has neither stopped nor undrained: put back if the run is interrupted.
+    /// Nodes this run drained and has neither stopped nor undrained: put back if the run stops early.
     pub drained: RefCell<BTreeSet<String>>,
+    /// While this run finishes what an earlier one left: that run's id, recorded with every call made for it.
+    pub recovering: RefCell<Option<String>>,
+    /// Clusters this run paused and has not resumed: resumed if the run stops early, unless a node whose
+    /// version it changed is down.
+    pub paused: RefCell<Vec<Arc<Cluster>>>,
     /// The run leases this run holds, one per cluster it changed.
     leases: RefCell<Vec<(Arc<Cluster>, Lease)>>,
     /// The steps the run is in, innermost last.
@@ -177,6 +189,8 @@ impl Ctx {
             plan: RefCell::new(Vec::new()),
             plan_steps: RefCell::new(Vec::new()),
             drained: RefCell::new(BTreeSet::new()),
+            paused: RefCell::new(Vec::new()),
+            recovering: RefCell::new(None),
             leases: RefCell::new(Vec::new()),
             steps: RefCell::new(Vec::new()),
             announced: std::cell::Cell::new(0),
@@ -204,9 +218,11 @@ impl Ctx {
         }
     }
 
-    /// After Ctrl-C: nodes this run drained and did not stop are undrained, so the interrupt does not
-    /// leave them out of service. Bounded, and not through `block_on`, which refuses work once interrupted.
-    pub fn undrain_after_interrupt(&self) {
+    /// After a run that stopped early (interrupted, stopped safely, failed): nodes it drained and did not
+    /// stop are undrained, so the stop does not leave them out of service. Bounded, and not through
+    /// `block_on`, which refuses work once interrupted. `why` completes "the run ... while the node was
+    /// drained".
+    pub fn undrain_after_stop(&self, why: &str) {
         let drained: Vec<String> = self.drained.borrow().iter().cloned().collect();
         let Some(cluster) = self.cluster.borrow().clone() else {
             return;
@@ -232,7 +248,7 @@ impl Ctx {
                 Ok(()) => {
                     self.drained.borrow_mut().remove(&id);
                     self.out.info(&format!(
-                        "{id}: undrained: the run was interrupted while the node was drained"
+                        "{id}: undrained: the run {why} while the node was drained"
                     ));
                 }
                 Err(e) => self.out.warn(&format!(
@@ -244,9 +260,130 @@ impl Ctx {
         }
     }
 
+    /// After a run that stopped early: a pause it made and did not resume is resumed, so client requests
+    /// are served again, unless a node whose version this run changed is down (the runbook's rollback
+    /// pauses so that no request meets a node on a version half put back). What it says is read from
+    /// the cluster just before.
+    pub fn resume_after_stop(&self) {
+        let paused: Vec<Arc<Cluster>> = self.paused.borrow_mut().drain(..).collect();
+        let bounded = std::time::Duration::from_secs(15);
+        for cluster in paused {
+            let health = self
+                .rt
+                .block_on(async { tokio::time::timeout(bounded, cluster.health()).await });
+            let h = match health {
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) => {
+                    self.out.warn(&format!(
+                        "this run paused the cluster, and whether it still is cannot be read ({e}); once it is healthy, resume it with: {}",
+                        self.command_for("cluster::resume()")
+                    ));
+                    continue;
+                }
+                Err(_) => {
+                    self.out.warn(&format!(
+                        "this run paused the cluster, and whether it still is cannot be read (no answer within 15 s); once it is healthy, resume it with: {}",
+                        self.command_for("cluster::resume()")
+                    ));
+                    continue;
+                }
+            };
+            if !h.paused {
+                continue;
+            }
+            let changed = self.versions_put();
+            let mut down: Vec<String> = Vec::new();
+            for m in h.members.iter().filter(|m| m.state == "down") {
+                let Some(v) = changed.get(&m.id) else {
+                    continue;
+                };
+                // A node this run has just started again (a restart finished before the run stopped)
+                // is down for the seconds its start takes, not for good.
+                self.out.info(&format!(
+                    "{}: down on {v}, which this run put on it: waiting up to 30 s for it to rejoin before resuming the cluster",
+                    m.id
+                ));
+                let rejoined = self.rt.block_on(async {
+                    tokio::time::timeout(
+                        REJOIN_BEFORE_RESUME + bounded,
+                        cluster.wait_rejoined(&m.id, REJOIN_BEFORE_RESUME, &mut |_| {}),
+                    )
+                    .await
+                });
+                if !matches!(rejoined, Ok(Ok(_))) {
+                    down.push(format!("{} is down on {v}, which this run put on it", m.id));
+                }
+            }
+            if !down.is_empty() {
+                self.out.warn(&format!(
+                    "the cluster stays PAUSED (client requests are rejected): {}. Once it runs, resume it with: {}",
+                    down.join("; "),
+                    self.command_for("cluster::resume()")
+                ));
+                continue;
+            }
+            let r = self.mutate(
+                "cluster::resume",
+                None,
+                serde_json::json!({ "after_stop": true }),
+                || match self.rt.block_on(async {
+                    tokio::time::timeout(bounded, cluster.set_paused(false)).await
+                }) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(fail(e.to_string())),
+                    Err(_) => Err(fail("cluster: resume: no answer within 15 s".to_string())),
+                },
+            );
+            match r {
+                Ok(()) => self.out.info(
+                    "resumed the cluster: this run paused it and stopped before resuming it; no node whose version it changed is down",
+                ),
+                Err(e) => self.out.warn(&format!(
+                    "the cluster is still PAUSED: resuming it failed ({}); resume it with: {}",
+                    report::short(&e),
+                    self.command_for("cluster::resume()")
+                )),
+            }
+        }
+    }
+
+    /// The version this run last put on each node it installed or activated one on.
+    fn versions_put(&self) -> BTreeMap<String, String> {
+        let mut put = BTreeMap::new();
+        for p in self.plan.borrow().iter().filter(|p| p.error.is_none()) {
+            if !matches!(
+                p.op.as_str(),
+                "node::install" | "node::activate" | "node::install_all"
+            ) {
+                continue;
+            }
+            let Some(v) = p.args.get("version").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let ids: Vec<String> = match (&p.node, p.args.get("ids")) {
+                (Some(n), _) => vec![n.clone()],
+                (None, Some(serde_json::Value::Array(ids))) => ids
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for id in ids {
+                put.insert(id, v.to_string());
+            }
+        }
+        put
+    }
+
     /// `neumann-script --cluster PATH -e 'CODE'`: a command the operator can paste to run `code`
     /// against this run's cluster, not whatever `$NEUMANN_CLUSTER` names.
     pub fn command_for(&self, code: &str) -> String {
+        if self.settings.embedded {
+            // `neumann-script --sim -e ...` would start a new simulator, not reach the one this run used.
+            return format!(
+                "`{code}` on a cluster that outlives the run (the embedded simulated cluster ends with this run, so there is nothing to run here)"
+            );
+        }
         let flag = &self.settings.cluster_flag;
         let sep = if flag.is_empty() { "" } else { " " };
         let quoted = shlex::try_quote(code).map_or_else(|_| code.into(), |q| q.into_owned());
@@ -369,11 +506,20 @@ impl Ctx {
         f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
     ) -> Result<T, Box<EvalAltResult>> {
         self.hold_lease()?;
-        let started = std::time::Instant::now();
-        if !self.listeners.borrow().is_empty() {
-            // A process that exits at once mid-call still shows where the call began (the report).
-            self.notify("op_begin", &serde_json::json!({ "op": op, "node": node }));
+        let mut args = args;
+        if let (Some(run), serde_json::Value::Object(a)) =
+            (self.recovering.borrow().clone(), &mut args)
+        {
+            a.insert("recovering".into(), run.into());
         }
+        let started = std::time::Instant::now();
+        // Journaled before it is sent: a process killed inside the call leaves the journal saying what
+        // it may have done, for the next run to finish (`journal::leftovers`); the report draws a stop
+        // still in progress from it.
+        self.event(
+            "op_begin",
+            serde_json::json!({ "op": op, "node": node, "args": args }),
+        );
         let result = f();
         // A call an interlock refused changed nothing: the node is not "changed by this run".
         let refused = result.as_ref().err().and_then(|e| refused_rule(e));
@@ -451,10 +597,17 @@ impl Ctx {
             self.out.warn(w);
         }
         if let Some(old) = &granted.stolen {
-            self.out.warn(&format!(
-                "--steal-lease: this run took over the cluster's lease from {}",
-                lease::describe(old)
-            ));
+            self.out.warn(&if granted.holder_gone {
+                format!(
+                    "the cluster's lease was held by a process of this machine that is no longer running: this run took it over from {}",
+                    lease::describe(old)
+                )
+            } else {
+                format!(
+                    "--steal-lease: this run took over the cluster's lease from {}",
+                    lease::describe(old)
+                )
+            });
             self.journal.record(
                 "lease::steal",
                 None,
@@ -464,13 +617,17 @@ impl Ctx {
                     "script": old.script,
                     "args": old.args,
                     "step": old.step,
+                    "holder_gone": granted.holder_gone,
                 }),
                 None,
                 started.elapsed(),
             );
         }
-        self.leases.borrow_mut().push((cluster, granted.lease));
-        Ok(())
+        self.leases
+            .borrow_mut()
+            .push((cluster.clone(), granted.lease));
+        // With the lease in hand and before this run's first change: what earlier runs left undone.
+        super::recovery::finish_earlier_runs(self, &cluster)
     }
 
     /// The run leases this run holds, one per cluster it changed.

@@ -174,7 +174,7 @@ impl ScriptEngine {
         let result =
             result.map_err(|e| self.with_signal(report::runtime_error(&e, name, &self.sources)));
         if matches!(result, Err(Error::Interrupted { .. })) {
-            self.ctx.undrain_after_interrupt();
+            self.ctx.undrain_after_stop("was interrupted");
         }
         result
     }
@@ -192,6 +192,13 @@ impl ScriptEngine {
     /// Runs a script; `name` is its path (or `<stock>/NAME` for an embedded one).
     pub fn run(&self, name: &str, text: &str) -> Result<Dynamic, Error> {
         let ast = self.compile(name, text)?;
+        // A script run again after one was killed or stopped finishes what that one left before its first
+        // line reads the cluster (docs/SAFETY.md, "Recovery"); a snippet waits for its first change.
+        if self.ctx.settings.rerun.is_some() && super::recovery::anything_left(&self.ctx) {
+            self.ctx
+                .hold_lease()
+                .map_err(|e| self.with_signal(report::runtime_error(&e, name, &self.sources)))?;
+        }
         let mut scope = self.scope();
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)

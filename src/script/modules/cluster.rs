@@ -2,6 +2,8 @@
 
 use std::rc::Rc;
 
+use std::sync::Arc;
+
 use rhai::{Array, Dynamic, ImmutableString, Map, Module};
 
 use super::{json_to_dynamic, secs, waiting, Builder, FnDoc, RhaiResult};
@@ -98,6 +100,9 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         c.out
             .info("pause the cluster: new client requests are rejected until resume");
         let cl = c.cluster()?;
+        // Remembered before it is sent: a pause cut short may still have landed, and a run that stops
+        // early resumes what it paused (`Ctx::resume_after_stop`) once it has looked.
+        c.paused.borrow_mut().push(cl.clone());
         c.mutate("cluster::pause", None, serde_json::json!({}), || {
             c.block_on(cl.set_paused(true)).map_err(throw)
         })
@@ -109,7 +114,9 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         let cl = c.cluster()?;
         c.mutate("cluster::resume", None, serde_json::json!({}), || {
             c.block_on(cl.set_paused(false)).map_err(throw)
-        })
+        })?;
+        c.paused.borrow_mut().retain(|p| !Arc::ptr_eq(p, &cl));
+        Ok(())
     });
     let c = ctx.clone();
     b.add(

@@ -75,7 +75,7 @@ mod doc {
 
 /// Runs a host operation, journaled, behind its interlock (`force` goes past it). Between `stop` and
 /// `start` a node is in a critical section: Ctrl-C waits for the start rather than leave the node down.
-fn host_op(
+pub(crate) fn host_op(
     c: &Ctx,
     id: &str,
     op: HostOp,
