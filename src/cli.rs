@@ -30,7 +30,8 @@ canary_upgrade.rhai VERSION [NODE], rollback.rhai OLD_VERSION [NODE]..., blue_gr
 Options go before SCRIPT: everything after it reaches the script as `args`.
 The stock rolling upgrade (and the canary with proceed=true) takes --set max_unavailable=K, only=ID,ID,
 order_by=LABEL, soak_secs=N, pause_before=leader|each|none, prestage=true; the full list is at the top of
-each script, and docs/SCRIPTING.md has the details.
+each script (and `check SCRIPT` prints it), and docs/SCRIPTING.md has the details. A --set NAME the script
+does not take is refused (exit 2) before anything runs.
 The cluster is --cluster FILE, else $NEUMANN_CLUSTER, else ./neumann-cluster.toml; --sim starts a simulated
 one in-process instead (default 3 nodes on 0.10.4).
 
@@ -41,7 +42,7 @@ Examples:
   neumann-script --sim --report run.html rolling_upgrade.rhai 0.11.0  and its timeline as a page
   neumann-script --cluster prod.toml -e 'cluster::health()'
   neumann-script --cluster prod.toml --format json -e 'cluster::versions()'
-  neumann-script check my_runbook.rhai                       syntax and unknown functions, with file:line
+  neumann-script check my_runbook.rhai                       syntax, unknown functions (file:line), its options
   neumann-script --sim repl                                  an interactive session (help, Tab, Ctrl-D)
   neumann-script functions                                   every script function and what it does
   neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
@@ -88,7 +89,8 @@ struct Args {
     #[arg(long = "sim-bad-version", value_name = "V")]
     sim_bad_versions: Vec<String>,
 
-    /// Set a script option read with `option(NAME, default)` (repeatable)
+    /// Set a script option read with `option(NAME, default)` (repeatable); a NAME the script does not take
+    /// is refused (exit 2) before anything runs
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
 
@@ -158,7 +160,7 @@ enum FormatArg {
 #[derive(Subcommand, Debug)]
 enum Sub {
     /// Compile scripts without running them: syntax errors, unknown variables and unknown functions, with
-    /// file:line. With no SCRIPT, checks the stock scripts and stdlib.
+    /// file:line, and the options each takes. With no SCRIPT, checks the stock scripts and stdlib.
     Check {
         #[arg(value_name = "SCRIPT")]
         scripts: Vec<PathBuf>,

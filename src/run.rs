@@ -10,6 +10,7 @@ use crate::inventory::Inventory;
 use crate::output::{err, errln, out, outln, Format, Output};
 use crate::script::ctx::Ctx;
 use crate::script::engine::ScriptEngine;
+use crate::script::options::Unchecked;
 use crate::script::{embedded, value};
 use crate::session::Session;
 use crate::sim::{FaultKind, SimConfig, Simulator};
@@ -90,9 +91,18 @@ fn execute_command(command: Command) -> Result<(), Error> {
         Command::Functions => functions(),
         Command::Repl { run } => {
             let format = run.format;
-            with_cluster(&run, Vec::new(), ("<repl>", ""), |rt| {
-                crate::repl::run(rt, format)
-            })
+            if !run.options.is_empty() {
+                Output::new().info(
+                    "the REPL cannot know before its entries are typed which options they ask for: a --set none of them asks for is reported when it ends",
+                );
+            }
+            with_cluster(
+                &run,
+                Vec::new(),
+                ("<repl>", ""),
+                &Unchecked::all(&run.options),
+                |rt| crate::repl::run(rt, format),
+            )
         }
         Command::Definitions { dir } => {
             let (_tokio, rt) = bare_engine()?;
@@ -128,7 +138,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
         Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {
             let (name, text) = load_script(&script)?;
-            bare_engine()?.1.parse(&name, &text)?;
+            let unchecked = check_options(&name, &text, &run)?;
             if offers_rehearsal(&run) {
                 // An operator at a terminal sees the plan on a twin first, and says whether to go on.
                 // The report is the live run's; the rehearsal before it only shows its plan.
@@ -137,7 +147,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
                     report: None,
                     ..run.clone()
                 };
-                with_cluster(&rehearsal, args.clone(), (&name, &text), |rt| {
+                with_cluster(&rehearsal, args.clone(), (&name, &text), &unchecked, |rt| {
                     rt.run(&name, &text).map(|_| ())
                 })?;
                 if !ask("\nRun this plan against the live cluster now?")? {
@@ -147,18 +157,18 @@ fn execute_command(command: Command) -> Result<(), Error> {
                     ));
                 }
                 let live = RunOptions { yes: true, ..run };
-                return with_cluster(&live, args, (&name, &text), |rt| {
+                return with_cluster(&live, args, (&name, &text), &unchecked, |rt| {
                     rt.run(&name, &text).map(|_| ())
                 });
             }
-            with_cluster(&run, args, (&name, &text), |rt| {
+            with_cluster(&run, args, (&name, &text), &unchecked, |rt| {
                 rt.run(&name, &text).map(|_| ())
             })
         }
         Command::Eval { run, code } => {
-            bare_engine()?.1.parse("<-e>", &code)?;
+            let unchecked = check_options("<-e>", &code, &run)?;
             let format = run.format;
-            with_cluster(&run, Vec::new(), ("<-e>", &code), |rt| {
+            with_cluster(&run, Vec::new(), ("<-e>", &code), &unchecked, |rt| {
                 let v = rt.run("<-e>", &code)?;
                 match format {
                     Format::Json => outln!(
@@ -262,17 +272,30 @@ fn load_script(script: &str) -> Result<(String, String), Error> {
     }
 }
 
+/// Compiles the script and refuses every `--set` it does not take, before anything is opened (a lease, a
+/// simulator, a rehearsal); gives the names it could not judge, for the end of the run.
+fn check_options(name: &str, text: &str, run: &RunOptions) -> Result<Unchecked, Error> {
+    bare_engine()?
+        .1
+        .options(name, text)?
+        .check_sets(name, &run.options)
+}
+
 /// Sets up the cluster the options name, runs `body` with a script engine on it, and closes the session
-/// whatever happened. `script` is (name, text), for the journal.
+/// whatever happened. `script` is (name, text), for the journal. After the close, the `--set` names the
+/// up-front check could not judge and the run never asked for are reported.
 fn with_cluster(
     run: &RunOptions,
     args: Vec<String>,
     script: (&str, &str),
+    unchecked: &Unchecked,
     body: impl FnOnce(&ScriptEngine) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let session = Session::open(run, args, script)?;
     let result = body(session.engine());
+    let asked = session.engine().ctx().options_asked.borrow().clone();
     session.close(&result);
+    unchecked.warn_never_asked(&asked);
     result
 }
 
@@ -327,8 +350,8 @@ fn check(scripts: &[PathBuf]) -> Result<(), Error> {
     }
     let mut failed = Vec::new();
     for (name, text) in &targets {
-        match rt.check(name, text) {
-            Ok(()) => outln!("ok: {name}"),
+        match rt.check(name, text).and_then(|()| rt.options(name, text)) {
+            Ok(options) => outln!("ok: {name}\n  {}", options.describe()),
             Err(e) => {
                 errln!("{e}");
                 failed.push(name.clone());

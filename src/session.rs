@@ -418,7 +418,6 @@ impl Session {
         if let Some((g, _dir)) = green_sim {
             tokio.block_on(g.shutdown());
         }
-        warn_unused_options(runtime.ctx());
         runtime
             .ctx()
             .event("run_end", run_end(result, started.elapsed()));
@@ -494,33 +493,6 @@ fn run_end(result: &Result<(), Error>, took: Duration) -> serde_json::Value {
         "message": message,
         "duration_ms": took.as_millis() as u64,
     })
-}
-
-/// Last, so it is not lost above the run's output: `--set` values the run never read had no effect.
-fn warn_unused_options(ctx: &Ctx) {
-    let unused = ctx.options_never_asked();
-    if unused.is_empty() {
-        return;
-    }
-    let asked = ctx.options_asked.borrow();
-    let asked = if asked.is_empty() {
-        "it asked for none".to_string()
-    } else {
-        format!(
-            "it asked for {}",
-            asked
-                .iter()
-                .map(|a| format!("`{a}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    for name in unused {
-        let value = ctx.settings.options.get(&name).cloned().unwrap_or_default();
-        ctx.out.warn(&format!(
-            "--set {name}={value} had no effect: the run never asked for an option named `{name}` ({asked})"
-        ));
-    }
 }
 
 /// A word for a shell command line, quoted when it needs to be.

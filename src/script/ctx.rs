@@ -123,7 +123,8 @@ pub struct Ctx {
     steps: RefCell<Vec<String>>,
     /// Waits in progress that show their own live line: calls inside them do not add another.
     pub announced: std::cell::Cell<u32>,
-    /// Option names the script asked for with `option(name, ...)`, so a `--set` it never read is reported.
+    /// Option names the script asked for with `option(name, ...)`: a `--set` the up-front check could not
+    /// judge (`script::options`) and the run never read is reported at its end.
     pub options_asked: RefCell<BTreeSet<String>>,
     /// Told of every event of the run's course after the journal (webhooks, the report).
     pub listeners: RefCell<Vec<Listener>>,
@@ -155,17 +156,6 @@ pub struct Planned {
 }
 
 impl Ctx {
-    /// `--set` names the run never asked for: a typo, or an option of another script.
-    pub fn options_never_asked(&self) -> Vec<String> {
-        let asked = self.options_asked.borrow();
-        self.settings
-            .options
-            .keys()
-            .filter(|k| !asked.contains(*k))
-            .cloned()
-            .collect()
-    }
-
     /// The cluster, or a usage stop saying how to name one.
     pub fn cluster(&self) -> Result<Arc<Cluster>, Box<EvalAltResult>> {
         self.cluster.borrow().clone().ok_or_else(|| {

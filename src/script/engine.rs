@@ -12,6 +12,7 @@ use rhai::{Dynamic, Engine, Scope};
 
 use super::ctx::Ctx;
 use super::modules::{self, FnDoc};
+use super::options::{self, ScriptOptions};
 use super::report::{self, strip_shebang, Sources};
 use super::resolver;
 use super::value;
@@ -145,6 +146,14 @@ impl ScriptEngine {
     pub fn check(&self, name: &str, text: &str) -> Result<(), Error> {
         let ast = self.compile(name, text)?;
         report::check_calls(&self.engine, &ast, name, &self.sources).map_err(Error::Script)
+    }
+
+    /// The options a script takes, read from its text and the modules it imports without running
+    /// anything (`options::scan`); a syntax error is reported as `parse` reports it.
+    pub fn options(&self, name: &str, text: &str) -> Result<ScriptOptions, Error> {
+        let ast = self.compile(name, text)?;
+        let dir = self.script_dir.borrow().clone();
+        options::scan(&self.engine, name, &ast, dir.as_deref(), &self.sources)
     }
 
     /// A fresh scope with `args`, for a REPL session.

@@ -7,6 +7,7 @@ pub mod ctx;
 pub mod embedded;
 pub mod engine;
 pub mod modules;
+pub mod options;
 pub mod recovery;
 pub mod report;
 mod resolver;

@@ -39,15 +39,6 @@ impl Resolver {
         }
     }
 
-    /// Where `path` would be read from: beside the importing file, then beside the script being run.
-    fn find(&self, source: Option<&str>, path: &str) -> Option<PathBuf> {
-        Resolver::locate(source, path).or_else(|| {
-            let dir = self.script_dir.borrow().clone()?;
-            let as_source = dir.join("script.rhai");
-            Resolver::locate(as_source.to_str(), path)
-        })
-    }
-
     /// Where `path` would be read from, given the importing script's source name.
     pub fn locate(source: Option<&str>, path: &str) -> Option<PathBuf> {
         let file = if path.ends_with(".rhai") {
@@ -81,6 +72,29 @@ impl Resolver {
     }
 }
 
+/// Where `import path` in the file named `source` is read from, and its text, as (source name, text): a
+/// file beside the importing file, then beside the script being run (`script_dir`), else the embedded
+/// stdlib (`<stdlib>/NAME.rhai`). `Ok(None)`: no such module. The engine imports through this, and the
+/// up-front scan of a script's options follows imports through it too, so both see the same files.
+pub fn module_source(
+    source: Option<&str>,
+    path: &str,
+    script_dir: Option<&Path>,
+) -> Result<Option<(String, String)>, (PathBuf, crate::files::ReadError)> {
+    let file = Resolver::locate(source, path).or_else(|| {
+        let as_source = script_dir?.join("script.rhai");
+        Resolver::locate(as_source.to_str(), path)
+    });
+    if let Some(file) = file {
+        return match crate::files::read_text(&file, crate::files::MAX_TEXT) {
+            Ok(text) => Ok(Some((file.display().to_string(), text))),
+            Err(e) => Err((file, e)),
+        };
+    }
+    let name = path.trim_end_matches(".rhai");
+    Ok(embedded::stdlib(name).map(|text| (format!("<stdlib>/{name}.rhai"), text.to_string())))
+}
+
 impl ModuleResolver for Resolver {
     fn resolve(
         &self,
@@ -90,25 +104,22 @@ impl ModuleResolver for Resolver {
         pos: Position,
     ) -> Result<SharedModule, Box<EvalAltResult>> {
         let name = path.trim_end_matches(".rhai");
-        let (key, text) = match self.find(source, path) {
-            Some(file) => {
-                let text = crate::files::read_text(&file, crate::files::MAX_TEXT).map_err(|e| {
-                    EvalAltResult::ErrorInModule(
-                        path.into(),
-                        EvalAltResult::ErrorSystem(
-                            format!("cannot read `{}`", file.display()),
-                            Box::new(e),
-                        )
-                        .into(),
-                        pos,
+        let script_dir = self.script_dir.borrow().clone();
+        let (key, text) = match module_source(source, path, script_dir.as_deref()) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(EvalAltResult::ErrorModuleNotFound(path.into(), pos).into()),
+            Err((file, e)) => {
+                return Err(EvalAltResult::ErrorInModule(
+                    path.into(),
+                    EvalAltResult::ErrorSystem(
+                        format!("cannot read `{}`", file.display()),
+                        Box::new(e),
                     )
-                })?;
-                (file.display().to_string(), text)
+                    .into(),
+                    pos,
+                )
+                .into())
             }
-            None => match embedded::stdlib(name) {
-                Some(text) => (format!("<stdlib>/{name}.rhai"), text.to_string()),
-                None => return Err(EvalAltResult::ErrorModuleNotFound(path.into(), pos).into()),
-            },
         };
         self.used.borrow_mut().insert(name.to_string(), key.clone());
         if let Some((seen, m)) = self.cache.borrow().get(&key) {
