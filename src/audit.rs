@@ -129,7 +129,8 @@ pub struct Skipped {
 }
 
 fn is_change(rec: &Value) -> bool {
-    rec["op"].as_str().is_some_and(|op| op != "interrupted")
+    // An `op_begin` event names its call too; the call's result is the change.
+    rec["event"].is_null() && rec["op"].as_str().is_some_and(|op| op != "interrupted")
 }
 
 /// Reads the journal at `path` into runs, oldest first, keeping the records of the runs whose id `keep`
@@ -552,16 +553,29 @@ fn show_json(run: &Run) -> Value {
     v["events"] = Value::Array(
         run.records
             .iter()
-            .filter(|r| {
+            .enumerate()
+            .filter(|(at, r)| {
                 r["op"] == "interrupted"
                     || r["event"].as_str().is_some_and(|e| {
-                        !matches!(e, "run_start" | "run_end" | "step_start" | "step_end")
+                        let routine =
+                            matches!(e, "run_start" | "run_end" | "step_start" | "step_end");
+                        let answered_begin = e == "op_begin" && answered(run, *at);
+                        !routine && !answered_begin
                     })
             })
-            .map(bare)
+            .map(|(_, r)| bare(r))
             .collect(),
     );
     v
+}
+
+/// Whether the `op_begin` at `at` has its result later in the run: then the result says it all. One
+/// without is a call the process ended inside (killed), which is worth showing.
+fn answered(run: &Run, at: usize) -> bool {
+    let begun = &run.records[at];
+    run.records[at + 1..]
+        .iter()
+        .any(|r| r["event"].is_null() && r["op"] == begun["op"] && r["node"] == begun["node"])
 }
 
 /// `op node k=v ...` for a mutating call.
@@ -718,6 +732,17 @@ pub fn show_text(run: &Run) -> Vec<String> {
                 }
             }
             Some("run_start" | "run_end") => {}
+            Some("op_begin") if answered(run, at) => {}
+            Some("op_begin") => out.push(format!(
+                "  {} {}{}{}: began; no result recorded (the process ended inside the call)",
+                clock(rec),
+                pad(depth),
+                rec["op"].as_str().unwrap_or("?"),
+                rec["node"]
+                    .as_str()
+                    .map(|n| format!(" {n}"))
+                    .unwrap_or_default()
+            )),
             Some(_) => out.push(format!(
                 "  {} {}{}",
                 clock(rec),
@@ -907,6 +932,38 @@ mod tests {
         assert!(e.contains("names 3 runs"), "{e}");
         let e = find(&runs, "zz", p).unwrap_err().to_string();
         assert!(e.contains("neumann-script audit"), "{e}");
+    }
+
+    #[test]
+    fn a_call_begun_and_never_answered_is_shown_once_an_answered_one_is_not() {
+        let begin = |node: &str| {
+            ctx(
+                "k1",
+                500.0,
+                json!({"event": "op_begin", "op": "node::stop", "node": node, "args": {"id": node}}),
+            )
+        };
+        let mut done = begin("node2");
+        done["event"] = Value::Null;
+        done["result"] = json!("ok");
+        let recs = vec![
+            ctx("k1", 499.0, json!({"event": "run_start", "args": []})),
+            begin("node2"),
+            done,
+            begin("node3"),
+        ];
+        let (runs, _) = group(lines(&recs), |_| true);
+        let run = runs.iter().find(|r| r.id == "k1").unwrap();
+        assert_eq!(run.change_records().count(), 1);
+        let text = show_text(run).join("\n");
+        assert!(
+            text.contains("node::stop node3: began; no result recorded"),
+            "{text}"
+        );
+        assert!(!text.contains("node2: began"), "{text}");
+        let events = &show_json(run)["events"];
+        assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+        assert_eq!(events[0]["node"], "node3");
     }
 
     #[test]
