@@ -577,6 +577,12 @@ fn report_run(ctx: &Ctx) {
 
 /// How to go on after an interrupt: the same command again, which decides for itself what is left.
 fn report_continue(ctx: &Ctx) {
+    if ctx.settings.embedded {
+        ctx.out.info(
+            "the embedded simulated cluster ends with this run, so there is nothing to continue: the same command starts a new one",
+        );
+        return;
+    }
     match &ctx.settings.rerun {
         Some(r) => ctx.out.info(&format!(
             "to continue, run it again (it re-reads the cluster and decides what is left{}): {}",

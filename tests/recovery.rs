@@ -309,3 +309,60 @@ fn an_interrupted_or_killed_rollback_is_resumed_and_finished() {
         }
     }
 }
+
+/// Under `--sim` the cluster ends with the run: a hint shows the code, never a command that would start
+/// a new simulator, and an interrupted run does not offer to continue.
+#[test]
+fn hints_under_sim_do_not_point_at_a_new_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::bare(dir.path())
+        .args(["--sim", "-e", r#"recovery_command("cluster::resume()")"#])
+        .output()
+        .unwrap();
+    let (hint, _) = expect(&out, 0);
+    assert!(!hint.contains("neumann-script"), "{hint}");
+    assert!(
+        hint.contains("`cluster::resume()` on a cluster that outlives the run (the embedded simulated cluster ends with this run"),
+        "{hint}"
+    );
+
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .args([
+            "--sim",
+            "--sim-speed",
+            "2",
+            "--yes",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("▶ upgrade follower") {
+            break;
+        }
+    }
+    crate::support::sigint(&child);
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    assert!(
+        seen.contains(
+            "the embedded simulated cluster ends with this run, so there is nothing to continue"
+        ),
+        "{seen}"
+    );
+    assert!(!seen.contains("neumann-script --sim"), "{seen}");
+}
