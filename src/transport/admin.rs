@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::http::{snippet, Cause, InFlight};
 use crate::inventory::{Inventory, NodeSpec};
 use crate::model::{Member, NodeHealth, RaftStatus};
+use crate::secret::Secret;
 
 /// A failed admin call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -156,7 +157,7 @@ const LEASE_TIMEOUT: Duration = PROBE_TIMEOUT;
 pub struct AdminClient {
     http: reqwest::Client,
     nodes: Vec<NodeSpec>,
-    token: Option<String>,
+    token: Option<Secret>,
     request_timeout: Duration,
     /// The node that answered a cluster-wide read last: asked first next time.
     preferred: AtomicUsize,
@@ -252,7 +253,7 @@ impl AdminClient {
         }
         .timeout(timeout);
         if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
+            req = req.bearer_auth(token.expose());
         }
         let resp = req.send().await.map_err(|e| fail(Cause::of(&e, timeout)))?;
         let status = resp.status();
