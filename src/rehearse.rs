@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, OpError};
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::script::ctx::Planned;
@@ -27,10 +27,10 @@ pub struct Twin {
 
 /// Reads the live cluster and starts its twin. Read-only against the live cluster.
 pub async fn twin_of(live: &Cluster) -> Result<Twin, Error> {
-    let health = live
-        .health()
-        .await
-        .map_err(|e| Error::Tool(format!("cannot read the live cluster for a rehearsal: {e}")))?;
+    let health = live.health().await.map_err(|e| match e {
+        OpError::Usage(m) => Error::Usage(m),
+        e => Error::Tool(format!("cannot read the live cluster for a rehearsal: {e}")),
+    })?;
     let mut nodes = Vec::new();
     for m in &health.members {
         let version = crate::model::policy::parse_version(&m.version).map_err(|e| {

@@ -1,5 +1,7 @@
-//! The admin token never leaves the process: a server that echoes the `Authorization` header back gets
-//! its echo into none of stdout, stderr, the journal, the webhook posts or the report.
+//! The inventory is trusted only as far as the cluster confirms it, and the admin token never leaves the
+//! process: a node answering under another node's name stops the run before any call reaches it (judged
+//! by the simulator's events), and a server that echoes the `Authorization` header back gets its echo
+//! into none of stdout, stderr, the journal, the webhook posts or the report.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,25 @@ use serde_json::{json, Value};
 
 use crate::support::{bare, expect, Cluster};
 
+/// The cluster's inventory with the admin_urls of `a` and `b` exchanged, written beside it.
+fn swapped(c: &Cluster, a: &str, b: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(&c.inventory).unwrap();
+    let url_of = |id: &str| {
+        let block = &text[text.find(&format!("id = \"{id}\"\n")).unwrap()..];
+        let line = block.lines().find(|l| l.starts_with("admin_url")).unwrap();
+        line.to_string()
+    };
+    let (ua, ub) = (url_of(a), url_of(b));
+    let out = text
+        .replace(&ua, "@A@")
+        .replace(&ub, &ua)
+        .replace("@A@", &ub);
+    assert_ne!(out, text);
+    let path = c.dir.path().join("swapped.toml");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 fn run_with(c: &Cluster, inventory: &Path, args: &[&str]) -> std::process::Output {
     bare(c.dir.path())
         .arg("--cluster")
@@ -16,6 +37,62 @@ fn run_with(c: &Cluster, inventory: &Path, args: &[&str]) -> std::process::Outpu
         .args(args)
         .output()
         .unwrap()
+}
+
+#[test]
+fn swapped_admin_urls_stop_every_call_before_it_reaches_a_node() {
+    let c = Cluster::start(3, "0.10.4");
+    let bad = swapped(&c, "node1", "node2");
+    let named = |stderr: &str| {
+        let url = std::fs::read_to_string(&bad).unwrap();
+        let node1_url = url[url.find("id = \"node1\"").unwrap()..]
+            .lines()
+            .find_map(|l| l.strip_prefix("admin_url = \""))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_string();
+        stderr.contains(&format!(
+            "inventory `{}`: node1's admin_url {node1_url} answers as node2",
+            bad.display()
+        ))
+    };
+
+    // A read names both and exits 2; the same read through the true inventory answers.
+    let (_, stderr) = expect(&run_with(&c, &bad, &["-e", "node::status(\"node1\")"]), 2);
+    assert!(named(&stderr), "{stderr}");
+    let (stdout, _) = expect(&c.run(&["-e", "node::status(\"node1\")"]), 0);
+    assert!(stdout.starts_with("node1 "), "{stdout}");
+
+    // A drain under the wrong name, with or without the interlock, reaches no node.
+    for code in [
+        "node::drain(\"node2\")",
+        "node::drain(\"node2\", #{force: true})",
+    ] {
+        let (_, stderr) = expect(&run_with(&c, &bad, &["-e", code]), 2);
+        assert!(named(&stderr), "{code}: {stderr}");
+    }
+    // The cluster-wide calls sent to any node, and a whole runbook, stop the same way.
+    for args in [
+        &["-e", "cluster::pause()"][..],
+        &["--yes", "rolling_upgrade.rhai", "0.11.0"][..],
+    ] {
+        let (_, stderr) = expect(&run_with(&c, &bad, args), 2);
+        assert!(named(&stderr), "{args:?}: {stderr}");
+    }
+    assert!(
+        c.events_of(&["drain", "pause", "stop", "install", "transfer"])
+            .is_empty(),
+        "{:?}",
+        c.events()
+    );
+
+    // The check on the events fires: the same drain through the true inventory is recorded.
+    expect(&c.run(&["-e", "node::drain(\"node3\")"]), 0);
+    assert_eq!(
+        c.events_of(&["drain"]),
+        vec![("drain".to_string(), "node3".to_string())]
+    );
+    expect(&c.run(&["-e", "node::undrain(\"node3\")"]), 0);
 }
 
 #[test]
