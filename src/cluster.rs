@@ -21,7 +21,7 @@ use crate::inventory::{Inventory, NodeSpec};
 use crate::model::figures::{figures, Figures};
 use crate::model::metrics_text::Scrape;
 use crate::model::policy::{parse_version, quorum_after, skew_conflicts};
-use crate::model::types::CAUGHT_UP_MS;
+use crate::model::types::{CAUGHT_UP_MS, UNKNOWN_VERSION};
 use crate::model::{ClusterHealth, Member, NodeHealth, RaftStatus};
 use crate::output::human_duration;
 use crate::transport::admin::{AdminClient, AdminError};
@@ -359,7 +359,7 @@ impl Cluster {
                             role: "follower".into(),
                             state: "down".into(),
                             healthy: false,
-                            version: "unknown".into(),
+                            version: UNKNOWN_VERSION.into(),
                             commit_index: 0,
                             applied_index: 0,
                             replication_lag_ms: 0,

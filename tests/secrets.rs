@@ -96,6 +96,44 @@ fn swapped_admin_urls_stop_every_call_before_it_reaches_a_node() {
 }
 
 #[test]
+fn a_dead_node_in_the_inventory_is_said_to_be_not_answering() {
+    let c = Cluster::start(3, "0.10.4");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let four = c.dir.path().join("four.toml");
+    let mut text = std::fs::read_to_string(&c.inventory).unwrap();
+    text.push_str(&format!(
+        "\n[[nodes]]\nid = \"node4\"\nadmin_url = \"http://127.0.0.1:{port}\"\n"
+    ));
+    std::fs::write(&four, text).unwrap();
+
+    let (_, stderr) = expect(
+        &run_with(&c, &four, &["--rehearse", "rolling_upgrade.rhai", "0.11.0"]),
+        1,
+    );
+    assert!(
+        stderr.contains("cannot rehearse: node4 is not answering and no answering member lists it"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("is not a version"), "{stderr}");
+
+    let (_, stderr) = expect(
+        &run_with(&c, &four, &["-e", "version::skew_ok(cluster::versions())"]),
+        1,
+    );
+    assert!(
+        stderr.contains("`unknown` stands for the version of a member that is not answering"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("is not a version"), "{stderr}");
+    // What the check above looks for is what junk gets.
+    let (_, stderr) = expect(&c.run(&["-e", "version::parse(\"X.Y.Z\")"]), 1);
+    assert!(stderr.contains("`X.Y.Z` is not a version"), "{stderr}");
+    assert!(c.events_of(&["drain", "stop", "install"]).is_empty());
+}
+
+#[test]
 fn a_token_file_open_to_others_gets_a_warning_naming_the_fix() {
     use std::os::unix::fs::PermissionsExt;
     let c = Cluster::start(3, "0.10.4");
