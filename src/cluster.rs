@@ -21,7 +21,7 @@ use crate::inventory::{Inventory, NodeSpec};
 use crate::model::figures::{figures, Figures};
 use crate::model::metrics_text::Scrape;
 use crate::model::policy::{parse_version, quorum_after, skew_conflicts};
-use crate::model::types::CAUGHT_UP_MS;
+use crate::model::types::{CAUGHT_UP_MS, UNKNOWN_VERSION};
 use crate::model::{ClusterHealth, Member, NodeHealth, RaftStatus};
 use crate::output::human_duration;
 use crate::transport::admin::{AdminClient, AdminError};
@@ -153,6 +153,11 @@ impl Guarded<'_> {
 
 impl From<AdminError> for OpError {
     fn from(e: AdminError) -> Self {
+        // An inventory that names the wrong node is the operator's input to correct, like an unknown id:
+        // exit 2, and no waiting or retrying elsewhere will fix it.
+        if e.wrong_node() {
+            return OpError::Usage(e.to_string());
+        }
         OpError::Admin(Box::new(e))
     }
 }
@@ -305,6 +310,13 @@ impl Cluster {
     async fn survey(&self) -> OpResult<Survey> {
         let started = Instant::now();
         let own = self.admin.health_all().await;
+        // A node answering under another's name makes every figure below a lie about which node is which.
+        if let Some(Err(e)) = own
+            .iter()
+            .find(|h| h.as_ref().is_err_and(AdminError::wrong_node))
+        {
+            return Err(e.clone().into());
+        }
         // The member list from a node that has just answered (the leader when it did), bounded like a
         // probe: asking a hung node would cost the request timeout once per node.
         let asked = own
@@ -347,7 +359,7 @@ impl Cluster {
                             role: "follower".into(),
                             state: "down".into(),
                             healthy: false,
-                            version: "unknown".into(),
+                            version: UNKNOWN_VERSION.into(),
                             commit_index: 0,
                             applied_index: 0,
                             replication_lag_ms: 0,
@@ -495,6 +507,8 @@ impl Cluster {
                     mismatch: Some(m), ..
                 }) => return Err(OpError::Failed(m)),
                 Ok(s) => Ok(ClusterHealth::assess(s.members, &s.view, &s.notes)),
+                // Neither does an inventory that names the wrong node.
+                Err(e @ OpError::Usage(_)) => return Err(e),
                 Err(e) => Err(e),
             };
             last = match health {
@@ -529,11 +543,12 @@ impl Cluster {
         match self.admin.node_health(id).await {
             Ok(h) => Ok(h.to_member(&spec.admin_url)),
             Err(e) if e.unreachable() => {
-                let members = self.members().await.map_err(|m| {
-                    OpError::Failed(format!(
+                let members = self.members().await.map_err(|m| match m {
+                    OpError::Usage(_) => m,
+                    m => OpError::Failed(format!(
                         "{e}; and {m} ({} in all)",
                         human_duration(started.elapsed())
-                    ))
+                    )),
                 })?;
                 members.into_iter().find(|m| m.id == id).ok_or_else(|| {
                     OpError::Failed(format!(
@@ -597,10 +612,17 @@ impl Cluster {
         Ok(())
     }
 
-    async fn poll_health(&self, id: &str, poll: &Poll) -> Result<NodeHealth, AdminError> {
-        self.admin
+    /// One probe of a wait: the node's answer or why it gave none, which the wait keeps trying past;
+    /// `Err` only for what waiting cannot fix (the node at its address is another node).
+    async fn poll_health(&self, id: &str, poll: &Poll) -> OpResult<Result<NodeHealth, AdminError>> {
+        match self
+            .admin
             .node_health_within(id, poll.probe_timeout())
             .await
+        {
+            Err(e) if e.wrong_node() => Err(e.into()),
+            answer => Ok(answer),
+        }
     }
 
     pub async fn wait_drained(
@@ -613,7 +635,7 @@ impl Cluster {
         let mut poll = Poll::one_node(timeout);
         let mut last;
         loop {
-            last = match self.poll_health(id, &poll).await {
+            last = match self.poll_health(id, &poll).await? {
                 Ok(h) if !h.draining => {
                     return Err(OpError::Failed(format!(
                         "{id}: wait_drained: the node is not draining (call node::drain first)"
@@ -679,7 +701,7 @@ impl Cluster {
         let mut poll = Poll::one_node(timeout);
         let mut last;
         loop {
-            last = match self.poll_health(id, &poll).await {
+            last = match self.poll_health(id, &poll).await? {
                 Ok(h) if h.joined && h.status == "healthy" => {
                     return Ok(h.to_member(&spec.admin_url))
                 }
@@ -727,7 +749,7 @@ impl Cluster {
         let mut poll = Poll::one_node(timeout);
         let mut last;
         loop {
-            last = match self.poll_health(id, &poll).await {
+            last = match self.poll_health(id, &poll).await? {
                 Ok(h) if h.joined && h.replication_lag_ms <= max_lag_ms => {
                     return Ok(h.to_member(&spec.admin_url))
                 }
@@ -791,6 +813,7 @@ impl Cluster {
                     return Ok(s);
                 }
                 Ok(s) => report(&format!("leader {}", s.leader.as_deref().unwrap_or("none"))),
+                Err(e @ OpError::Usage(_)) => return Err(e),
                 Err(e) => report(&e.to_string()),
             }
             if !poll.next().await {

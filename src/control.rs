@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, OpError};
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::journal;
@@ -17,7 +17,7 @@ use crate::model::policy::parse_version;
 use crate::model::ClusterHealth;
 use crate::output::{human_duration, outln, Format};
 use crate::session::{tokio_runtime, RunOptions, Target};
-use crate::transport::admin::LeaseRecord;
+use crate::transport::admin::{AdminError, LeaseRecord};
 
 /// The cluster the options name; `status` and the requests never start a simulator.
 fn open(run: &RunOptions) -> Result<(Arc<Cluster>, String), Error> {
@@ -62,7 +62,17 @@ async fn read_lease(cluster: &Cluster) -> Result<LeaseView, Error> {
             let text = std::fs::read_to_string(lease::lock_path(cluster)).unwrap_or_default();
             Ok(LeaseView::NoApi(serde_json::from_str(&text).ok()))
         }
-        Err(e) => Err(Error::Tool(format!("cannot read the run lease: {e}"))),
+        Err(e) => Err(tool_or_inventory(e, "cannot read the run lease")),
+    }
+}
+
+/// An admin call's failure as the command's error: an inventory that names the wrong node is the
+/// operator's to correct (exit 2); anything else is the tool's failure, after `context`.
+fn tool_or_inventory(e: AdminError, context: &str) -> Error {
+    if e.wrong_node() {
+        Error::Usage(e.to_string())
+    } else {
+        Error::Tool(format!("{context}: {e}"))
     }
 }
 
@@ -122,8 +132,10 @@ pub fn status(run: &RunOptions) -> Result<(), Error> {
     let tokio = tokio_runtime()?;
     let (health, lease) =
         tokio.block_on(async { tokio::join!(cluster.health(), read_lease(&cluster)) });
-    let health =
-        health.map_err(|e| Error::Tool(format!("cluster `{name}`: cannot read its state: {e}")))?;
+    let health = health.map_err(|e| match e {
+        OpError::Usage(m) => Error::Usage(m),
+        e => Error::Tool(format!("cluster `{name}`: cannot read its state: {e}")),
+    })?;
     let lease = lease?;
     let (record, local) = match &lease {
         LeaseView::Held(l) => (Some(l), false),
@@ -259,9 +271,10 @@ pub fn request(run: &RunOptions, action: &str, reason: &str) -> Result<(), Error
         // The run ended between the two calls.
         Err(e) if e.status() == Some(404) => return Err(no_run()),
         Err(e) => {
-            return Err(Error::Tool(format!(
-                "cluster `{name}`: the {action} request failed: {e}"
-            )))
+            return Err(tool_or_inventory(
+                e,
+                &format!("cluster `{name}`: the {action} request failed"),
+            ))
         }
     };
     if run.format == Format::Json {

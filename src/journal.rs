@@ -288,6 +288,8 @@ impl Journal {
                 r.insert(k.clone(), v.clone());
             }
         }
+        // A server's answer quoted in an error may echo the admin token back.
+        crate::secret::redact_json(&mut rec);
         let line = format!("{rec}\n");
         let written = file
             .lock()

@@ -5,8 +5,8 @@
 //! abort) → `repl`, `session` (side by side: tokio runtime, simulator,
 //! clusters, journal) → `report` (the run's timeline as a page) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
 //! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
-//! (typed values, policy, figures) → `notify` (webhooks); `output`, `journal`, `interrupt`, `error` and `files` are leaves any
-//! layer may use. `sim` is the simulated cluster and imports nothing of the product.
+//! (typed values, policy, figures) → `notify` (webhooks); `output`, `journal`, `interrupt`, `error`, `files` and `secret` are leaves any
+//! layer may use (`secret`, the lowest, holds the token and redacts it; `output` and `journal` use it). `sim` is the simulated cluster and imports nothing of the product.
 
 pub mod audit;
 pub mod cli;
@@ -26,6 +26,7 @@ pub mod repl;
 pub mod report;
 pub mod run;
 pub mod script;
+pub mod secret;
 pub mod session;
 pub mod sim;
 pub mod transport;

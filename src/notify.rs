@@ -334,6 +334,8 @@ fn payload(run: &RunFacts, kind: &str, fields: &Value) -> Value {
             b.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
+    // An event's message may quote a server's answer that echoed the admin token.
+    crate::secret::redact_json(&mut body);
     body
 }
 

@@ -20,6 +20,16 @@ static STDERR_GONE: AtomicBool = AtomicBool::new(false);
 /// Writes to stdout, or to stderr when `to_stderr`; after the first failed write (`EPIPE` from a closed
 /// pipe, `EIO` from a hung-up terminal) that stream is dropped for the rest of the run.
 pub fn write(to_stderr: bool, args: std::fmt::Arguments<'_>) {
+    // Every line the tool writes passes here: a secret echoed back by a server (in an error's body) is
+    // removed before it reaches a terminal or a log.
+    if crate::secret::any() {
+        let text = args.to_string();
+        return write_now(to_stderr, format_args!("{}", crate::secret::redact(&text)));
+    }
+    write_now(to_stderr, args);
+}
+
+fn write_now(to_stderr: bool, args: std::fmt::Arguments<'_>) {
     let gone = if to_stderr {
         &STDERR_GONE
     } else {
@@ -185,7 +195,7 @@ impl Output {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.set_prefix(format!("{}  {}", clock(), self.indent()));
-            bar.set_message(format!("waiting for {label}"));
+            bar.set_message(crate::secret::redact(&format!("waiting for {label}")).into_owned());
             bar.set_elapsed(started.elapsed());
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
@@ -220,7 +230,11 @@ impl Wait {
     /// Reports the figure being watched ("lag 830 ms").
     pub fn update(&mut self, figure: &str) {
         match &self.bar {
-            Some(bar) => bar.set_message(format!("waiting for {}: {figure}", self.label)),
+            // The live line is drawn by indicatif, not through `write`.
+            Some(bar) => bar.set_message(
+                crate::secret::redact(&format!("waiting for {}: {figure}", self.label))
+                    .into_owned(),
+            ),
             None if self.last_line.elapsed() >= Duration::from_secs(10) => {
                 self.last_line = Instant::now();
                 errln!(

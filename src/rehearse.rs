@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, OpError};
 use crate::error::Error;
 use crate::inventory::Inventory;
+use crate::model::types::UNKNOWN_VERSION;
 use crate::script::ctx::Planned;
 use crate::sim::{NodeShape, Shape, SimConfig, SimEvent, Simulator};
 
@@ -27,12 +28,34 @@ pub struct Twin {
 
 /// Reads the live cluster and starts its twin. Read-only against the live cluster.
 pub async fn twin_of(live: &Cluster) -> Result<Twin, Error> {
-    let health = live
-        .health()
-        .await
-        .map_err(|e| Error::Tool(format!("cannot read the live cluster for a rehearsal: {e}")))?;
+    let health = live.health().await.map_err(|e| match e {
+        OpError::Usage(m) => Error::Usage(m),
+        e => Error::Tool(format!("cannot read the live cluster for a rehearsal: {e}")),
+    })?;
     let mut nodes = Vec::new();
     for m in &health.members {
+        if m.version == UNKNOWN_VERSION {
+            // "node4: down (listed in the inventory but not a member of the cluster)": the part in brackets.
+            let why = health
+                .problems
+                .iter()
+                .find_map(|p| p.strip_prefix(&format!("{}: ", m.id)))
+                .map(|p| {
+                    let p = p
+                        .strip_prefix("down (")
+                        .and_then(|p| p.strip_suffix(')'))
+                        .unwrap_or(p);
+                    format!(": {p}")
+                })
+                .unwrap_or_default();
+            return Err(Error::Tool(format!(
+                "cannot rehearse: {} is not answering and no answering member lists it{why}. Its version \
+                 is unknown, so its twin cannot be built: bring it up, or remove it from the inventory \
+                 `{}` if it has left the cluster",
+                m.id,
+                live.inventory.source.display()
+            )));
+        }
         let version = crate::model::policy::parse_version(&m.version).map_err(|e| {
             Error::Tool(format!(
                 "cannot rehearse: {} reports its version as {e}",

@@ -26,6 +26,7 @@ const ORDER: &[&str] = &[
     "interrupt",
     "error",
     "files",
+    "secret",
     "sim",
 ];
 

@@ -27,6 +27,7 @@ mod rollout;
 mod runbooks;
 mod sandbox;
 mod scripts;
+mod secrets;
 mod signals;
 mod sim_time;
 mod ssh;

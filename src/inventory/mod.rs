@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::files::{self, ReadError};
+use crate::secret::Secret;
 
 pub mod ssh;
 
@@ -80,8 +81,8 @@ pub struct Inventory {
     pub source: PathBuf,
     pub name: String,
     pub nodes: Vec<NodeSpec>,
-    /// Bearer token for the admin API; never printed.
-    pub token: Option<String>,
+    /// Bearer token for the admin API: never printed, and removed from everything the tool writes.
+    pub token: Option<Secret>,
     /// The simulator's control address when the cluster is simulated.
     pub sim_control: Option<String>,
     /// A rehearsal's twin: the simulator fast-forwards the script's own waits (`Clock::sleep`) instead of
@@ -332,13 +333,13 @@ impl Inventory {
                         "`token_env` names `{var}`, but that environment variable is not set"
                     ))
                 })?;
-                Some(
+                Some(Secret::new(
                     check_token(
                         &value,
                         &format!("token_env: the environment variable `{var}`"),
                     )
                     .map_err(bad)?,
-                )
+                ))
             }
             (None, Some(file)) => {
                 let file = if file.is_relative() {
@@ -350,7 +351,11 @@ impl Inventory {
                 // A token is short: a bound this size still catches `/dev/zero` or a wrong path at once.
                 let t =
                     files::read_text(&file, 64 << 10).map_err(|e| bad(format!("{what}: {e}")))?;
-                Some(check_token(&t, &what).map_err(bad)?)
+                let token = Secret::new(check_token(&t, &what).map_err(bad)?);
+                if let Some(warning) = open_to_others(&file) {
+                    warn_once(&file, &warning);
+                }
+                Some(token)
             }
             (None, None) => None,
         };
@@ -478,7 +483,7 @@ fn labels(t: &toml::Table) -> Result<BTreeMap<String, String>, String> {
 /// fragment would be glued to every endpoint (`...?x=1/health`), and credentials would be printed wherever
 /// the address is (errors, `members()`, the REPL's `nodes`). The message never repeats a password.
 fn check_admin_url(url: &str) -> Result<(), String> {
-    let shown = redact(url);
+    let shown = shown_url(url);
     let u = reqwest::Url::parse(url).map_err(|e| format!("`{shown}` is not a URL: {e}"))?;
     if !u.username().is_empty() || u.password().is_some() {
         return Err(format!(
@@ -505,15 +510,74 @@ fn check_admin_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `url` with anything between `://` and an `@` before the host replaced by `***`.
-fn redact(url: &str) -> String {
+/// `url` as a message may show it: anything between `://` and an `@` before the host replaced by `***`,
+/// and the value of each query and fragment parameter by `<redacted>` (`?token=<redacted>`), since that
+/// is where a URL carries a secret. Used for URLs that are refused, which are never registered as secrets.
+fn shown_url(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let (base, tail) = url.split_at(end);
+    let mut out = hide_userinfo(base);
+    let (query, fragment) = tail.split_at(tail.find('#').unwrap_or(tail.len()));
+    for (mark, part) in [("?", query), ("#", fragment)] {
+        if let Some(body) = part.strip_prefix(mark) {
+            out.push_str(mark);
+            out.push_str(&hide_values(body));
+        }
+    }
+    out
+}
+
+fn hide_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
         Some(at) => format!("{scheme}://***{}", &rest[at..]),
         None => url.to_string(),
+    }
+}
+
+/// `a=1&b` as `a=<redacted>&<redacted>`.
+fn hide_values(params: &str) -> String {
+    let redacted = crate::secret::REDACTED;
+    params
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) => format!("{k}={redacted}"),
+            None if p.is_empty() => String::new(),
+            None => redacted.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The warning for a token file that users other than its owner may read (or change), the way ssh
+/// treats a private key; `None` when only its owner can.
+fn open_to_others(file: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file).ok()?.permissions().mode() & 0o777;
+    let who = match (mode & 0o070 != 0, mode & 0o007 != 0) {
+        (false, false) => return None,
+        (true, false) => "its group",
+        (false, true) => "other users",
+        (true, true) => "its group and other users",
+    };
+    let f = file.display();
+    Some(format!(
+        "token_file `{f}` is open to {who} (mode {mode:04o}): whoever can read it can use the cluster's admin API. \
+         Make it readable by you alone: chmod 600 {}",
+        shlex::try_quote(&f.to_string()).unwrap_or_else(|_| f.to_string().into())
+    ))
+}
+
+/// Prints `warning` once per token file in this process (an inventory may be read more than once).
+fn warn_once(file: &Path, warning: &str) {
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.iter().any(|p| p == file) {
+        warned.push(file.to_path_buf());
+        crate::output::Output::new().warn(warning);
     }
 }
 
@@ -576,7 +640,7 @@ pub fn instance_of(admin_url: &str) -> Option<String> {
 
 /// The query endpoint under a Prometheus base URL, refusing what cannot be one.
 pub fn prometheus_query_url(base_url: &str) -> Result<reqwest::Url, String> {
-    let bad = |why: &str| format!("prometheus_url `{base_url}`: {why}");
+    let bad = |why: &str| format!("prometheus_url `{}`: {why}", shown_url(base_url));
     // `host:9090` alone is the usual slip; the URL parser would call it "relative URL without a base".
     if !base_url.contains("://") {
         return Err(bad("must start with http:// or https://"));
@@ -713,8 +777,68 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("s3cret"), "{err}");
-        assert_eq!(redact("https://u:p@h:1/x@y"), "https://***@h:1/x@y");
-        assert_eq!(redact("http://h:1"), "http://h:1");
+        assert_eq!(shown_url("https://u:p@h:1/x@y"), "https://***@h:1/x@y");
+        assert_eq!(shown_url("http://h:1"), "http://h:1");
+        assert_eq!(
+            shown_url("http://u@h:1/p?token=abc&x&y=#frag=z"),
+            "http://***@h:1/p?token=<redacted>&<redacted>&y=<redacted>#frag=<redacted>"
+        );
+        // After `#` all is fragment: its parameters are split the same way.
+        assert_eq!(
+            shown_url("http://h:1#a?b=c&t"),
+            "http://h:1#a?b=<redacted>&<redacted>"
+        );
+    }
+
+    #[test]
+    fn a_query_in_a_refused_url_is_not_repeated() {
+        for text in [
+            "[[nodes]]\nid = \"a\"\nadmin_url = \"http://h:9090/?token=qs-s3cret-1\"\n",
+            "[[nodes]]\nid = \"a\"\nadmin_url = \"http://h:9090#access_token=qs-s3cret-1\"\n",
+            "[cluster]\nprometheus_url = \"http://p:9090/?token=qs-s3cret-1\"\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n",
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(!err.contains("qs-s3cret-1"), "{err}");
+            assert!(err.contains("=<redacted>`"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_token_file_open_to_others_is_named_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin token");
+        std::fs::write(&file, "t0k\n").unwrap();
+        let mode = |m: u32| {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(m)).unwrap();
+            open_to_others(&file)
+        };
+        assert_eq!(mode(0o600), None);
+        assert_eq!(mode(0o400), None);
+        let w = mode(0o644).unwrap();
+        assert!(
+            w.starts_with(&format!(
+                "token_file `{}` is open to its group and other users (mode 0644)",
+                file.display()
+            )) && w.ends_with(&format!("chmod 600 '{}'", file.display())),
+            "{w}"
+        );
+        assert!(mode(0o640)
+            .unwrap()
+            .contains("open to its group (mode 0640)"));
+        assert!(mode(0o604)
+            .unwrap()
+            .contains("open to other users (mode 0604)"));
+        // Still read: the warning is what ssh would say of a key, without refusing it.
+        let inv = Inventory::parse(
+            &format!(
+                "[cluster]\ntoken_file = {:?}\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n",
+                file.display().to_string()
+            ),
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(inv.token.unwrap().expose(), "t0k");
     }
 
     #[test]

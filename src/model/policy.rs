@@ -6,11 +6,18 @@
 
 use semver::Version;
 
-use super::types::{quorum, Member, CAUGHT_UP_MS};
+use super::types::{quorum, Member, CAUGHT_UP_MS, UNKNOWN_VERSION};
 
 /// Parses a version the way every entry point does, with a message an operator can act on.
 /// A leading `v` is accepted because operators type `v0.11.0` as often as `0.11.0`.
 pub fn parse_version(s: &str) -> Result<Version, String> {
+    if s == UNKNOWN_VERSION {
+        return Err(format!(
+            "`{s}` stands for the version of a member that is not answering and that no answering \
+             member lists: nobody can say which version it runs. Leave down members out \
+             (`m.state != \"down\"`), or bring the node up"
+        ));
+    }
     let t = s.trim();
     let t = t.strip_prefix('v').unwrap_or(t);
     Version::parse(t).map_err(|e| {
@@ -275,5 +282,11 @@ mod tests {
         );
         assert_eq!(v("v0.11.0"), v("0.11.0"));
         assert!(parse_version("0.11").is_err());
+        let e = parse_version(UNKNOWN_VERSION).unwrap_err();
+        assert!(
+            e.starts_with("`unknown` stands for the version of a member that is not answering")
+                && !e.contains("is not a version"),
+            "{e}"
+        );
     }
 }

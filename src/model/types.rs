@@ -55,6 +55,7 @@ pub struct Member {
     pub state: String,
     #[rhai_type(readonly)]
     pub healthy: bool,
+    /// `UNKNOWN_VERSION` for a node that does not answer and that no member reports.
     #[rhai_type(readonly)]
     pub version: String,
     #[rhai_type(readonly)]
@@ -217,6 +218,9 @@ pub fn quorum(n: usize) -> i64 {
 /// A follower is caught up when its replication lag is within this many milliseconds
 /// (the runbook's canary threshold for replication lag).
 pub const CAUGHT_UP_MS: i64 = 100;
+
+/// The version of a member that does not answer and that no answering member lists: nobody can say.
+pub const UNKNOWN_VERSION: &str = "unknown";
 
 impl ClusterHealth {
     /// Judges the cluster from the members list and one node's view of leader, term and pause.

@@ -366,7 +366,9 @@ impl Collector {
     /// Draws the page and puts it in place: written beside its final name, then renamed over it, so a
     /// reader never sees half a page.
     pub fn write(&self) -> Result<PathBuf, String> {
+        // The page quotes errors, which may quote a server's answer that echoed the admin token.
         let html = page::render(&self.record());
+        let html = crate::secret::redact_html(&html);
         let shown = self.path.display();
         crate::files::write_whole(&self.path, html.as_bytes(), ".report-")
             .map_err(|e| format!("cannot write the report {shown}: {e}"))?;

@@ -4,7 +4,14 @@
 //! Every call has a connect and a request timeout, so a hung node cannot hang the tool. Every error names
 //! the node, the operation, the method and URL, and the cause. Cluster-wide reads go to whichever node
 //! answers (the last one that did first), the way the runbook's `neumann cluster ...` commands do.
+//!
+//! No call is trusted to a node before its identity is: the `node_id` its own `/health` reports must be
+//! the id the inventory gives its `admin_url`, or the call fails with `AdminError::WrongNode` (an
+//! inventory error, exit 2) before anything else is sent there. Every `/health` answer is checked as it
+//! arrives, at no cost; any other call to a node not yet seen answering asks its `/health` first, once
+//! per node and process (docs/ADMIN_API.md#identity).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -14,6 +21,7 @@ use serde_json::Value;
 use super::http::{snippet, Cause, InFlight};
 use crate::inventory::{Inventory, NodeSpec};
 use crate::model::{Member, NodeHealth, RaftStatus};
+use crate::secret::Secret;
 
 /// A failed admin call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -25,6 +33,15 @@ pub enum AdminError {
         method: &'static str,
         url: String,
         cause: Cause,
+    },
+    /// The node at a node's `admin_url` reports another id: the inventory points the name at the wrong
+    /// node, and whatever was sent under that name would reach another one.
+    #[error("inventory `{}`: {node}'s admin_url {url} answers as {answered_as} (its /health reports node_id \"{answered_as}\"): the inventory's admin_urls are swapped or out of date. Nothing but /health was sent there; correct the inventory", inventory.display())]
+    WrongNode {
+        inventory: PathBuf,
+        node: String,
+        url: String,
+        answered_as: String,
     },
     #[error("cluster: {op} failed: no node answered in {} ({})", crate::output::human_duration(*took), tried.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     NoNodeAnswered {
@@ -45,6 +62,7 @@ impl AdminError {
                 Cause::Status { code, .. } => *code >= 500,
                 Cause::Api { .. } | Cause::BadAnswer(_) => false,
             },
+            AdminError::WrongNode { .. } => false,
             AdminError::NoNodeAnswered { .. } => true,
         }
     }
@@ -60,13 +78,18 @@ impl AdminError {
                     false
                 }
             },
-            AdminError::NoNodeAnswered { .. } => false,
+            AdminError::WrongNode { .. } | AdminError::NoNodeAnswered { .. } => false,
         }
     }
 
     /// True when the node could not be reached at all (as opposed to answering with an error).
     pub fn unreachable(&self) -> bool {
         matches!(self, AdminError::Node { cause, .. } if cause.no_answer())
+    }
+
+    /// True when the node at an inventory entry's `admin_url` is another node: an inventory error.
+    pub fn wrong_node(&self) -> bool {
+        matches!(self, AdminError::WrongNode { .. })
     }
 
     /// Why the call failed, without the node, operation and URL.
@@ -87,6 +110,12 @@ impl AdminError {
             _ => None,
         }
     }
+}
+
+/// The `node_id` of a `/health` answer.
+fn reported_id(text: &str) -> Option<String> {
+    let v = serde_json::from_str::<Value>(text).ok()?;
+    v.get("node_id")?.as_str().map(str::to_string)
 }
 
 #[derive(Clone, Copy)]
@@ -152,11 +181,18 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// it promptly is passed over for the next.
 const LEASE_TIMEOUT: Duration = PROBE_TIMEOUT;
 
+/// The path every node answers with its own id.
+const HEALTH: &str = "/health";
+
 /// The client for every node of one inventory.
 pub struct AdminClient {
     http: reqwest::Client,
     nodes: Vec<NodeSpec>,
-    token: Option<String>,
+    /// The inventory's file, for identity errors.
+    inventory: PathBuf,
+    /// The `node_id` each node's `/health` reported first, per inventory entry: set once it answered.
+    identity: Vec<tokio::sync::OnceCell<String>>,
+    token: Option<Secret>,
     request_timeout: Duration,
     /// The node that answered a cluster-wide read last: asked first next time.
     preferred: AtomicUsize,
@@ -178,6 +214,8 @@ impl AdminClient {
         Ok(AdminClient {
             http,
             nodes: inv.nodes.clone(),
+            inventory: inv.source.clone(),
+            identity: inv.nodes.iter().map(|_| Default::default()).collect(),
             token: inv.token.clone(),
             request_timeout: inv.request_timeout,
             preferred: AtomicUsize::new(0),
@@ -193,10 +231,7 @@ impl AdminClient {
         self.nodes.iter().position(|n| n.id == id)
     }
 
-    /// One admin call, retried with backoff while the node answers 5xx or drops the connection: every
-    /// admin call this tool makes is idempotent (reads, drain, undrain, pause, resume, a transfer to a
-    /// named node), so a retry cannot do anything twice. Refused connections and timeouts are not retried:
-    /// the first means the process is not there, the second has already waited long enough.
+    /// One admin call to a node whose identity is checked first (a `/health` answer is checked itself).
     async fn send(
         &self,
         idx: usize,
@@ -207,6 +242,85 @@ impl AdminClient {
         timeout: Option<Duration>,
     ) -> Result<String, AdminError> {
         let _on_the_wire = self.in_flight.start(&self.nodes[idx].id, op);
+        if path == HEALTH {
+            let text = self
+                .send_retrying(idx, op, method, path, body, timeout)
+                .await?;
+            let id = reported_id(&text).ok_or_else(|| self.no_id(idx, op, &text))?;
+            let _ = self.identity[idx].set(id.clone());
+            return match self.wrong_node(idx, &id) {
+                Some(e) => Err(e),
+                None => Ok(text),
+            };
+        }
+        self.verify(idx, op, timeout).await?;
+        self.send_retrying(idx, op, method, path, body, timeout)
+            .await
+    }
+
+    /// Checks, once per node, that the node at its `admin_url` is the node the inventory names, by its
+    /// own `/health`. A node that does not answer is not verified (and the call fails as the node could
+    /// not be reached); it is verified when it first answers.
+    async fn verify(
+        &self,
+        idx: usize,
+        op: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(), AdminError> {
+        let id = self.identity[idx]
+            .get_or_try_init(|| async {
+                let text = self
+                    .send_retrying(idx, op, Method::Get, HEALTH, None, timeout)
+                    .await?;
+                reported_id(&text).ok_or_else(|| self.no_id(idx, op, &text))
+            })
+            .await?;
+        match self.wrong_node(idx, id) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A `/health` answer without the `node_id` that would say which node gave it.
+    fn no_id(&self, idx: usize, op: &str, text: &str) -> AdminError {
+        let node = &self.nodes[idx];
+        AdminError::Node {
+            node: node.id.clone(),
+            op: op.to_string(),
+            method: "GET",
+            url: format!("{}{HEALTH}", node.admin_url),
+            cause: Cause::BadAnswer(format!(
+                "no node_id in {}: without it this tool cannot tell which node answers",
+                snippet(text, "an empty body")
+            )),
+        }
+    }
+
+    /// The error when the node at inventory entry `idx` reported itself as `reported`, another node.
+    fn wrong_node(&self, idx: usize, reported: &str) -> Option<AdminError> {
+        let node = &self.nodes[idx];
+        (node.id != reported).then(|| AdminError::WrongNode {
+            inventory: self.inventory.clone(),
+            node: node.id.clone(),
+            url: node.admin_url.clone(),
+            answered_as: reported.to_string(),
+        })
+    }
+
+    /// One admin call, retried with backoff while the node answers 5xx or drops the connection: every
+    /// admin call this tool makes is idempotent (reads, drain, undrain, pause, resume, a transfer to a
+    /// named node), so a retry cannot do anything twice. Refused connections and timeouts are not retried:
+    /// the first means the process is not there, the second has already waited long enough. No identity
+    /// check: `send` makes it.
+    async fn send_retrying(
+        &self,
+        idx: usize,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<String, AdminError> {
         let mut backoff = RETRY_BACKOFF;
         for _ in 1..ATTEMPTS {
             match self.send_once(idx, op, method, path, body, timeout).await {
@@ -252,7 +366,7 @@ impl AdminClient {
         }
         .timeout(timeout);
         if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
+            req = req.bearer_auth(token.expose());
         }
         let resp = req.send().await.map_err(|e| fail(Cause::of(&e, timeout)))?;
         let status = resp.status();
@@ -371,8 +485,7 @@ impl AdminClient {
 
     /// `GET /health` of one node.
     pub async fn node_health(&self, id: &str) -> Result<NodeHealth, AdminError> {
-        self.on(id, "health", Method::Get, "/health", None, None)
-            .await
+        self.on(id, "health", Method::Get, HEALTH, None, None).await
     }
 
     /// `GET /health` of one node with a short timeout, for polling loops.
@@ -381,7 +494,7 @@ impl AdminClient {
         id: &str,
         timeout: Duration,
     ) -> Result<NodeHealth, AdminError> {
-        self.on(id, "health", Method::Get, "/health", None, Some(timeout))
+        self.on(id, "health", Method::Get, HEALTH, None, Some(timeout))
             .await
     }
 
@@ -391,7 +504,7 @@ impl AdminClient {
         futures_util::stream::iter(0..self.nodes.len())
             .map(|i| {
                 let t = Some(PROBE_TIMEOUT.min(self.request_timeout));
-                self.json::<NodeHealth>(i, "health", Method::Get, "/health", None, t)
+                self.json::<NodeHealth>(i, "health", Method::Get, HEALTH, None, t)
             })
             .buffered(FAN_OUT)
             .collect()
@@ -653,5 +766,130 @@ mod tests {
             "{e}"
         );
         hold.abort();
+    }
+
+    /// A node on loopback that reports `id` in its `/health`, answers `{}` to anything else, and
+    /// records every path asked of it.
+    async fn node_reporting(id: &str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = paths.clone();
+        let health = if id.is_empty() {
+            serde_json::json!({ "status": "healthy" })
+        } else {
+            serde_json::json!({ "status": "healthy", "node_id": id })
+        };
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let (seen, health) = (seen.clone(), health.clone());
+            async move {
+                seen.lock().unwrap().push(uri.path().to_string());
+                axum::Json(if uri.path() == "/health" {
+                    health
+                } else {
+                    serde_json::json!({})
+                })
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, paths)
+    }
+
+    fn client_for(url: &str) -> AdminClient {
+        let inv = Inventory::parse(
+            &format!("[[nodes]]\nid = \"node1\"\nadmin_url = \"{url}\"\n"),
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap();
+        AdminClient::new(&inv).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_node_answering_as_another_gets_nothing_but_its_health_asked() {
+        let (url, paths) = node_reporting("node2").await;
+        let client = client_for(&url);
+        for _ in 0..2 {
+            let e = client.drain("node1").await.unwrap_err();
+            assert!(e.wrong_node() && !e.try_elsewhere(), "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!("inventory `c.toml`: node1's admin_url {url} answers as node2 (its /health reports node_id \"node2\"): the inventory's admin_urls are swapped or out of date. Nothing but /health was sent there; correct the inventory")
+            );
+        }
+        // The verdict is kept: the second drain did not ask again, and no drain was sent.
+        assert_eq!(*paths.lock().unwrap(), vec!["/health"]);
+        // A cluster-wide call does not pass the node over for another: it fails the same way.
+        assert!(client.set_paused(true).await.unwrap_err().wrong_node());
+        // A health probe is judged by its own answer.
+        assert!(client.node_health("node1").await.unwrap_err().wrong_node());
+        assert_eq!(*paths.lock().unwrap(), vec!["/health", "/health"]);
+    }
+
+    #[tokio::test]
+    async fn a_node_is_verified_once_per_process_and_a_health_answer_verifies_it() {
+        let (url, paths) = node_reporting("node1").await;
+        let client = client_for(&url);
+        client.drain("node1").await.unwrap();
+        client.undrain("node1").await.unwrap();
+        client.set_paused(false).await.unwrap();
+        assert_eq!(
+            *paths.lock().unwrap(),
+            vec![
+                "/health",
+                "/admin/drain",
+                "/admin/undrain",
+                "/admin/cluster/resume"
+            ]
+        );
+
+        // A health answer seen first costs no extra request.
+        let (url, paths) = node_reporting("node1").await;
+        let client = client_for(&url);
+        let _ = client.node_health("node1").await;
+        client.drain("node1").await.unwrap();
+        assert_eq!(*paths.lock().unwrap(), vec!["/health", "/admin/drain"]);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_does_not_say_who_it_is_gets_no_call() {
+        let (url, paths) = node_reporting("").await;
+        let client = client_for(&url);
+        let e = client.drain("node1").await.unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "node1: drain failed: GET {url}/health: unexpected answer: no node_id in {{\"status\":\"healthy\"}}: without it this tool cannot tell which node answers"
+            )),
+            "{e}"
+        );
+        assert_eq!(*paths.lock().unwrap(), vec!["/health"]);
+    }
+
+    #[tokio::test]
+    async fn a_node_not_answering_is_verified_when_it_first_answers() {
+        // Bound, so the port is known; closed until the node starts on it.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let client = client_for(&format!("http://{addr}"));
+        let e = client.drain("node1").await.unwrap_err();
+        assert!(e.unreachable() && e.try_elsewhere(), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("node1: drain failed: GET http://{addr}/health: connection refused")
+        );
+        // Now something answers there, and it is not node1.
+        let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = paths.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(uri.path().to_string());
+                axum::Json(serde_json::json!({ "node_id": "node3" }))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        assert!(client.drain("node1").await.unwrap_err().wrong_node());
+        assert_eq!(*paths.lock().unwrap(), vec!["/health"]);
     }
 }

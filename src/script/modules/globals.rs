@@ -1,7 +1,7 @@
 //! Functions every script has without a module: arguments and options, logging, steps, confirmation,
 //! and the three ways to end a run early (`fail`, `safe_stop`, `usage`).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, FnPtr, ImmutableString, NativeCallContext};
@@ -326,8 +326,8 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
                      re-run with --yes to answer yes"
                 )));
             }
-            eprint!("{question} [y/N] ");
-            let _ = std::io::stderr().flush();
+            // Through the output path like every other line: the question may quote an error.
+            crate::output::err!("{question} [y/N] ");
             let mut line = String::new();
             if c.terminal.borrow().is_some() {
                 // A pause started the run's reader of the terminal: the answer comes through it.
