@@ -227,7 +227,7 @@ fn an_expired_lease_is_taken_over_after_its_ttl() {
 }
 
 #[test]
-fn steal_lease_takes_over_from_a_gone_holder_and_is_journaled() {
+fn a_gone_holder_on_this_machine_is_taken_over_at_once_and_journaled() {
     let c = Cluster::start(3, "0.10.4");
     let holder = spawn(&c, &[], &["-e", HOLD]);
     until("lease held", || holder_is(&c, &holder));
@@ -246,21 +246,16 @@ fn steal_lease_takes_over_from_a_gone_holder_and_is_journaled() {
             .contains("--steal-lease refused: the lease's holder is still running on this machine"),
         "{stderr}"
     );
+    assert!(c.events_of(&["drain"]).is_empty());
 
     let dead = holder.id();
     kill9(holder);
-    // Its lease outlives it (30 s TTL): without the flag the next run is still refused.
+    // Its lease outlives it (30 s TTL), but its process is known to be gone: the next run takes it over
+    // without waiting and without being told to.
     let out = run(&c, &["--journal", journal_arg, "-e", drain]);
-    expect(&out, 3);
-    assert!(c.events_of(&["drain"]).is_empty());
-
-    let out = run(
-        &c,
-        &["--journal", journal_arg, "--steal-lease", "-e", drain],
-    );
     let (_, stderr) = expect(&out, 0);
     assert!(
-        stderr.contains("--steal-lease: this run took over the cluster's lease from "),
+        stderr.contains("the cluster's lease was held by a process of this machine that is no longer running: this run took it over from "),
         "{stderr}"
     );
     assert_eq!(c.events_of(&["drain"]).len(), 1);
@@ -271,16 +266,8 @@ fn steal_lease_takes_over_from_a_gone_holder_and_is_journaled() {
             .any(|d| d.starts_with("taken from ") && d.contains(&format!(" pid {dead} by "))),
         "{events:?}"
     );
-    let records: Vec<Value> = std::fs::read_to_string(&journal)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let steal: Vec<&Value> = records
-        .iter()
-        .filter(|r| r["op"] == "lease::steal")
-        .collect();
-    assert_eq!(steal.len(), 1, "{records:?}");
+    let steal = steal_records(&journal);
+    assert_eq!(steal.len(), 1, "{steal:?}");
     assert!(
         steal[0]["args"]["from"]
             .as_str()
@@ -289,7 +276,66 @@ fn steal_lease_takes_over_from_a_gone_holder_and_is_journaled() {
         "{:?}",
         steal[0]
     );
+    assert_eq!(steal[0]["args"]["holder_gone"], true);
     assert!(lease(&c).is_null());
+}
+
+/// The journal's `lease::steal` records.
+fn steal_records(journal: &Path) -> Vec<Value> {
+    std::fs::read_to_string(journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["op"] == "lease::steal")
+        .collect()
+}
+
+/// A holder on another machine cannot be checked from here: refused until `--steal-lease` says it is gone.
+#[test]
+fn steal_lease_takes_over_from_a_holder_on_another_machine() {
+    let c = Cluster::start(3, "0.10.4");
+    let admin = format!("http://{}/admin/lease", c.admin_addrs()[0]);
+    let body = serde_json::json!({
+        "run_id": "elsewhere-1", "holder": "ops@another-machine pid 4242", "script": "x.rhai",
+        "args": [], "ttl_secs": 600.0, "step": null,
+    });
+    let status = c.rt.block_on(async {
+        reqwest::Client::new()
+            .post(&admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "{status}");
+    let journal = c.dir.path().join("journal.jsonl");
+    let journal_arg = journal.to_str().unwrap();
+    let drain = "node::drain(\"node2\"); node::undrain(\"node2\")";
+
+    let (_, stderr) = expect(&run(&c, &["--journal", journal_arg, "-e", drain]), 3);
+    assert!(
+        stopped_line(&stderr)
+            .contains("another run holds this cluster's lease: ops@another-machine pid 4242"),
+        "{stderr}"
+    );
+    assert!(c.events_of(&["drain"]).is_empty());
+
+    let (_, stderr) = expect(
+        &run(
+            &c,
+            &["--journal", journal_arg, "--steal-lease", "-e", drain],
+        ),
+        0,
+    );
+    assert!(
+        stderr.contains("--steal-lease: this run took over the cluster's lease from ops@another-machine pid 4242"),
+        "{stderr}"
+    );
+    assert_eq!(c.events_of(&["drain"]).len(), 1);
+    let steal = steal_records(&journal);
+    assert_eq!(steal.len(), 1, "{steal:?}");
+    assert_eq!(steal[0]["args"]["holder_gone"], false);
 }
 
 fn lock_files(dir: &Path) -> Vec<PathBuf> {
