@@ -270,10 +270,18 @@ fn with_cluster(
     script: (&str, &str),
     body: impl FnOnce(&ScriptEngine) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    preflight()?;
     let session = Session::open(run, args, script)?;
     let result = body(session.engine());
     session.close(&result);
     result
+}
+
+/// What can be refused before a session starts anything (a simulator, a twin, a lease): the lease's TTL
+/// from the environment.
+fn preflight() -> Result<(), Error> {
+    crate::lease::ttl_setting().map_err(Error::Usage)?;
+    Ok(())
 }
 
 fn bare_engine() -> Result<(tokio::runtime::Runtime, ScriptEngine), Error> {

@@ -1,0 +1,39 @@
+//! What the tool takes from outside besides inventories and scripts, checked before anything changes:
+//! the environment's lease TTL.
+
+use crate::support::{expect, Cluster};
+
+const DRAIN: &str = "node::drain(\"node2\")";
+
+#[test]
+fn a_lease_ttl_from_the_environment_out_of_range_is_a_usage_error() {
+    let c = Cluster::start(3, "0.10.4");
+    for bad in ["0", "abc", "-1", "1e9", "NaN", "0.2"] {
+        let out = c
+            .cmd()
+            .env("NEUMANN_SCRIPT_LEASE_TTL_SECS", bad)
+            .args(["-e", DRAIN])
+            .output()
+            .unwrap();
+        let (_, stderr) = expect(&out, 2);
+        assert!(
+            stderr.contains(&format!(
+                "NEUMANN_SCRIPT_LEASE_TTL_SECS={bad}: expected the run lease's time to live in seconds, from 0.3 to 3600"
+            )),
+            "{bad}: {stderr}"
+        );
+    }
+    assert_eq!(c.events_of(&["drain"]), vec![]);
+    // In range, it is taken, and the run goes on.
+    let out = c
+        .cmd()
+        .env("NEUMANN_SCRIPT_LEASE_TTL_SECS", "5")
+        .args(["-e", DRAIN])
+        .output()
+        .unwrap();
+    expect(&out, 0);
+    assert_eq!(
+        c.events_of(&["drain"]),
+        vec![("drain".to_string(), "node2".to_string())]
+    );
+}
