@@ -1,5 +1,5 @@
 //! What the tool takes from outside besides inventories and scripts, checked before anything changes:
-//! the environment's lease TTL.
+//! the environment's lease TTL. And a usage error's place in a script.
 
 use crate::support::{expect, Cluster};
 
@@ -36,4 +36,22 @@ fn a_lease_ttl_from_the_environment_out_of_range_is_a_usage_error() {
         c.events_of(&["drain"]),
         vec![("drain".to_string(), "node2".to_string())]
     );
+}
+
+#[test]
+fn a_usage_error_from_a_call_in_a_script_names_its_line() {
+    let c = Cluster::start(3, "0.10.4");
+    std::fs::write(
+        c.dir.path().join("drain9.rhai"),
+        "let n = cluster::members().len();\nnode::drain(\"node9\");\n",
+    )
+    .unwrap();
+    let (_, stderr) = expect(&c.run(&["drain9.rhai"]), 2);
+    assert!(
+        stderr.contains(
+            "error: unknown node `node9`: the inventory has node1, node2, node3 (drain9.rhai:2)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(c.events_of(&["drain"]), vec![]);
 }
