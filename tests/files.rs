@@ -1,7 +1,13 @@
 //! What the tool takes from outside besides inventories and scripts, checked before anything changes:
-//! the environment's lease TTL. And a usage error's place in a script.
+//! the environment's lease TTL. A usage error's place in a script, and a run whose simulator stops under
+//! it.
+
+use std::time::{Duration, Instant};
 
 use crate::support::{expect, Cluster};
+
+/// Long enough for a loaded machine, far short of a hang: a refusal takes milliseconds.
+const BOUND: Duration = Duration::from_secs(60);
 
 const DRAIN: &str = "node::drain(\"node2\")";
 
@@ -54,4 +60,35 @@ fn a_usage_error_from_a_call_in_a_script_names_its_line() {
         "{stderr}"
     );
     assert_eq!(c.events_of(&["drain"]), vec![]);
+}
+
+#[test]
+fn a_run_whose_simulator_stops_says_so_and_ends_in_bounded_time() {
+    let c = Cluster::start(3, "0.10.4");
+    let stopped = std::cell::Cell::new(None);
+    // node2 stays down, so the wait could only end at its timeout (300 s) without the check.
+    let out = c.run_until_stderr(
+        &[
+            "-e",
+            "node::stop(\"node2\"); node::wait_rejoined(\"node2\", 300)",
+        ],
+        "waiting for node2 to rejoin",
+        |_| {
+            c.stop_simulator();
+            stopped.set(Some(Instant::now()));
+        },
+    );
+    let took = stopped.get().unwrap().elapsed();
+    let (_, stderr) = expect(&out, 1);
+    assert!(
+        stderr.contains("every node (node1, node2, node3) and the simulator's control API (")
+            && stderr.contains(
+                "stopped answering: connections refused, so the simulator has stopped; gave up waiting for node2 to rejoin"
+            ),
+        "{stderr}"
+    );
+    assert!(
+        took < BOUND,
+        "the run took {took:?} to end after its simulator stopped"
+    );
 }
