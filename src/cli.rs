@@ -190,7 +190,8 @@ enum Sub {
         /// The version every node runs at start
         #[arg(long, default_value = "0.10.4")]
         version: String,
-        /// Where to write the inventory
+        /// Where to write the inventory (replaced only if it is a simulator's; a new file's mode follows the
+        /// umask)
         #[arg(long, value_name = "FILE", default_value = crate::inventory::DEFAULT_FILE)]
         inventory: PathBuf,
         /// Time compression: simulated seconds per real second

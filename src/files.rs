@@ -94,24 +94,32 @@ fn human_size(bytes: u64) -> String {
 }
 
 /// Writes `bytes` to `path` in one piece: written beside it under a temporary name, then renamed over it,
-/// so a reader (a browser, another terminal waiting for an inventory) never sees half a file. The file is
-/// readable by all (0644), as a plain write under the usual umask would leave it, not the temporary
-/// file's private mode. `prefix` names the temporary file should one be left behind.
+/// so a reader (a browser, another terminal waiting for an inventory) never sees half a file. Its mode is
+/// what a plain write would leave: a file it replaces keeps its mode, a new one gets 0666 less the umask
+/// (0644 under the usual 022, 0600 under 077), not the temporary file's private 0600 whatever the umask.
+/// `prefix` names the temporary file should one be left behind.
 pub fn write_whole(path: &Path, bytes: &[u8], prefix: &str) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    let replaced = std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.permissions().mode() & 0o777);
+    // Created with 0666, the kernel applies the umask, as it would to a plain write's new file.
     let mut tmp = tempfile::Builder::new()
         .prefix(prefix)
         .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )?;
+    if let Some(mode) = replaced {
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -151,16 +159,23 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_write_replaces_the_file_readable_by_all() {
+    fn a_whole_write_leaves_the_mode_a_plain_write_would() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // What this process's umask makes of a new file, whatever it is.
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x").unwrap();
         let path = dir.path().join("inventory.toml");
-        std::fs::write(&path, "old").unwrap();
         write_whole(&path, b"new", ".x-").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
+        assert_eq!(mode(&path), mode(&plain));
+        // A file it replaces keeps its mode.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_whole(&path, b"newer", ".x-").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "newer");
+        assert_eq!(mode(&path), 0o640);
         // Nothing left behind beside it.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

@@ -1,13 +1,19 @@
 //! What the tool takes from outside besides inventories and scripts, checked before anything changes:
-//! the environment's lease TTL. A usage error's place in a script, and a run whose simulator stops under
-//! it.
+//! the environment's lease TTL. What it writes honours the umask. A usage error's place in a script, and
+//! a run whose simulator stops under it.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{expect, Cluster};
+use crate::support::{expect, text, Cluster, BIN};
 
 /// Long enough for a loaded machine, far short of a hang: a refusal takes milliseconds.
 const BOUND: Duration = Duration::from_secs(60);
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
 
 const DRAIN: &str = "node::drain(\"node2\")";
 
@@ -42,6 +48,55 @@ fn a_lease_ttl_from_the_environment_out_of_range_is_a_usage_error() {
         c.events_of(&["drain"]),
         vec![("drain".to_string(), "node2".to_string())]
     );
+}
+
+/// Runs `sh -c 'umask MASK; exec neumann-script ARGS'` in `dir`.
+fn under_umask(dir: &Path, mask: &str, args: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.current_dir(dir)
+        .env("HOME", dir)
+        .env("TERM", "dumb")
+        .env_remove("NEUMANN_CLUSTER")
+        .arg("-c")
+        .arg(format!("umask {mask}; exec {BIN} {args}"));
+    cmd
+}
+
+#[test]
+fn the_report_and_a_simulators_inventory_honour_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    for (mask, want) in [("077", 0o600), ("022", 0o644)] {
+        let report = dir.path().join(format!("r{mask}.html"));
+        let out = under_umask(
+            dir.path(),
+            mask,
+            &format!("--sim --report {} -e 1", report.display()),
+        )
+        .output()
+        .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(mode(&report), want, "report under umask {mask}");
+
+        let inventory = dir.path().join(format!("c{mask}.toml"));
+        let mut sim = under_umask(
+            dir.path(),
+            mask,
+            &format!("sim --nodes 3 --inventory {}", inventory.display()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        let deadline = Instant::now() + BOUND;
+        while !inventory.exists() {
+            assert!(Instant::now() < deadline, "no inventory written");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let got = mode(&inventory);
+        crate::support::sigint(&sim);
+        sim.wait().unwrap();
+        assert_eq!(got, want, "inventory under umask {mask}");
+    }
 }
 
 #[test]
