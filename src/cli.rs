@@ -105,8 +105,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
 
-    /// Append an audit record of every mutating call to FILE [default: ~/.local/state/neumann-script/journal.jsonl;
-    /// none for --sim]
+    /// Append an audit record of every mutating call to FILE, a regular file [default:
+    /// ~/.local/state/neumann-script/journal.jsonl; none for --sim]
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
 
@@ -116,7 +116,7 @@ struct Args {
     #[arg(long = "notify", value_name = "URL")]
     notify: Vec<String>,
     /// Write the run's timeline to FILE as one self-contained HTML page, whatever happens (with --rehearse,
-    /// the predicted timeline)
+    /// the predicted timeline); an existing FILE must be a regular file holding an earlier report
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
 

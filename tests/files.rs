@@ -1,21 +1,220 @@
-//! What the tool takes from outside besides inventories and scripts, checked before anything changes:
-//! the environment's lease TTL. What it writes honours the umask. A usage error's place in a script, and
-//! a run whose simulator stops under it.
+//! The files an operator names besides inventories and scripts (the report, the journal, the REPL
+//! history): regular files only, read within a bound, refused in bounded time before anything changes;
+//! what is written honours the umask. And the environment's lease TTL, a usage error's place in a script,
+//! and a run whose simulator stops under it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{expect, text, Cluster, BIN};
+use crate::support::{bare, expect, text, Cluster, BIN};
 
 /// Long enough for a loaded machine, far short of a hang: a refusal takes milliseconds.
 const BOUND: Duration = Duration::from_secs(60);
+
+fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 const DRAIN: &str = "node::drain(\"node2\")";
+
+#[test]
+fn a_report_that_is_a_device_or_a_fifo_is_refused_before_anything_changes() {
+    let c = Cluster::start(3, "0.10.4");
+    let fifo = c.dir.path().join("fifo.html");
+    mkfifo(&fifo);
+    for (path, want) in [
+        (
+            Path::new("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+        (
+            Path::new("/dev/full"),
+            "is a character device, not a regular file",
+        ),
+        (&*fifo, "is a FIFO (named pipe), not a regular file"),
+    ] {
+        // Before: /dev/zero was read to its (missing) end, a FIFO waited for a writer.
+        let out = c
+            .cmd()
+            .timeout(BOUND)
+            .arg("--report")
+            .arg(path)
+            .args(["-e", DRAIN])
+            .output()
+            .unwrap();
+        let (_, stderr) = expect(&out, 2);
+        assert!(
+            stderr.contains(&format!("--report {}: {want}", path.display())),
+            "{stderr}"
+        );
+    }
+    assert_eq!(c.events_of(&["drain"]), vec![]);
+    // The same run with a report it can write drains, and the check above would have seen it.
+    let ok = c.dir.path().join("ok.html");
+    let out = c
+        .cmd()
+        .timeout(BOUND)
+        .arg("--report")
+        .arg(&ok)
+        .args(["-e", DRAIN])
+        .output()
+        .unwrap();
+    expect(&out, 0);
+    assert!(std::fs::read_to_string(&ok)
+        .unwrap()
+        .starts_with("<!doctype html>"));
+    assert_eq!(
+        c.events_of(&["drain"]),
+        vec![("drain".to_string(), "node2".to_string())]
+    );
+}
+
+#[test]
+fn a_journal_that_is_a_fifo_or_a_device_is_refused_before_anything_changes() {
+    let c = Cluster::start(3, "0.10.4");
+    let fifo = c.dir.path().join("fifo.jsonl");
+    mkfifo(&fifo);
+    for (path, want) in [
+        (&*fifo, "is a FIFO (named pipe), not a regular file"),
+        (
+            Path::new("/dev/full"),
+            "is a character device, not a regular file",
+        ),
+        (c.dir.path(), "is a directory, not a regular file"),
+    ] {
+        for rehearse in [false, true] {
+            let mut cmd = c.cmd();
+            cmd.timeout(BOUND).arg("--journal").arg(path);
+            if rehearse {
+                // A rehearsal reads the journal only at its end: refused before the twin starts.
+                cmd.arg("--rehearse");
+            }
+            let out = cmd.args(["-e", DRAIN]).output().unwrap();
+            let (_, stderr) = expect(&out, 2);
+            assert!(
+                stderr.contains(&format!("--journal `{}`: {want}", path.display())),
+                "{stderr}"
+            );
+        }
+    }
+    // The default journal, not named on the command line, is held to the same rule when it is opened.
+    let state = c.dir.path().join(".local/state/neumann-script");
+    std::fs::create_dir_all(&state).unwrap();
+    mkfifo(&state.join("journal.jsonl"));
+    let out = c.cmd().timeout(BOUND).args(["-e", DRAIN]).output().unwrap();
+    let (_, stderr) = expect(&out, 2);
+    assert!(
+        stderr.contains("cannot open the journal `")
+            && stderr.contains("journal.jsonl`: is a FIFO (named pipe), not a regular file"),
+        "{stderr}"
+    );
+    assert_eq!(c.events_of(&["drain"]), vec![]);
+}
+
+#[test]
+fn audit_refuses_a_journal_that_is_not_a_regular_file_and_skips_an_endless_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.jsonl");
+    mkfifo(&fifo);
+    for (path, want) in [
+        (
+            Path::new("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+        (&*fifo, "is a FIFO (named pipe), not a regular file"),
+    ] {
+        let out = bare(dir.path())
+            .timeout(BOUND)
+            .args(["audit", "--journal"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let (_, stderr) = expect(&out, 2);
+        assert!(
+            stderr.contains(&format!(
+                "cannot read the journal `{}`: {want}",
+                path.display()
+            )),
+            "{stderr}"
+        );
+    }
+    // A journal with a run, then a line of 3 MiB without a newline (a disk filled mid-write, a stray
+    // paste): the run is listed, the line skipped and not held.
+    let journal = dir.path().join("j.jsonl");
+    let out = bare(dir.path())
+        .args(["--sim", "--journal"])
+        .arg(&journal)
+        .args(["-e", DRAIN])
+        .output()
+        .unwrap();
+    expect(&out, 0);
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let records = bytes.iter().filter(|b| **b == b'\n').count();
+    bytes.extend(std::iter::repeat_n(b'x', 3 << 20));
+    std::fs::write(&journal, bytes).unwrap();
+    let out = bare(dir.path())
+        .timeout(BOUND)
+        .args(["audit", "--format", "json", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = expect(&out, 0);
+    let runs: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{stdout}");
+    assert_eq!(runs[0]["changes"], 1);
+    assert!(
+        stderr.contains(&format!(
+            "line {} is not a journal record and was skipped",
+            records + 1
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_repl_history_that_is_not_a_regular_file_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join(".local/state/neumann-script");
+    std::fs::create_dir_all(&state).unwrap();
+    let history = state.join("repl_history");
+    for (setup, want) in [
+        (
+            &(|p: &Path| mkfifo(p)) as &dyn Fn(&Path),
+            "is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            &|p: &Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap(),
+            "is a character device, not a regular file",
+        ),
+    ] {
+        let _ = std::fs::remove_file(&history);
+        setup(&history);
+        let out = bare(dir.path())
+            .timeout(BOUND)
+            .args(["--sim", "repl"])
+            .write_stdin("40 + 2\nexit\n")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = expect(&out, 0);
+        assert!(stdout.contains("42"), "{stdout}");
+        assert!(
+            stderr.contains(&format!(
+                "the REPL history `{}`: {want}; this session keeps no history",
+                history.display()
+            )),
+            "{stderr}"
+        );
+    }
+}
 
 #[test]
 fn a_lease_ttl_from_the_environment_out_of_range_is_a_usage_error() {
@@ -96,6 +295,35 @@ fn the_report_and_a_simulators_inventory_honour_the_umask() {
         crate::support::sigint(&sim);
         sim.wait().unwrap();
         assert_eq!(got, want, "inventory under umask {mask}");
+    }
+}
+
+#[test]
+fn a_simulators_inventory_is_not_written_over_a_fifo_or_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    mkfifo(&fifo);
+    for (path, want) in [
+        (&*fifo, "is a FIFO (named pipe), not a regular file"),
+        (
+            Path::new("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+    ] {
+        let out = bare(dir.path())
+            .timeout(BOUND)
+            .args(["sim", "--inventory"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let (_, stderr) = expect(&out, 2);
+        assert!(
+            stderr.contains(&format!(
+                "--inventory `{}`: {want}: refusing to overwrite it",
+                path.display()
+            )),
+            "{stderr}"
+        );
     }
 }
 
