@@ -7,7 +7,6 @@
 //! object is skipped, and one warning says where.
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -136,31 +135,26 @@ fn is_change(rec: &Value) -> bool {
 /// Reads the journal at `path` into runs, oldest first, keeping the records of the runs whose id `keep`
 /// accepts (a list needs none: a long-kept journal then costs a summary per run). A missing file is no runs.
 pub fn read(path: &Path, keep: impl Fn(&str) -> bool) -> Result<(Vec<Run>, Skipped), Error> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Vec::new(), Skipped::default()))
-        }
-        Err(e) => {
-            return Err(Error::Usage(format!(
-                "cannot read the journal `{}`: {e}",
-                path.display()
-            )))
-        }
+    let cannot = |e: &dyn std::fmt::Display| {
+        Error::Usage(format!("cannot read the journal `{}`: {e}", path.display()))
     };
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(Error::Usage(format!(
-            "the journal `{}` is not a regular file",
-            path.display()
-        )));
-    }
-    // Read as it is grouped: a long-kept journal is not held twice in memory.
+    // A regular file only, and opened without blocking: a FIFO would wait for a writer, a device
+    // would never end.
+    let file = match crate::files::open_regular(path, std::fs::OpenOptions::new().read(true)) {
+        Ok(f) => f,
+        Err(crate::files::ReadError::NotFound) => return Ok((Vec::new(), Skipped::default())),
+        Err(e) => return Err(cannot(&e)),
+    };
+    // Read as it is grouped, a bounded line at a time: a long-kept journal is never held whole, and a
+    // line over the bound (no record is near it) is skipped like any line that is not a record.
     let mut failure = None;
-    let lines = std::io::BufReader::new(file)
-        .split(b'\n')
+    let lines = crate::files::lines(std::io::BufReader::new(file), crate::files::MAX_RECORD)
         .enumerate()
         .map_while(|(i, line)| match line {
-            Ok(l) => Some((i + 1, String::from_utf8_lossy(&l).into_owned())),
+            Ok(crate::files::Line::Text(l)) => {
+                Some((i + 1, String::from_utf8_lossy(&l).into_owned()))
+            }
+            Ok(crate::files::Line::TooLong) => Some((i + 1, TOO_LONG.to_string())),
             Err(e) => {
                 failure = Some(e);
                 None
@@ -168,13 +162,13 @@ pub fn read(path: &Path, keep: impl Fn(&str) -> bool) -> Result<(Vec<Run>, Skipp
         });
     let grouped = group(lines, keep);
     match failure {
-        Some(e) => Err(Error::Usage(format!(
-            "cannot read the journal `{}`: {e}",
-            path.display()
-        ))),
+        Some(e) => Err(cannot(&e)),
         None => Ok(grouped),
     }
 }
+
+/// Stands for a line over the bound: not JSON, so `group` counts it as skipped.
+const TOO_LONG: &str = "(a line too long to be a record)";
 
 /// Groups numbered journal lines into runs, oldest first, keeping the records of runs `keep` accepts.
 pub fn group(

@@ -107,8 +107,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
 
-    /// Append an audit record of every mutating call to FILE [default: ~/.local/state/neumann-script/journal.jsonl;
-    /// none for --sim]
+    /// Append an audit record of every mutating call to FILE, a regular file [default:
+    /// ~/.local/state/neumann-script/journal.jsonl; none for --sim]
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
 
@@ -118,7 +118,7 @@ struct Args {
     #[arg(long = "notify", value_name = "URL")]
     notify: Vec<String>,
     /// Write the run's timeline to FILE as one self-contained HTML page, whatever happens (with --rehearse,
-    /// the predicted timeline)
+    /// the predicted timeline); an existing FILE must be a regular file holding an earlier report
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
 
@@ -192,7 +192,8 @@ enum Sub {
         /// The version every node runs at start
         #[arg(long, default_value = "0.10.4")]
         version: String,
-        /// Where to write the inventory
+        /// Where to write the inventory (replaced only if it is a simulator's; a new file's mode follows the
+        /// umask)
         #[arg(long, value_name = "FILE", default_value = crate::inventory::DEFAULT_FILE)]
         inventory: PathBuf,
         /// Time compression: simulated seconds per real second

@@ -232,6 +232,37 @@ impl Poll {
     }
 }
 
+/// How long every node may refuse connections before a wait gives up on the cluster: far longer than a
+/// node takes to restart (and the interlocks never let a run take down all of them), far shorter than
+/// the minutes a wait's timeout may allow.
+const SILENT_FOR: Duration = Duration::from_secs(30);
+
+/// How many checks in a row must find every node refusing before a wait gives up, and the least time
+/// between two: one refusal is no verdict.
+const SILENT_CHECKS: u32 = 3;
+const SILENCE_CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// A check's time for each node (and a simulator's control API): a refusal comes at once, and an
+/// address slower than this is not refusing.
+const SILENCE_PROBE: Duration = Duration::from_millis(500);
+
+/// What a wait has seen of a cluster that does not answer at all: when every node began refusing
+/// connections, and how many checks in a row have found them all refusing.
+#[derive(Default)]
+struct Silence {
+    since: Option<Instant>,
+    checked: Option<Instant>,
+    checks: u32,
+}
+
+impl Silence {
+    /// Something answered: the cluster is not silent.
+    fn heard(&mut self) {
+        self.since = None;
+        self.checks = 0;
+    }
+}
+
 /// What one survey of every node found.
 struct Survey {
     members: Vec<Member>,
@@ -254,6 +285,8 @@ pub struct Cluster {
     /// The waits the script chose (`sleep`, metric windows, watches) on a rehearsal's twin, as (start, end)
     /// in simulated seconds: the part of the predicted duration no node's outage shows.
     waits: std::sync::Mutex<Vec<(f64, f64)>>,
+    /// `SILENT_FOR`; shorter in tests.
+    silent_for: Duration,
 }
 
 impl Cluster {
@@ -273,7 +306,56 @@ impl Cluster {
             prometheus,
             clock,
             waits: Default::default(),
+            silent_for: SILENT_FOR,
         })
+    }
+
+    /// For a wait whose last probe got no answer: every `SILENCE_CHECK_EVERY` at most, asks every node
+    /// (and a simulator's control API) at once. `Ok(true)` while every node refuses connections, and an
+    /// error naming them once that has lasted `SILENT_FOR`, or `SILENT_CHECKS` checks when a simulator's
+    /// control API refuses too: then the simulator is gone, and waiting longer cannot help. A node that
+    /// answers, or is merely slow, clears it.
+    async fn silence(&self, s: &mut Silence, waiting_for: &str, poll: &Poll) -> OpResult<bool> {
+        if s.checked.is_some_and(|t| t.elapsed() < SILENCE_CHECK_EVERY) {
+            return Ok(s.since.is_some());
+        }
+        s.checked = Some(Instant::now());
+        let probes = self
+            .inventory
+            .nodes
+            .iter()
+            .map(|n| self.admin.node_health_within(&n.id, SILENCE_PROBE));
+        let (nodes, control) = tokio::join!(
+            futures_util::future::join_all(probes),
+            self.clock.control_refuses(SILENCE_PROBE)
+        );
+        if !nodes
+            .iter()
+            .all(|r| r.as_ref().is_err_and(AdminError::refused))
+        {
+            s.heard();
+            return Ok(false);
+        }
+        let since = *s.since.get_or_insert_with(Instant::now);
+        s.checks += 1;
+        let ids: Vec<&str> = self.inventory.nodes.iter().map(|n| n.id.as_str()).collect();
+        let ids = ids.join(", ");
+        let verdict = match &control {
+            Some(addr) if s.checks >= SILENT_CHECKS => format!(
+                "every node ({ids}) and the simulator's control API ({addr}) stopped answering: \
+                 connections refused, so the simulator has stopped"
+            ),
+            None if s.checks >= SILENT_CHECKS && since.elapsed() >= self.silent_for => format!(
+                "every node ({ids}) stopped answering: connections refused on every admin URL for {}, \
+                 so the cluster is down or this machine can no longer reach it",
+                human_duration(since.elapsed())
+            ),
+            _ => return Ok(true),
+        };
+        Err(OpError::Failed(format!(
+            "{verdict}; gave up waiting for {waiting_for} after {}",
+            poll.spent()
+        )))
     }
 
     /// Waits `d` on the cluster's clock: real time, or simulated time on a simulated cluster.
@@ -499,9 +581,14 @@ impl Cluster {
         report: Report<'_>,
     ) -> OpResult<ClusterHealth> {
         let mut poll = Poll::new(timeout);
+        let mut silence = Silence::default();
         let mut last;
         loop {
-            let health = match self.survey().await {
+            let survey = self.survey().await;
+            if survey.is_ok() {
+                silence.heard();
+            }
+            let health = match survey {
                 // A member list that disagrees with the inventory does not change by waiting.
                 Ok(Survey {
                     mismatch: Some(m), ..
@@ -521,7 +608,15 @@ impl Cluster {
                     ));
                     h.problems.join("; ")
                 }
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    if self
+                        .silence(&mut silence, "the cluster to be healthy", &poll)
+                        .await?
+                    {
+                        report("no node answers: every one refuses connections");
+                    }
+                    e.to_string()
+                }
             };
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
@@ -612,6 +707,24 @@ impl Cluster {
         Ok(())
     }
 
+    /// A one-node wait's probe got no answer: a refusal may be the node restarting, or the whole
+    /// cluster gone; `silence` tells them apart.
+    async fn unanswered(
+        &self,
+        e: &AdminError,
+        silence: &mut Silence,
+        waiting_for: &str,
+        poll: &Poll,
+        report: Report<'_>,
+    ) -> OpResult<()> {
+        if !e.refused() {
+            silence.heard();
+        } else if self.silence(silence, waiting_for, poll).await? {
+            report("no node answers: every one refuses connections");
+        }
+        Ok(())
+    }
+
     /// One probe of a wait: the node's answer or why it gave none, which the wait keeps trying past;
     /// `Err` only for what waiting cannot fix (the node at its address is another node).
     async fn poll_health(&self, id: &str, poll: &Poll) -> OpResult<Result<NodeHealth, AdminError>> {
@@ -633,9 +746,14 @@ impl Cluster {
     ) -> OpResult<()> {
         self.node(id)?;
         let mut poll = Poll::one_node(timeout);
+        let mut silence = Silence::default();
         let mut last;
         loop {
-            last = match self.poll_health(id, &poll).await? {
+            let probe = self.poll_health(id, &poll).await?;
+            if probe.is_ok() {
+                silence.heard();
+            }
+            last = match probe {
                 Ok(h) if !h.draining => {
                     return Err(OpError::Failed(format!(
                         "{id}: wait_drained: the node is not draining (call node::drain first)"
@@ -646,7 +764,11 @@ impl Cluster {
                     report(&format!("{} in flight", h.in_flight));
                     format!("{} requests still in flight", h.in_flight)
                 }
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    self.unanswered(&e, &mut silence, &format!("{id} to drain"), &poll, report)
+                        .await?;
+                    e.to_string()
+                }
             };
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
@@ -699,9 +821,14 @@ impl Cluster {
     ) -> OpResult<Member> {
         let spec = self.node(id)?;
         let mut poll = Poll::one_node(timeout);
+        let mut silence = Silence::default();
         let mut last;
         loop {
-            last = match self.poll_health(id, &poll).await? {
+            let probe = self.poll_health(id, &poll).await?;
+            if probe.is_ok() {
+                silence.heard();
+            }
+            last = match probe {
                 Ok(h) if h.joined && h.status == "healthy" => {
                     return Ok(h.to_member(&spec.admin_url))
                 }
@@ -726,6 +853,8 @@ impl Cluster {
                     } else {
                         "answering with errors"
                     });
+                    self.unanswered(&e, &mut silence, &format!("{id} to rejoin"), &poll, report)
+                        .await?;
                     e.to_string()
                 }
             };
@@ -747,9 +876,14 @@ impl Cluster {
     ) -> OpResult<Member> {
         let spec = self.node(id)?;
         let mut poll = Poll::one_node(timeout);
+        let mut silence = Silence::default();
         let mut last;
         loop {
-            last = match self.poll_health(id, &poll).await? {
+            let probe = self.poll_health(id, &poll).await?;
+            if probe.is_ok() {
+                silence.heard();
+            }
+            last = match probe {
                 Ok(h) if h.joined && h.replication_lag_ms <= max_lag_ms => {
                     return Ok(h.to_member(&spec.admin_url))
                 }
@@ -760,7 +894,17 @@ impl Cluster {
                         h.replication_lag_ms
                     )
                 }
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    self.unanswered(
+                        &e,
+                        &mut silence,
+                        &format!("{id} to catch up"),
+                        &poll,
+                        report,
+                    )
+                    .await?;
+                    e.to_string()
+                }
             };
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
@@ -806,15 +950,26 @@ impl Cluster {
                 None => OpError::from(e),
             })?;
         let mut poll = Poll::new(timeout);
+        let mut silence = Silence::default();
         loop {
-            match self.raft_status().await {
+            let status = self.raft_status().await;
+            if status.is_ok() {
+                silence.heard();
+            }
+            match status {
                 Ok(s) if s.leader.as_deref() == Some(to) => {
                     self.admin.prefer(to);
                     return Ok(s);
                 }
                 Ok(s) => report(&format!("leader {}", s.leader.as_deref().unwrap_or("none"))),
                 Err(e @ OpError::Usage(_)) => return Err(e),
-                Err(e) => report(&e.to_string()),
+                Err(e) => {
+                    report(&e.to_string());
+                    let waiting_for = format!("{to} to become leader");
+                    if self.silence(&mut silence, &waiting_for, &poll).await? {
+                        report("no node answers: every one refuses connections");
+                    }
+                }
             }
             if !poll.next().await {
                 return Err(OpError::Failed(format!(
@@ -1187,5 +1342,79 @@ mod tests {
             Poll::new(Duration::from_secs(60)).cap,
             Duration::from_millis(250)
         );
+    }
+
+    /// A cluster whose nodes listen at these addresses (none, for a refusing one), on real time.
+    fn cluster_at(addrs: &[String]) -> Cluster {
+        let mut toml = String::new();
+        for (i, a) in addrs.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[nodes]]\nid = \"node{}\"\nadmin_url = \"http://{a}\"\n",
+                i + 1
+            ));
+        }
+        let mut c =
+            Cluster::new(Inventory::parse(&toml, std::path::Path::new("c.toml")).unwrap()).unwrap();
+        c.silent_for = Duration::from_secs(1);
+        c
+    }
+
+    /// An address nothing listens on: connections to it are refused.
+    fn closed_port() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_wait_gives_up_once_every_node_has_refused_connections_for_a_while() {
+        let c = cluster_at(&[closed_port(), closed_port()]);
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        let e = c
+            .wait_rejoined("node1", Duration::from_secs(120), &mut |f| {
+                seen.push(f.to_string())
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "every node (node1, node2) stopped answering: connections refused on every admin URL for "
+            ) && e.contains("gave up waiting for node1 to rejoin"),
+            "{e}"
+        );
+        // Its bound (1 s here), not the wait's two minutes; the live line said so before.
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(seen
+            .iter()
+            .any(|f| f == "no node answers: every one refuses connections"));
+        let e = c
+            .wait_healthy(Duration::from_secs(120), &mut |_| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("gave up waiting for the cluster to be healthy"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_that_accepts_connections_keeps_the_wait_going() {
+        // node2 accepts connections (the kernel's backlog) and never answers: it is not refusing, so the
+        // wait runs to its own timeout and says what it saw.
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = cluster_at(&[closed_port(), hung.local_addr().unwrap().to_string()]);
+        let e = c
+            .wait_rejoined("node1", Duration::from_secs(3), &mut |_| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("node1: did not rejoin in "), "{e}");
+        assert!(e.contains("connection refused"), "{e}");
     }
 }

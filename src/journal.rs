@@ -57,11 +57,12 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 /// history) are tightened to 0600 if an earlier version left them readable by others; a file the operator
 /// named keeps the mode they gave it.
 pub fn open_private(path: &Path) -> std::io::Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
+    // A regular file only: a FIFO would block the open, `/dev/full` would fail every record.
+    let file = crate::files::open_regular(
+        path,
+        OpenOptions::new().create(true).append(true).mode(0o600),
+    )
+    .map_err(std::io::Error::other)?;
     let own = default_path().is_some_and(|p| p.parent().is_some() && p.parent() == path.parent());
     if own && file.metadata()?.permissions().mode() & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
@@ -213,23 +214,35 @@ impl Journal {
         let Some(path) = &self.path else {
             return Ok(None);
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read the journal `{}`: {e}", path.display())),
+        // Newest first from the file's end: a journal kept for months is neither read whole nor held.
+        let cannot = |e: &dyn std::fmt::Display| {
+            format!("cannot read the journal `{}`: {e}", path.display())
         };
+        let file = match crate::files::open_regular(path, OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(crate::files::ReadError::NotFound) => return Ok(None),
+            Err(e) => return Err(cannot(&e)),
+        };
+        let lines = crate::files::lines_backwards(file, crate::files::MAX_RECORD)
+            .map_err(|e| cannot(&e))?;
         let cluster = self.context.get("cluster");
-        Ok(text
-            .lines()
-            .rev()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|rec| {
+        for line in lines {
+            // A line over the bound is skipped, as a torn one is.
+            let crate::files::Line::Text(line) = line.map_err(|e| cannot(&e))? else {
+                continue;
+            };
+            let rec = serde_json::from_slice::<Value>(&line).ok();
+            if let Some(rec) = rec.filter(|rec| {
                 rec.get("event")
                     .and_then(Value::as_str)
                     .is_some_and(|k| kinds.iter().any(|want| want == k))
                     && rec.get("cluster") == cluster
                     && filter.iter().all(|(k, v)| rec.get(k) == Some(v))
-            }))
+            }) {
+                return Ok(Some(rec));
+            }
+        }
+        Ok(None)
     }
 
     /// Records one mutating call. A failure to write is reported once per call on stderr and does not stop

@@ -22,14 +22,34 @@ use crate::journal;
 use crate::output::human_duration;
 use crate::transport::admin::{AdminError, LeaseRecord};
 
-/// How long a lease outlives its holder's last renewal. `NEUMANN_SCRIPT_LEASE_TTL_SECS` shortens it for
-/// tests, so a test of a dead holder does not wait half a minute.
-pub fn ttl() -> Duration {
-    std::env::var("NEUMANN_SCRIPT_LEASE_TTL_SECS")
+/// The variable that sets the lease's time to live, for tests of a dead holder.
+pub const TTL_VAR: &str = "NEUMANN_SCRIPT_LEASE_TTL_SECS";
+
+/// How long a lease outlives its holder's last renewal: 30 s, or `NEUMANN_SCRIPT_LEASE_TTL_SECS` (0.3 to
+/// 3600; set empty, unset), which shortens it for tests, so a test of a dead holder does not wait half a
+/// minute. Any other value is an error naming the variable: a typo must not quietly mean 30 s.
+pub fn ttl_setting() -> Result<Duration, String> {
+    let Some(raw) = std::env::var_os(TTL_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(Duration::from_secs(30));
+    };
+    let text = raw.to_string_lossy();
+    text.trim()
+        .parse::<f64>()
         .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && (0.3..=3600.0).contains(s))
-        .map_or(Duration::from_secs(30), Duration::from_secs_f64)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            format!(
+                "{TTL_VAR}={text}: expected the run lease's time to live in seconds, from 0.3 to 3600 \
+                 (unset, it is 30)"
+            )
+        })
+}
+
+/// The lease's time to live; `run` refuses a bad `NEUMANN_SCRIPT_LEASE_TTL_SECS` before any session
+/// opens (`ttl_setting`), so the default here is never a silent replacement.
+pub fn ttl() -> Duration {
+    ttl_setting().unwrap_or(Duration::from_secs(30))
 }
 
 /// Who asks for the lease: this process, and the run it carries out.

@@ -175,12 +175,18 @@ fn call_lines(plan: &[Planned]) -> Vec<String> {
         .collect()
 }
 
-/// Median duration per operation of earlier successful runs on this cluster, from the audit journal.
+/// Median duration per operation of earlier successful runs on this cluster, from the audit journal:
+/// read a bounded line at a time, so a journal kept for months is never held whole; nothing when it
+/// cannot be read (an operator-named journal that is not a regular file was refused before the run).
 pub fn journal_medians(journal: &Path, cluster: &str) -> BTreeMap<String, Duration> {
     let mut by_op: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string(journal) {
-        for line in text.lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+    if let Ok(file) = crate::files::open_regular(journal, std::fs::OpenOptions::new().read(true)) {
+        let lines = crate::files::lines(std::io::BufReader::new(file), crate::files::MAX_RECORD);
+        for line in lines.map_while(Result::ok) {
+            let crate::files::Line::Text(line) = line else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
                 continue;
             };
             if v["cluster"] == cluster && v["result"] == "ok" {

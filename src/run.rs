@@ -141,7 +141,9 @@ fn execute_command(command: Command) -> Result<(), Error> {
             let unchecked = check_options(&name, &text, &run)?;
             if offers_rehearsal(&run) {
                 // An operator at a terminal sees the plan on a twin first, and says whether to go on.
-                // The report is the live run's; the rehearsal before it only shows its plan.
+                // The report is the live run's; the rehearsal before it only shows its plan. What the
+                // live run would refuse is refused before the rehearsal, not after the question.
+                preflight(&run)?;
                 let rehearsal = RunOptions {
                     rehearse: true,
                     report: None,
@@ -291,12 +293,29 @@ fn with_cluster(
     unchecked: &Unchecked,
     body: impl FnOnce(&ScriptEngine) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    preflight(run)?;
     let session = Session::open(run, args, script)?;
     let result = body(session.engine());
     let asked = session.engine().ctx().options_asked.borrow().clone();
     session.close(&result);
     unchecked.warn_never_asked(&asked);
     result
+}
+
+/// What can be refused before a session starts anything (a simulator, a twin, a lease): the lease's TTL
+/// from the environment, a `--report` that cannot be written, and a `--journal` that is there but not a
+/// regular file (a rehearsal only reads it at its end; a FIFO would hang that read, a device would never
+/// end it).
+fn preflight(run: &RunOptions) -> Result<(), Error> {
+    crate::lease::ttl_setting().map_err(Error::Usage)?;
+    if let Some(path) = &run.report {
+        crate::report::check_path(path).map_err(Error::Usage)?;
+    }
+    if let Some(path) = &run.journal {
+        files::check_regular_or_missing(path)
+            .map_err(|e| Error::Usage(format!("--journal `{}`: {e}", path.display())))?;
+    }
+    Ok(())
 }
 
 fn bare_engine() -> Result<(tokio::runtime::Runtime, ScriptEngine), Error> {
@@ -372,13 +391,18 @@ fn check(scripts: &[PathBuf]) -> Result<(), Error> {
 
 /// `neumann-script sim`: runs until Ctrl-C, with its inventory written for other terminals.
 fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
-    if let Ok(existing) = std::fs::read_to_string(&opts.inventory) {
-        if !existing.contains("[sim]") {
-            return Err(Error::Usage(format!(
-                "`{}` exists and is not a simulator's inventory: refusing to overwrite it (choose another --inventory FILE)",
-                opts.inventory.display()
-            )));
-        }
+    // The file it would replace is read like any named file: `/dev/zero` or a FIFO is refused, not read.
+    let not_ours = match files::read_text(&opts.inventory, files::MAX_TEXT) {
+        Ok(existing) => (!existing.contains("[sim]"))
+            .then(|| "exists and is not a simulator's inventory".to_string()),
+        Err(ReadError::NotFound) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = not_ours {
+        return Err(Error::Usage(format!(
+            "--inventory `{}`: {why}: refusing to overwrite it (choose another --inventory FILE)",
+            opts.inventory.display()
+        )));
     }
     let faults = opts
         .faults

@@ -11,6 +11,7 @@ mod cli;
 mod control;
 mod etcd_support;
 mod faults;
+mod files;
 mod interlocks;
 mod layers;
 mod lease;

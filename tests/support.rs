@@ -14,7 +14,8 @@ pub const SPEED: f64 = 20.0;
 
 pub struct Cluster {
     pub rt: tokio::runtime::Runtime,
-    sim: Option<Simulator>,
+    /// Taken out when a test stops the simulator mid-run (`stop_simulator`).
+    sim: std::sync::Mutex<Option<Simulator>>,
     pub dir: tempfile::TempDir,
     pub inventory: PathBuf,
     control: String,
@@ -43,7 +44,7 @@ impl Cluster {
         let control = format!("http://{}", sim.control_addr());
         Cluster {
             rt,
-            sim: Some(sim),
+            sim: std::sync::Mutex::new(Some(sim)),
             dir,
             inventory,
             control,
@@ -129,8 +130,10 @@ impl Cluster {
     /// Every node's admin address, `127.0.0.1:PORT`.
     pub fn admin_addrs(&self) -> Vec<String> {
         self.sim
-            .as_ref()
+            .lock()
             .unwrap()
+            .as_ref()
+            .expect("the simulator was stopped")
             .nodes()
             .into_iter()
             .map(|(_, url)| url.trim_start_matches("http://").to_string())
@@ -299,11 +302,20 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(sim) = self.sim.take() {
+impl Cluster {
+    /// Stops the simulator, as a killed `neumann-script sim` would stop: every node and the control API
+    /// refuse connections after this. The records (`events`, `stats`) go with it.
+    pub fn stop_simulator(&self) {
+        let sim = self.sim.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(sim) = sim {
             self.rt.block_on(sim.shutdown());
         }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_simulator();
     }
 }
 

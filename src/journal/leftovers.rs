@@ -8,7 +8,6 @@
 //! it) counts as possibly done: the caller checks the cluster before acting on it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::path::Path;
 
 use serde_json::Value;
@@ -329,12 +328,19 @@ pub fn from_lines<I: IntoIterator<Item = String>>(
 
 /// As `from_lines`, reading the journal at `path` line by line. No journal yet means nothing left.
 pub fn read(path: &Path, cluster: &str, current: &str) -> Result<Vec<Unfinished>, String> {
-    let file = match std::fs::File::open(path) {
+    use crate::files::{self, Line, ReadError};
+    let file = match files::open_regular(path, std::fs::OpenOptions::new().read(true)) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(ReadError::NotFound) => return Ok(Vec::new()),
         Err(e) => return Err(format!("cannot read the journal `{}`: {e}", path.display())),
     };
-    let lines = std::io::BufReader::new(file).lines().map_while(Result::ok);
+    // Line by line and each line bounded: a journal kept for months is never held whole.
+    let lines = files::lines(std::io::BufReader::new(file), files::MAX_RECORD)
+        .map_while(Result::ok)
+        .filter_map(|l| match l {
+            Line::Text(t) => String::from_utf8(t).ok(),
+            Line::TooLong => None,
+        });
     Ok(from_lines(lines, cluster, current))
 }
 

@@ -41,6 +41,29 @@ fn history_path() -> Option<PathBuf> {
     crate::journal::default_path().map(|p| p.with_file_name("repl_history"))
 }
 
+/// The largest history file read: 10,000 entries of a long line each; a bigger one is not history.
+const MAX_HISTORY: u64 = 16 << 20;
+
+/// Whether the history file can be read and appended: missing, or a regular file within the bound. A
+/// FIFO would hang the session's start, a device would fill memory; then the session keeps no history,
+/// and says why rather than refusing to start when an incident needs it.
+fn usable_history(path: &std::path::Path) -> bool {
+    let why = match crate::files::check_regular_or_missing(path) {
+        Err(e) => e.to_string(),
+        Ok(()) => match std::fs::metadata(path).map(|m| m.len()) {
+            Ok(len) if len > MAX_HISTORY => {
+                format!("is {len} bytes; the limit is {} MiB", MAX_HISTORY >> 20)
+            }
+            _ => return true,
+        },
+    };
+    errln!(
+        "warning: the REPL history `{}`: {why}; this session keeps no history (move the file away to start a new one)",
+        path.display()
+    );
+    false
+}
+
 /// Splits leading `import "..." as x;` statements from an entry: Rhai forgets imports between
 /// evaluations, so the session keeps them and puts them in front of every later entry.
 fn split_imports(text: &str) -> (Vec<String>, String) {
@@ -227,7 +250,7 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
     let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)
         .map_err(|e| Error::Tool(format!("cannot start the line editor: {e}")))?;
     editor.set_helper(Some(ReplHelper::new(known.clone())));
-    let history = history_path();
+    let history = history_path().filter(|p| usable_history(p));
     if let Some(p) = &history {
         if let Some(dir) = p.parent() {
             let _ = crate::journal::private_dir(dir);

@@ -48,9 +48,18 @@ pub fn check_path(path: &Path) -> Result<PathBuf, String> {
             dir.display()
         ));
     }
-    if path.exists() {
-        let start = std::fs::read(path)
-            .map(|b| b.into_iter().take(DOCTYPE.len()).collect::<Vec<u8>>())
+    // Only the start of an existing file is read, and only a regular file's: `/dev/zero` would read
+    // forever, a FIFO would wait for a writer.
+    let existing = match crate::files::open_regular(path, std::fs::OpenOptions::new().read(true)) {
+        Ok(f) => Some(f),
+        Err(crate::files::ReadError::NotFound) => None,
+        Err(e) => return Err(format!("--report {shown}: {e}; name an HTML file")),
+    };
+    if let Some(file) = existing {
+        use std::io::Read;
+        let mut start = Vec::with_capacity(DOCTYPE.len());
+        file.take(DOCTYPE.len() as u64)
+            .read_to_end(&mut start)
             .map_err(|e| format!("--report {shown}: cannot read the existing file: {e}"))?;
         if !String::from_utf8_lossy(&start).eq_ignore_ascii_case(DOCTYPE) {
             return Err(format!(
@@ -391,6 +400,11 @@ mod tests {
             (d.to_path_buf(), "is a directory"),
             (d.join("notes.txt"), "not an HTML report"),
             (d.join("x.rhai"), "over a script"),
+            (
+                "/dev/zero".into(),
+                "is a character device, not a regular file",
+            ),
+            ("/dev/full".into(), "is a character device"),
         ] {
             let e = check_path(&p).unwrap_err();
             assert!(e.contains(want), "{}: {e}", p.display());

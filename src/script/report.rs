@@ -134,7 +134,10 @@ pub fn runtime_error(err: &EvalAltResult, top: &str, sources: &Sources) -> Error
             };
             return match stop.kind {
                 StopKind::Guard => Error::Guard(format!("stopped safely: {}{at}", stop.message)),
-                StopKind::Usage => Error::Usage(stop.message),
+                // `usage(msg)` speaks to the operator about the run's input, and says so in its own
+                // words; anything else (an API call given an unknown node) names the line that made it.
+                StopKind::Usage if stop.at.is_some() => Error::Usage(stop.message),
+                StopKind::Usage => Error::Usage(format!("{}{at}", stop.message)),
             };
         }
     }

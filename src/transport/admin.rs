@@ -82,6 +82,17 @@ impl AdminError {
         }
     }
 
+    /// True when the node's address refused the connection: nothing listens there.
+    pub fn refused(&self) -> bool {
+        matches!(
+            self,
+            AdminError::Node {
+                cause: Cause::Refused,
+                ..
+            }
+        )
+    }
+
     /// True when the node could not be reached at all (as opposed to answering with an error).
     pub fn unreachable(&self) -> bool {
         matches!(self, AdminError::Node { cause, .. } if cause.no_answer())

@@ -53,6 +53,22 @@ impl Clock {
         matches!(self, Clock::Sim { .. })
     }
 
+    /// The simulator's control address when it refuses connections (the simulator is gone); `None`
+    /// when it answers, is slower than `within`, or there is no simulator.
+    pub async fn control_refuses(&self, within: Duration) -> Option<String> {
+        let Clock::Sim { base, http, .. } = self else {
+            return None;
+        };
+        let e = http
+            .get(format!("{base}/sim/clock"))
+            .timeout(within)
+            .send()
+            .await
+            .err()?;
+        (super::http::Cause::of(&e, within) == super::http::Cause::Refused)
+            .then(|| base.trim_start_matches("http://").to_string())
+    }
+
     async fn sim_get(http: &reqwest::Client, base: &str) -> Result<(f64, f64), String> {
         let url = format!("{base}/sim/clock");
         let v: Value = http
