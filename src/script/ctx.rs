@@ -112,6 +112,9 @@ pub struct Ctx {
     pub plan_steps: RefCell<Vec<(usize, usize, String)>>,
     /// Nodes this run drained and has neither stopped nor undrained: put back if the run stops early.
     pub drained: RefCell<BTreeSet<String>>,
+    /// What the run does first once it holds a cluster's lease, before the change that asked for it: the
+    /// engine sets it to finish what earlier runs left (`recovery`); `None` in a bare context.
+    pub on_lease: RefCell<Option<OnLease>>,
     /// While this run finishes what an earlier one left: that run's id, recorded with every call made for it.
     pub recovering: RefCell<Option<String>>,
     /// Clusters this run paused and has not resumed: resumed if the run stops early, unless a node whose
@@ -140,6 +143,9 @@ pub struct Ctx {
     /// for the embedded one (`module_file`). Shared with the engine's module resolver.
     pub modules: Rc<RefCell<HashMap<String, String>>>,
 }
+
+/// Called once a run holds a cluster's lease (`Ctx::on_lease`).
+pub type OnLease = Rc<dyn Fn(&Ctx, &Arc<Cluster>) -> Result<(), Box<EvalAltResult>>>;
 
 /// Hears the run's events: (kind, fields). Must not block: anything slow goes to the runtime.
 pub type Listener = Box<dyn Fn(&str, &serde_json::Value)>;
@@ -181,6 +187,7 @@ impl Ctx {
             drained: RefCell::new(BTreeSet::new()),
             paused: RefCell::new(Vec::new()),
             recovering: RefCell::new(None),
+            on_lease: RefCell::new(None),
             leases: RefCell::new(Vec::new()),
             steps: RefCell::new(Vec::new()),
             announced: std::cell::Cell::new(0),
@@ -617,7 +624,11 @@ impl Ctx {
             .borrow_mut()
             .push((cluster.clone(), granted.lease));
         // With the lease in hand and before this run's first change: what earlier runs left undone.
-        super::recovery::finish_earlier_runs(self, &cluster)
+        let first = self.on_lease.borrow().clone();
+        match first {
+            Some(finish) => finish(self, &cluster),
+            None => Ok(()),
+        }
     }
 
     /// The run leases this run holds, one per cluster it changed.

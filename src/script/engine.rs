@@ -30,6 +30,7 @@ pub struct ScriptEngine {
 
 impl ScriptEngine {
     pub fn new(ctx: Ctx) -> ScriptEngine {
+        *ctx.on_lease.borrow_mut() = Some(Rc::new(super::recovery::finish_earlier_runs));
         let ctx = Rc::new(ctx);
         let sources = Rc::new(Sources::default());
         let mut engine = Engine::new();
