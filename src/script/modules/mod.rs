@@ -21,7 +21,7 @@ use rhai::{
     RhaiFunc, RhaiNativeFunc, Shared, Variant,
 };
 
-use crate::cluster::{OpError, OpResult, Report};
+use crate::cluster::{OpError, OpResult, Progress};
 pub use crate::script::args::{number, secs};
 use crate::script::ctx::{throw, Ctx};
 
@@ -222,7 +222,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
 pub fn waiting<T>(
     ctx: &Ctx,
     label: &str,
-    run: impl FnOnce(Report<'_>) -> OpResult<T>,
+    run: impl FnOnce(Progress<'_>) -> OpResult<T>,
 ) -> RhaiResult<T> {
     let mut wait = ctx.out.wait(label);
     ctx.announced.set(ctx.announced.get() + 1);
