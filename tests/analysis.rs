@@ -98,7 +98,7 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
 
     // Third run: the watch ended healthy, so a re-run starts from zero (and is stopped at once).
     let (code, stderr) = interrupt_after_journaled(&c, &args, &journal, "canary_watch");
-    let _ = code;
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(
         stderr.contains("the last canary watch for 0.11.0 ended (healthy, run ")
             && stderr.contains("this watch starts from zero"),
