@@ -1,34 +1,15 @@
 //! The canary's journaled, resumable watch, its comparison with its own history (a real Prometheus), and
 //! the post-upgrade analysis of rolling upgrades: judged by the simulator's clock and records.
 
-use std::io::Read;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use neumann_script::sim::SimConfig;
 use serde_json::Value;
 
-use crate::prometheus_support::{prometheus_or_skip, PromServer};
-use crate::support::{bare, expect, sigint, text, Cluster};
-
-fn with_bad(nodes: usize, bad: &str) -> Cluster {
-    Cluster::with(SimConfig {
-        nodes,
-        speed: crate::support::SPEED,
-        bad_versions: vec![semver::Version::parse(bad).unwrap()],
-        ..SimConfig::default()
-    })
-}
-
-/// The journal's events of `kind`, oldest first.
-fn journaled(path: &Path, kind: &str) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["event"] == kind)
-        .collect()
-}
+use crate::prometheus_support::scraping;
+use crate::support::{
+    bare, binary_or_skip, expect, journal_events, journal_events_so_far, text, Cluster, Running,
+    PROMETHEUS,
+};
 
 /// Starts the binary, waits until the journal holds a new event of `kind`, sends SIGINT, and returns the
 /// exit code and stderr: the run is stopped at a known point whatever the machine's load.
@@ -38,31 +19,14 @@ fn interrupt_after_journaled(
     journal: &Path,
     kind: &str,
 ) -> (Option<i32>, String) {
-    let before = journaled(journal, kind).len();
-    let mut child = c.spawn(args);
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        let _ = stderr.read_to_string(&mut all);
-        all
+    let before = journal_events_so_far(journal, kind).len();
+    let mut run = Running::start(c, args);
+    run.wait_until(&format!("a new `{kind}` in the journal"), |_| {
+        journal_events_so_far(journal, kind).len() > before
     });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while journaled(journal, kind).len() <= before {
-        assert!(
-            Instant::now() < deadline,
-            "no {kind} journaled within 120 s"
-        );
-        if child.try_wait().unwrap().is_some() {
-            panic!(
-                "the run ended before journaling {kind}:\n{}",
-                reader.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sigint(&child);
-    let status = child.wait().unwrap();
-    (status.code(), reader.join().unwrap())
+    run.signal("INT");
+    let out = run.finish();
+    (out.status.code(), text(&out.stderr))
 }
 
 #[test]
@@ -86,7 +50,7 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
     // First run: stopped by Ctrl-C once a check is journaled.
     let (code, stderr) = interrupt_after_journaled(&c, &args, &journal, "canary_check");
     assert_eq!(code, Some(130), "{stderr}");
-    let first = journaled(&journal, "canary_check");
+    let first = journal_events(&journal, "canary_check");
     let run1 = first[0]["run_id"].as_str().unwrap().to_string();
     let watched = first.last().unwrap()["elapsed_secs"].as_f64().unwrap();
     assert!((60.0..240.0).contains(&watched), "{first:?}");
@@ -110,7 +74,7 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
         stdout.contains("canary node3 healthy on 0.11.0"),
         "{stdout}"
     );
-    let second: Vec<Value> = journaled(&journal, "canary_check")
+    let second: Vec<Value> = journal_events(&journal, "canary_check")
         .into_iter()
         .filter(|e| e["run_id"] != run1.as_str())
         .collect();
@@ -124,7 +88,7 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
         "{} checks in the resumed watch: {second:?}",
         second.len()
     );
-    let watch = journaled(&journal, "canary_watch");
+    let watch = journal_events(&journal, "canary_watch");
     assert_eq!(watch[1]["resumed_from"], run1.as_str());
     assert!((watch[1]["elapsed_secs"].as_f64().unwrap() - watched).abs() < 1e-6);
     // The canary was upgraded once, by the first run.
@@ -134,13 +98,13 @@ fn an_interrupted_canary_watch_resumes_where_it_stopped() {
 
     // Third run: the watch ended healthy, so a re-run starts from zero (and is stopped at once).
     let (code, stderr) = interrupt_after_journaled(&c, &args, &journal, "canary_watch");
-    let _ = code;
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(
         stderr.contains("the last canary watch for 0.11.0 ended (healthy, run ")
             && stderr.contains("this watch starts from zero"),
         "{stderr}"
     );
-    let watch = journaled(&journal, "canary_watch");
+    let watch = journal_events(&journal, "canary_watch");
     assert_eq!(watch.len(), 3, "{watch:?}");
     assert_eq!(watch[2]["elapsed_secs"].as_f64(), Some(0.0));
     assert_eq!(watch[2]["resumed_from"], Value::Null);
@@ -167,7 +131,7 @@ fn another_canary_node_starts_the_watch_afresh() {
     };
     let (code, stderr) = interrupt_after_journaled(&c, &args("node3"), &journal, "canary_check");
     assert_eq!(code, Some(130), "{stderr}");
-    let run1 = journaled(&journal, "canary_check")[0]["run_id"]
+    let run1 = journal_events(&journal, "canary_check")[0]["run_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -181,7 +145,7 @@ fn another_canary_node_starts_the_watch_afresh() {
         "{stderr}"
     );
     assert!(!stderr.contains("resuming the canary watch"), "{stderr}");
-    let watch = journaled(&journal, "canary_watch");
+    let watch = journal_events(&journal, "canary_watch");
     assert_eq!(watch[1]["elapsed_secs"].as_f64(), Some(0.0));
 }
 
@@ -220,29 +184,20 @@ fn without_a_journal_the_canary_says_it_cannot_resume() {
     );
 }
 
-/// A cluster whose inventory names a real Prometheus scraping it, with some history already recorded.
-fn with_prometheus(c: &Cluster) -> PromServer {
-    let prom = PromServer::start(&c.admin_addrs()).unwrap_or_else(|e| panic!("{e}"));
-    // The canary's own history before the upgrade must cover one check's window (100 s simulated, 5 s
-    // of the wall clock Prometheus keeps at speed 20, five scrapes), with room to spare.
-    prom.wait_for_scrapes(10, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e}\n{}", prom.log()));
-    let mut inv = std::fs::read_to_string(&c.inventory).unwrap();
-    inv.push_str(&format!(
-        "\n[cluster]\nprometheus_url = \"{}\"\n",
-        prom.url()
-    ));
-    std::fs::write(&c.inventory, inv).unwrap();
-    prom
-}
-
 #[test]
 fn the_canary_compares_itself_with_its_own_history_and_catches_a_bad_version() {
-    if prometheus_or_skip("the_canary_compares_itself_with_its_own_history").is_none() {
+    if binary_or_skip(
+        "analysis::the_canary_compares_itself_with_its_own_history",
+        &PROMETHEUS,
+    )
+    .is_none()
+    {
         return;
     }
-    let c = with_bad(5, "0.11.0");
-    let _prom = with_prometheus(&c);
+    let c = Cluster::with_bad(5, "0.11.0");
+    // The canary's own history before the upgrade must cover one check's window (100 s simulated, 5 s
+    // of the wall clock Prometheus keeps at speed 20, five scrapes): ten scrapes leave room to spare.
+    let _prom = scraping(&c);
     let journal = c.dir.path().join("journal.jsonl");
     let j = journal.to_str().unwrap();
     let watch = [
@@ -267,7 +222,7 @@ fn the_canary_compares_itself_with_its_own_history_and_catches_a_bad_version() {
         stderr.contains("p99 latency") && stderr.contains("its own before the upgrade"),
         "{stderr}"
     );
-    let bad = journaled(&journal, "canary_check");
+    let bad = journal_events(&journal, "canary_check");
     let last = bad.last().unwrap();
     assert_eq!(last["canary"], "node3");
     assert_eq!(last["verdict"], "rollback");
@@ -295,7 +250,7 @@ fn the_canary_compares_itself_with_its_own_history_and_catches_a_bad_version() {
         "{stdout}\n{stderr}"
     );
     assert!(!stderr.contains("is skipped"), "{stderr}");
-    let checks: Vec<Value> = journaled(&journal, "canary_check")
+    let checks: Vec<Value> = journal_events(&journal, "canary_check")
         .into_iter()
         .filter(|e| e["canary"] == "node2")
         .collect();
@@ -342,7 +297,7 @@ const ROLLING: &[&str] = &["--yes", "--set", "analysis_secs=120"];
 
 #[test]
 fn a_bad_version_fails_the_post_upgrade_analysis_and_stops_safely() {
-    let c = with_bad(3, "0.11.0");
+    let c = Cluster::with_bad(3, "0.11.0");
     let mut args = ROLLING.to_vec();
     args.extend(["rolling_upgrade.rhai", "0.11.0"]);
     let (stdout, stderr) = expect(&c.run(&args), 3);
@@ -367,7 +322,7 @@ fn a_bad_version_fails_the_post_upgrade_analysis_and_stops_safely() {
 
 #[test]
 fn with_rollback_on_failure_every_node_goes_back_to_the_old_version() {
-    let c = with_bad(3, "0.11.0");
+    let c = Cluster::with_bad(3, "0.11.0");
     let mut args = ROLLING.to_vec();
     args.extend([
         "--set",
@@ -400,7 +355,7 @@ fn with_rollback_on_failure_every_node_goes_back_to_the_old_version() {
 
 #[test]
 fn a_good_version_passes_the_post_upgrade_analysis() {
-    let c = with_bad(3, "0.11.0");
+    let c = Cluster::with_bad(3, "0.11.0");
     let journal = c.dir.path().join("journal.jsonl");
     let mut args = ROLLING.to_vec();
     args.extend([
@@ -418,7 +373,7 @@ fn a_good_version_passes_the_post_upgrade_analysis() {
         stderr.contains("post-upgrade analysis passed: 2 checks over 2m"),
         "{stderr}"
     );
-    let checks = journaled(&journal, "analysis_check");
+    let checks = journal_events(&journal, "analysis_check");
     assert_eq!(checks.len(), 2, "{checks:?}");
     assert!(checks.iter().all(|e| e["verdict"] == "ok"), "{checks:?}");
     assert!(c.versions().values().all(|v| v == "0.11.1"));
@@ -463,7 +418,7 @@ fn scripts_journal_their_own_events_and_read_the_newest_back() {
     );
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v, serde_json::json!([true, 3, 3, null]), "{stdout}");
-    assert_eq!(journaled(&journal, "drill").len(), 3);
+    assert_eq!(journal_events(&journal, "drill").len(), 3);
 
     // Another cluster's events are not this one's.
     let other = Cluster::start(3, "0.10.4");
@@ -487,5 +442,4 @@ fn scripts_journal_their_own_events_and_read_the_newest_back() {
         2,
     );
     assert!(stderr.contains("letters, digits and `_`"), "{stderr}");
-    let _ = text;
 }

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use neumann_script::sim::{SimConfig, SimEvent, SimStats, Simulator};
 use serde_json::{json, Value};
 
-use crate::etcd_support::{etcd_or_skip, post_blocking, EtcdCluster, ELECTION_MS};
+use crate::etcd_support::{post_blocking, EtcdCluster, ELECTION_MS};
+use crate::support::{binary_or_skip, poll_until, try_poll_until, ETCD};
 
 const DEADLINE: Duration = Duration::from_secs(2);
 /// Each attempt's own timeout within the deadline (the simulator's clients retry a write whose
@@ -252,22 +253,15 @@ struct EtcdRig {
 impl EtcdRig {
     /// Every member up, in service and agreeing on a leader.
     fn settle(&mut self) -> usize {
-        let cap = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(l) = self.c.leader() {
-                for i in 0..3 {
-                    self.lb.drain(i, false);
-                    self.lb.in_service[i].store(true, Ordering::Relaxed);
-                }
-                return l;
-            }
-            assert!(
-                Instant::now() < cap,
-                "etcd has no leader\n{}",
-                self.c.logs()
-            );
-            sleep(50);
+        let l = try_poll_until("etcd to elect a leader", Duration::from_secs(30), || {
+            self.c.leader()
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.c.logs()));
+        for i in 0..3 {
+            self.lb.drain(i, false);
+            self.lb.in_service[i].store(true, Ordering::Relaxed);
         }
+        l
     }
 
     /// Runs `fault` under load; the stall is measured from just before the fault to the end.
@@ -471,12 +465,15 @@ impl SimRig {
         })
     }
 
-    /// Lets `secs` of simulated time pass.
+    /// Lets `secs` of simulated time pass (a minute of the wall clock at most, far more than the
+    /// rig's speeds need).
     fn pass(&self, secs: f64) {
         let until = self.now() + secs;
-        while self.now() < until {
-            sleep(5);
-        }
+        poll_until(
+            &format!("simulated time {until:.1} s"),
+            Duration::from_secs(60),
+            || self.now() >= until,
+        );
     }
 
     fn event_after(&self, kind: &str, node: Option<usize>, after: f64) -> Option<SimEvent> {
@@ -488,11 +485,11 @@ impl SimRig {
     }
 
     fn wait_event(&self, kind: &str, node: usize, after: f64) {
-        let cap = Instant::now() + Duration::from_secs(30);
-        while self.event_after(kind, Some(node), after).is_none() {
-            assert!(Instant::now() < cap, "no {kind} on node{}", node + 1);
-            sleep(5);
-        }
+        poll_until(
+            &format!("`{kind}` on node{}", node + 1),
+            Duration::from_secs(30),
+            || self.event_after(kind, Some(node), after),
+        );
     }
 
     fn finish(self, leader_ms: Option<u64>) -> Measure {
@@ -584,7 +581,10 @@ fn show(m: &Measure) -> String {
 
 #[test]
 fn the_simulator_agrees_with_etcd_on_four_scenarios() {
-    let Some(bin) = etcd_or_skip("the_simulator_agrees_with_etcd_on_four_scenarios") else {
+    let Some(bin) = binary_or_skip(
+        "calibration::the_simulator_agrees_with_etcd_on_four_scenarios",
+        &ETCD,
+    ) else {
         return;
     };
     let etcd = etcd_scenarios(&bin);

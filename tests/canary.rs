@@ -4,15 +4,6 @@ use neumann_script::sim::SimConfig;
 
 use crate::support::{expect, Cluster};
 
-fn with_bad(nodes: usize, bad: &str) -> Cluster {
-    Cluster::with(SimConfig {
-        nodes,
-        speed: crate::support::SPEED,
-        bad_versions: vec![semver::Version::parse(bad).unwrap()],
-        ..SimConfig::default()
-    })
-}
-
 /// Windows of 10 simulated seconds (half a second of real time): a broken release aborts 5% of its
 /// writes, and a 1 s window of a freshly restarted node can hold too few writes to show one.
 const WATCH: &[&str] = &[
@@ -25,7 +16,7 @@ const WATCH: &[&str] = &[
 
 #[test]
 fn a_bad_release_is_caught_and_the_canary_rolled_back() {
-    let c = with_bad(5, "0.11.0");
+    let c = Cluster::with_bad(5, "0.11.0");
     let mut args = WATCH.to_vec();
     args.extend(["canary_upgrade.rhai", "0.11.0"]);
     let (_, stderr) = expect(&c.run(&args), 3);
@@ -59,7 +50,7 @@ fn a_bad_release_is_caught_and_the_canary_rolled_back() {
 
 #[test]
 fn a_good_release_passes_with_only_the_canary_upgraded() {
-    let c = with_bad(3, "0.11.0");
+    let c = Cluster::with_bad(3, "0.11.0");
     let mut args = WATCH.to_vec();
     args.extend(["canary_upgrade.rhai", "0.11.1", "node2"]);
     let (stdout, stderr) = expect(&c.run(&args), 0);
@@ -178,7 +169,7 @@ fn rollback_refuses_after_a_schema_change_and_changes_nothing() {
 
 #[test]
 fn compare_and_sample_measure_a_bad_node_against_its_peers() {
-    let c = with_bad(3, "0.11.0");
+    let c = Cluster::with_bad(3, "0.11.0");
     let script = r#"
         node::drain("node3"); node::wait_drained("node3", 10); node::stop("node3");
         node::install("node3", "0.11.0"); node::start("node3"); node::wait_rejoined("node3", 20);

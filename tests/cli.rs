@@ -1,8 +1,8 @@
 //! The command line as a user meets it: bad input, inventories, `check`, `functions`, `-e`, `sim`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{bare, expect, text, Cluster};
+use crate::support::{bare, bare_command, expect, poll_until, signal, text, Cluster};
 
 #[test]
 fn junk_version_is_a_usage_error() {
@@ -331,7 +331,7 @@ fn options_after_the_script_are_refused_with_a_hint() {
 fn sim_runs_in_the_foreground_for_another_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let inv = dir.path().join("c.toml");
-    let mut sim = std::process::Command::new(crate::support::BIN)
+    let mut sim = bare_command(dir.path())
         .args([
             "sim",
             "--nodes",
@@ -346,11 +346,11 @@ fn sim_runs_in_the_foreground_for_another_terminal() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !inv.exists() {
-        assert!(Instant::now() < deadline, "sim wrote no inventory");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(
+        "sim to write its inventory",
+        Duration::from_secs(30),
+        || inv.exists(),
+    );
     let cluster = |args: &[&str]| {
         bare(dir.path())
             .arg("--cluster")
@@ -372,10 +372,7 @@ fn sim_runs_in_the_foreground_for_another_terminal() {
     );
 
     // Ctrl-C stops it and removes the inventory it wrote.
-    std::process::Command::new("kill")
-        .args(["-INT", &sim.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&sim, "INT");
     let status = sim.wait().unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(sim.stderr.as_mut().unwrap(), &mut err).unwrap();

@@ -2,15 +2,10 @@
 //! run lease, and `gate()`. Judged by the simulator's event log: what was stopped, started and drained,
 //! and when relative to the run's own "paused" line.
 
-use std::io::BufRead;
-use std::process::{Child, Output};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::Duration;
-
 use neumann_script::sim::SimConfig;
 use serde_json::Value;
 
-use crate::support::{expect, text, Cluster};
+use crate::support::{expect, journal, text, Cluster, Running};
 
 /// Slow enough that one node's procedure spans far more real time than a request takes to land.
 fn cluster(nodes: usize) -> Cluster {
@@ -20,67 +15,6 @@ fn cluster(nodes: usize) -> Cluster {
         speed: 5.0,
         ..SimConfig::default()
     })
-}
-
-/// A run in the background whose stderr lines arrive on a channel as it prints them.
-struct Run {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Run {
-    fn start(c: &Cluster, args: &[&str]) -> Run {
-        let mut child = c.spawn(args);
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = channel();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Run {
-            child,
-            lines,
-            seen: Vec::new(),
-            reader: Some(reader),
-        }
-    }
-
-    /// Waits until the run prints a line containing `needle`; the lines so far are kept.
-    fn until(&mut self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(120)) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "the run never printed {needle:?}:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn finish(mut self) -> Output {
-        let out = self.child.wait_with_output().unwrap();
-        if let Some(r) = self.reader.take() {
-            r.join().unwrap();
-        }
-        self.seen.extend(self.lines.try_iter());
-        Output {
-            status: out.status,
-            stdout: out.stdout,
-            stderr: self.seen.join("\n").into_bytes(),
-        }
-    }
 }
 
 /// `stop` events in the log between two lengths of it (the events are appended, never reordered).
@@ -118,7 +52,7 @@ fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
     // held mid-procedure, so the pause lands before that node's step ends however loaded the machine,
     // and is taken at that step's end, never before the node is back.
     c.inject_when(&first, "slow_catchup", "start", &first);
-    let mut run = Run::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    let mut run = Running::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
     c.wait_for_event("start", &first);
     let out = c.run(&["pause", "--reason", "dashboards red"]);
     c.inject(&first, "heal");
@@ -139,7 +73,7 @@ fn a_paused_rollout_stops_no_node_until_resumed_and_status_shows_it() {
     // status, text and JSON, from a third process.
     let out = c.run(&["status"]);
     let (o, _) = expect(&out, 0);
-    let pid = format!("pid {}", run.child.id());
+    let pid = format!("pid {}", run.child().id());
     assert!(o.contains(&pid), "{o}");
     assert!(o.contains("PAUSED by "), "{o}");
     assert!(o.contains("dashboards red"), "{o}");
@@ -194,7 +128,7 @@ fn abort_finishes_the_node_in_progress_then_stops_safely_leaving_the_rest_untouc
     // waits in the middle of its procedure for as long as the abort takes to land, however loaded the
     // machine, and the next safe point is the end of that node's step.
     c.inject_when(&first, "slow_catchup", "start", &first);
-    let run = Run::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
+    let run = Running::start(&c, &["--yes", "rolling_upgrade.rhai", "0.11.0"]);
     c.wait_for_event("start", &first);
     let out = c.run(&["abort", "--reason", "change freeze"]);
     expect(&out, 0);
@@ -286,7 +220,7 @@ fn a_request_waits_while_a_node_is_between_its_stop_and_start() {
         "#,
     )
     .unwrap();
-    let mut run = Run::start(&c, &[script.to_str().unwrap()]);
+    let mut run = Running::start(&c, &[script.to_str().unwrap()]);
     c.wait_for_event("stop", "node3");
     expect(&c.run(&["pause", "--reason", "look"]), 0);
     // The checkpoint inside the stop..start span only says it waits.
@@ -328,7 +262,7 @@ fn a_gate_waits_for_resume_from_another_process() {
         "#,
     )
     .unwrap();
-    let mut run = Run::start(&c, &["--yes", script.to_str().unwrap()]);
+    let mut run = Running::start(&c, &["--yes", script.to_str().unwrap()]);
     run.until("gate: check the dashboards");
     // --yes does not pass it: the run holds the lease, paused, and changes nothing.
     c.wait_until_sim(c.clock() + 10.0);
@@ -344,15 +278,8 @@ fn a_gate_waits_for_resume_from_another_process() {
     assert!(e.contains("resumed by "), "{e}");
     assert_eq!(c.events_of(&["drain"]).len(), 1);
     // The run's events, from its journal.
-    let journal = std::fs::read_to_string(
-        c.dir
-            .path()
-            .join(".local/state/neumann-script/journal.jsonl"),
-    )
-    .unwrap();
-    let kinds: Vec<String> = journal
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let kinds: Vec<String> = journal(&c.default_journal())
+        .iter()
         .filter_map(|v| v["event"].as_str().map(str::to_string))
         .filter(|k| ["gate", "paused", "resumed", "abort"].contains(&k.as_str()))
         .collect();
@@ -368,7 +295,7 @@ fn an_aborted_gate_stops_safely_and_a_rehearsal_or_the_embedded_simulator_does_n
         "gate(\"approve the leader\");\nnode::drain(\"node2\");\n",
     )
     .unwrap();
-    let mut run = Run::start(&c, &[script.to_str().unwrap()]);
+    let mut run = Running::start(&c, &[script.to_str().unwrap()]);
     run.until("gate: approve the leader");
     expect(&c.run(&["abort"]), 0);
     let out = run.finish();
@@ -421,7 +348,7 @@ fn a_resume_with_nothing_paused_is_dropped_once_and_a_later_pause_still_holds() 
         "#,
     )
     .unwrap();
-    let mut run = Run::start(&c, &[script.to_str().unwrap()]);
+    let mut run = Running::start(&c, &[script.to_str().unwrap()]);
     run.until("holding");
     expect(&c.run(&["resume"]), 0);
     run.until("the run was not paused; going on");

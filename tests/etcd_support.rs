@@ -2,59 +2,16 @@
 //! directories, stopped and started with signals as a service manager would, killed when dropped.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::support::{free_port, signal, try_poll_until, Seen};
 
 /// Neumann-like timing: heartbeat 50 ms, election timeout 300 ms (etcd draws each timeout in 300-600 ms).
 pub const HEARTBEAT_MS: u64 = 50;
 pub const ELECTION_MS: u64 = 300;
 const START_DEADLINE: Duration = Duration::from_secs(30);
-
-/// The `etcd` binary on PATH, else Debian's location (PATH can be trimmed under test runners).
-pub fn etcd_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .map(|dir| dir.join("etcd"))
-        .chain([PathBuf::from("/usr/bin/etcd")])
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// The binary, or `None` after saying so where a developer will see it. Under CI (`CI` set) a missing
-/// binary fails the test instead: `.ci/run` installs it, so absence there is a broken pipeline.
-pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(bin) = etcd_binary() {
-        return Some(bin);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(
-        !ci,
-        "{test}: etcd not installed but CI is set; .ci/run should have installed it (apt-get install etcd-server)"
-    );
-    // Straight to the stderr handle: libtest captures `eprintln!` of passing tests, which would hide the skip.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: etcd not installed (apt-get install etcd-server): {test}"
-    );
-    None
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
-}
 
 pub struct Member {
     pub name: String,
@@ -157,31 +114,27 @@ impl EtcdCluster {
 
     /// Every member answers its status and one of them leads; fills in the member ids.
     fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
+        let endpoints: Vec<String> = (0..3).map(|i| self.endpoint(i)).collect();
+        let statuses = try_poll_until("etcd to be ready", START_DEADLINE, || {
             let statuses: Vec<Option<(String, String)>> =
-                (0..3).map(|i| status(&self.endpoint(i))).collect();
+                endpoints.iter().map(|e| status(e)).collect();
             if statuses
                 .iter()
                 .all(|s| s.as_ref().is_some_and(|(_, leader)| leader != "0"))
             {
-                for (m, s) in self.members.iter_mut().zip(statuses) {
-                    m.id = s.map(|(id, _)| id).unwrap_or_default();
-                }
-                return Ok(());
+                return Seen::Done(statuses);
             }
             for m in &mut self.members {
                 if let Some(Ok(Some(code))) = m.child.as_mut().map(Child::try_wait) {
-                    return Err(format!("etcd {} exited ({code}) while starting", m.name));
+                    return Seen::GaveUp(format!("etcd {} exited ({code}) while starting", m.name));
                 }
             }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "etcd not ready within {START_DEADLINE:?}: {statuses:?}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            Seen::NotYet(format!("{statuses:?}"))
+        })?;
+        for (m, s) in self.members.iter_mut().zip(statuses) {
+            m.id = s.map(|(id, _)| id).unwrap_or_default();
         }
+        Ok(())
     }
 
     /// The member that leads, as the live members report it.
@@ -193,15 +146,13 @@ impl EtcdCluster {
     }
 
     /// Sends `signal` (`TERM` for a service stop, `KILL` for a crash) and waits for the exit.
-    pub fn signal(&mut self, i: usize, signal: &str) {
+    pub fn signal(&mut self, i: usize, sig: &str) {
         if let Some(mut child) = self.members[i].child.take() {
-            if signal == "KILL" {
+            if sig == "KILL" {
                 // Directly, without a `kill` process in between: a crash is timed from here.
                 let _ = child.kill();
             } else {
-                let _ = Command::new("kill")
-                    .args([format!("-{signal}"), child.id().to_string()])
-                    .status();
+                signal(&child, sig);
             }
             let _ = child.wait();
         }
@@ -210,18 +161,13 @@ impl EtcdCluster {
     /// Starts a stopped member again on its data directory; returns once it answers with a leader.
     pub fn restart(&mut self, i: usize) -> Result<(), String> {
         self.spawn(i)?;
-        let deadline = Instant::now() + START_DEADLINE;
-        while status(&self.endpoint(i)).is_none_or(|(_, l)| l == "0") {
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{} did not come back\n{}",
-                    self.members[i].name,
-                    self.logs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
+        let name = &self.members[i].name;
+        try_poll_until(
+            &format!("{name} to answer with a leader"),
+            START_DEADLINE,
+            || status(&self.endpoint(i)).is_some_and(|(_, l)| l != "0"),
+        )
+        .map_err(|e| format!("{e}\n{}", self.logs()))
     }
 
     pub fn logs(&self) -> String {

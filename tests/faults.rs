@@ -1,7 +1,7 @@
 //! The fault matrix: each fault the simulator can inject, at each phase of the rolling upgrade it applies
 //! to, judged by the cluster's own record. Plus Ctrl-C and the audit journal.
 
-use crate::support::{expect, sigint, text, Cluster};
+use crate::support::{expect, journal, journal_ops, signal, Cluster, Running};
 
 /// Short timeouts so a fault is noticed in seconds, not the minutes a real cluster deserves.
 /// The in-window path (`prestage=false`), so each install fault strikes while the node is down; staging
@@ -357,7 +357,7 @@ fn ctrl_c_during_an_install_finishes_the_restart_then_exits_130() {
             "0.11.0",
         ],
         "node2: install (",
-        sigint,
+        |child| signal(child, "INT"),
     );
     let (_, stderr) = expect(&out, 130);
     assert!(
@@ -395,7 +395,7 @@ fn ctrl_c_cancels_a_blocked_wait() {
         "waiting for node2 to catch up",
         |child| {
             sent = Some(std::time::Instant::now());
-            sigint(child);
+            signal(child, "INT");
         },
     );
     let sent = sent.unwrap();
@@ -414,40 +414,23 @@ fn ctrl_c_cancels_a_blocked_wait() {
 
 #[test]
 fn a_second_ctrl_c_exits_at_once_and_says_what_it_leaves() {
-    use std::io::{BufRead, BufReader, Read};
     let c = slow_cluster();
-    let mut child = c.spawn(&[
-        "--yes",
-        "--set",
-        "prestage=false",
-        "rolling_upgrade.rhai",
-        "0.11.0",
-    ]);
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let wait_for = |stderr: &mut BufReader<_>, seen: &mut String, want: &str| loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the run never printed {want:?}:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line.contains(want) {
-            break;
-        }
-    };
-    wait_for(&mut stderr, &mut seen, "node2: install (");
-    sigint(&child);
-    // Two signals sent back to back can arrive as one: the second goes once the first was taken.
-    wait_for(
-        &mut stderr,
-        &mut seen,
-        "interrupted: finishing the restart of node2",
+    let mut run = Running::start(
+        &c,
+        &[
+            "--yes",
+            "--set",
+            "prestage=false",
+            "rolling_upgrade.rhai",
+            "0.11.0",
+        ],
     );
-    sigint(&child);
-    stderr.read_to_string(&mut seen).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{seen}");
+    run.until("node2: install (");
+    run.signal("INT");
+    // Two signals sent back to back can arrive as one: the second goes once the first was taken.
+    run.until("interrupted: finishing the restart of node2");
+    run.signal("INT");
+    let (_, seen) = expect(&run.finish(), 130);
     assert!(seen.contains("leaving node2 STOPPED"), "{seen}");
 }
 
@@ -456,15 +439,9 @@ fn the_journal_records_every_mutating_call() {
     let c = Cluster::start(3, "0.10.4");
     let (_, stderr) = expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
     // The default journal lives under the user's state directory (HOME is the test's temp dir).
-    let path = c
-        .dir
-        .path()
-        .join(".local/state/neumann-script/journal.jsonl");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}\n{stderr}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let path = c.default_journal();
+    assert!(path.exists(), "no journal at {}\n{stderr}", path.display());
+    let lines = journal(&path);
     // The run's course: one run id on every line, opened by run_start and closed by run_end, with
     // each step's start before its end.
     let run_id = lines[0]["run_id"].as_str().unwrap().to_string();
@@ -548,11 +525,7 @@ fn the_journal_records_every_mutating_call() {
         ]),
         1,
     );
-    let calls: Vec<serde_json::Value> = text(&std::fs::read(&j).unwrap())
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|l| l.get("event").is_none())
-        .collect();
+    let calls = journal_ops(&j);
     assert_eq!(calls.len(), 1, "{calls:?}");
     let line = &calls[0];
     assert_eq!(

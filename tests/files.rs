@@ -3,26 +3,13 @@
 //! what is written honours the umask. And the environment's lease TTL, a usage error's place in a script,
 //! and a run whose simulator stops under it.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{bare, expect, text, Cluster, BIN};
+use crate::support::{bare, expect, mkfifo, mode, poll_until, signal, text, Cluster, BIN};
 
 /// Long enough for a loaded machine, far short of a hang: a refusal takes milliseconds.
 const BOUND: Duration = Duration::from_secs(60);
-
-fn mkfifo(path: &Path) {
-    let ok = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
 
 const DRAIN: &str = "node::drain(\"node2\")";
 
@@ -286,13 +273,9 @@ fn the_report_and_a_simulators_inventory_honour_the_umask() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-        let deadline = Instant::now() + BOUND;
-        while !inventory.exists() {
-            assert!(Instant::now() < deadline, "no inventory written");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_until("sim to write its inventory", BOUND, || inventory.exists());
         let got = mode(&inventory);
-        crate::support::sigint(&sim);
+        signal(&sim, "INT");
         sim.wait().unwrap();
         assert_eq!(got, want, "inventory under umask {mask}");
     }

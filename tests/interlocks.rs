@@ -2,28 +2,10 @@
 //! leadership transfer are refused with exit 3 before anything changes, whoever makes them; `#{force:
 //! true}` goes past them, loudly and journaled. What happened is read from the simulator's event log.
 
-use serde_json::Value;
-
-use crate::support::{expect, Cluster};
-
-/// The (kind, node) events of these kinds, in order.
-fn events(c: &Cluster, kinds: &[&str]) -> Vec<(String, String)> {
-    c.events_of(kinds)
-}
+use crate::support::{expect, journal_ops, Cluster};
 
 fn has(events: &[(String, String)], kind: &str, node: &str) -> bool {
     events.iter().any(|(k, n)| k == kind && n == node)
-}
-
-/// The journal's records, one JSON value per line.
-fn journal(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        // The mutating calls' results, not the run's course (run_start, op_begin, step_start, ...).
-        .filter(|l| l.get("op").is_some() && l.get("event").is_none())
-        .collect()
 }
 
 #[test]
@@ -44,7 +26,7 @@ fn a_second_stop_that_would_lose_quorum_is_refused_and_changes_nothing() {
         stderr.contains(r#"node::stop("node3", #{force: true})"#),
         "{stderr}"
     );
-    let ev = events(&c, &["stop"]);
+    let ev = c.events_of(&["stop"]);
     assert!(has(&ev, "stop", "node2"), "{ev:?}");
     assert!(
         !has(&ev, "stop", "node3"),
@@ -71,8 +53,8 @@ fn force_goes_past_the_quorum_interlock_loudly_and_journaled() {
         stderr.contains("warning: FORCED: node3: stop goes past the quorum interlock"),
         "{stderr}"
     );
-    assert!(has(&events(&c, &["stop"]), "stop", "node3"));
-    let lines = journal(&j);
+    assert!(has(&c.events_of(&["stop"]), "stop", "node3"));
+    let lines = journal_ops(&j);
     let stop3 = lines
         .iter()
         .find(|l| l["op"] == "node::stop" && l["node"] == "node3")
@@ -106,7 +88,7 @@ fn drain_and_restart_are_held_to_the_quorum_too() {
         "{stderr}"
     );
     // The run that stopped does not leave node2 out of service.
-    let ev = events(&c, &["drain", "undrain"]);
+    let ev = c.events_of(&["drain", "undrain"]);
     assert_eq!(
         ev,
         vec![
@@ -123,14 +105,14 @@ fn drain_and_restart_are_held_to_the_quorum_too() {
         "{stderr}"
     );
     assert!(stderr.contains("node2 drained"), "{stderr}");
-    assert!(!has(&events(&c, &["stop", "restart"]), "stop", "node3"));
+    assert!(!has(&c.events_of(&["stop", "restart"]), "stop", "node3"));
 
     // Forced, the drain happens.
     expect(
         &c.run(&["-e", r#"node::drain("node3", #{force: true})"#]),
         0,
     );
-    assert!(has(&events(&c, &["drain"]), "drain", "node3"));
+    assert!(has(&c.events_of(&["drain"]), "drain", "node3"));
 }
 
 #[test]
@@ -167,7 +149,7 @@ fn a_member_still_catching_up_does_not_count() {
         "{stderr}"
     );
     assert!(stderr.contains("node3 catching up, lag"), "{stderr}");
-    assert!(!has(&events(&c, &["stop"]), "stop", "node2"));
+    assert!(!has(&c.events_of(&["stop"]), "stop", "node2"));
 }
 
 #[test]
@@ -183,7 +165,7 @@ fn an_install_the_skew_policy_forbids_is_refused_before_it_runs() {
         "{stderr}"
     );
     let kinds = ["install", "install_failed"];
-    assert!(events(&c, &kinds).is_empty(), "{:?}", events(&c, &kinds));
+    assert!(c.events_of(&kinds).is_empty(), "{:?}", c.events_of(&kinds));
 
     // One minor version is within the policy; forced, even two are installed.
     let j = c.dir.path().join("j.jsonl");
@@ -196,12 +178,12 @@ fn an_install_the_skew_policy_forbids_is_refused_before_it_runs() {
         ]),
         0,
     );
-    let ev = events(&c, &kinds);
+    let ev = c.events_of(&kinds);
     assert!(
         has(&ev, "install", "node2") && has(&ev, "install", "node3"),
         "{ev:?}"
     );
-    let lines = journal(&j);
+    let lines = journal_ops(&j);
     let forced = lines.iter().find(|l| l["node"] == "node3").unwrap();
     assert_eq!(forced["override"]["rule"], "version skew", "{forced}");
 }
@@ -224,7 +206,7 @@ fn a_transfer_to_an_older_or_lagging_node_is_refused_before_the_cluster_is_asked
         ]),
         0,
     );
-    let transfers = || events(&c, &["transfer", "transfer_failed"]).len();
+    let transfers = || c.events_of(&["transfer", "transfer_failed"]).len();
     let before = transfers();
 
     let (_, stderr) = expect(&c.run(&["-e", r#"raft::transfer_leadership("node1")"#]), 3);
@@ -281,7 +263,7 @@ fn a_lagging_target_is_refused_even_on_the_leaders_version() {
         stderr.contains("node3: transfer leadership refused by the transfer target interlock: node3 is catching up, lag"),
         "{stderr}"
     );
-    assert!(events(&c, &["transfer"]).is_empty());
+    assert!(c.events_of(&["transfer"]).is_empty());
 }
 
 #[test]
@@ -300,5 +282,5 @@ fn scripts_can_tell_a_refusal_by_its_rule_and_a_misspelt_option_is_an_error() {
         stderr.contains("node::stop: unknown option `froce` (the options are: force)"),
         "{stderr}"
     );
-    assert!(!has(&events(&c, &["stop"]), "stop", "node3"));
+    assert!(!has(&c.events_of(&["stop"]), "stop", "node3"));
 }

@@ -2,34 +2,25 @@
 //! (`GET /admin/lease`, `lease` events) and of what was done to the nodes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use neumann_script::sim::SimConfig;
 use serde_json::Value;
 
-use crate::support::{expect, text, Cluster, BIN, SPEED};
+use crate::support::{expect, journal_ops, kill9, poll_until, text, Cluster, SPEED};
 
 /// Holds the lease (pause and resume are mutating calls) and then waits for the test to end it.
 const HOLD: &str = "step(\"hold\", || { cluster::pause(); cluster::resume(); sleep(600); })";
 
 /// The binary against `c` in the background, with the local state directory in the test's temp dir.
 fn spawn(c: &Cluster, env: &[(&str, &str)], args: &[&str]) -> Child {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(c.dir.path())
-        .env_remove("NEUMANN_CLUSTER")
-        .env("HOME", c.dir.path())
+    c.command()
         .env("XDG_STATE_HOME", state_dir(c))
-        .env("TERM", "dumb")
-        .arg("--cluster")
-        .arg(&c.inventory)
+        .envs(env.iter().copied())
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().unwrap()
+        .spawn()
+        .unwrap()
 }
 
 fn run(c: &Cluster, args: &[&str]) -> std::process::Output {
@@ -52,14 +43,8 @@ fn lease(c: &Cluster) -> Value {
     v["lease"].clone()
 }
 
-/// Waits until `probe` holds, for at most 60 s.
-fn until(what: &str, mut probe: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !probe() {
-        assert!(Instant::now() < deadline, "no {what} within 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+/// How long a wait on the lease may take.
+const WAIT: Duration = Duration::from_secs(60);
 
 fn holder_is(c: &Cluster, child: &Child) -> bool {
     lease(c)["holder"]
@@ -74,13 +59,6 @@ fn lease_events(c: &Cluster) -> Vec<String> {
         .filter(|e| e.kind == "lease")
         .map(|e| e.detail)
         .collect()
-}
-
-fn kill9(mut child: Child) -> String {
-    child.kill().unwrap();
-    // Reaped, so the process is gone from this machine as `--steal-lease` checks it.
-    let out = child.wait_with_output().unwrap();
-    text(&out.stderr)
 }
 
 fn stopped_line(stderr: &str) -> &str {
@@ -149,7 +127,9 @@ fn two_concurrent_upgrades_one_refused_naming_the_other() {
 fn a_mutating_snippet_is_refused_while_a_run_holds_the_lease_and_a_read_is_not() {
     let c = Cluster::start(3, "0.10.4");
     let holder = spawn(&c, &[], &["-e", HOLD]);
-    until("lease held by the first run", || holder_is(&c, &holder));
+    poll_until("the first run to hold the lease", WAIT, || {
+        holder_is(&c, &holder)
+    });
     assert_eq!(lease(&c)["step"], "hold");
 
     let out = run(&c, &["-e", "node::drain(\"node2\")"]);
@@ -200,11 +180,13 @@ fn a_mutating_snippet_is_refused_while_a_run_holds_the_lease_and_a_read_is_not()
 fn an_expired_lease_is_taken_over_after_its_ttl() {
     let c = Cluster::start(3, "0.10.4");
     let holder = spawn(&c, &[("NEUMANN_SCRIPT_LEASE_TTL_SECS", "2")], &["-e", HOLD]);
-    until("lease held", || holder_is(&c, &holder));
+    poll_until("the run to hold the lease", WAIT, || holder_is(&c, &holder));
     assert_eq!(lease(&c)["ttl_secs"], 2.0);
     let dead = holder.id();
     kill9(holder);
-    until("the dead holder's lease to expire", || lease(&c).is_null());
+    poll_until("the dead holder's lease to expire", WAIT, || {
+        lease(&c).is_null()
+    });
     let events = lease_events(&c);
     assert!(
         events
@@ -230,7 +212,7 @@ fn an_expired_lease_is_taken_over_after_its_ttl() {
 fn a_gone_holder_on_this_machine_is_taken_over_at_once_and_journaled() {
     let c = Cluster::start(3, "0.10.4");
     let holder = spawn(&c, &[], &["-e", HOLD]);
-    until("lease held", || holder_is(&c, &holder));
+    poll_until("the run to hold the lease", WAIT, || holder_is(&c, &holder));
     let journal = c.dir.path().join("journal.jsonl");
     let journal_arg = journal.to_str().unwrap();
     let drain = "node::drain(\"node2\"); node::undrain(\"node2\")";
@@ -282,10 +264,8 @@ fn a_gone_holder_on_this_machine_is_taken_over_at_once_and_journaled() {
 
 /// The journal's `lease::steal` records.
 fn steal_records(journal: &Path) -> Vec<Value> {
-    std::fs::read_to_string(journal)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    journal_ops(journal)
+        .into_iter()
         .filter(|r| r["op"] == "lease::steal")
         .collect()
 }
@@ -353,7 +333,7 @@ fn a_cluster_without_the_lease_endpoint_falls_back_to_a_local_lock_file() {
     });
     let holder = spawn(&c, &[], &["-e", HOLD]);
     let state = state_dir(&c);
-    until("a lock file naming the holder", || {
+    poll_until("a lock file naming the holder", WAIT, || {
         lock_files(&state).iter().any(|p| {
             std::fs::read_to_string(p).is_ok_and(|t| t.contains(&format!(" pid {}\"", holder.id())))
         })

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{expect, text, Cluster};
+use crate::support::{expect, journal_events, text, without_proxies, Cluster};
 
 /// A receiver that answers 200 to every POST and keeps the JSON bodies in arrival order.
 struct Receiver {
@@ -50,16 +50,7 @@ impl Receiver {
 /// internet); the receivers here are on loopback, so a proxy set where the tests run must not see them.
 fn run(c: &Cluster, args: &[&str]) -> std::process::Output {
     let mut cmd = c.cmd();
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
+    without_proxies(&mut cmd);
     cmd.args(args).output().unwrap()
 }
 
@@ -195,14 +186,7 @@ fn a_rolling_upgrade_is_told_step_by_step() {
     );
     assert!(ended.contains(&"upgrade follower node2 (1/3)"), "{ended:?}");
     // Every post names the run as the journal does, the cluster, and reads as one line.
-    let journaled: Value = serde_json::from_str(
-        std::fs::read_to_string(&journal)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let journaled = crate::support::journal(&journal).swap_remove(0);
     for p in &posts {
         assert_eq!(p["run_id"], journaled["run_id"]);
         assert!(
@@ -314,13 +298,9 @@ fn receivers_that_are_down_or_hang_never_hold_up_the_run() {
     assert_eq!(warnings_about(&stderr, down), 1, "{stderr}");
     assert_eq!(warnings_about(&stderr, hung), 1, "{stderr}");
     assert!(stderr.contains("events not delivered"), "{stderr}");
-    let journal = std::fs::read_to_string(&journal).unwrap();
-    assert!(!stderr.contains("sekrit") && !journal.contains("sekrit"));
-    let failed: Vec<Value> = journal
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| r["event"] == "notify_failed")
-        .collect();
+    let written = std::fs::read_to_string(&journal).unwrap();
+    assert!(!stderr.contains("sekrit") && !written.contains("sekrit"));
+    let failed = journal_events(&journal, "notify_failed");
     let urls: Vec<&str> = failed.iter().filter_map(|r| r["url"].as_str()).collect();
     assert_eq!(failed.len(), 2, "{failed:?}\n{stderr}");
     assert!(

@@ -1,36 +1,25 @@
 //! `metrics::query`, `sample_past` and `compare_past` against a real Prometheus scraping the simulator.
 
-use std::time::Duration;
-
-use neumann_script::sim::SimConfig;
-
-use crate::prometheus_support::{prometheus_or_skip, PromServer};
-use crate::support::{expect, Cluster};
+use crate::prometheus_support::scraping;
+use crate::support::{binary_or_skip, expect, Cluster, PROMETHEUS};
 
 #[test]
 fn past_windows_and_promql_come_from_the_inventorys_prometheus() {
-    if prometheus_or_skip("past_windows_and_promql_come_from_the_inventorys_prometheus").is_none() {
+    if binary_or_skip(
+        "prometheus::past_windows_and_promql_come_from_the_inventorys_prometheus",
+        &PROMETHEUS,
+    )
+    .is_none()
+    {
         return;
     }
-    let c = Cluster::with(SimConfig {
-        speed: crate::support::SPEED,
-        bad_versions: vec![semver::Version::parse("0.11.0").unwrap()],
-        ..SimConfig::default()
-    });
+    let c = Cluster::with_bad(3, "0.11.0");
     expect(
         &c.run(&["-e", r#"node::drain("node3"); node::wait_drained("node3", 10); node::stop("node3");
             node::install("node3", "0.11.0"); node::start("node3"); node::wait_rejoined("node3", 20)"#]),
         0,
     );
-    let prom = PromServer::start(&c.admin_addrs()).unwrap_or_else(|e| panic!("{e}"));
-    prom.wait_for_scrapes(10, Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}\n{}", prom.log()));
-    let mut inv = std::fs::read_to_string(&c.inventory).unwrap();
-    inv.push_str(&format!(
-        "\n[cluster]\nprometheus_url = \"{}\"\n",
-        prom.url()
-    ));
-    std::fs::write(&c.inventory, inv).unwrap();
+    let _prom = scraping(&c);
 
     let (stdout, _) = expect(
         &c.run(&["--format", "json", "-e", "metrics::query(\"up\")"]),

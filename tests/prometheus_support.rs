@@ -5,60 +5,18 @@
 //! simulator serves `/metrics` from its own runtime's workers.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::{find_program, free_port, try_poll_until, Cluster, Seen, PROMETHEUS};
+
 /// Prometheus needs a moment to open its TSDB and one scrape interval (plus a random offset) per target.
 const START_DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(100);
 const JOB: &str = "neumann";
-
-/// The `prometheus` binary on PATH, else Debian's location (PATH can be trimmed under test runners).
-pub fn prometheus_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .map(|dir| dir.join("prometheus"))
-        .chain([PathBuf::from("/usr/bin/prometheus")])
-        .find(|p| is_executable(p))
-}
-
-#[cfg(unix)]
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(p: &Path) -> bool {
-    p.is_file()
-}
-
-/// The binary, or `None` after saying so where a developer will see it. Under CI (`CI` set) a missing
-/// binary fails the test instead: `.ci/run` installs it, so absence there is a broken pipeline, not a skip.
-pub fn prometheus_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(bin) = prometheus_binary() {
-        return Some(bin);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(
-        !ci,
-        "{test}: prometheus not installed but CI is set; .ci/run should have installed it (apt-get install prometheus)"
-    );
-    // Straight to the stderr handle: libtest captures `eprintln!` of passing tests, which would hide the skip.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: prometheus not installed (apt-get install prometheus): {test}"
-    );
-    None
-}
 
 pub struct PromServer {
     child: Child,
@@ -72,8 +30,8 @@ impl PromServer {
     /// Starts Prometheus scraping `targets` (`127.0.0.1:PORT` admin addresses) and returns once it is
     /// ready and has scraped every target successfully at least once.
     pub fn start(targets: &[String]) -> Result<PromServer, String> {
-        let bin =
-            prometheus_binary().ok_or("prometheus not installed (apt-get install prometheus)")?;
+        let bin = find_program(&PROMETHEUS)
+            .ok_or("prometheus not installed (apt-get install prometheus)")?;
         let deadline = Instant::now() + START_DEADLINE;
         let mut last_error = String::new();
         // A free port found by binding :0 can be taken before Prometheus binds it; try a fresh one then.
@@ -137,23 +95,17 @@ impl PromServer {
     }
 
     fn wait_ready(&mut self, deadline: Instant) -> Result<(), String> {
-        loop {
+        let what = format!("prometheus on {} to be ready", self.addr);
+        let within = deadline.saturating_duration_since(Instant::now());
+        try_poll_until(&what, within, || {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("prometheus exited ({status}) before it was ready"));
+                return Seen::GaveUp(format!("prometheus exited ({status})"));
             }
-            let last = match self.readiness() {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "prometheus on {} not ready within {} s: {last}",
-                    self.addr,
-                    START_DEADLINE.as_secs()
-                ));
+            match self.readiness() {
+                Ok(()) => Seen::Done(()),
+                Err(e) => Seen::NotYet(e),
             }
-            std::thread::sleep(POLL);
-        }
+        })
     }
 
     /// `Ok` once `/-/ready` answers 200 and every target's last scrape succeeded.
@@ -212,24 +164,21 @@ impl PromServer {
     /// `rate`/`increase` need two, so window queries asked earlier would see no data.
     pub fn wait_for_scrapes(&self, n: usize, timeout: Duration) -> Result<(), String> {
         let promql = format!("count_over_time(up{{job=\"{JOB}\"}}[1m]) >= {n}");
-        let deadline = Instant::now() + timeout;
-        loop {
-            let answer = self.query(&promql)?;
+        try_poll_until(&format!("{n} scrapes of every target"), timeout, || {
+            let answer = match self.query(&promql) {
+                Ok(answer) => answer,
+                Err(e) => return Seen::GaveUp(e),
+            };
             let ready = answer
                 .pointer("/data/result")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             if ready >= self.targets.len() {
-                return Ok(());
+                Seen::Done(())
+            } else {
+                Seen::NotYet(answer.to_string())
             }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "fewer than {n} scrapes of every target within {} s: {answer}",
-                    timeout.as_secs()
-                ));
-            }
-            std::thread::sleep(POLL);
-        }
+        })
     }
 
     /// An instant query answered as Prometheus's raw JSON, independent of the client under test.
@@ -246,20 +195,26 @@ impl PromServer {
     }
 }
 
+/// A Prometheus scraping every node of `c`, named in its inventory (`prometheus_url`), returned once it
+/// holds enough history for a window query: ten scrapes of every node.
+pub fn scraping(c: &Cluster) -> PromServer {
+    let prom = PromServer::start(&c.admin_addrs()).unwrap_or_else(|e| panic!("{e}"));
+    prom.wait_for_scrapes(10, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}\n{}", prom.log()));
+    let mut inv = std::fs::read_to_string(&c.inventory).unwrap();
+    inv.push_str(&format!(
+        "\n[cluster]\nprometheus_url = \"{}\"\n",
+        prom.url()
+    ));
+    std::fs::write(&c.inventory, inv).unwrap();
+    prom
+}
+
 impl Drop for PromServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 /// HTTP/1.0 so the server answers without chunking and closes: the whole body is what `read_to_end` gets.

@@ -5,29 +5,7 @@
 
 use neumann_script::sim::SimConfig;
 
-use crate::resume::{Running, Trigger};
-use crate::support::{expect, text, Cluster};
-
-/// The journal a plain run keeps by default (`HOME` is the test's directory).
-fn journal(c: &Cluster) -> Vec<serde_json::Value> {
-    let path = c
-        .dir
-        .path()
-        .join(".local/state/neumann-script/journal.jsonl");
-    text(&std::fs::read(path).unwrap())
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// (kind, node) of the simulator's events of these kinds from index `from` on.
-fn events_since(c: &Cluster, from: usize, kinds: &[&str]) -> Vec<(String, String)> {
-    c.events()[from..]
-        .iter()
-        .filter(|e| kinds.contains(&e.kind.as_str()))
-        .map(|e| (e.kind.clone(), e.node.clone().unwrap_or_default()))
-        .collect()
-}
+use crate::support::{bare, bare_command, expect, journal, text, Cluster, Running, Trigger};
 
 fn upgrade_in_the_window() -> Vec<&'static str> {
     vec![
@@ -49,8 +27,7 @@ fn a_run_killed_between_stop_and_start_is_finished_by_the_next_run() {
     let mut run = Running::start(&c, &upgrade_in_the_window());
     run.wait_for(&c, Trigger::Event("stop", "node2"));
     run.signal("KILL");
-    let (status, _) = run.finish();
-    assert_eq!(status, None);
+    assert_eq!(run.finish().status.code(), None);
     // What the kill left, in the simulator's own log: node2 stopped and not started again.
     assert_eq!(
         c.events_of(&["stop", "start"]).last(),
@@ -73,7 +50,7 @@ fn a_run_killed_between_stop_and_start_is_finished_by_the_next_run() {
     assert!(stderr.contains("resuming run "), "{stderr}");
     assert!(stderr.contains("node2 stopped"), "{stderr}");
     // node2 was started again before the re-run took any node down.
-    let after = events_since(&c, killed_at, &["start", "drain", "stop"]);
+    let after = c.events_since(killed_at, &["start", "drain", "stop"]);
     let started = after
         .iter()
         .position(|e| *e == ("start".to_string(), "node2".to_string()))
@@ -87,7 +64,7 @@ fn a_run_killed_between_stop_and_start_is_finished_by_the_next_run() {
     assert_eq!((st.client_writes_failed, st.lost_committed_writes), (0, 0));
 
     // Journaled: the start names the run it finished, and that run is recorded as recovered.
-    let records = journal(&c);
+    let records = journal(&c.default_journal());
     let killed = records.iter().find(|r| r["event"] == "run_start").unwrap()["run_id"].clone();
     assert!(
         records.iter().any(|r| r["op"] == "node::start"
@@ -157,8 +134,7 @@ fn the_same_command_after_an_exit_at_once_starts_the_node_it_left_stopped() {
     run.signal("INT");
     run.wait_for(&c, Trigger::Said("finishing the restart of node2 first"));
     run.signal("INT");
-    let (status, stderr) = run.finish();
-    assert_eq!(status, Some(130), "{stderr}");
+    let (_, stderr) = expect(&run.finish(), 130);
     assert!(
         stderr.contains("or run the same command again: it starts it first"),
         "{stderr}"
@@ -290,8 +266,9 @@ fn an_interrupted_or_killed_rollback_is_resumed_and_finished() {
         let mut run = Running::start(&c, &args);
         run.wait_for(&c, Trigger::Said("node2: install (`cargo install"));
         run.signal(signal);
-        let (status, stderr) = run.finish();
-        assert_eq!(status, code, "{signal}\n{stderr}");
+        let out = run.finish();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), code, "{signal}\n{stderr}");
         if code.is_some() {
             assert!(!c.paused(), "{signal}: still paused\n{stderr}");
             assert!(stderr.contains("resumed the cluster"), "{stderr}");
@@ -315,7 +292,7 @@ fn an_interrupted_or_killed_rollback_is_resumed_and_finished() {
 #[test]
 fn hints_under_sim_do_not_point_at_a_new_simulator() {
     let dir = tempfile::tempdir().unwrap();
-    let out = crate::support::bare(dir.path())
+    let out = bare(dir.path())
         .args(["--sim", "-e", r#"recovery_command("cluster::resume()")"#])
         .output()
         .unwrap();
@@ -326,9 +303,7 @@ fn hints_under_sim_do_not_point_at_a_new_simulator() {
         "{hint}"
     );
 
-    let mut child = std::process::Command::new(crate::support::BIN)
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
+    let child = bare_command(dir.path())
         .args([
             "--sim",
             "--sim-speed",
@@ -341,23 +316,10 @@ fn hints_under_sim_do_not_point_at_a_new_simulator() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let mut seen = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("▶ upgrade follower") {
-            break;
-        }
-    }
-    crate::support::sigint(&child);
-    for line in lines {
-        seen.push_str(&line.unwrap());
-        seen.push('\n');
-    }
-    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    let mut run = Running::of(child);
+    run.until("▶ upgrade follower");
+    run.signal("INT");
+    let (_, seen) = expect(&run.finish(), 130);
     assert!(
         seen.contains(
             "the embedded simulated cluster ends with this run, so there is nothing to continue"

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::BIN;
+use crate::support::{binary_or_skip, poll_until, BIN, TMUX};
 
 struct Term {
     socket: String,
@@ -90,18 +90,18 @@ impl Term {
 
     /// Waits until the screen shows `want` `times` times.
     fn wait_for(&self, want: &str, times: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.screen();
-            if s.matches(want).count() >= times {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "never saw {want:?} x{times} on screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll_until(
+            &format!("{want:?} x{times} on screen"),
+            Duration::from_secs(30),
+            || {
+                let s = self.screen();
+                if s.matches(want).count() >= times {
+                    Ok(s)
+                } else {
+                    Err(format!("the screen:\n{s}"))
+                }
+            },
+        )
     }
 }
 
@@ -111,29 +111,9 @@ impl Drop for Term {
     }
 }
 
-fn tmux_or_skip() -> bool {
-    if Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return true;
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(
-        !ci,
-        "tmux is missing but CI is set; .ci/run should have installed it"
-    );
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        b"SKIPPED: tmux not installed (apt-get install tmux): repl test\n",
-    );
-    false
-}
-
 #[test]
 fn an_incident_session() {
-    if !tmux_or_skip() {
+    if binary_or_skip("repl::an_incident_session", &TMUX).is_none() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
@@ -210,7 +190,7 @@ fn an_incident_session() {
 
 #[test]
 fn input_that_arrives_at_once_is_all_run() {
-    if !tmux_or_skip() {
+    if binary_or_skip("repl::input_that_arrives_at_once_is_all_run", &TMUX).is_none() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
@@ -247,7 +227,12 @@ fn input_that_arrives_at_once_is_all_run() {
 
 #[test]
 fn at_a_terminal_a_real_run_is_rehearsed_first_and_asks() {
-    if !tmux_or_skip() {
+    if binary_or_skip(
+        "repl::at_a_terminal_a_real_run_is_rehearsed_first_and_asks",
+        &TMUX,
+    )
+    .is_none()
+    {
         return;
     }
     for (answer, code) in [("n", "EXIT=3"), ("y", "EXIT=0")] {

@@ -1,45 +1,17 @@
 //! `--report FILE.html`: the page a run leaves, loaded in headless Chromium with networking off, its
-//! lanes measured as the browser lays them out and held against the simulator's own records.
+//! lanes measured as the browser lays them out and held against the simulator's own records. What the
+//! page says is checked with or without a browser; only the layout needs Chromium.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{expect, sigint, Cluster};
-
-/// The `chromium` binary on PATH, else Debian's location.
-fn chromium_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .flat_map(|dir| [dir.join("chromium"), dir.join("chromium-browser")])
-        .chain([PathBuf::from("/usr/bin/chromium")])
-        .find(|p| p.is_file())
-}
-
-/// The browser, or `None` after saying so where a developer will see it. Under CI (`CI` set) a missing
-/// browser fails the test instead: `.ci/run` installs it.
-fn chromium_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(bin) = chromium_binary() {
-        return Some(bin);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(
-        !ci,
-        "{test}: chromium not installed but CI is set; .ci/run should have installed it (apt-get install chromium)"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: chromium not installed (apt-get install chromium): {test}"
-    );
-    None
-}
+use crate::support::{
+    binary_or_skip, expect, poll_until, signal, try_poll_until, Cluster, Running, CHROMIUM,
+};
 
 /// Measures what the browser drew: the page is copied with a script that writes the boxes of the
 /// timeline, each lane and each of its segments into `<pre id="layout">`, which `--dump-dom` prints.
@@ -103,14 +75,13 @@ fn layout(browser: &Path, html: &str) -> Value {
         .spawn()
         .unwrap();
     // Generous: a loaded 2-core machine starts a browser slowly, but a hung one must not hang the suite.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let done = try_poll_until("chromium to finish", Duration::from_secs(180), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if let Err(e) = done {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{e}");
     }
     let dom = std::fs::read_to_string(&dumped).unwrap();
     let chromium_said = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default();
@@ -257,9 +228,6 @@ fn without_lane(page: &str, node: &str) -> String {
 
 #[test]
 fn a_rolling_upgrade_report_shows_every_nodes_outage_as_the_simulator_logged_it() {
-    let Some(browser) = chromium_or_skip("report::a_rolling_upgrade_report") else {
-        return;
-    };
     let c = Cluster::start(3, "0.10.4");
     let path = c.dir.path().join("out.html");
     let out = c.run(&[
@@ -279,6 +247,13 @@ fn a_rolling_upgrade_report_shows_every_nodes_outage_as_the_simulator_logged_it(
 
     let downs = stops(&c, &["node1", "node2", "node3"]);
     assert!(downs.values().all(|&n| n == 1), "{downs:?}");
+
+    let Some(browser) = binary_or_skip(
+        "report::a_rolling_upgrade_report_shows_every_nodes_outage_as_the_simulator_logged_it: the layout",
+        &CHROMIUM,
+    ) else {
+        return;
+    };
     let measured = layout(&browser, &page);
     check_lanes(&measured, &downs).unwrap();
 
@@ -326,9 +301,6 @@ fn a_rolling_upgrade_report_shows_every_nodes_outage_as_the_simulator_logged_it(
 
 #[test]
 fn a_rehearsal_report_is_the_predicted_timeline_of_the_twin() {
-    let Some(browser) = chromium_or_skip("report::a_rehearsal_report") else {
-        return;
-    };
     let c = Cluster::start(3, "0.10.4");
     let path = c.dir.path().join("predicted.html");
     let out = c.run(&[
@@ -347,6 +319,13 @@ fn a_rehearsal_report_is_the_predicted_timeline_of_the_twin() {
     let page = std::fs::read_to_string(&path).unwrap();
     assert_self_contained(&page);
     assert!(page.contains("<title>Predicted: "));
+
+    let Some(browser) = binary_or_skip(
+        "report::a_rehearsal_report_is_the_predicted_timeline_of_the_twin: the layout",
+        &CHROMIUM,
+    ) else {
+        return;
+    };
     let measured = layout(&browser, &page);
     assert_eq!(measured["predicted"], true);
     // The twin restarts every node once; its log is gone with it, so one outage each is the record.
@@ -389,24 +368,19 @@ fn the_report_is_written_however_the_run_ends() {
     assert_eq!(page.matches("data-state=\"down\"").count(), 1);
     c.host("node1", "start");
     // Back and caught up after this stop (not an earlier catch-up), so the next run may drain node3.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let events = c.events();
-        let last = |kind: &str| {
-            events
-                .iter()
-                .rposition(|e| e.kind == kind && e.node.as_deref() == Some("node1"))
-        };
-        let (stopped, back) = (last("stop"), last("caught_up"));
-        if back > stopped {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node1 did not catch up within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(
+        "node1 to catch up after its stop",
+        Duration::from_secs(60),
+        || {
+            let events = c.events();
+            let last = |kind: &str| {
+                events
+                    .iter()
+                    .rposition(|e| e.kind == kind && e.node.as_deref() == Some("node1"))
+            };
+            last("caught_up") > last("stop")
+        },
+    );
     // An interrupt: Ctrl-C while the run sleeps with node3 drained; the run undrains it and reports.
     let p = dir.join("interrupted.html");
     let out = c.run_until_stderr(
@@ -419,7 +393,7 @@ fn the_report_is_written_however_the_run_ends() {
         "node3: drain",
         |child| {
             c.wait_for_event("drain", "node3");
-            sigint(child);
+            signal(child, "INT");
         },
     );
     expect(&out, 130);
@@ -432,41 +406,25 @@ fn the_report_is_written_however_the_run_ends() {
 /// run's own calls, and says how the run ended.
 #[test]
 fn a_second_signal_still_leaves_the_page_as_far_as_the_run_got() {
-    use std::io::BufRead;
     let c = Cluster::start(3, "0.10.4");
     let p = c.dir.path().join("once.html");
-    let mut child = c.spawn(&[
-        "--report",
-        p.to_str().unwrap(),
-        "-e",
-        "node::drain(\"node3\"); node::stop(\"node3\"); sleep(600)",
-    ]);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str| loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("the run never printed {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    };
-    wait_for("node3: stop");
+    let mut run = Running::start(
+        &c,
+        &[
+            "--report",
+            p.to_str().unwrap(),
+            "-e",
+            "node::drain(\"node3\"); node::stop(\"node3\"); sleep(600)",
+        ],
+    );
+    run.until("node3: stop");
     c.wait_for_event("stop", "node3");
-    sigint(&child);
+    run.signal("INT");
     // The first signal is taken (the run waits to finish node3's restart) before the second is sent.
-    wait_for("interrupted");
-    sigint(&child);
-    let said = wait_for("report (as far as the run got)");
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    assert_eq!(status.code(), Some(130));
+    run.until("interrupted");
+    run.signal("INT");
+    let said = run.until("report (as far as the run got)");
+    expect(&run.finish(), 130);
     assert!(said.contains(p.to_str().unwrap()), "{said}");
     let page = std::fs::read_to_string(&p).unwrap();
     assert!(page.contains("interrupted (exit 130)") && page.contains("exited at once"));

@@ -3,14 +3,9 @@
 //! run again, ends with every node on the target and no failed client write in the simulator's records. Where the signal lands within or after its step does not matter to the
 //! assertions: whatever it interrupts, the re-run must finish the job.
 
-use std::io::{BufRead, BufReader};
-use std::process::Child;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use neumann_script::sim::SimConfig;
 
-use crate::support::{expect, text, Cluster};
+use crate::support::{expect, journal_ops, text, Cluster, Running, Trigger};
 
 /// Slow enough that every step of a node's upgrade lasts long enough to be seen and interrupted.
 fn matrix_cluster() -> Cluster {
@@ -21,93 +16,11 @@ fn matrix_cluster() -> Cluster {
 }
 
 /// The inventory as recovery hints name it: its absolute path (a temp dir's needs no shell quoting).
-pub fn flag_path(c: &Cluster) -> String {
+fn flag_path(c: &Cluster) -> String {
     std::fs::canonicalize(&c.inventory)
         .unwrap()
         .display()
         .to_string()
-}
-
-/// What the test waits for before it sends the signal.
-#[derive(Clone, Copy, Debug)]
-pub enum Trigger {
-    /// An event of this kind for this node in the simulator's log.
-    Event(&'static str, &'static str),
-    /// A line of the run's own progress output saying it has begun this step.
-    Said(&'static str),
-}
-
-/// A run in the background whose stderr is collected as it comes.
-pub struct Running {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    reader: std::thread::JoinHandle<()>,
-}
-
-impl Running {
-    pub fn start(c: &Cluster, args: &[&str]) -> Running {
-        let mut child = c.spawn(args);
-        let pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Running {
-            child,
-            stderr,
-            reader,
-        }
-    }
-
-    pub fn said(&self, text: &str) -> bool {
-        self.stderr.lock().unwrap().contains(text)
-    }
-
-    /// Waits for the trigger; panics if the run ends first or it takes a minute.
-    pub fn wait_for(&mut self, c: &Cluster, trigger: Trigger) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let seen = match trigger {
-                Trigger::Event(kind, node) => c
-                    .events()
-                    .iter()
-                    .any(|e| e.kind == kind && e.node.as_deref() == Some(node)),
-                Trigger::Said(t) => self.said(t),
-            };
-            if seen {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "the run ended ({status}) before {trigger:?}\n{}",
-                    self.stderr.lock().unwrap()
-                );
-            }
-            assert!(Instant::now() < deadline, "no {trigger:?} within 60 s");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    pub fn signal(&self, name: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    /// (exit code, stderr).
-    pub fn finish(mut self) -> (Option<i32>, String) {
-        let status = self.child.wait().unwrap();
-        self.reader.join().unwrap();
-        let stderr = self.stderr.lock().unwrap().clone();
-        (status.code(), stderr)
-    }
 }
 
 /// The upgrade's arguments: the default pre-staged path, or the in-window install.
@@ -136,11 +49,12 @@ fn interrupt_then_resume(trigger: Trigger, signal: &str, code: Option<i32>, pres
     let mut run = Running::start(&c, &upgrade_args(prestage));
     run.wait_for(&c, trigger);
     run.signal(signal);
-    let (status, stderr) = run.finish();
+    let out = run.finish();
+    let stderr = text(&out.stderr);
     if let Some(l) = &held {
         c.inject(l, "heal");
     }
-    assert_eq!(status, code, "{trigger:?}\n{stderr}");
+    assert_eq!(out.status.code(), code, "{trigger:?}\n{stderr}");
     if code.is_some() {
         said_what_it_did(&c, trigger, prestage, &stderr);
     }
@@ -301,8 +215,7 @@ fn ctrl_c_during_a_drain_wait_undrains_the_node_and_journals_it() {
     );
     run.wait_for(&c, Trigger::Event("drain", "node2"));
     run.signal("INT");
-    let (status, stderr) = run.finish();
-    assert_eq!(status, Some(130), "{stderr}");
+    let (_, stderr) = expect(&run.finish(), 130);
     // The simulator saw the node undrained after the drain.
     let ev = c.events_of(&["drain", "undrain"]);
     assert_eq!(
@@ -323,10 +236,8 @@ fn ctrl_c_during_a_drain_wait_undrains_the_node_and_journals_it() {
     // A snippet does not claim a stock runbook's way of resuming.
     assert!(stderr.contains("a snippet does not resume"), "{stderr}");
     // The mutating calls, in order; the run's course (`"event"` lines) is journaled beside them.
-    let ops: Vec<String> = text(&std::fs::read(&j).unwrap())
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v.get("event").is_none())
+    let ops: Vec<String> = journal_ops(&j)
+        .iter()
         .map(|v| v["op"].to_string())
         .collect();
     assert_eq!(
@@ -348,8 +259,7 @@ fn the_second_ctrl_c_hint_names_the_cluster_it_was_run_against() {
     run.signal("INT");
     run.wait_for(&c, Trigger::Said("finishing the restart of node2 first"));
     run.signal("INT");
-    let (status, stderr) = run.finish();
-    assert_eq!(status, Some(130), "{stderr}");
+    let (_, stderr) = expect(&run.finish(), 130);
     let hint = format!(
         "start it with: neumann-script --cluster {} -e 'node::start(\"node2\")'",
         flag_path(&c)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{bare, expect, Cluster};
+use crate::support::{bare, expect, without_proxies, Cluster};
 
 /// The cluster's inventory with the admin_urls of `a` and `b` exchanged, written beside it.
 fn swapped(c: &Cluster, a: &str, b: &str) -> std::path::PathBuf {
@@ -259,16 +259,7 @@ fn a_token_echoed_by_a_server_is_in_nothing_the_tool_writes() {
     let journal = dir.path().join("journal.jsonl");
     let report = dir.path().join("out.html");
     let mut cmd = bare(dir.path());
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
+    without_proxies(&mut cmd);
     let out = cmd
         .env("NEUMANN_TEST_ADMIN_TOKEN", TOKEN)
         .arg("--cluster")

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::ssh_support::{sshd_or_skip, SshServer};
-use crate::support::{expect, Cluster, BIN};
+use crate::ssh_support::SshServer;
+use crate::support::{binary_or_skip, expect, Cluster, BIN, SSHD};
 
 /// An inventory for the simulator whose host operations go over SSH to `server`, where the remote command
 /// (`neumann-script sim ctl`) performs them on the simulator. `ssh` is the [ssh] table's body.
@@ -45,7 +45,12 @@ fn run(c: &Cluster, inv: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_rolling_upgrade_with_every_host_operation_over_ssh() {
-    if !sshd_or_skip("a_rolling_upgrade_with_every_host_operation_over_ssh") {
+    if binary_or_skip(
+        "ssh::a_rolling_upgrade_with_every_host_operation_over_ssh",
+        &SSHD,
+    )
+    .is_none()
+    {
         return;
     }
     let server = SshServer::start().unwrap_or_else(|e| panic!("{e}"));
@@ -82,7 +87,12 @@ fn a_rolling_upgrade_with_every_host_operation_over_ssh() {
 
 #[test]
 fn a_prestaged_rolling_upgrade_stages_and_activates_over_ssh() {
-    if !sshd_or_skip("a_prestaged_rolling_upgrade_stages_and_activates_over_ssh") {
+    if binary_or_skip(
+        "ssh::a_prestaged_rolling_upgrade_stages_and_activates_over_ssh",
+        &SSHD,
+    )
+    .is_none()
+    {
         return;
     }
     let server = SshServer::start().unwrap_or_else(|e| panic!("{e}"));
@@ -115,7 +125,12 @@ fn a_prestaged_rolling_upgrade_stages_and_activates_over_ssh() {
 
 #[test]
 fn exec_arguments_arrive_intact_and_a_failing_command_is_a_result() {
-    if !sshd_or_skip("exec_arguments_arrive_intact_and_a_failing_command_is_a_result") {
+    if binary_or_skip(
+        "ssh::exec_arguments_arrive_intact_and_a_failing_command_is_a_result",
+        &SSHD,
+    )
+    .is_none()
+    {
         return;
     }
     let server = SshServer::start().unwrap_or_else(|e| panic!("{e}"));
@@ -147,7 +162,12 @@ fn exec_fails(c: &Cluster, server: &SshServer, target: &str, ssh: &str) -> Strin
 
 #[test]
 fn connection_failures_name_the_host_and_the_real_cause() {
-    if !sshd_or_skip("connection_failures_name_the_host_and_the_real_cause") {
+    if binary_or_skip(
+        "ssh::connection_failures_name_the_host_and_the_real_cause",
+        &SSHD,
+    )
+    .is_none()
+    {
         return;
     }
     let server = SshServer::start().unwrap_or_else(|e| panic!("{e}"));

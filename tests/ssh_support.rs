@@ -3,30 +3,12 @@
 //! (only the privilege-separation directory the package expects, /run/sshd, is created if missing).
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub const SSHD: &str = "/usr/sbin/sshd";
-
-/// The server, or `None` after saying so where a developer sees it; under CI its absence fails the test.
-pub fn sshd_or_skip(test: &str) -> bool {
-    if Path::new(SSHD).exists() {
-        return true;
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    assert!(
-        !ci,
-        "{test}: {SSHD} is missing but CI is set; .ci/run should have installed openssh-server"
-    );
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!("SKIPPED: sshd not installed (apt-get install openssh-server): {test}\n")
-            .as_bytes(),
-    );
-    false
-}
+use crate::support::{find_program, free_port, try_poll_until, Seen, SSHD};
 
 pub struct SshServer {
     child: Child,
@@ -64,13 +46,10 @@ fn keygen(path: &Path) -> Result<(), String> {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
 impl SshServer {
     pub fn start() -> Result<SshServer, String> {
+        let sshd =
+            find_program(&SSHD).ok_or("sshd not installed (apt-get install openssh-server)")?;
         std::fs::create_dir_all("/run/sshd").map_err(|e| {
             format!("cannot create /run/sshd (sshd's privilege-separation dir): {e}")
         })?;
@@ -101,14 +80,14 @@ impl SshServer {
                 d = d.display()
             );
             std::fs::write(d.join("sshd_config"), config).map_err(|e| e.to_string())?;
-            let mut child = Command::new(SSHD)
+            let mut child = Command::new(&sshd)
                 .args(["-D", "-e", "-f"])
                 .arg(d.join("sshd_config"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
-                .map_err(|e| format!("cannot start {SSHD}: {e}"))?;
+                .map_err(|e| format!("cannot start {}: {e}", sshd.display()))?;
             match wait_for_banner(port, &mut child) {
                 Ok(()) => {
                     let host_pub = std::fs::read_to_string(d.join("host_key.pub"))
@@ -147,23 +126,19 @@ impl SshServer {
 
 /// Waits until sshd accepts a connection and sends its `SSH-2.0` banner.
 fn wait_for_banner(port: u16, child: &mut Child) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    try_poll_until("an SSH banner", Duration::from_secs(20), || {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("sshd exited with {status}"));
+            return Seen::GaveUp(format!("sshd exited with {status}"));
         }
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             let mut buf = [0u8; 7];
             if s.read_exact(&mut buf).is_ok() && &buf == b"SSH-2.0" {
-                return Ok(());
+                return Seen::Done(());
             }
         }
-        if Instant::now() > deadline {
-            return Err("no SSH banner within 20 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        Seen::NotYet(String::new())
+    })
 }
 
 impl SshServer {

@@ -1,11 +1,25 @@
 //! The integration harness: a simulated cluster started in this process, its inventory in a temp dir,
-//! and the real `neumann-script` binary run against it over loopback HTTP with a blanked environment.
+//! and the real `neumann-script` binary run against it over loopback HTTP with a blanked environment;
+//! with the waits, processes, journals and programs every test module shares (one copy of each).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use neumann_script::sim::{SimConfig, SimEvent, SimStats, Simulator};
 use serde_json::Value;
+
+mod journal;
+mod poll;
+mod process;
+mod programs;
+
+pub use journal::{journal, journal_events, journal_events_so_far, journal_ops};
+pub use poll::{poll_until, try_poll_until, Seen};
+pub use process::{kill9, signal, Running, Trigger};
+pub use programs::{
+    binary_or_skip, find_program, free_port, CHROMIUM, ETCD, PROMETHEUS, SSHD, TMUX,
+};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_neumann-script");
 
@@ -19,6 +33,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub inventory: PathBuf,
     control: String,
+    /// Simulated seconds per real second, for the deadlines of waits on simulated time.
+    speed: f64,
 }
 
 impl Cluster {
@@ -31,7 +47,18 @@ impl Cluster {
         })
     }
 
+    /// A cluster on which `bad` is a broken release: its nodes fail some writes.
+    pub fn with_bad(nodes: usize, bad: &str) -> Cluster {
+        Cluster::with(SimConfig {
+            nodes,
+            speed: SPEED,
+            bad_versions: vec![semver::Version::parse(bad).unwrap()],
+            ..SimConfig::default()
+        })
+    }
+
     pub fn with(cfg: SimConfig) -> Cluster {
+        let speed = cfg.speed;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -48,6 +75,7 @@ impl Cluster {
             dir,
             inventory,
             control,
+            speed,
         }
     }
 
@@ -149,34 +177,31 @@ impl Cluster {
     /// Waits until the simulator has logged `kind` for `node`. For a signal mid-step: the step that
     /// follows the event (an install, 3 s at real speed) is the margin the signal has to land in.
     pub fn wait_for_event(&self, kind: &str, node: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !self
-            .events()
-            .iter()
-            .any(|e| e.kind == kind && e.node.as_deref() == Some(node))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no `{kind}` event for {node} within 60 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        poll_until(
+            &format!("a `{kind}` event for {node}"),
+            Duration::from_secs(60),
+            || {
+                self.events()
+                    .iter()
+                    .any(|e| e.kind == kind && e.node.as_deref() == Some(node))
+            },
+        );
+    }
+
+    /// The binary with `--cluster` pointing at this simulator, run in the temp dir, its stdout and
+    /// stderr piped; for a run in the background that needs more than `spawn` sets.
+    pub fn command(&self) -> std::process::Command {
+        let mut c = bare_command(self.dir.path());
+        c.arg("--cluster")
+            .arg(&self.inventory)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
     }
 
     /// Starts the binary in the background (for faults and signals mid-run).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        std::process::Command::new(BIN)
-            .current_dir(self.dir.path())
-            .env_remove("NEUMANN_CLUSTER")
-            .env("HOME", self.dir.path())
-            .env("TERM", "dumb")
-            .arg("--cluster")
-            .arg(&self.inventory)
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        self.command().args(args).spawn().unwrap()
     }
 
     /// Starts the binary, waits until its stderr shows `needle` (so the run is known to be at that
@@ -187,38 +212,10 @@ impl Cluster {
         needle: &str,
         then: impl FnOnce(&std::process::Child),
     ) -> Output {
-        use std::io::BufRead;
-        let mut child = self.spawn(args);
-        let stderr = child.stderr.take().unwrap();
-        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
-        let needle = needle.to_string();
-        let reader = std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains(&needle) {
-                    let _ = seen_tx.send(());
-                }
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        let seen = seen_rx.recv_timeout(std::time::Duration::from_secs(120));
-        if seen.is_ok() {
-            then(&child);
-        }
-        let out = child.wait_with_output().unwrap();
-        let stderr = reader.join().unwrap();
-        assert!(
-            seen.is_ok(),
-            "the run never printed what the test waits for:\n{stderr}"
-        );
-        Output {
-            status: out.status,
-            stdout: out.stdout,
-            stderr: stderr.into_bytes(),
-        }
+        let mut run = Running::start(self, args);
+        run.until(needle);
+        then(run.child());
+        run.finish()
     }
 
     /// Members whose state is not "up" or that are unhealthy, as (id, state).
@@ -254,10 +251,17 @@ impl Cluster {
     }
 
     /// Waits until simulated time reaches `t` (time only moves forward, so this holds under any load).
+    /// The deadline is ten times what the simulator's speed needs, and a minute more: a clock that
+    /// stops is a failure, not a slow machine.
     pub fn wait_until_sim(&self, t: f64) {
-        while self.clock() < t {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let needs = ((t - self.clock()).max(0.0) / self.speed).min(3600.0);
+        let within = Duration::from_secs(60) + Duration::from_secs_f64(10.0 * needs);
+        poll_until(&format!("simulated time {t:.1} s"), within, || {
+            match self.clock() {
+                now if now >= t => Ok(()),
+                now => Err(format!("the simulator's clock at {now:.1} s")),
+            }
+        });
     }
 
     pub fn stats(&self) -> SimStats {
@@ -270,11 +274,25 @@ impl Cluster {
 
     /// Events of these kinds, as (kind, node).
     pub fn events_of(&self, kinds: &[&str]) -> Vec<(String, String)> {
+        self.events_since(0, kinds)
+    }
+
+    /// Events of these kinds from index `from` of the log on (a length of it read earlier: events are
+    /// appended, never reordered), as (kind, node).
+    pub fn events_since(&self, from: usize, kinds: &[&str]) -> Vec<(String, String)> {
         self.events()
             .into_iter()
+            .skip(from)
             .filter(|e| kinds.contains(&e.kind.as_str()))
             .map(|e| (e.kind, e.node.unwrap_or_default()))
             .collect()
+    }
+
+    /// The journal a run keeps when not given `--journal` (`HOME` is the test's temp dir).
+    pub fn default_journal(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join(".local/state/neumann-script/journal.jsonl")
     }
 
     /// Versions as the cluster reports them, read with the tool itself.
@@ -321,14 +339,49 @@ impl Drop for Cluster {
 
 /// The binary in `dir` with HOME there and no inventory from the environment.
 pub fn bare(dir: &Path) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::new(BIN);
+    let mut c = assert_cmd::Command::from_std(bare_command(dir));
+    c.env("NO_COLOR", "1").timeout(Duration::from_secs(180));
+    c
+}
+
+/// `bare` as a process to start in the background and steer (`Running`).
+pub fn bare_command(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(BIN);
     c.current_dir(dir)
         .env_remove("NEUMANN_CLUSTER")
         .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .env("TERM", "dumb")
-        .timeout(std::time::Duration::from_secs(180));
+        .env("TERM", "dumb");
     c
+}
+
+/// Takes the proxy variables out of the binary's environment: notification and report URLs are on
+/// loopback here, and a proxy set where the tests run must not see them.
+pub fn without_proxies(cmd: &mut assert_cmd::Command) {
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+/// Makes a named pipe at `path`.
+pub fn mkfifo(path: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mkfifo {}", path.display());
+}
+
+/// The permission bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 pub fn text(b: &[u8]) -> String {
@@ -336,15 +389,6 @@ pub fn text(b: &[u8]) -> String {
 }
 
 /// Asserts the exit code and returns (stdout, stderr).
-/// Sends SIGINT to a child, as Ctrl-C in its terminal would.
-pub fn sigint(child: &std::process::Child) {
-    let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 pub fn expect(out: &Output, code: i32) -> (String, String) {
     let (o, e) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(

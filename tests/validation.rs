@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{bare, expect, Cluster};
+use crate::support::{bare, expect, mkfifo, mode, Cluster};
 
 /// The cluster's inventory with node2's `admin_url` replaced by `url`.
 fn with_admin_url(c: &Cluster, url: &str) -> std::path::PathBuf {
@@ -108,14 +108,6 @@ fn a_token_file_is_one_line() {
         .output()
         .unwrap();
     expect(&out, 0);
-}
-
-fn mkfifo(path: &Path) {
-    let ok = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 #[test]
@@ -492,10 +484,6 @@ fn a_computed_option_name_leaves_the_set_to_the_end_of_the_run_unless_declared()
         "{stderr}"
     );
     assert!(!stderr.contains("had no effect"), "{stderr}");
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 #[test]
