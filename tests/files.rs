@@ -243,6 +243,7 @@ fn under_umask(dir: &Path, mask: &str, args: &str) -> std::process::Command {
         .env("HOME", dir)
         .env("TERM", "dumb")
         .env_remove("NEUMANN_CLUSTER")
+        .env_remove("XDG_STATE_HOME")
         .arg("-c")
         .arg(format!("umask {mask}; exec {BIN} {args}"));
     cmd

@@ -337,7 +337,8 @@ impl Drop for Cluster {
     }
 }
 
-/// The binary in `dir` with HOME there and no inventory from the environment.
+/// The binary in `dir` with HOME there, and nothing from the environment that names an inventory or
+/// moves the journal and lease files out of HOME.
 pub fn bare(dir: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::from_std(bare_command(dir));
     c.env("NO_COLOR", "1").timeout(Duration::from_secs(180));
@@ -349,6 +350,7 @@ pub fn bare_command(dir: &Path) -> std::process::Command {
     let mut c = std::process::Command::new(BIN);
     c.current_dir(dir)
         .env_remove("NEUMANN_CLUSTER")
+        .env_remove("XDG_STATE_HOME")
         .env("HOME", dir)
         .env("TERM", "dumb");
     c
