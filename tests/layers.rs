@@ -307,3 +307,106 @@ fn the_check_names_a_loop_within_a_folder() {
     );
     assert_eq!(loops(&edges), ["a -> mod", "mod -> a"]);
 }
+
+/// The `.rs` files under `src` that no `mod NAME;` reaches from `lib.rs` or `main.rs`: files the compiler
+/// never reads, so their code is neither built nor tested, whatever it says. `#[path = "..."]` is followed.
+fn unreached(src: &Path) -> Vec<String> {
+    let mut reached = BTreeSet::new();
+    let mut todo: Vec<PathBuf> = ["lib.rs", "main.rs"]
+        .iter()
+        .map(|f| src.join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    while let Some(file) = todo.pop() {
+        if !reached.insert(file.clone()) {
+            continue;
+        }
+        let here = file.parent().unwrap().to_path_buf();
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        // `mod x;` in lib.rs, main.rs or a mod.rs is beside it; in a.rs it is a/x.rs.
+        let dir = if ["lib", "main", "mod"].contains(&stem.as_str()) {
+            here.clone()
+        } else {
+            here.join(&stem)
+        };
+        let mut path_attr: Option<String> = None;
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let line = line.trim();
+            if let Some(p) = line
+                .strip_prefix("#[path = \"")
+                .and_then(|r| r.strip_suffix("\"]"))
+            {
+                path_attr = Some(p.to_string());
+                continue;
+            }
+            if line.starts_with("#[") || line.starts_with("//") {
+                continue;
+            }
+            let decl = line
+                .strip_prefix("pub(crate) ")
+                .or_else(|| line.strip_prefix("pub(super) "))
+                .or_else(|| line.strip_prefix("pub "))
+                .unwrap_or(line);
+            let name = decl
+                .strip_prefix("mod ")
+                .and_then(|r| r.strip_suffix(';'))
+                .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            if let Some(name) = name {
+                let target = match path_attr.take() {
+                    // Relative to the declaring file's own directory.
+                    Some(p) => here.join(p),
+                    None if dir.join(format!("{name}.rs")).is_file() => {
+                        dir.join(format!("{name}.rs"))
+                    }
+                    None => dir.join(name).join("mod.rs"),
+                };
+                todo.push(target);
+            } else {
+                path_attr = None;
+            }
+        }
+    }
+    let mut out: Vec<String> = rs_files(src)
+        .into_iter()
+        .filter(|p| !reached.contains(p))
+        .map(|p| p.strip_prefix(src).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_source_file_is_reached_by_a_mod_declaration() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let orphans = unreached(&src);
+    assert!(
+        orphans.is_empty(),
+        "files under src/ that no `mod` declares (the compiler never reads them): {orphans:?}"
+    );
+}
+
+#[test]
+fn the_check_names_a_file_no_mod_declares() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("lib.rs", "pub mod a;\nmod b;\n// mod commented;\n");
+    write("main.rs", "fn main() {}\n");
+    write(
+        "a.rs",
+        "pub(crate) mod c;\n#[cfg(test)]\n#[path = \"a_tests.rs\"]\nmod tests;\n",
+    );
+    write("a/c.rs", "");
+    write("a_tests.rs", "");
+    write("b/mod.rs", "mod d {\n    fn inline() {}\n}\n");
+    write("b/types.rs", "");
+    write("commented.rs", "");
+    write("a/tests.rs", "");
+    assert_eq!(
+        unreached(dir.path()),
+        vec!["a/tests.rs", "b/types.rs", "commented.rs"]
+    );
+}
