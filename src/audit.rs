@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::error::Error;
 use crate::journal;
+use crate::journal::Step;
 use crate::output::{errln, human_duration, outln, Format};
 
 /// What `neumann-script audit` was asked for.
@@ -461,54 +462,19 @@ pub fn list_text(runs: &[&Run]) -> Vec<String> {
         .collect()
 }
 
-/// A step of a run: from its `step_start` to its `step_end`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    pub name: String,
-    /// 0 for a top-level step, 1 for one inside it, ...
-    pub depth: usize,
-    pub time: String,
-    /// `ok`, `failed`, or `unfinished` when no end was recorded.
-    pub result: String,
-    pub error: Option<String>,
-    pub duration_ms: Option<u64>,
-    /// Position among the run's records, to place the step in its timeline.
-    at: usize,
+/// The run's steps in the order they started, each with its nesting depth; `start` and `end` are positions
+/// among the run's records.
+pub fn steps(run: &Run) -> Vec<Step> {
+    journal::steps(
+        run.records
+            .iter()
+            .map(|r| (r["event"].as_str().unwrap_or_default(), r)),
+    )
 }
 
-/// The run's steps in the order they started, each with its nesting depth.
-pub fn steps(run: &Run) -> Vec<Step> {
-    let mut out: Vec<Step> = Vec::new();
-    let mut open: Vec<usize> = Vec::new();
-    for (at, rec) in run.records.iter().enumerate() {
-        let name = rec["name"].as_str().unwrap_or_default();
-        match rec["event"].as_str() {
-            Some("step_start") => {
-                open.push(out.len());
-                out.push(Step {
-                    name: name.to_string(),
-                    depth: open.len() - 1,
-                    time: rec["time"].as_str().unwrap_or_default().to_string(),
-                    result: "unfinished".into(),
-                    error: None,
-                    duration_ms: None,
-                    at,
-                });
-            }
-            Some("step_end") => {
-                // The innermost open step of that name; steps inside it that never ended close with it.
-                if let Some(k) = open.iter().rposition(|&i| out[i].name == name) {
-                    let i = open[k];
-                    open.truncate(k);
-                    out[i].result = rec["result"].as_str().unwrap_or("ok").to_string();
-                    out[i].error = rec["error"].as_str().map(str::to_string);
-                    out[i].duration_ms = rec["duration_ms"].as_u64();
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+/// How long a step took, as its `step_end` says.
+fn step_ms(run: &Run, s: &Step) -> Option<u64> {
+    s.end.and_then(|e| run.records[e]["duration_ms"].as_u64())
 }
 
 /// A record with the run's context taken out.
@@ -535,10 +501,10 @@ fn show_json(run: &Run) -> Value {
                 json!({
                     "name": s.name,
                     "depth": s.depth,
-                    "time": s.time,
+                    "time": run.records[s.start]["time"].as_str().unwrap_or_default(),
                     "result": s.result,
                     "error": s.error,
-                    "duration_ms": s.duration_ms,
+                    "duration_ms": step_ms(run, &s),
                 })
             })
             .collect(),
@@ -699,8 +665,8 @@ pub fn show_text(run: &Run) -> Vec<String> {
         let pad = |d: usize| "  ".repeat(d);
         match rec["event"].as_str() {
             Some("step_start") => {
-                if let Some(s) = next_step.next_if(|s| s.at == at) {
-                    let how = match (&s.result[..], s.duration_ms) {
+                if let Some(s) = next_step.next_if(|s| s.start == at) {
+                    let how = match (&s.result[..], step_ms(run, s)) {
                         ("ok", Some(d)) => format!("ok in {}", ms(d)),
                         (r, Some(d)) => format!("{r} after {}", ms(d)),
                         (r, None) => format!("{r} (no end recorded)"),
@@ -721,7 +687,7 @@ pub fn show_text(run: &Run) -> Vec<String> {
             }
             Some("step_end") => {
                 let name = rec["name"].as_str().unwrap_or_default();
-                if let Some(s) = steps.iter().rev().find(|s| s.at < at && s.name == name) {
+                if let Some(s) = steps.iter().rev().find(|s| s.start < at && s.name == name) {
                     depth = s.depth;
                 }
             }
@@ -852,7 +818,7 @@ mod tests {
         let s = steps(&runs[0]);
         assert_eq!(
             s.iter()
-                .map(|s| (s.name.as_str(), s.depth, s.duration_ms))
+                .map(|s| (s.name.as_str(), s.depth, step_ms(&runs[0], s)))
                 .collect::<Vec<_>>(),
             [("outer", 0, Some(4000)), ("inner", 1, Some(2000))]
         );

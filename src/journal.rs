@@ -122,6 +122,74 @@ pub fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
+/// Hears the run's events as `Ctx::event` passes them on, each as (kind, fields): the journal records the
+/// same events. Must not block: anything slow goes to the runtime.
+pub type Listener = Box<dyn Fn(&str, &Value)>;
+
+/// A step of a run, from its `step_start` event to its `step_end`: `audit show` lists them, the report draws
+/// them. `At` is where each end stands: an index among the run's events as `steps` pairs them, seconds on
+/// the report's timeline once placed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step<At = usize> {
+    pub name: String,
+    /// 0 for a top-level step, 1 for one inside it, ...
+    pub depth: usize,
+    /// `ok`, `failed`, or `unfinished` when no end was recorded.
+    pub result: String,
+    pub error: Option<String>,
+    pub start: At,
+    /// `None` while unfinished.
+    pub end: Option<At>,
+}
+
+impl<A> Step<A> {
+    /// The same step with both ends placed by `place`.
+    pub fn place<B>(self, place: impl Fn(A) -> B) -> Step<B> {
+        Step {
+            name: self.name,
+            depth: self.depth,
+            result: self.result,
+            error: self.error,
+            start: place(self.start),
+            end: self.end.map(place),
+        }
+    }
+}
+
+/// The steps among a run's events, each given as (kind, fields), in the order they started. A `step_end`
+/// closes the innermost open step of its name; steps inside it that never ended stay unfinished.
+pub fn steps<'a>(events: impl IntoIterator<Item = (&'a str, &'a Value)>) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    for (at, (kind, fields)) in events.into_iter().enumerate() {
+        let name = fields["name"].as_str().unwrap_or_default();
+        match kind {
+            "step_start" => {
+                open.push(out.len());
+                out.push(Step {
+                    name: name.to_string(),
+                    depth: open.len() - 1,
+                    result: "unfinished".into(),
+                    error: None,
+                    start: at,
+                    end: None,
+                });
+            }
+            "step_end" => {
+                if let Some(k) = open.iter().rposition(|&i| out[i].name == name) {
+                    let i = open[k];
+                    open.truncate(k);
+                    out[i].result = fields["result"].as_str().unwrap_or("ok").to_string();
+                    out[i].error = fields["error"].as_str().map(str::to_string);
+                    out[i].end = Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Appends records for one run. Clones share the file: the signal handler records an exit at once.
 #[derive(Clone)]
 pub struct Journal {
@@ -325,6 +393,36 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_end_closes_the_innermost_open_step_of_its_name() {
+        let events = [
+            ("step_start", json!({"name": "outer"})),
+            ("step_start", json!({"name": "inner"})),
+            ("op", json!({"name": "outer"})),
+            ("step_start", json!({"name": "cut short"})),
+            // `cut short` never ended (the process died inside it); its parent's end closes it too.
+            ("step_end", json!({"name": "inner", "result": "failed", "error": "boom"})),
+            ("step_start", json!({"name": "last"})),
+        ];
+        let s = steps(events.iter().map(|(k, f)| (*k, f)));
+        let got: Vec<_> = s
+            .iter()
+            .map(|s| (s.name.as_str(), s.depth, s.result.as_str(), s.start, s.end))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("outer", 0, "unfinished", 0, None),
+                ("inner", 1, "failed", 1, Some(4)),
+                ("cut short", 2, "unfinished", 3, None),
+                ("last", 1, "unfinished", 5, None),
+            ]
+        );
+        assert_eq!(s[1].error.as_deref(), Some("boom"));
+        let placed = s[1].clone().place(|i| i as f64 * 1.5);
+        assert_eq!((placed.start, placed.end), (1.5, Some(6.0)));
+    }
 
     #[test]
     fn dates_are_rfc3339_utc() {

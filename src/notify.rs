@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::journal::{self, Journal};
+use crate::journal::{self, Journal, Listener};
 use crate::output::{human_duration, Output};
 
 /// Connecting to a receiver: a receiver on a LAN or the internet answers a SYN well within this.
@@ -89,9 +89,6 @@ pub fn redact(url: &str) -> String {
         },
     }
 }
-
-/// Hears the run's events, as `Ctx::listeners` holds them (kind, fields).
-pub type Listener = Box<dyn Fn(&str, &Value)>;
 
 /// The receivers of one run, fed by `listener`.
 pub struct Notifier {

@@ -7,5 +7,6 @@ pub mod policy;
 pub mod types;
 
 pub use types::{
-    ClusterHealth, ExecOutput, Member, Metrics, NodeHealth, RaftNode, RaftStatus, Version,
+    ClusterHealth, ExecOutput, Member, Metrics, NodeHealth, RaftNode, RaftStatus, RhaiResult,
+    Version,
 };

@@ -434,11 +434,12 @@ fn summed_series<S: serde::Serializer>(scrape: &Arc<Scrape>, s: S) -> Result<S::
     )
 }
 
-pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
+/// What a function scripts call returns: its value, or the error the script sees.
+pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 impl Metrics {
     /// The value of the series `name` (summed when several share it); throws when there is none.
-    pub fn value(&self, name: &str, labels: Option<&Map>) -> ScriptResult<f64> {
+    pub fn value(&self, name: &str, labels: Option<&Map>) -> RhaiResult<f64> {
         let found = match labels {
             None => self.scrape.value(name),
             Some(l) => {
@@ -471,7 +472,7 @@ impl Metrics {
     }
 
     /// The `q` quantile of a histogram; throws when the scrape has no such histogram.
-    pub fn quantile(&self, name: &str, q: f64) -> ScriptResult<f64> {
+    pub fn quantile(&self, name: &str, q: f64) -> RhaiResult<f64> {
         self.scrape.quantile(name, q).ok_or_else(|| {
             format!(
                 "{}: metrics: no histogram `{name}` (no `{name}_bucket` series)",

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::script::ctx::Listener;
-use timeline::{Record, RunEvent, SimEvent, SimRecord};
+use crate::journal::Listener;
+use crate::sim::SimEvent;
+use timeline::{Record, RunEvent, SimRecord};
 
 /// The start of every page this writes: an existing file without it is not overwritten.
 const DOCTYPE: &str = "<!doctype html>";

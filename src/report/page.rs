@@ -140,7 +140,7 @@ pub fn render(rec: &Record) -> String {
     header(&mut h, rec, &title);
     legend(&mut h, &tl);
     svg(&mut h, rec, &tl, &plot);
-    steps(&mut h, &tl);
+    steps(&mut h, &tl, rec.end);
     if let Some(sim) = &rec.sim {
         invariants(&mut h, &sim.stats);
     }
@@ -324,14 +324,15 @@ fn svg(h: &mut String, rec: &Record, tl: &Timeline, plot: &Plot) {
     row_name(h, rows_top + 15.0, "steps");
     for (i, s) in tl.steps.iter().enumerate() {
         let y = rows_top + s.depth as f64 * ROW;
-        let (x, w) = plot.span(s.t0, s.t1);
+        let (t0, t1) = (s.start, s.end.unwrap_or(rec.end));
+        let (x, w) = plot.span(t0, t1);
         let title = format!(
             "{}: {} ({} to {}, {})",
             s.name,
             s.result,
-            secs(s.t0),
-            secs(s.t1),
-            secs(s.t1 - s.t0)
+            secs(t0),
+            secs(t1),
+            secs(t1 - t0)
         );
         let _ = write!(
             h,
@@ -545,7 +546,8 @@ fn failed_chart(h: &mut String, plot: &Plot, y: f64, bucket: f64, bars: &[u64], 
     h.push_str("</g>");
 }
 
-fn steps(h: &mut String, tl: &Timeline) {
+/// The steps as a table; one the run ended inside lasts until `end`.
+fn steps(h: &mut String, tl: &Timeline, end: f64) {
     h.push_str("<h2 style=\"font-size:16px\">Steps</h2>\n<table class=\"list\" id=\"steps\"><tr><th>step</th><th>start</th><th>duration</th><th>result</th></tr>\n");
     if tl.steps.is_empty() {
         h.push_str("<tr><td colspan=\"4\" class=\"muted\">the run named no steps</td></tr>\n");
@@ -561,8 +563,8 @@ fn steps(h: &mut String, tl: &Timeline) {
             h,
             "<tr class=\"step-row\"><td>{indent}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{class}\">{}</td></tr>",
             esc(&s.name),
-            secs(s.t0),
-            secs(s.t1 - s.t0),
+            secs(s.start),
+            secs(s.end.unwrap_or(end) - s.start),
             esc(&result)
         );
     }
@@ -614,8 +616,9 @@ fn invariants(h: &mut String, stats: &serde_json::Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::timeline::{RunEvent, SimEvent, SimRecord};
+    use super::super::timeline::{RunEvent, SimRecord};
     use super::*;
+    use crate::sim::SimEvent;
     use serde_json::json;
 
     fn record() -> Record {

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::journal::Step;
+use crate::sim::SimEvent;
+
 /// What one run left behind, every time in seconds on the run's timeline (0 is the session's start).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
@@ -51,14 +54,6 @@ pub struct SimRecord {
     pub stats: Value,
     /// How long the simulator's install (and staging) takes: its log marks only the end.
     pub install_secs: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimEvent {
-    pub t: f64,
-    pub node: Option<String>,
-    pub kind: String,
-    pub detail: String,
 }
 
 /// A node's state on its lane. `Up` is the baseline: serving, not drawn as a problem.
@@ -145,18 +140,6 @@ pub struct Leadership {
     pub t1: f64,
 }
 
-/// A step of the run: nested steps have a greater depth.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    pub name: String,
-    pub depth: usize,
-    pub t0: f64,
-    pub t1: f64,
-    /// `ok`, `failed`, or `unfinished` when the run ended inside it.
-    pub result: String,
-    pub error: Option<String>,
-}
-
 /// A stretch on the gates row: the cluster paused, or the run paused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Band {
@@ -170,7 +153,9 @@ pub struct Band {
 pub struct Timeline {
     pub lanes: Vec<Lane>,
     pub leaders: Vec<Leadership>,
-    pub steps: Vec<Step>,
+    /// The run's steps in seconds on the timeline; one the run ended inside has no end, and is drawn to
+    /// the timeline's.
+    pub steps: Vec<Step<f64>>,
     pub gates: Vec<Mark>,
     pub bands: Vec<Band>,
     /// Failed client writes per bucket of `bucket_s` seconds, from 0; a simulated cluster only.
@@ -646,34 +631,18 @@ const NOT_GATES: &[&str] = &[
 ];
 
 /// The run's course: steps (nested by depth), gate markers, and the stretches it was paused.
-fn course(rec: &Record) -> (Vec<Step>, Vec<Mark>, Vec<Band>) {
-    let mut steps = Vec::new();
-    let mut open: Vec<usize> = Vec::new();
+fn course(rec: &Record) -> (Vec<Step<f64>>, Vec<Mark>, Vec<Band>) {
+    let steps = crate::journal::steps(rec.events.iter().map(|e| (e.kind.as_str(), &e.fields)))
+        .into_iter()
+        .map(|s| s.place(|i| rec.events[i].t))
+        .collect();
     let mut gates = Vec::new();
     let mut bands = Vec::new();
     let mut paused_since: Option<f64> = None;
     for e in &rec.events {
-        let f = &e.fields;
         match e.kind.as_str() {
-            "step_start" => {
-                open.push(steps.len());
-                steps.push(Step {
-                    name: text(f, "name").unwrap_or_default(),
-                    depth: open.len() - 1,
-                    t0: e.t,
-                    t1: rec.end,
-                    result: "unfinished".into(),
-                    error: None,
-                });
-            }
-            "step_end" => {
-                if let Some(i) = open.pop() {
-                    let s = &mut steps[i];
-                    s.t1 = e.t;
-                    s.result = text(f, "result").unwrap_or_else(|| "ok".into());
-                    s.error = text(f, "error");
-                }
-            }
+            // Paired above.
+            "step_start" | "step_end" => {}
             "paused" => {
                 paused_since = Some(paused_since.unwrap_or(e.t));
                 gates.push(gate_mark(e));
@@ -906,7 +875,10 @@ mod tests {
         let s: Vec<(&str, usize, f64, f64, &str)> = tl
             .steps
             .iter()
-            .map(|s| (s.name.as_str(), s.depth, s.t0, s.t1, s.result.as_str()))
+            .map(|s| {
+                let end = s.end.unwrap_or(rec.end);
+                (s.name.as_str(), s.depth, s.start, end, s.result.as_str())
+            })
             .collect();
         assert_eq!(
             s,

@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use rhai::{Dynamic, EvalAltResult};
+use rhai::Dynamic;
 
 use super::stop::fail;
-
-type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+use crate::model::RhaiResult;
 
 /// An int or a float as a float: a script writes `100` or `100.0` and means the same.
 pub fn number(v: &Dynamic, what: &str) -> RhaiResult<f64> {

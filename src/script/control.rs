@@ -6,15 +6,13 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use rhai::EvalAltResult;
 use serde_json::{json, Value};
 
 use super::ctx::{throw, Ctx, Planned};
 use super::stop::ScriptStop;
 use crate::cluster::OpError;
 use crate::lease::Request;
-
-type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+use crate::model::RhaiResult;
 
 /// How often a paused run reads its lease for `resume` or `abort`: an operator's request is taken within
 /// about a second, and a cluster is asked once a second at most.
@@ -60,7 +58,7 @@ impl Ctx {
     /// A safe point: a `pause` or `abort` asked for this run is taken here, unless a node is between its
     /// stop and start, in which case it waits for the next safe point. `at` says where, for the operator
     /// and the lease ("before step \"upgrade node2\"", "checkpoint").
-    pub fn safe_point(&self, at: &str) -> Result<()> {
+    pub fn safe_point(&self, at: &str) -> RhaiResult<()> {
         if let Some(why) = self.aborted.borrow().clone() {
             return Err(ScriptStop::guard(why));
         }
@@ -119,7 +117,7 @@ impl Ctx {
 
     /// `gate(reason)`: the run pauses itself and waits for `resume` (or "y" at its terminal); `abort`
     /// ends it safely. `--yes` does not pass a gate.
-    pub fn gate_here(&self, reason: &str) -> Result<()> {
+    pub fn gate_here(&self, reason: &str) -> RhaiResult<()> {
         if self.settings.rehearsal {
             self.out.info(&format!(
                 "gate: {reason}: a live run pauses here until it is resumed (rehearsal: going on)"
@@ -199,7 +197,7 @@ impl Ctx {
         }
     }
 
-    fn take_abort(&self, request: &Request, at: &str) -> Result<()> {
+    fn take_abort(&self, request: &Request, at: &str) -> RhaiResult<()> {
         self.tell_leases(Some(request), None);
         self.event(
             "abort",
@@ -248,7 +246,7 @@ impl Ctx {
     }
 
     /// Waits, paused, until `resume` (any terminal) or "y" (this one); `abort` ends the run safely.
-    fn wait_paused(&self, pause: &Pause) -> Result<()> {
+    fn wait_paused(&self, pause: &Pause) -> RhaiResult<()> {
         let terminal = self.has_terminal();
         let flag = &self.settings.cluster_flag;
         let remote =
@@ -311,7 +309,7 @@ impl Ctx {
     }
 
     /// The next thing that ends or changes a pause; Ctrl-C (or a signal) ends the run as anywhere else.
-    fn next_wake(&self, mut terminal: bool) -> Result<Wake> {
+    fn next_wake(&self, mut terminal: bool) -> RhaiResult<Wake> {
         loop {
             for (_, l) in self.held_leases().iter() {
                 if let Some(why) = l.lost() {

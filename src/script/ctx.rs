@@ -14,6 +14,7 @@ use crate::cluster::{Cluster, Guarded, OpError, Refusal};
 use crate::interrupt;
 use crate::journal;
 use crate::lease::{self, Lease};
+use crate::model::RhaiResult;
 use crate::output::{Format, Output};
 
 /// Turns an operation's failure into a catchable script error; unknown names become usage stops.
@@ -130,7 +131,7 @@ pub struct Ctx {
     /// judge (`script::options`) and the run never read is reported at its end.
     pub options_asked: RefCell<BTreeSet<String>>,
     /// Told of every event of the run's course after the journal (webhooks, the report).
-    pub listeners: RefCell<Vec<Listener>>,
+    pub listeners: RefCell<Vec<journal::Listener>>,
     /// An `abort` this run took: every later safe point throws it again, so a script that catches it
     /// still ends at its next one.
     pub aborted: RefCell<Option<String>>,
@@ -145,10 +146,7 @@ pub struct Ctx {
 }
 
 /// Called once a run holds a cluster's lease (`Ctx::on_lease`).
-pub type OnLease = Rc<dyn Fn(&Ctx, &Arc<Cluster>) -> Result<(), Box<EvalAltResult>>>;
-
-/// Hears the run's events: (kind, fields). Must not block: anything slow goes to the runtime.
-pub type Listener = Box<dyn Fn(&str, &serde_json::Value)>;
+pub type OnLease = Rc<dyn Fn(&Ctx, &Arc<Cluster>) -> RhaiResult<()>>;
 
 /// One mutating call as it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,7 +161,7 @@ pub struct Planned {
 
 impl Ctx {
     /// The cluster, or a usage stop saying how to name one.
-    pub fn cluster(&self) -> Result<Arc<Cluster>, Box<EvalAltResult>> {
+    pub fn cluster(&self) -> RhaiResult<Arc<Cluster>> {
         self.cluster.borrow().clone().ok_or_else(|| {
             ScriptStop::usage(
                 "no cluster to talk to: pass --cluster FILE, set NEUMANN_CLUSTER, create ./neumann-cluster.toml, or use --sim",
@@ -396,7 +394,7 @@ impl Ctx {
         cluster: &Cluster,
         guarded: &Guarded<'_>,
         force: bool,
-    ) -> Result<Option<Refusal>, Box<EvalAltResult>> {
+    ) -> RhaiResult<Option<Refusal>> {
         if !force {
             return match self.block_on(cluster.interlock(guarded)) {
                 Ok(Some(r)) => Err(throw(OpError::Refused(r))),
@@ -487,8 +485,8 @@ impl Ctx {
         op: &str,
         node: Option<&str>,
         args: serde_json::Value,
-        f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
-    ) -> Result<T, Box<EvalAltResult>> {
+        f: impl FnOnce() -> RhaiResult<T>,
+    ) -> RhaiResult<T> {
         self.mutate_overriding(op, node, args, None, f)
     }
 
@@ -500,8 +498,8 @@ impl Ctx {
         node: Option<&str>,
         args: serde_json::Value,
         overrode: Option<&Refusal>,
-        f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
-    ) -> Result<T, Box<EvalAltResult>> {
+        f: impl FnOnce() -> RhaiResult<T>,
+    ) -> RhaiResult<T> {
         self.hold_lease()?;
         let mut args = args;
         if let (Some(run), serde_json::Value::Object(a)) =
@@ -557,7 +555,7 @@ impl Ctx {
     /// mutating call, so read-only runs never need it; callers that announce a change or enter a
     /// critical section first ask for it before that. A lease held by another run is a safe stop that
     /// changed nothing; a lease this run lost is a safe stop too.
-    pub fn hold_lease(&self) -> Result<(), Box<EvalAltResult>> {
+    pub fn hold_lease(&self) -> RhaiResult<()> {
         let Some(cluster) = self.cluster.borrow().clone() else {
             return Ok(());
         };

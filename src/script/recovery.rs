@@ -20,6 +20,7 @@ use crate::journal::leftovers::{self, Unfinished};
 use crate::lease;
 use crate::model::types::CAUGHT_UP_MS;
 use crate::model::Member;
+use crate::model::RhaiResult;
 use crate::transport::host::HostOp;
 
 /// How long a node started again may take to rejoin and to catch up: the stock runbooks' defaults.
@@ -46,7 +47,7 @@ fn alive(run: &Unfinished) -> bool {
 
 /// Finishes every earlier run of `cluster` that left something undone. `cluster` is the one this run
 /// just took the lease of; only the run's own cluster (the one its journal records) is looked at.
-pub fn finish_earlier_runs(ctx: &Ctx, cluster: &Arc<Cluster>) -> Result<(), Box<EvalAltResult>> {
+pub fn finish_earlier_runs(ctx: &Ctx, cluster: &Arc<Cluster>) -> RhaiResult<()> {
     let (Some(path), Some(name)) = (ctx.journal.path(), ctx.journal.cluster()) else {
         return Ok(());
     };
@@ -109,7 +110,7 @@ fn cannot(run: &Unfinished, why: String) -> Box<EvalAltResult> {
     ))
 }
 
-fn finish(ctx: &Ctx, cluster: &Arc<Cluster>, run: &Unfinished) -> Result<(), Box<EvalAltResult>> {
+fn finish(ctx: &Ctx, cluster: &Arc<Cluster>, run: &Unfinished) -> RhaiResult<()> {
     // Every call made for it is journaled as such (`"recovering": RUN`).
     *ctx.recovering.borrow_mut() = Some(run.run_id.clone());
     let r = finish_one(ctx, cluster, run);
@@ -117,11 +118,7 @@ fn finish(ctx: &Ctx, cluster: &Arc<Cluster>, run: &Unfinished) -> Result<(), Box
     r
 }
 
-fn finish_one(
-    ctx: &Ctx,
-    cluster: &Arc<Cluster>,
-    run: &Unfinished,
-) -> Result<(), Box<EvalAltResult>> {
+fn finish_one(ctx: &Ctx, cluster: &Arc<Cluster>, run: &Unfinished) -> RhaiResult<()> {
     let survey = |ctx: &Ctx| {
         ctx.block_on(cluster.members())
             .map_err(|e| cannot(run, format!("the cluster could not be read: {e}")))
@@ -220,7 +217,7 @@ fn start_again(
     run: &Unfinished,
     id: &str,
     begun: Option<&(String, String)>,
-) -> Result<(), Box<EvalAltResult>> {
+) -> RhaiResult<()> {
     ctx.interrupt.enter(id);
     let result = (|| {
         if let Some((op, v)) = begun {

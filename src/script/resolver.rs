@@ -12,6 +12,7 @@ type SharedModule = Shared<Module>;
 
 use super::embedded;
 use super::report::{strip_shebang, Sources};
+use crate::model::RhaiResult;
 
 pub struct Resolver {
     /// Compiled modules by source name, with the text they were compiled from: a module whose file changed
@@ -102,7 +103,7 @@ impl ModuleResolver for Resolver {
         source: Option<&str>,
         path: &str,
         pos: Position,
-    ) -> Result<SharedModule, Box<EvalAltResult>> {
+    ) -> RhaiResult<SharedModule> {
         let name = path.trim_end_matches(".rhai");
         let script_dir = self.script_dir.borrow().clone();
         let (key, text) = match module_source(source, path, script_dir.as_deref()) {

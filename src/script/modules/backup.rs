@@ -4,7 +4,8 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Module};
 
-use super::{json_to_dynamic, Builder, FnDoc, RhaiResult};
+use super::{json_to_dynamic, Builder, FnDoc};
+use crate::model::RhaiResult;
 use crate::script::ctx::{throw, Ctx};
 
 /// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.

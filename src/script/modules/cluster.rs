@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, ImmutableString, Map, Module};
 
-use super::{json_to_dynamic, secs, waiting, Builder, FnDoc, RhaiResult};
+use super::{json_to_dynamic, secs, waiting, Builder, FnDoc};
+use crate::model::RhaiResult;
 use crate::model::{ClusterHealth, Member};
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::{fail, ScriptStop};

@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, FnPtr, ImmutableString, NativeCallContext};
 
-use super::{global, secs, FnDoc, RhaiResult};
+use super::{global, secs, FnDoc};
+use crate::model::RhaiResult;
 use crate::script::ctx::Ctx;
 use crate::script::stop::{fail, ScriptStop};
 

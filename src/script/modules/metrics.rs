@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, FnPtr, ImmutableString, Map, Module, NativeCallContext};
 
-use super::{secs, waiting, Builder, FnDoc, RhaiResult};
+use super::{secs, waiting, Builder, FnDoc};
 use crate::model::figures::{figures, ratio, Figures};
 use crate::model::Metrics;
+use crate::model::RhaiResult;
 use crate::output::human_duration;
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::fail;

@@ -17,15 +17,14 @@ pub mod version;
 use std::rc::Rc;
 
 use rhai::{
-    Dynamic, Engine, EvalAltResult, FnNamespace, FuncRegistration, Module, NativeCallContext,
-    RhaiFunc, RhaiNativeFunc, Shared, Variant,
+    Dynamic, Engine, FnNamespace, FuncRegistration, Module, NativeCallContext, RhaiFunc,
+    RhaiNativeFunc, Shared, Variant,
 };
 
 use crate::cluster::{OpError, OpResult, Progress};
+use crate::model::RhaiResult;
 pub use crate::script::args::{number, secs};
 use crate::script::ctx::{throw, Ctx};
-
-pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// One script function as `neumann-script functions` lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +126,7 @@ impl<'a> Builder<'a> {
 type NativeFn = dyn for<'a, 'b, 'c> Fn(
     Option<NativeCallContext<'a>>,
     &'b mut [&'c mut Dynamic],
-) -> Result<Dynamic, Box<EvalAltResult>>;
+) -> RhaiResult<Dynamic>;
 
 /// Rhai leaves errors from namespaced native calls (`node::drain(...)`) without a position, so the
 /// message could not name the script line; this pins them to the call site.

@@ -5,9 +5,10 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{force_option, number, secs, waiting, Builder, FnDoc, RhaiResult};
+use super::{force_option, number, secs, waiting, Builder, FnDoc};
 use crate::cluster::Guarded;
 use crate::model::Member;
+use crate::model::RhaiResult;
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::{fail, refused_rule, ScriptStop};
 use crate::transport::host::HostOp;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{force_option, secs, waiting, Builder, FnDoc, RhaiResult};
+use super::{force_option, secs, waiting, Builder, FnDoc};
 use crate::cluster::Guarded;
 use crate::model::RaftStatus;
+use crate::model::RhaiResult;
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::refused_rule;
 

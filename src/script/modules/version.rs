@@ -4,8 +4,9 @@ use std::cmp::Ordering;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{Builder, FnDoc, RhaiResult};
+use super::{Builder, FnDoc};
 use crate::model::policy::{self, parse_version};
+use crate::model::RhaiResult;
 use crate::model::Version;
 use crate::script::stop::fail;
 
