@@ -9,9 +9,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use semver::Version;
 
 pub use crate::audit::AuditOptions;
+use crate::lease::Action;
 use crate::model::policy::parse_version;
 use crate::output::Format;
 pub use crate::session::{RunOptions, Target};
+use crate::sim::FaultKind;
+use crate::transport::host::HostOp;
 
 const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--report FILE.html] [--format text|json] SCRIPT [ARGS]...
        neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE
@@ -314,11 +317,60 @@ enum SimSub {
         /// The node
         node: String,
         /// stop, start, restart, install, stage or activate
-        #[arg(value_parser = ["stop", "start", "restart", "install", "stage", "activate"])]
-        action: String,
+        #[arg(value_enum)]
+        action: CtlAction,
         /// The version, for install, stage and activate
         version: Option<String>,
     },
+}
+
+/// What `sim ctl` does on the node: `HostOp` once given its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CtlAction {
+    Stop,
+    Start,
+    Restart,
+    Install,
+    Stage,
+    Activate,
+}
+
+impl CtlAction {
+    fn name(self) -> &'static str {
+        match self {
+            CtlAction::Stop => "stop",
+            CtlAction::Start => "start",
+            CtlAction::Restart => "restart",
+            CtlAction::Install => "install",
+            CtlAction::Stage => "stage",
+            CtlAction::Activate => "activate",
+        }
+    }
+
+    /// The host operation, with the version the last three need and the first three refuse.
+    fn op(self, version: Option<String>) -> Result<HostOp, String> {
+        let name = self.name();
+        let given = || -> Result<Version, String> {
+            let v = version
+                .as_deref()
+                .ok_or_else(|| format!("sim ctl {name} needs a VERSION"))?;
+            parse_version(v).map_err(|e| format!("sim ctl {name}: {e}"))
+        };
+        match self {
+            CtlAction::Stop | CtlAction::Start | CtlAction::Restart if version.is_some() => {
+                Err(format!(
+                    "sim ctl {name} takes no version (got {})",
+                    version.as_deref().unwrap_or_default()
+                ))
+            }
+            CtlAction::Stop => Ok(HostOp::Stop),
+            CtlAction::Start => Ok(HostOp::Start),
+            CtlAction::Restart => Ok(HostOp::Restart),
+            CtlAction::Install => given().map(HostOp::Install),
+            CtlAction::Stage => given().map(HostOp::Stage),
+            CtlAction::Activate => given().map(HostOp::Activate),
+        }
+    }
 }
 
 /// The simulator's foreground settings.
@@ -329,7 +381,8 @@ pub struct SimOptions {
     pub inventory: PathBuf,
     pub speed: f64,
     pub bad_versions: Vec<Version>,
-    pub faults: Vec<(String, String)>,
+    /// Faults to inject at start: (node, kind).
+    pub faults: Vec<(String, FaultKind)>,
     pub seed: Option<u64>,
 }
 
@@ -355,15 +408,15 @@ pub enum Command {
     Definitions {
         dir: PathBuf,
     },
+    /// `completions SHELL`: the script to print, written here, where clap is.
     Completions {
-        shell: clap_complete::Shell,
+        script: String,
     },
     Sim(SimOptions),
     SimCtl {
         control: String,
         node: String,
-        action: String,
-        version: Option<semver::Version>,
+        op: HostOp,
     },
     Audit(AuditOptions),
     /// `status`: the cluster and the run holding its lease.
@@ -373,7 +426,7 @@ pub enum Command {
     /// `pause`, `resume` or `abort`: a request to the run holding the lease.
     Request {
         run: RunOptions,
-        action: String,
+        action: Action,
         reason: String,
     },
 }
@@ -490,7 +543,7 @@ fn format_of(f: FormatArg) -> Format {
 }
 
 /// Shell completions for the command line.
-pub fn completions(shell: clap_complete::Shell) -> String {
+fn completions(shell: clap_complete::Shell) -> String {
     let mut out = Vec::new();
     clap_complete::generate(
         shell,
@@ -674,20 +727,22 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         }),
         (Some(sub @ (Sub::Pause { .. } | Sub::Resume { .. } | Sub::Abort { .. })), None) => {
             let (action, reason) = match sub {
-                Sub::Pause { reason, .. } => ("pause", reason),
-                Sub::Resume { reason, .. } => ("resume", reason),
-                Sub::Abort { reason, .. } => ("abort", reason),
+                Sub::Pause { reason, .. } => (Action::Pause, reason),
+                Sub::Resume { reason, .. } => (Action::Resume, reason),
+                Sub::Abort { reason, .. } => (Action::Abort, reason),
                 _ => unreachable!("matched above"),
             };
             Ok(Command::Request {
-                run: control_target(run, action)?,
-                action: action.to_string(),
+                run: control_target(run, action.as_str())?,
+                action,
                 reason,
             })
         }
         (Some(Sub::Repl { .. }), None) => Ok(Command::Repl { run }),
         (Some(Sub::Definitions { dir }), None) => Ok(Command::Definitions { dir }),
-        (Some(Sub::Completions { shell }), None) => Ok(Command::Completions { shell }),
+        (Some(Sub::Completions { shell }), None) => Ok(Command::Completions {
+            script: completions(shell),
+        }),
         (
             Some(Sub::Sim {
                 ctl:
@@ -700,28 +755,11 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 ..
             }),
             None,
-        ) => {
-            let version = match (action.as_str(), version) {
-                ("install" | "stage" | "activate", Some(v)) => {
-                    Some(parse_version(&v).map_err(|e| usage(format!("sim ctl {action}: {e}")))?)
-                }
-                ("install" | "stage" | "activate", None) => {
-                    return Err(usage(format!("sim ctl {action} needs a VERSION")))
-                }
-                (_, Some(v)) => {
-                    return Err(usage(format!(
-                        "sim ctl {action} takes no version (got {v})"
-                    )))
-                }
-                (_, None) => None,
-            };
-            Ok(Command::SimCtl {
-                control,
-                node,
-                action,
-                version,
-            })
-        }
+        ) => Ok(Command::SimCtl {
+            control,
+            node,
+            op: action.op(version).map_err(usage)?,
+        }),
         (
             Some(Sub::Sim {
                 nodes,
@@ -745,13 +783,15 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             let faults = faults
                 .iter()
                 .map(|f| {
-                    f.split_once(':')
-                        .map(|(n, k)| (n.to_string(), k.to_string()))
-                        .ok_or_else(|| {
-                            usage(format!(
-                                "--fault {f}: expected NODE:KIND such as node2:crash"
-                            ))
-                        })
+                    let (node, kind) = f.split_once(':').ok_or_else(|| {
+                        usage(format!(
+                            "--fault {f}: expected NODE:KIND such as node2:crash"
+                        ))
+                    })?;
+                    let kind = kind
+                        .parse::<FaultKind>()
+                        .map_err(|e| usage(format!("--fault {f}: {e}")))?;
+                    Ok((node.to_string(), kind))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Command::Sim(SimOptions {
@@ -864,10 +904,45 @@ mod tests {
                     (s.nodes, s.speed, s.inventory.to_str()),
                     (5, 10.0, Some("/tmp/c.toml"))
                 );
-                assert_eq!(s.faults, vec![("node2".to_string(), "crash".to_string())]);
+                assert_eq!(s.faults, vec![("node2".to_string(), FaultKind::Crash)]);
                 assert_eq!(s.seed, Some(7));
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn host_ops_and_control_actions_are_typed_here() {
+        let ctl = |line: &str| match p(line).unwrap() {
+            Command::SimCtl { control, node, op } => (control, node, op),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            ctl("sim ctl 127.0.0.1:9 node2 stop"),
+            ("127.0.0.1:9".into(), "node2".into(), HostOp::Stop)
+        );
+        for (word, op) in [("start", HostOp::Start), ("restart", HostOp::Restart)] {
+            assert_eq!(ctl(&format!("sim ctl c n {word}")).2, op);
+        }
+        let v = Version::new(0, 11, 0);
+        for (word, op) in [
+            ("install", HostOp::Install(v.clone())),
+            ("stage", HostOp::Stage(v.clone())),
+            ("activate", HostOp::Activate(v.clone())),
+        ] {
+            assert_eq!(ctl(&format!("sim ctl c n {word} 0.11.0")).2, op);
+        }
+        for (word, want) in [
+            ("pause", Action::Pause),
+            ("resume", Action::Resume),
+            ("abort", Action::Abort),
+        ] {
+            match p(&format!("--cluster c.toml {word} --reason why")).unwrap() {
+                Command::Request { action, reason, .. } => {
+                    assert_eq!((action, reason.as_str()), (want, "why"))
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 
@@ -887,6 +962,25 @@ mod tests {
             ("-e 1 s.rhai", "cannot be combined"),
             ("sim --version nope", "--version: `nope` is not a version"),
             ("sim --fault node2", "expected NODE:KIND"),
+            (
+                "sim --fault node2:melt",
+                "--fault node2:melt: simulator: unknown fault kind `melt` (expected one of: crash, hang, \
+                 partition, heal, slow_catchup, fail_install, flaky)",
+            ),
+            (
+                "sim ctl 127.0.0.1:1 node1 melt",
+                "[possible values: stop, start, restart, install, stage, activate]",
+            ),
+            ("sim ctl 127.0.0.1:1 node1 stage", "sim ctl stage needs a VERSION"),
+            (
+                "sim ctl 127.0.0.1:1 node1 activate X.Y",
+                "sim ctl activate: `X.Y` is not a version",
+            ),
+            (
+                "sim ctl 127.0.0.1:1 node1 restart 0.11.0",
+                "sim ctl restart takes no version (got 0.11.0)",
+            ),
+            ("--sim abort", "abort reads the cluster another run works on"),
             ("--cluster a.toml --sim s.rhai", "cannot be used with"),
             (
                 "--sim status --cluster a.toml",

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::journal;
 use crate::lease;
+use crate::lease::Action;
 use crate::model::policy::parse_version;
 use crate::model::ClusterHealth;
 use crate::output::{human_duration, outln, Format};
@@ -245,7 +246,7 @@ pub fn status(run: &RunOptions) -> Result<(), Error> {
 }
 
 /// `neumann-script pause|resume|abort`: leaves the request on the lease for its holder.
-pub fn request(run: &RunOptions, action: &str, reason: &str) -> Result<(), Error> {
+pub fn request(run: &RunOptions, action: Action, reason: &str) -> Result<(), Error> {
     let (cluster, name) = open(run)?;
     let tokio = tokio_runtime()?;
     let no_run = || {
@@ -266,7 +267,7 @@ pub fn request(run: &RunOptions, action: &str, reason: &str) -> Result<(), Error
         }
     };
     let by = asker();
-    let answer = match tokio.block_on(cluster.admin.lease_request(action, &by, reason)) {
+    let answer = match tokio.block_on(cluster.admin.lease_request(action.as_str(), &by, reason)) {
         Ok(a) => a,
         // The run ended between the two calls.
         Err(e) if e.status() == Some(404) => return Err(no_run()),
@@ -292,20 +293,22 @@ pub fn request(run: &RunOptions, action: &str, reason: &str) -> Result<(), Error
     let whose = lease::describe(&held);
     let paused = held.paused.is_some();
     let said = match action {
-        "pause" if paused => format!(
+        Action::Pause if paused => format!(
             "asked {whose} to pause; it is paused already ({})",
             held.paused.as_ref().map(paused_line).unwrap_or_default()
         ),
-        "pause" => format!(
+        Action::Pause => format!(
             "asked {whose} to pause at its next safe point (a step boundary, checkpoint() or gate(); \
              never between a node's stop and its start)"
         ),
-        "resume" if paused => format!("asked {whose} to resume; it goes on within about a second"),
-        "resume" => format!(
+        Action::Resume if paused => {
+            format!("asked {whose} to resume; it goes on within about a second")
+        }
+        Action::Resume => format!(
             "asked {whose} to resume; it is not paused, so the request only cancels a pause it has not \
              taken yet"
         ),
-        _ => format!(
+        Action::Abort => format!(
             "asked {whose} to abort at its next safe point: it finishes any node mid-procedure, stops \
              safely (exit 3) and reports the cluster's state"
         ),

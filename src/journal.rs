@@ -402,7 +402,10 @@ mod tests {
             ("op", json!({"name": "outer"})),
             ("step_start", json!({"name": "cut short"})),
             // `cut short` never ended (the process died inside it); its parent's end closes it too.
-            ("step_end", json!({"name": "inner", "result": "failed", "error": "boom"})),
+            (
+                "step_end",
+                json!({"name": "inner", "result": "failed", "error": "boom"}),
+            ),
             ("step_start", json!({"name": "last"})),
         ];
         let s = steps(events.iter().map(|(k, f)| (*k, f)));

@@ -519,12 +519,45 @@ async fn renew(cluster: Arc<Cluster>, me: Identity, shared: Arc<Shared>, ttl: Du
     }
 }
 
+/// What an operator can ask of the run holding a cluster's lease (`neumann-script pause|resume|abort`,
+/// docs/CONTROL.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl Action {
+    /// The word on the command line and in `POST /admin/lease/request`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Abort => "abort",
+        }
+    }
+
+    /// The action `word` names, if any.
+    pub fn parse(word: &str) -> Option<Action> {
+        [Action::Pause, Action::Resume, Action::Abort]
+            .into_iter()
+            .find(|a| a.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A `pause`, `resume` or `abort` waiting on this run's lease (`POST /admin/lease/request`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// The cluster's id for it, which a renewal names to acknowledge it (`"ack": ID`).
     pub id: Option<u64>,
-    pub action: String,
+    pub action: Action,
     /// Who asked: `user@host`.
     pub by: String,
     pub reason: String,
@@ -534,7 +567,8 @@ pub struct Request {
 
 impl Request {
     fn parse(v: &Value) -> Option<Request> {
-        let action = v.get("action")?.as_str()?.to_string();
+        // The cluster takes only these three (400 for any other word).
+        let action = Action::parse(v.get("action")?.as_str()?)?;
         let id = v.get("id").and_then(Value::as_u64);
         let at = v.get("at").map(Value::to_string).unwrap_or_default();
         let text = |k: &str| {
@@ -666,5 +700,34 @@ impl Drop for Lease {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_names_one_of_the_three_actions() {
+        let r = Request::parse(
+            &json!({"id": 4, "action": "abort", "by": "op@desk", "reason": "freeze"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                r.id,
+                r.action,
+                r.by.as_str(),
+                r.reason.as_str(),
+                r.key.as_str()
+            ),
+            (Some(4), Action::Abort, "op@desk", "freeze", "4")
+        );
+        for a in [Action::Pause, Action::Resume, Action::Abort] {
+            let r = Request::parse(&json!({"action": a.as_str(), "at": 7.5})).unwrap();
+            assert_eq!((r.action, r.key), (a, format!("{a}@7.5")));
+        }
+        assert_eq!(Request::parse(&json!({"action": "explode"})), None);
+        assert_eq!(Request::parse(&json!({"by": "op@desk"})), None);
     }
 }

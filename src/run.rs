@@ -13,7 +13,7 @@ use crate::script::engine::ScriptEngine;
 use crate::script::options::Unchecked;
 use crate::script::{embedded, value};
 use crate::session::Session;
-use crate::sim::{FaultKind, SimConfig, Simulator};
+use crate::sim::{SimConfig, Simulator};
 use crate::transport::host::HostOp;
 
 /// Runs the program with these arguments and returns the process exit code.
@@ -45,41 +45,21 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
 
 /// Runs the command; `Ok` carries the exit code (0 but for `sim ctl`, which passes on its command's).
 fn execute(command: Command) -> Result<i32, Error> {
-    if let Command::SimCtl {
-        control,
-        node,
-        action,
-        version,
-    } = &command
-    {
-        return sim_ctl(control, node, action, version.as_ref());
+    if let Command::SimCtl { control, node, op } = &command {
+        return sim_ctl(control, node, op);
     }
     execute_command(command).map(|()| 0)
 }
 
 /// `neumann-script sim ctl`: one host-side command on a simulated node.
-fn sim_ctl(
-    control: &str,
-    node: &str,
-    action: &str,
-    version: Option<&semver::Version>,
-) -> Result<i32, Error> {
+fn sim_ctl(control: &str, node: &str, op: &HostOp) -> Result<i32, Error> {
     let inv = Inventory::parse(
         &format!("[sim]\ncontrol = \"{control}\"\n[[nodes]]\nid = \"{node}\"\nadmin_url = \"http://{control}\"\n"),
         Path::new("<sim ctl>"),
     )?;
     let hosts = crate::transport::host::Hosts::new(&inv).map_err(Error::Tool)?;
-    let op = match (action, version) {
-        ("stop", _) => HostOp::Stop,
-        ("start", _) => HostOp::Start,
-        ("restart", _) => HostOp::Restart,
-        ("stage", Some(v)) => HostOp::Stage(v.clone()),
-        ("activate", Some(v)) => HostOp::Activate(v.clone()),
-        (_, Some(v)) => HostOp::Install(v.clone()),
-        (other, None) => return Err(Error::Usage(format!("sim ctl: unknown action `{other}`"))),
-    };
     let out = crate::session::tokio_runtime()?
-        .block_on(hosts.run(&inv.nodes[0], &op))
+        .block_on(hosts.run(&inv.nodes[0], op))
         .map_err(|e| Error::Tool(e.to_string()))?;
     out!("{}", out.stdout);
     err!("{}", out.stderr);
@@ -122,8 +102,8 @@ fn execute_command(command: Command) -> Result<(), Error> {
             outln!("wrote the script API's definitions to {}", dir.display());
             Ok(())
         }
-        Command::Completions { shell } => {
-            out!("{}", cli::completions(shell));
+        Command::Completions { script } => {
+            out!("{script}");
             Ok(())
         }
         Command::Check { scripts } => check(&scripts),
@@ -133,7 +113,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
             run,
             action,
             reason,
-        } => crate::control::request(&run, &action, &reason),
+        } => crate::control::request(&run, action, &reason),
         Command::Sim(opts) => foreground_sim(&opts),
         Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {
@@ -404,22 +384,13 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
             opts.inventory.display()
         )));
     }
-    let faults = opts
-        .faults
-        .iter()
-        .map(|(node, kind)| {
-            kind.parse::<FaultKind>()
-                .map(|k| (node.clone(), k))
-                .map_err(|e| Error::Usage(format!("--fault {node}:{kind}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let tokio = crate::session::tokio_runtime()?;
     let cfg = SimConfig {
         nodes: opts.nodes,
         version: opts.version.clone(),
         speed: opts.speed,
         bad_versions: opts.bad_versions.clone(),
-        faults,
+        faults: opts.faults.clone(),
         seed: opts.seed,
         election_timeout_ms: None,
         shape: None,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::ctx::{throw, Ctx, Planned};
 use super::stop::ScriptStop;
 use crate::cluster::OpError;
-use crate::lease::Request;
+use crate::lease::{Action, Request};
 use crate::model::RhaiResult;
 
 /// How often a paused run reads its lease for `resume` or `abort`: an operator's request is taken within
@@ -83,8 +83,8 @@ impl Ctx {
             return Ok(());
         }
         *self.deferred.borrow_mut() = None;
-        match request.action.as_str() {
-            "pause" => {
+        match request.action {
+            Action::Pause => {
                 let pause = Pause {
                     by: request.by.clone(),
                     reason: request.reason.clone(),
@@ -102,8 +102,8 @@ impl Ctx {
                 ));
                 self.wait_paused(&pause)
             }
-            "abort" => self.take_abort(&request, at),
-            _ => {
+            Action::Abort => self.take_abort(&request, at),
+            Action::Resume => {
                 // A resume with nothing paused (or a pause it cancelled before the run got here).
                 self.tell_leases(Some(&request), None);
                 self.out.info(&format!(
@@ -281,15 +281,15 @@ impl Ctx {
                     self.out.info(&format!("resumed by {by}"));
                     return Ok(());
                 }
-                Wake::Request(r) => match r.action.as_str() {
-                    "resume" => {
+                Wake::Request(r) => match r.action {
+                    Action::Resume => {
                         self.tell_leases(Some(&r), None);
                         self.event("resumed", json!({ "by": r.by }));
                         self.out.info(&format!("resumed by {}", r.by));
                         return Ok(());
                     }
-                    "abort" => return self.take_abort(&r, &pause.at),
-                    _ => {
+                    Action::Abort => return self.take_abort(&r, &pause.at),
+                    Action::Pause => {
                         // Paused already: the newer pause's words replace the old ones.
                         let again = Pause {
                             by: r.by.clone(),
