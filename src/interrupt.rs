@@ -62,8 +62,9 @@ impl Signal {
 }
 
 /// Resolves at the next of the three signals, for waits outside a run (a question, the foreground
-/// simulator). Must be called within a tokio runtime.
-pub async fn next_signal() -> Signal {
+/// simulator). It listens from the call on, not from the first poll, so a signal that comes before the
+/// future is first awaited is not missed. Must be called within a tokio runtime.
+pub fn next_signal() -> impl std::future::Future<Output = Signal> {
     async fn recv(stream: &mut Option<tokio::signal::unix::Signal>) {
         match stream {
             Some(s) => {
@@ -75,10 +76,12 @@ pub async fn next_signal() -> Signal {
     let mut int = tokio::signal::unix::signal(Signal::Int.kind()).ok();
     let mut term = tokio::signal::unix::signal(Signal::Term.kind()).ok();
     let mut hup = tokio::signal::unix::signal(Signal::Hup.kind()).ok();
-    tokio::select! {
-        () = recv(&mut int) => Signal::Int,
-        () = recv(&mut term) => Signal::Term,
-        () = recv(&mut hup) => Signal::Hup,
+    async move {
+        tokio::select! {
+            () = recv(&mut int) => Signal::Int,
+            () = recv(&mut term) => Signal::Term,
+            () = recv(&mut hup) => Signal::Hup,
+        }
     }
 }
 

@@ -8,6 +8,9 @@
 //! (`| head`) or a terminal gone after SIGHUP would kill a run with a node stopped; the program writes
 //! through `out!`, `outln!`, `err!` and `errln!` instead, which drop what cannot be written (the journal
 //! keeps the record).
+//!
+//! The questions the tool asks the operator are asked here too (`Output::confirm`), with the answer read
+//! from the terminal (`typed_line`), so every question takes `--yes`, a missing terminal and a signal alike.
 
 use std::cell::Cell;
 use std::io::{IsTerminal, Write};
@@ -122,6 +125,96 @@ pub fn clock() -> String {
     format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// Stdin and stderr are both a terminal: someone is there to see a question and answer it.
+pub fn at_terminal() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// "y" or "yes", in any case, spaces around: the one line that answers yes.
+pub fn is_yes(line: &str) -> bool {
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// What ended a wait for a line typed at the terminal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typed {
+    Line(String),
+    /// Stdin is closed: Ctrl-D at the start of a line, or the terminal is gone.
+    Closed,
+    /// The wait's `stop` said so (a signal).
+    Stopped,
+    /// Nothing was typed within the time given.
+    Nothing,
+}
+
+/// How often a wait for the terminal asks its `stop`.
+const STOP_EVERY: Duration = Duration::from_millis(100);
+
+/// The next line typed at the terminal, waiting at most `within` (`None`: as long as it takes), asking
+/// `stop` every 100 ms. The line is read straight from stdin's descriptor a byte at a time once one is
+/// there, so nothing past its end is taken: a line typed ahead stays for whoever reads next (the next
+/// question, the REPL's line editor), and no thread is left blocked on the terminal when the wait ends
+/// another way.
+pub fn typed_line(stop: &dyn Fn() -> bool, within: Option<Duration>) -> std::io::Result<Typed> {
+    use nix::errno::Errno;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+
+    let started = Instant::now();
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    loop {
+        if stop() {
+            return Ok(Typed::Stopped);
+        }
+        let left = within.map(|w| w.saturating_sub(started.elapsed()));
+        if left == Some(Duration::ZERO) {
+            return Ok(Typed::Nothing);
+        }
+        let wait = left.map_or(STOP_EVERY, |l| l.min(STOP_EVERY));
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        match poll(
+            &mut [PollFd::new(fd, PollFlags::POLLIN)],
+            PollTimeout::from(ms),
+        ) {
+            Ok(0) | Err(Errno::EINTR) => {}
+            Ok(_) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(fd, &mut byte) {
+            Ok(0) if line.is_empty() => return Ok(Typed::Closed),
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Typed::Line(String::from_utf8_lossy(&line).into_owned()))
+}
+
+/// How a question to the operator was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Yes,
+    No,
+    /// The wait's `stop` ended it (a signal) before an answer came.
+    Stopped,
+}
+
+/// Why a question could not be answered; the text says so.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unanswered {
+    /// No terminal to ask on, and nothing answered for the operator.
+    NoTerminal(String),
+    /// The terminal could not be read.
+    Unreadable(String),
+}
+
 /// The operator-facing log.
 pub struct Output {
     live: bool,
@@ -160,6 +253,40 @@ impl Output {
 
     pub fn warn(&self, msg: &str) {
         self.emit(&format!("warning: {msg}"));
+    }
+
+    /// Asks the operator a yes/no question: every confirmation goes through here (a script's `confirm()`,
+    /// the question after a rehearsal). `answered`, why it is answered yes without asking (`--yes`, a
+    /// simulated cluster), is said instead. Otherwise `QUESTION [y/N] ` goes to stderr and the line typed
+    /// answers it: "y" or "yes" is yes, anything else no, a closed stdin too. With no terminal to ask on
+    /// it is not asked. `stop` is asked every 100 ms while it waits: a signal ends the wait, not the
+    /// next line typed.
+    pub fn confirm(
+        &self,
+        question: &str,
+        answered: Option<&str>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Answer, Unanswered> {
+        if let Some(why) = answered {
+            self.info(&format!("{question} yes ({why})"));
+            return Ok(Answer::Yes);
+        }
+        if !at_terminal() {
+            return Err(Unanswered::NoTerminal(format!(
+                "`{question}` needs an answer and there is no terminal to ask on: \
+                 re-run with --yes to answer yes"
+            )));
+        }
+        // Through the output path like every other line: the question may quote an error.
+        err!("{question} [y/N] ");
+        match typed_line(stop, None) {
+            Ok(Typed::Line(line)) if is_yes(&line) => Ok(Answer::Yes),
+            Ok(Typed::Line(_) | Typed::Closed | Typed::Nothing) => Ok(Answer::No),
+            Ok(Typed::Stopped) => Ok(Answer::Stopped),
+            Err(e) => Err(Unanswered::Unreadable(format!(
+                "cannot read the answer: {e}"
+            ))),
+        }
     }
 
     /// Opens a named step; lines until `step_end` are indented under it.
@@ -270,6 +397,16 @@ impl Drop for Wait {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_y_or_yes_is_yes() {
+        for yes in ["y", "Y", "yes", " YES ", "yes\r"] {
+            assert!(is_yes(yes), "{yes:?}");
+        }
+        for no in ["", "n", "no", "yep", "y es", "ja"] {
+            assert!(!is_yes(no), "{no:?}");
+        }
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -2,12 +2,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::cli::{self, Command, RunOptions, SimOptions, Target};
 use crate::error::Error;
 use crate::files::{self, ReadError};
 use crate::inventory::Inventory;
-use crate::output::{err, errln, out, outln, Format, Output};
+use crate::output::{err, errln, out, outln, Answer, Format, Output, Unanswered};
 use crate::script::ctx::Ctx;
 use crate::script::engine::ScriptEngine;
 use crate::script::options::Unchecked;
@@ -171,12 +172,10 @@ fn execute_command(command: Command) -> Result<(), Error> {
 
 /// A script against a real inventory, run by a person at a terminal without --yes: rehearse first.
 fn offers_rehearsal(run: &RunOptions) -> bool {
-    use std::io::IsTerminal;
     matches!(run.target, Target::Inventory(_))
         && !run.yes
         && !run.rehearse
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal()
+        && crate::output::at_terminal()
 }
 
 /// Definitions without the declarations Rhai writes for standard conversions it registered without
@@ -192,29 +191,32 @@ fn declarable(text: &str) -> String {
     out
 }
 
-/// A yes/no question on the terminal. A signal while it waits ends the run: nothing has changed yet.
+/// The question after a rehearsal. A signal while it waits ends the run: nothing has changed yet.
 /// (The rehearsal's signal handlers outlive it and would swallow the signal otherwise.)
 fn ask(question: &str) -> Result<bool, Error> {
-    use std::io::BufRead;
-    err!("{question} [y/N] ");
     let tokio = crate::session::tokio_runtime()?;
-    let line = tokio.block_on(async {
-        let read = tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map(|_| line)
-        });
-        tokio::select! {
-            r = read => Ok(r),
-            sig = crate::interrupt::next_signal() => Err(sig),
+    let signal = Arc::new(OnceLock::new());
+    let listening = {
+        let _in = tokio.enter();
+        crate::interrupt::next_signal()
+    };
+    tokio.spawn({
+        let signal = signal.clone();
+        async move {
+            let _ = signal.set(listening.await);
         }
     });
-    // The blocked read of stdin cannot be cancelled; the process exits soon after.
-    tokio.shutdown_background();
-    let line = match line {
-        Ok(Ok(Ok(line))) => line,
-        Ok(Ok(Err(e))) => return Err(Error::Tool(format!("cannot read the answer: {e}"))),
-        Ok(Err(e)) => return Err(Error::Tool(format!("cannot read the answer: {e}"))),
-        Err(sig) => {
+    let answer = Output::new().confirm(question, None, &|| signal.get().is_some());
+    match answer.map_err(|e| match e {
+        Unanswered::NoTerminal(m) | Unanswered::Unreadable(m) => Error::Tool(m),
+    })? {
+        Answer::Yes => Ok(true),
+        Answer::No => Ok(false),
+        Answer::Stopped => {
+            let sig = signal
+                .get()
+                .copied()
+                .unwrap_or(crate::interrupt::Signal::Int);
             // Between the rehearsal and the live run nothing is open that needs closing.
             errln!(
                 "\n{}: not confirmed; nothing was changed on the live cluster",
@@ -222,11 +224,7 @@ fn ask(question: &str) -> Result<bool, Error> {
             );
             std::process::exit(sig.exit_code());
         }
-    };
-    Ok(matches!(
-        line.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    }
 }
 
 /// A script path, or a stock script of that name when no such file exists.

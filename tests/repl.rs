@@ -262,3 +262,68 @@ fn at_a_terminal_a_real_run_is_rehearsed_first_and_asks() {
         assert_eq!(upgraded, answer == "y", "{s}");
     }
 }
+
+#[test]
+fn a_question_takes_one_line_and_a_signal_ends_it_at_once() {
+    if binary_or_skip(
+        "repl::a_question_takes_one_line_and_a_signal_ends_it_at_once",
+        &TMUX,
+    )
+    .is_none()
+    {
+        return;
+    }
+    let c = crate::support::Cluster::start(3, "0.10.4");
+    let inv = c.inventory.display().to_string();
+
+    // A snippet's question: the answer typed is read, and only a "y" or "yes" is yes.
+    for (answer, value) in [("Yes", "true"), ("no", "false")] {
+        let t = Term::run(
+            &format!("ns-ask-{answer}-{}", std::process::id()),
+            c.dir.path(),
+            &format!("--cluster {inv} -e 'confirm(\"Go on?\")'"),
+        );
+        t.wait_for("Go on? [y/N]", 1);
+        t.text(answer);
+        t.key("Enter");
+        let s = t.wait_for("EXIT=", 1);
+        assert!(s.contains(&format!("\n{value}\nEXIT=0")), "{s}");
+    }
+
+    // Ctrl-C while the question waits ends the run there and then: no line has to be typed first.
+    let t = Term::run(
+        &format!("ns-ask-int-{}", std::process::id()),
+        c.dir.path(),
+        &format!("--cluster {inv} -e 'confirm(\"Go on?\"); print(\"went on\")'"),
+    );
+    t.wait_for("Go on? [y/N]", 1);
+    t.key("C-c");
+    let s = t.wait_for("EXIT=", 1);
+    assert!(s.contains("EXIT=130") && !s.contains("went on"), "{s}");
+
+    // In the REPL the question leaves the terminal to the line editor: after an answer, and after a
+    // question cut short by Ctrl-C, the next entry is read by the REPL, not swallowed.
+    let t = Term::run(
+        &format!("ns-ask-repl-{}", std::process::id()),
+        c.dir.path(),
+        &format!("--cluster {inv} repl"),
+    );
+    t.wait_for("neumann>", 1);
+    t.text("confirm(\"First?\")");
+    t.key("Enter");
+    t.wait_for("First? [y/N]", 1);
+    t.text("y");
+    t.key("Enter");
+    t.wait_for("\ntrue\n", 1);
+    t.text("confirm(\"Second?\")");
+    t.key("Enter");
+    t.wait_for("Second? [y/N]", 1);
+    t.key("C-c");
+    t.wait_for("interrupted", 2);
+    t.text("6 * 7");
+    t.key("Enter");
+    t.wait_for("\n42\n", 1);
+    t.text("exit");
+    t.key("Enter");
+    t.wait_for("EXIT=0", 1);
+}

@@ -3,16 +3,16 @@
 //! node is between its stop and its start. A paused run keeps its lease (the renewal task goes on) and
 //! waits for `resume` from any terminal, or "y" at its own.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::ctx::{throw, Ctx, Planned};
-use super::stop::ScriptStop;
+use super::stop::{fail, ScriptStop};
 use crate::cluster::OpError;
 use crate::lease::{Action, Request};
 use crate::model::RhaiResult;
+use crate::output::{self, Answer, Typed, Unanswered};
 
 /// How often a paused run reads its lease for `resume` or `abort`: an operator's request is taken within
 /// about a second, and a cluster is asked once a second at most.
@@ -212,37 +212,32 @@ impl Ctx {
         Err(ScriptStop::guard(why))
     }
 
-    /// Stdin and stderr are a terminal, outside the REPL (whose line editor owns the terminal).
+    /// Stdin and stderr are a terminal, outside the REPL (whose line editor owns the terminal between
+    /// entries).
     fn has_terminal(&self) -> bool {
-        self.settings.script != "<repl>"
-            && std::io::stdin().is_terminal()
-            && std::io::stderr().is_terminal()
+        self.settings.script != "<repl>" && output::at_terminal()
     }
 
-    /// Lines typed at this run's terminal, read by one thread started on first use: a line a wait did not
-    /// take is there for the next question rather than lost in an abandoned read.
-    pub fn terminal_lines(
-        &self,
-    ) -> std::cell::RefMut<'_, tokio::sync::mpsc::UnboundedReceiver<String>> {
-        let mut slot = self.terminal.borrow_mut();
-        if slot.is_none() {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            // A plain thread, not the runtime's blocking pool: a read of stdin cannot be cancelled, and
-            // the runtime would wait for it at shutdown.
-            let _ = std::thread::Builder::new()
-                .name("neumann-stdin".into())
-                .spawn(move || {
-                    use std::io::BufRead;
-                    for line in std::io::stdin().lock().lines() {
-                        let Ok(line) = line else { break };
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                });
-            *slot = Some(rx);
+    /// `confirm(question)`: `--yes` and the embedded simulator answer yes; with no terminal it is a usage
+    /// error; a signal while it waits ends the run as anywhere else.
+    pub fn confirm(&self, question: &str) -> RhaiResult<bool> {
+        let answered = if self.settings.assume_yes {
+            Some("--yes")
+        } else if self.settings.simulated {
+            Some("simulated cluster")
+        } else {
+            None
+        };
+        match self
+            .out
+            .confirm(question, answered, &|| self.interrupt.should_stop())
+        {
+            Ok(Answer::Yes) => Ok(true),
+            Ok(Answer::No) => Ok(false),
+            Ok(Answer::Stopped) => Err(throw(OpError::Interrupted)),
+            Err(Unanswered::NoTerminal(m)) => Err(ScriptStop::usage(m)),
+            Err(Unanswered::Unreadable(m)) => Err(fail(m)),
         }
-        std::cell::RefMut::map(slot, |s| s.as_mut().expect("set above"))
     }
 
     /// Waits, paused, until `resume` (any terminal) or "y" (this one); `abort` ends the run safely.
@@ -319,35 +314,25 @@ impl Ctx {
             if let Some(r) = self.pending_request() {
                 return Ok(Wake::Request(r));
             }
-            let interrupt = self.interrupt.clone();
             let typed = if terminal {
-                let mut lines = self.terminal_lines();
-                self.rt.block_on(async {
-                    tokio::select! {
-                        _ = interrupt.stopped() => Err(()),
-                        // `None` when stdin is closed: then only a request can resume.
-                        line = lines.recv() => Ok(Some(line)),
-                        _ = tokio::time::sleep(POLL) => Ok(None),
-                    }
-                })
+                // A terminal that cannot be read is as good as closed: only a request can resume.
+                output::typed_line(&|| self.interrupt.should_stop(), Some(POLL))
+                    .unwrap_or(Typed::Closed)
             } else {
+                let interrupt = self.interrupt.clone();
                 self.rt.block_on(async {
                     tokio::select! {
-                        _ = interrupt.stopped() => Err(()),
-                        _ = tokio::time::sleep(POLL) => Ok(None),
+                        _ = interrupt.stopped() => Typed::Stopped,
+                        _ = tokio::time::sleep(POLL) => Typed::Nothing,
                     }
                 })
             };
             match typed {
-                Err(()) => return Err(throw(OpError::Interrupted)),
-                Ok(Some(Some(line)))
-                    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") =>
-                {
-                    return Ok(Wake::Terminal)
-                }
-                Ok(Some(Some(_))) => self.out.info("type y and Enter to resume"),
-                Ok(Some(None)) => terminal = false,
-                Ok(None) => {}
+                Typed::Stopped => return Err(throw(OpError::Interrupted)),
+                Typed::Line(line) if output::is_yes(&line) => return Ok(Wake::Terminal),
+                Typed::Line(_) => self.out.info("type y and Enter to resume"),
+                Typed::Closed => terminal = false,
+                Typed::Nothing => {}
             }
         }
     }

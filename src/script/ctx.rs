@@ -137,9 +137,6 @@ pub struct Ctx {
     pub aborted: RefCell<Option<String>>,
     /// The request a safe point inside a node's restart put off, said once.
     pub deferred: RefCell<Option<String>>,
-    /// Lines typed at the run's own terminal, read by one thread for the whole run once a pause or
-    /// `confirm` first asks (docs/CONTROL.md).
-    pub terminal: RefCell<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
     /// Where each module the run imported was read from, by name: a file's path, or `<stdlib>/NAME.rhai`
     /// for the embedded one (`module_file`). Shared with the engine's module resolver.
     pub modules: Rc<RefCell<HashMap<String, String>>>,
@@ -193,7 +190,6 @@ impl Ctx {
             listeners: RefCell::new(Vec::new()),
             aborted: RefCell::new(None),
             deferred: RefCell::new(None),
-            terminal: RefCell::new(None),
             modules: Rc::default(),
         }
     }

@@ -1,7 +1,6 @@
 //! Functions every script has without a module: arguments and options, logging, steps, confirmation,
 //! and the three ways to end a run early (`fail`, `safe_stop`, `usage`).
 
-use std::io::{BufRead, IsTerminal};
 use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, FnPtr, ImmutableString, NativeCallContext};
@@ -312,39 +311,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         &["question: String"],
         "bool",
         doc::CONFIRM,
-        move |question: ImmutableString| -> RhaiResult<bool> {
-            if c.settings.assume_yes {
-                c.out.info(&format!("{question} yes (--yes)"));
-                return Ok(true);
-            }
-            if c.settings.simulated {
-                c.out.info(&format!("{question} yes (simulated cluster)"));
-                return Ok(true);
-            }
-            if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-                return Err(ScriptStop::usage(format!(
-                    "`{question}` needs an answer and there is no terminal to ask on: \
-                     re-run with --yes to answer yes"
-                )));
-            }
-            // Through the output path like every other line: the question may quote an error.
-            crate::output::err!("{question} [y/N] ");
-            let mut line = String::new();
-            if c.terminal.borrow().is_some() {
-                // A pause started the run's reader of the terminal: the answer comes through it.
-                let mut lines = c.terminal_lines();
-                line = c.rt.block_on(lines.recv()).unwrap_or_default();
-            } else {
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .map_err(|e| fail(format!("cannot read the answer: {e}")))?;
-            }
-            Ok(matches!(
-                line.trim().to_ascii_lowercase().as_str(),
-                "y" | "yes"
-            ))
-        },
+        move |question: ImmutableString| -> RhaiResult<bool> { c.confirm(&question) },
     );
     let c = ctx.clone();
     global(
