@@ -327,3 +327,36 @@ fn a_question_takes_one_line_and_a_signal_ends_it_at_once() {
     t.key("Enter");
     t.wait_for("EXIT=0", 1);
 }
+
+#[test]
+fn a_gate_at_a_terminal_goes_on_at_y_and_not_at_another_line() {
+    if binary_or_skip(
+        "repl::a_gate_at_a_terminal_goes_on_at_y_and_not_at_another_line",
+        &TMUX,
+    )
+    .is_none()
+    {
+        return;
+    }
+    let c = crate::support::Cluster::start(3, "0.10.4");
+    let t = Term::run(
+        &format!("ns-gate-{}", std::process::id()),
+        c.dir.path(),
+        &format!(
+            "--cluster {} -e 'gate(\"look first\"); print(\"past the gate\")'",
+            c.inventory.display()
+        ),
+    );
+    t.wait_for("type y and Enter here to resume", 1);
+    t.text("later");
+    t.key("Enter");
+    let s = t.wait_for("type y and Enter to resume", 1);
+    assert!(!s.contains("past the gate"), "{s}");
+    t.text("y");
+    t.key("Enter");
+    let s = t.wait_for("EXIT=", 1);
+    assert!(
+        s.contains("(terminal)") && s.contains("past the gate\nEXIT=0"),
+        "{s}"
+    );
+}
