@@ -19,24 +19,14 @@ mod doc {
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
-    let mut b = Builder::new("backup", docs);
-    let c = ctx.clone();
-    b.add(
-        "status",
-        &[],
-        "Map",
-        doc::STATUS,
+    let mut b = Builder::module("backup", ctx, docs);
+    b.add("status", &[], "Map", doc::STATUS, |c| {
         move || -> RhaiResult<Dynamic> {
             let v = c.block_on(c.cluster()?.backup_status()).map_err(throw)?;
             json_to_dynamic(&v)
-        },
-    );
-    let c = ctx.clone();
-    b.add(
-        "snapshot",
-        &[],
-        "Map",
-        doc::SNAPSHOT,
+        }
+    });
+    b.add("snapshot", &[], "Map", doc::SNAPSHOT, |c| {
         move || -> RhaiResult<Dynamic> {
             c.hold_lease()?;
             c.out.info("take a snapshot on the leader");
@@ -45,7 +35,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 c.block_on(cl.snapshot()).map_err(throw)
             })?;
             json_to_dynamic(&v)
-        },
-    );
+        }
+    });
     b.build()
 }

@@ -43,116 +43,88 @@ mod doc {
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
-    let mut b = Builder::new("cluster", docs);
-    let c = ctx.clone();
-    b.add(
-        "health",
-        &[],
-        "ClusterHealth",
-        doc::HEALTH,
-        move || -> RhaiResult<ClusterHealth> { c.block_on(c.cluster()?.health()).map_err(throw) },
-    );
-    let c = ctx.clone();
-    b.add(
-        "members",
-        &[],
-        "Array",
-        doc::MEMBERS,
+    let mut b = Builder::module("cluster", ctx, docs);
+    b.add("health", &[], "ClusterHealth", doc::HEALTH, |c| {
+        move || -> RhaiResult<ClusterHealth> { c.block_on(c.cluster()?.health()).map_err(throw) }
+    });
+    b.add("members", &[], "Array", doc::MEMBERS, |c| {
         move || -> RhaiResult<Array> {
             let members: Vec<Member> = c.block_on(c.cluster()?.members()).map_err(throw)?;
             Ok(members.into_iter().map(Dynamic::from).collect())
-        },
-    );
-    let c = ctx.clone();
-    b.add(
-        "versions",
-        &[],
-        "Map",
-        doc::VERSIONS,
+        }
+    });
+    b.add("versions", &[], "Map", doc::VERSIONS, |c| {
         move || -> RhaiResult<Map> {
             let v = c.block_on(c.cluster()?.versions()).map_err(throw)?;
             Ok(v.into_iter()
                 .map(|(k, v)| (k.into(), Dynamic::from(v)))
                 .collect())
-        },
-    );
-    let c = ctx.clone();
-    b.add(
-        "leader",
-        &[],
-        "String",
-        doc::LEADER,
-        move || -> RhaiResult<String> { c.block_on(c.cluster()?.leader()).map_err(throw) },
-    );
-    let c = ctx.clone();
-    b.add(
-        "followers",
-        &[],
-        "Array",
-        doc::FOLLOWERS,
+        }
+    });
+    b.add("leader", &[], "String", doc::LEADER, |c| {
+        move || -> RhaiResult<String> { c.block_on(c.cluster()?.leader()).map_err(throw) }
+    });
+    b.add("followers", &[], "Array", doc::FOLLOWERS, |c| {
         move || -> RhaiResult<Array> {
             let f = c.block_on(c.cluster()?.followers()).map_err(throw)?;
             Ok(f.into_iter().map(Dynamic::from).collect())
-        },
-    );
-    let c = ctx.clone();
-    b.add("pause", &[], "", doc::PAUSE, move || -> RhaiResult<()> {
-        c.hold_lease()?;
-        c.out
-            .info("pause the cluster: new client requests are rejected until resume");
-        let cl = c.cluster()?;
-        // Remembered before it is sent: a pause cut short may still have landed, and a run that stops
-        // early resumes what it paused (`Ctx::resume_after_stop`) once it has looked.
-        c.paused.borrow_mut().push(cl.clone());
-        c.mutate("cluster::pause", None, serde_json::json!({}), || {
-            c.block_on(cl.set_paused(true)).map_err(throw)
-        })
+        }
     });
-    let c = ctx.clone();
-    b.add("resume", &[], "", doc::RESUME, move || -> RhaiResult<()> {
-        c.hold_lease()?;
-        c.out.info("resume the cluster");
-        let cl = c.cluster()?;
-        c.mutate("cluster::resume", None, serde_json::json!({}), || {
-            c.block_on(cl.set_paused(false)).map_err(throw)
-        })?;
-        c.paused.borrow_mut().retain(|p| !Arc::ptr_eq(p, &cl));
-        Ok(())
+    b.add("pause", &[], "", doc::PAUSE, |c| {
+        move || -> RhaiResult<()> {
+            c.hold_lease()?;
+            c.out
+                .info("pause the cluster: new client requests are rejected until resume");
+            let cl = c.cluster()?;
+            // Remembered before it is sent: a pause cut short may still have landed, and a run that stops
+            // early resumes what it paused (`Ctx::resume_after_stop`) once it has looked.
+            c.paused.borrow_mut().push(cl.clone());
+            c.mutate("cluster::pause", None, serde_json::json!({}), || {
+                c.block_on(cl.set_paused(true)).map_err(throw)
+            })
+        }
     });
-    let c = ctx.clone();
+    b.add("resume", &[], "", doc::RESUME, |c| {
+        move || -> RhaiResult<()> {
+            c.hold_lease()?;
+            c.out.info("resume the cluster");
+            let cl = c.cluster()?;
+            c.mutate("cluster::resume", None, serde_json::json!({}), || {
+                c.block_on(cl.set_paused(false)).map_err(throw)
+            })?;
+            c.paused.borrow_mut().retain(|p| !Arc::ptr_eq(p, &cl));
+            Ok(())
+        }
+    });
     b.add(
         "wait_healthy",
         &["timeout: float"],
         "ClusterHealth",
         doc::WAIT_HEALTHY,
-        move |timeout: Dynamic| -> RhaiResult<ClusterHealth> {
-            let t = secs(&timeout, "timeout")?;
-            let cl = c.cluster()?;
-            let started = std::time::Instant::now();
-            let r = waiting(&c, "the cluster to be healthy", |report| {
-                c.block_on(cl.wait_healthy(t, report))
-            });
-            super::waited(&c, "healthy", None, started, r)
+        |c| {
+            move |timeout: Dynamic| -> RhaiResult<ClusterHealth> {
+                let t = secs(&timeout, "timeout")?;
+                let cl = c.cluster()?;
+                let started = std::time::Instant::now();
+                let r = waiting(&c, "the cluster to be healthy", |report| {
+                    c.block_on(cl.wait_healthy(t, report))
+                });
+                super::waited(&c, "healthy", None, started, r)
+            }
         },
     );
-    let c = ctx.clone();
-    b.add(
-        "test_transaction",
-        &[],
-        "Map",
-        doc::TEST_TRANSACTION,
+    b.add("test_transaction", &[], "Map", doc::TEST_TRANSACTION, |c| {
         move || -> RhaiResult<Dynamic> {
             let v = c.block_on(c.cluster()?.test_transaction()).map_err(throw)?;
             json_to_dynamic(&v)
-        },
-    );
-    let c = ctx.clone();
+        }
+    });
     b.add(
         "switch_traffic",
         &["to: String"],
         "Map",
         doc::SWITCH_TRAFFIC,
-        move |to: ImmutableString| -> RhaiResult<Map> {
+        |c| move |to: ImmutableString| -> RhaiResult<Map> {
             if to != "green" && to != "blue" {
                 return Err(ScriptStop::usage(format!(
                     "cluster::switch_traffic: `to` is \"green\" or \"blue\", not \"{to}\""

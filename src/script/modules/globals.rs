@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, FnPtr, ImmutableString, NativeCallContext};
 
-use super::{global, secs, FnDoc};
+use super::{secs, Builder, FnDoc};
 use crate::model::RhaiResult;
 use crate::script::ctx::Ctx;
 use crate::script::stop::{fail, ScriptStop};
@@ -116,67 +116,31 @@ pub fn option_value(raw: Option<&String>, name: &str, default: Dynamic) -> RhaiR
 }
 
 pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
+    let mut b = Builder::global(engine, ctx, docs);
+    b.add(
         "option",
         &["name: String", "default: ?"],
         "?",
         doc::OPTION,
-        move |name: ImmutableString, default: Dynamic| {
-            c.options_asked.borrow_mut().insert(name.to_string());
-            option_value(c.settings.options.get(name.as_str()), &name, default)
+        |c| {
+            move |name: ImmutableString, default: Dynamic| {
+                c.options_asked.borrow_mut().insert(name.to_string());
+                option_value(c.settings.options.get(name.as_str()), &name, default)
+            }
         },
     );
     // Rhai's own `sleep(INT)`/`sleep(FLOAT)` block the thread where Ctrl-C cannot reach them; exact
     // parameter types make these win over the standard package's.
-    let c = ctx.clone();
-    let sleep = move |secs_value: Dynamic| -> RhaiResult<()> {
-        let d = secs(&secs_value, "sleep")?;
-        // On the cluster's clock: a simulated cluster's time runs at --sim-speed.
-        let cluster = c.cluster.borrow().clone();
-        c.block_on(async move {
-            match cluster {
-                Some(cl) => cl.sleep(d).await,
-                None => {
-                    tokio::time::sleep(d).await;
-                    Ok(())
-                }
-            }
-        })
-        .map_err(crate::script::ctx::throw)
-    };
     let doc = "Pauses the script for `secs` seconds (int or float) on the cluster's clock (the simulator's \
                under --sim); Ctrl-C cuts it short.";
-    let int_sleep = sleep.clone();
-    global(
-        engine,
-        docs,
-        "sleep",
-        &["secs: int"],
-        "",
-        doc,
-        move |s: i64| int_sleep(Dynamic::from(s)),
-    );
-    docs.pop(); // one entry in `functions` for both overloads
-    global(
-        engine,
-        docs,
-        "sleep",
-        &["secs: float"],
-        "",
-        doc,
-        move |s: f64| sleep(Dynamic::from(s)),
-    );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
-        "now",
-        &[],
-        "float",
-        doc::NOW,
+    b.add("sleep", &["secs: int"], "", doc, |c| {
+        move |s: i64| sleep(&c, &Dynamic::from(s))
+    });
+    b.forget_last_doc(); // one entry in `functions` for both overloads
+    b.add("sleep", &["secs: float"], "", doc, |c| {
+        move |s: f64| sleep(&c, &Dynamic::from(s))
+    });
+    b.add("now", &[], "float", doc::NOW, |c| {
         move || -> RhaiResult<f64> {
             match c.cluster.borrow().clone() {
                 Some(cl) => c
@@ -187,71 +151,44 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
                     .map(|d| d.as_secs_f64())
                     .unwrap_or(0.0)),
             }
-        },
-    );
-    global(
-        engine,
-        docs,
+        }
+    });
+    b.add_fn(
         "wall_now",
         &[],
         "float",
         doc::WALL_NOW,
         || -> RhaiResult<f64> { Ok(crate::output::unix_now()) },
     );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
+    b.add(
         "module_file",
         &["name: String"],
         "?",
         doc::MODULE_FILE,
-        move |name: ImmutableString| -> Dynamic {
-            let name = name.trim_end_matches(".rhai");
-            c.modules
-                .borrow()
-                .get(name)
-                .map_or(Dynamic::UNIT, |f| Dynamic::from(f.clone()))
+        |c| {
+            move |name: ImmutableString| -> Dynamic {
+                let name = name.trim_end_matches(".rhai");
+                c.modules
+                    .borrow()
+                    .get(name)
+                    .map_or(Dynamic::UNIT, |f| Dynamic::from(f.clone()))
+            }
         },
     );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
+    b.add(
         "recovery_command",
         &["code: String"],
         "String",
         doc::RECOVERY_COMMAND,
-        move |code: ImmutableString| -> String { c.command_for(&code) },
+        |c| move |code: ImmutableString| -> String { c.command_for(&code) },
     );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
-        "info",
-        &["msg: ?"],
-        "",
-        doc::INFO,
-        move |m: Dynamic| c.out.info(&crate::script::value::plain(&m)),
-    );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
-        "warn",
-        &["msg: ?"],
-        "",
-        doc::WARN,
-        move |m: Dynamic| c.out.warn(&crate::script::value::plain(&m)),
-    );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
-        "step",
-        &["name: String", "body: Fn"],
-        "?",
-        doc::STEP,
+    b.add("info", &["msg: ?"], "", doc::INFO, |c| {
+        move |m: Dynamic| c.out.info(&crate::script::value::plain(&m))
+    });
+    b.add("warn", &["msg: ?"], "", doc::WARN, |c| {
+        move |m: Dynamic| c.out.warn(&crate::script::value::plain(&m))
+    });
+    b.add("step", &["name: String", "body: Fn"], "?", doc::STEP, |c| {
         move |context: NativeCallContext,
               name: ImmutableString,
               body: FnPtr|
@@ -279,81 +216,52 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             let value = result?;
             c.safe_point(&format!("after step \"{name}\""))?;
             Ok(value)
-        },
-    );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
-        "checkpoint",
-        &[],
-        "",
-        doc::CHECKPOINT,
-        move || -> RhaiResult<()> { c.safe_point("checkpoint") },
-    );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
-        "gate",
-        &["reason: String"],
-        "",
-        doc::GATE,
+        }
+    });
+    b.add("checkpoint", &[], "", doc::CHECKPOINT, |c| {
+        move || -> RhaiResult<()> { c.safe_point("checkpoint") }
+    });
+    b.add("gate", &["reason: String"], "", doc::GATE, |c| {
         move |reason: Dynamic| -> RhaiResult<()> {
             c.gate_here(&crate::script::value::plain(&reason))
-        },
-    );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
+        }
+    });
+    b.add(
         "confirm",
         &["question: String"],
         "bool",
         doc::CONFIRM,
-        move |question: ImmutableString| -> RhaiResult<bool> { c.confirm(&question) },
+        |c| move |question: ImmutableString| -> RhaiResult<bool> { c.confirm(&question) },
     );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
+    b.add(
         "on_cluster",
         &["name: String", "body: Fn"],
         "?",
         doc::ON_CLUSTER,
-        move |context: NativeCallContext,
-              name: ImmutableString,
-              body: FnPtr|
-              -> RhaiResult<Dynamic> {
-            let other = open_cluster(&c, &name)?;
-            let previous = c.cluster.replace(Some(other));
-            let result = body.call_within_context::<Dynamic>(&context, ());
-            *c.cluster.borrow_mut() = previous;
-            result
+        |c| {
+            move |context: NativeCallContext,
+                  name: ImmutableString,
+                  body: FnPtr|
+                  -> RhaiResult<Dynamic> {
+                let other = open_cluster(&c, &name)?;
+                let previous = c.cluster.replace(Some(other));
+                let result = body.call_within_context::<Dynamic>(&context, ());
+                *c.cluster.borrow_mut() = previous;
+                result
+            }
         },
     );
-    let c = ctx.clone();
-    global(
-        engine,
-        docs,
-        "hold_lease",
-        &[],
-        "",
-        doc::HOLD_LEASE,
-        move || -> RhaiResult<()> { c.hold_lease() },
-    );
-    global(
-        engine,
-        docs,
+    b.add("hold_lease", &[], "", doc::HOLD_LEASE, |c| {
+        move || -> RhaiResult<()> { c.hold_lease() }
+    });
+    b.add_fn(
         "fail",
         &["msg: String"],
         "",
         doc::FAIL,
         |m: Dynamic| -> RhaiResult<()> { Err(fail(m.to_string())) },
     );
-    global(
-        engine,
-        docs,
+    b.add_fn(
         "safe_stop",
         &["msg: String"],
         "",
@@ -362,9 +270,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             Err(placed(ScriptStop::guard(m.to_string()), &context))
         },
     );
-    global(
-        engine,
-        docs,
+    b.add_fn(
         "usage",
         &["msg: String"],
         "",
@@ -373,6 +279,22 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             Err(placed(ScriptStop::usage(m.to_string()), &context))
         },
     );
+}
+
+/// `sleep(secs)`, on the cluster's clock: a simulated cluster's time runs at --sim-speed.
+fn sleep(c: &Ctx, secs_value: &Dynamic) -> RhaiResult<()> {
+    let d = secs(secs_value, "sleep")?;
+    let cluster = c.cluster.borrow().clone();
+    c.block_on(async move {
+        match cluster {
+            Some(cl) => cl.sleep(d).await,
+            None => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+        }
+    })
+    .map_err(crate::script::ctx::throw)
 }
 
 /// The cluster `on_cluster(name)` means, opened once per run.

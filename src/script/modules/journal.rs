@@ -28,22 +28,16 @@ mod doc {
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
-    let mut b = Builder::new("journal", docs);
-    let c = ctx.clone();
-    b.add(
-        "enabled",
-        &[],
-        "bool",
-        doc::ENABLED,
-        move || -> RhaiResult<bool> { Ok(c.journal.path().is_some()) },
-    );
-    let c = ctx.clone();
+    let mut b = Builder::module("journal", ctx, docs);
+    b.add("enabled", &[], "bool", doc::ENABLED, |c| {
+        move || -> RhaiResult<bool> { Ok(c.journal.path().is_some()) }
+    });
     b.add(
         "event",
         &["kind: String", "fields: Map"],
         "",
         doc::EVENT,
-        move |kind: ImmutableString, fields: Map| -> RhaiResult<()> {
+        |c| move |kind: ImmutableString, fields: Map| -> RhaiResult<()> {
             check_kind(&kind)?;
             if RESERVED.contains(&kind.as_str()) {
                 return Err(ScriptStop::usage(format!(
@@ -59,31 +53,32 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             Ok(())
         },
     );
-    let c = ctx.clone();
     b.add(
         "last_event",
         &["kind: String|Array", "filter: Map"],
         "?",
         doc::LAST_EVENT,
-        move |kind: Dynamic, filter: Map| -> RhaiResult<Dynamic> {
-            let kinds: Vec<String> = if kind.is_string() {
-                vec![kind.to_string()]
-            } else if let Some(a) = kind.read_lock::<Array>() {
-                a.iter().map(|k| k.to_string()).collect()
-            } else {
-                return Err(ScriptStop::usage(format!(
+        |c| {
+            move |kind: Dynamic, filter: Map| -> RhaiResult<Dynamic> {
+                let kinds: Vec<String> = if kind.is_string() {
+                    vec![kind.to_string()]
+                } else if let Some(a) = kind.read_lock::<Array>() {
+                    a.iter().map(|k| k.to_string()).collect()
+                } else {
+                    return Err(ScriptStop::usage(format!(
                     "journal::last_event: the kind must be a string or an array of strings, not {}",
                     kind.type_name()
                 )));
-            };
-            let filter = match to_json(&Dynamic::from_map(filter)) {
-                serde_json::Value::Object(m) => m,
-                _ => serde_json::Map::new(),
-            };
-            match c.journal.last_event(&kinds, &filter) {
-                Ok(Some(v)) => json_to_dynamic(&v),
-                Ok(None) => Ok(Dynamic::UNIT),
-                Err(e) => Err(fail(format!("journal::last_event: {e}"))),
+                };
+                let filter = match to_json(&Dynamic::from_map(filter)) {
+                    serde_json::Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                };
+                match c.journal.last_event(&kinds, &filter) {
+                    Ok(Some(v)) => json_to_dynamic(&v),
+                    Ok(None) => Ok(Dynamic::UNIT),
+                    Err(e) => Err(fail(format!("journal::last_event: {e}"))),
+                }
             }
         },
     );

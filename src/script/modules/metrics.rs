@@ -55,57 +55,53 @@ mod doc {
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
-    let mut b = Builder::new("metrics", docs);
-    let c = ctx.clone();
-    b.add(
-        "scrape",
-        &["id: String"],
-        "Metrics",
-        doc::SCRAPE,
+    let mut b = Builder::module("metrics", ctx, docs);
+    b.add("scrape", &["id: String"], "Metrics", doc::SCRAPE, |c| {
         move |id: ImmutableString| -> RhaiResult<Metrics> {
             let scrape = c.block_on(c.cluster()?.scrape(&id)).map_err(throw)?;
             Ok(Metrics {
                 node: id.to_string(),
                 scrape: Arc::new(scrape),
             })
-        },
-    );
-    let c = ctx.clone();
+        }
+    });
     b.add(
         "sample",
         &["id: String|Array", "window: float"],
         "Map",
         doc::SAMPLE,
-        move |id: Dynamic, window: Dynamic| -> RhaiResult<Map> {
-            let w = secs(&window, "window")?;
-            let ids = ids_of(&id, "metrics::sample", "the group")?;
-            let cl = c.cluster()?;
-            let label = format!("a {} sample of {}", human_duration(w), ids.join(", "));
-            let f = waiting(&c, &label, |_| c.block_on(cl.sample_pooled(&ids, w)))?;
-            Ok(figures_map(&f))
+        |c| {
+            move |id: Dynamic, window: Dynamic| -> RhaiResult<Map> {
+                let w = secs(&window, "window")?;
+                let ids = ids_of(&id, "metrics::sample", "the group")?;
+                let cl = c.cluster()?;
+                let label = format!("a {} sample of {}", human_duration(w), ids.join(", "));
+                let f = waiting(&c, &label, |_| c.block_on(cl.sample_pooled(&ids, w)))?;
+                Ok(figures_map(&f))
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "compare",
         &["canary: String", "baseline: String|Array", "window: float"],
         "Map",
         doc::COMPARE,
-        move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
-            let w = secs(&window, "window")?;
-            let ids = ids_of(&baseline, "metrics::compare", "the baseline")?;
-            let cl = c.cluster()?;
-            let label = format!(
-                "{} of {canary} against {}",
-                human_duration(w),
-                ids.join(", ")
-            );
-            let (cf, bf) = waiting(&c, &label, |_| c.block_on(cl.sample(&canary, &ids, w)))?;
-            let bf = bf.ok_or_else(|| fail("metrics::compare: the baseline names no node"))?;
-            Ok(comparison(&cf, &bf))
+        |c| {
+            move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
+                let w = secs(&window, "window")?;
+                let ids = ids_of(&baseline, "metrics::compare", "the baseline")?;
+                let cl = c.cluster()?;
+                let label = format!(
+                    "{} of {canary} against {}",
+                    human_duration(w),
+                    ids.join(", ")
+                );
+                let (cf, bf) = waiting(&c, &label, |_| c.block_on(cl.sample(&canary, &ids, w)))?;
+                let bf = bf.ok_or_else(|| fail("metrics::compare: the baseline names no node"))?;
+                Ok(comparison(&cf, &bf))
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "watch",
         &[
@@ -116,127 +112,123 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         ],
         "int",
         doc::WATCH,
-        move |nc: NativeCallContext,
-              id: ImmutableString,
-              duration: Dynamic,
-              interval: Dynamic,
-              callback: FnPtr|
-              -> RhaiResult<i64> {
-            let d = secs(&duration, "duration")?;
-            let every = secs(&interval, "interval")?;
-            if every.is_zero() {
-                return Err(fail("metrics::watch: the interval must be above 0 seconds"));
-            }
-            let cl = c.cluster()?;
-            c.out.info(&format!(
-                "watching {id} every {} for {}",
-                human_duration(every),
-                human_duration(d)
-            ));
-            // On the cluster's clock, so a simulated watch is compressed by --sim-speed. Samples fall on a
-            // fixed schedule (start + k * interval, the last one at the end), so the time the scrapes and the
-            // callback take does not push later samples back or drop the last one.
-            let start = c.block_on(cl.unix_now()).map_err(throw)?;
-            let end = start + d.as_secs_f64();
-            let every = every.as_secs_f64();
-            let mut before = c.block_on(cl.scrape(&id)).map_err(throw)?;
-            let mut last = start;
-            let mut count: i64 = 0;
-            while last < end {
-                let tick = (start + (count + 1) as f64 * every).min(end);
-                let now = c.block_on(cl.unix_now()).map_err(throw)?;
-                if tick > now {
-                    c.block_on(cl.sleep(Duration::from_secs_f64(tick - now)))
-                        .map_err(throw)?;
+        |c| {
+            move |nc: NativeCallContext,
+                  id: ImmutableString,
+                  duration: Dynamic,
+                  interval: Dynamic,
+                  callback: FnPtr|
+                  -> RhaiResult<i64> {
+                let d = secs(&duration, "duration")?;
+                let every = secs(&interval, "interval")?;
+                if every.is_zero() {
+                    return Err(fail("metrics::watch: the interval must be above 0 seconds"));
                 }
-                let after = c.block_on(cl.scrape(&id)).map_err(throw)?;
-                let at = c.block_on(cl.unix_now()).map_err(throw)?;
-                let f = figures(&[(&before, &after)], (at - last).max(0.001));
-                count += 1;
-                last = tick.max(at.min(end));
-                let go_on = callback.call_within_context::<Dynamic>(&nc, (figures_map(&f),))?;
-                if go_on.as_bool() == Ok(false) {
-                    break;
+                let cl = c.cluster()?;
+                c.out.info(&format!(
+                    "watching {id} every {} for {}",
+                    human_duration(every),
+                    human_duration(d)
+                ));
+                // On the cluster's clock, so a simulated watch is compressed by --sim-speed. Samples fall on a
+                // fixed schedule (start + k * interval, the last one at the end), so the time the scrapes and the
+                // callback take does not push later samples back or drop the last one.
+                let start = c.block_on(cl.unix_now()).map_err(throw)?;
+                let end = start + d.as_secs_f64();
+                let every = every.as_secs_f64();
+                let mut before = c.block_on(cl.scrape(&id)).map_err(throw)?;
+                let mut last = start;
+                let mut count: i64 = 0;
+                while last < end {
+                    let tick = (start + (count + 1) as f64 * every).min(end);
+                    let now = c.block_on(cl.unix_now()).map_err(throw)?;
+                    if tick > now {
+                        c.block_on(cl.sleep(Duration::from_secs_f64(tick - now)))
+                            .map_err(throw)?;
+                    }
+                    let after = c.block_on(cl.scrape(&id)).map_err(throw)?;
+                    let at = c.block_on(cl.unix_now()).map_err(throw)?;
+                    let f = figures(&[(&before, &after)], (at - last).max(0.001));
+                    count += 1;
+                    last = tick.max(at.min(end));
+                    let go_on = callback.call_within_context::<Dynamic>(&nc, (figures_map(&f),))?;
+                    if go_on.as_bool() == Ok(false) {
+                        break;
+                    }
+                    before = after;
                 }
-                before = after;
+                Ok(count)
             }
-            Ok(count)
         },
     );
-    let c = ctx.clone();
-    b.add(
-        "query",
-        &["promql: String"],
-        "?",
-        doc::QUERY,
+    b.add("query", &["promql: String"], "?", doc::QUERY, |c| {
         move |promql: ImmutableString| -> RhaiResult<Dynamic> {
             let cl = c.cluster()?;
             c.block_on(cl.query(&promql))
                 .map(prom_to_dynamic)
                 .map_err(throw)
-        },
-    );
-    let c = ctx.clone();
+        }
+    });
     b.add(
         "sample_past",
         &["id: String", "window: float"],
         "Map",
         doc::SAMPLE_PAST,
-        move |id: ImmutableString, window: Dynamic| -> RhaiResult<Map> {
-            let w = secs(&window, "window")?;
-            let cl = c.cluster()?;
-            c.block_on(cl.figures_past(&[id.to_string()], w))
-                .map(|f| figures_map(&f))
-                .map_err(throw)
+        |c| {
+            move |id: ImmutableString, window: Dynamic| -> RhaiResult<Map> {
+                let w = secs(&window, "window")?;
+                let cl = c.cluster()?;
+                c.block_on(cl.figures_past(&[id.to_string()], w))
+                    .map(|f| figures_map(&f))
+                    .map_err(throw)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "compare_past",
         &["canary: String", "baseline: String|Array", "window: float"],
         "Map",
         doc::COMPARE_PAST,
-        move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
-            let w = secs(&window, "window")?;
-            let ids = ids_of(&baseline, "metrics::compare", "the baseline")?;
-            let cl = c.cluster()?;
-            let cf = c
-                .block_on(cl.figures_past(&[canary.to_string()], w))
-                .map_err(throw)?;
-            let bf = c.block_on(cl.figures_past(&ids, w)).map_err(throw)?;
-            Ok(comparison(&cf, &bf))
+        |c| {
+            move |canary: ImmutableString, baseline: Dynamic, window: Dynamic| -> RhaiResult<Map> {
+                let w = secs(&window, "window")?;
+                let ids = ids_of(&baseline, "metrics::compare", "the baseline")?;
+                let cl = c.cluster()?;
+                let cf = c
+                    .block_on(cl.figures_past(&[canary.to_string()], w))
+                    .map_err(throw)?;
+                let bf = c.block_on(cl.figures_past(&ids, w)).map_err(throw)?;
+                Ok(comparison(&cf, &bf))
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "compare_past",
         &["id: String", "since: float", "window: float"],
         "Map",
         doc::COMPARE_PAST_SINCE,
-        move |id: ImmutableString, since: f64, window: Dynamic| {
-            compare_own(&c, &id, since, &window)
+        |c| {
+            move |id: ImmutableString, since: f64, window: Dynamic| {
+                compare_own(&c, &id, since, &window)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "compare_past",
         &["id: String", "since: int", "window: float"],
         "Map",
         doc::COMPARE_PAST_SINCE,
-        move |id: ImmutableString, since: i64, window: Dynamic| {
-            compare_own(&c, &id, since as f64, &window)
+        |c| {
+            move |id: ImmutableString, since: i64, window: Dynamic| {
+                compare_own(&c, &id, since as f64, &window)
+            }
         },
     );
     // One entry in `functions` for both number types of `since`.
     b.forget_last_doc();
-    let c = ctx.clone();
-    b.add(
-        "has_prometheus",
-        &[],
-        "bool",
-        doc::HAS_PROMETHEUS,
-        move || -> RhaiResult<bool> { Ok(c.cluster()?.has_prometheus()) },
-    );
+    b.add("has_prometheus", &[], "bool", doc::HAS_PROMETHEUS, |c| {
+        move || -> RhaiResult<bool> { Ok(c.cluster()?.has_prometheus()) }
+    });
     b.build()
 }
 

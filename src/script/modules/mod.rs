@@ -70,24 +70,92 @@ fn registration(
         .with_comments([comments.join("\n")])
 }
 
-/// Collects the functions of one module (or the global namespace) with their docs.
+/// Where a `Builder` puts its functions.
+enum Target<'a> {
+    /// A static module (`cluster::`), registered once built.
+    Module(&'static str, Box<Module>),
+    /// The global namespace, straight into the engine.
+    Global(&'a mut Engine),
+}
+
+/// Collects the functions of one module (or the global namespace) with their docs, and hands each the run's
+/// context: `b.add(name, params, returns, doc, |c| move |args| ...)`, where `c` is the builder's `Rc<Ctx>`,
+/// cloned for that function alone.
 pub struct Builder<'a> {
-    name: &'static str,
-    module: Module,
+    target: Target<'a>,
+    ctx: Rc<Ctx>,
     docs: &'a mut Vec<FnDoc>,
 }
 
 impl<'a> Builder<'a> {
-    pub fn new(name: &'static str, docs: &'a mut Vec<FnDoc>) -> Builder<'a> {
+    /// The functions of the static module `name`.
+    pub fn module(name: &'static str, ctx: &Rc<Ctx>, docs: &'a mut Vec<FnDoc>) -> Builder<'a> {
         Builder {
-            name,
-            module: Module::new(),
+            target: Target::Module(name, Box::default()),
+            ctx: ctx.clone(),
             docs,
         }
     }
 
-    /// Adds `name(params) -> returns` with its doc.
+    /// The global functions, registered into `engine` as they are added.
+    pub fn global(engine: &'a mut Engine, ctx: &Rc<Ctx>, docs: &'a mut Vec<FnDoc>) -> Builder<'a> {
+        Builder {
+            target: Target::Global(engine),
+            ctx: ctx.clone(),
+            docs,
+        }
+    }
+
+    /// Adds `name(params) -> returns` with its doc; `make` is given the run's context and returns the
+    /// function.
     pub fn add<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FUNC>(
+        &mut self,
+        name: &'static str,
+        params: &'static [&'static str],
+        returns: &'static str,
+        doc: &'static str,
+        make: impl FnOnce(Rc<Ctx>) -> FUNC,
+    ) -> &mut Self
+    where
+        FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
+    {
+        let func = make(self.ctx.clone());
+        let module = match &mut self.target {
+            Target::Module(module_name, module) => {
+                // Cluster calls must run every time: never pure, always volatile (never constant-folded).
+                let wrapped = with_call_position(func.into_rhai_function(false, true));
+                registration(name, params, returns, doc)
+                    .with_namespace(FnNamespace::Internal)
+                    .set_into_module_raw(module, FUNC::param_types(), wrapped);
+                *module_name
+            }
+            Target::Global(engine) => {
+                registration(name, params, returns, doc)
+                    .with_volatility(true)
+                    .with_purity(false)
+                    .register_into_engine(engine, func);
+                ""
+            }
+        };
+        self.docs.push(FnDoc {
+            module,
+            name,
+            params,
+            returns,
+            doc,
+        });
+        self
+    }
+
+    /// Adds a function that needs no context.
+    pub fn add_fn<
+        A: 'static,
+        const N: usize,
+        const X: bool,
+        R: Variant + Clone,
+        const F: bool,
+        FUNC,
+    >(
         &mut self,
         name: &'static str,
         params: &'static [&'static str],
@@ -98,19 +166,7 @@ impl<'a> Builder<'a> {
     where
         FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
     {
-        // Cluster calls must run every time: never pure, always volatile (never constant-folded).
-        let wrapped = with_call_position(func.into_rhai_function(false, true));
-        registration(name, params, returns, doc)
-            .with_namespace(FnNamespace::Internal)
-            .set_into_module_raw(&mut self.module, FUNC::param_types(), wrapped);
-        self.docs.push(FnDoc {
-            module: self.name,
-            name,
-            params,
-            returns,
-            doc,
-        });
-        self
+        self.add(name, params, returns, doc, |_| func)
     }
 
     /// Drops the doc of the function added last: for an overload of one already listed.
@@ -118,8 +174,12 @@ impl<'a> Builder<'a> {
         self.docs.pop();
     }
 
+    /// The module; the global namespace has nothing to hand over (its functions are in the engine).
     pub fn build(self) -> Module {
-        self.module
+        match self.target {
+            Target::Module(_, module) => *module,
+            Target::Global(_) => Module::new(),
+        }
     }
 }
 
@@ -171,31 +231,6 @@ fn with_call_position(f: RhaiFunc) -> RhaiFunc {
     }
 }
 
-/// Registers a global function with its doc.
-pub fn global<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FUNC>(
-    engine: &mut Engine,
-    docs: &mut Vec<FnDoc>,
-    name: &'static str,
-    params: &'static [&'static str],
-    returns: &'static str,
-    doc: &'static str,
-    func: FUNC,
-) where
-    FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
-{
-    registration(name, params, returns, doc)
-        .with_volatility(true)
-        .with_purity(false)
-        .register_into_engine(engine, func);
-    docs.push(FnDoc {
-        module: "",
-        name,
-        params,
-        returns,
-        doc,
-    });
-}
-
 /// Registers the whole script API into `engine`; returns the docs of every function.
 pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
     let mut docs = Vec::new();
@@ -208,7 +243,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
         ("metrics", metrics::module(ctx, &mut docs)),
         ("backup", backup::module(ctx, &mut docs)),
         ("journal", journal::module(ctx, &mut docs)),
-        ("version", version::module(&mut docs)),
+        ("version", version::module(ctx, &mut docs)),
     ];
     for (name, module) in modules {
         engine.register_static_module(name, module.into());

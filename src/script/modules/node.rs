@@ -304,41 +304,27 @@ fn drain(c: &Ctx, id: &str, force: bool) -> RhaiResult<()> {
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
-    let mut b = Builder::new("node", docs);
-    let c = ctx.clone();
-    b.add(
-        "status",
-        &["id: String"],
-        "Member",
-        doc::STATUS,
+    let mut b = Builder::module("node", ctx, docs);
+    b.add("status", &["id: String"], "Member", doc::STATUS, |c| {
         move |id: ImmutableString| -> RhaiResult<Member> {
             c.block_on(c.cluster()?.node_status(&id)).map_err(throw)
-        },
-    );
-    let c = ctx.clone();
-    b.add(
-        "drain",
-        &["id: String"],
-        "",
-        doc::DRAIN,
-        move |id: ImmutableString| -> RhaiResult<()> { drain(&c, &id, false) },
-    );
-    let c = ctx.clone();
+        }
+    });
+    b.add("drain", &["id: String"], "", doc::DRAIN, |c| {
+        move |id: ImmutableString| -> RhaiResult<()> { drain(&c, &id, false) }
+    });
     b.add(
         "drain",
         &["id: String", "options: Map"],
         "",
         doc::FORCED,
-        move |id: ImmutableString, options: Map| -> RhaiResult<()> {
-            drain(&c, &id, force_option(&options, "node::drain")?)
+        |c| {
+            move |id: ImmutableString, options: Map| -> RhaiResult<()> {
+                drain(&c, &id, force_option(&options, "node::drain")?)
+            }
         },
     );
-    let c = ctx.clone();
-    b.add(
-        "undrain",
-        &["id: String"],
-        "",
-        doc::UNDRAIN,
+    b.add("undrain", &["id: String"], "", doc::UNDRAIN, |c| {
         move |id: ImmutableString| -> RhaiResult<()> {
             c.hold_lease()?;
             c.out.info(&format!("{id}: undrain"));
@@ -353,148 +339,142 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 c.drained.borrow_mut().remove(id.as_str());
             }
             r
-        },
-    );
-    let c = ctx.clone();
+        }
+    });
     b.add(
         "wait_drained",
         &["id: String", "timeout: float"],
         "",
         doc::WAIT_DRAINED,
-        move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<()> {
-            let t = secs(&timeout, "timeout")?;
-            let cl = c.cluster()?;
-            waiting(&c, &format!("{id} to drain"), |report| {
-                c.block_on(cl.wait_drained(&id, t, report))
-            })
+        |c| {
+            move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<()> {
+                let t = secs(&timeout, "timeout")?;
+                let cl = c.cluster()?;
+                waiting(&c, &format!("{id} to drain"), |report| {
+                    c.block_on(cl.wait_drained(&id, t, report))
+                })
+            }
         },
     );
-    let c = ctx.clone();
-    b.add(
-        "stop",
-        &["id: String"],
-        "",
-        doc::STOP,
+    b.add("stop", &["id: String"], "", doc::STOP, |c| {
         move |id: ImmutableString| -> RhaiResult<()> {
             host_op(&c, &id, HostOp::Stop, false).map(|_| ())
-        },
-    );
-    let c = ctx.clone();
+        }
+    });
     b.add(
         "stop",
         &["id: String", "options: Map"],
         "",
         doc::FORCED,
-        move |id: ImmutableString, options: Map| -> RhaiResult<()> {
-            let force = force_option(&options, "node::stop")?;
-            host_op(&c, &id, HostOp::Stop, force).map(|_| ())
+        |c| {
+            move |id: ImmutableString, options: Map| -> RhaiResult<()> {
+                let force = force_option(&options, "node::stop")?;
+                host_op(&c, &id, HostOp::Stop, force).map(|_| ())
+            }
         },
     );
-    let c = ctx.clone();
-    b.add(
-        "start",
-        &["id: String"],
-        "",
-        doc::START,
+    b.add("start", &["id: String"], "", doc::START, |c| {
         move |id: ImmutableString| -> RhaiResult<()> {
             host_op(&c, &id, HostOp::Start, false).map(|_| ())
-        },
-    );
-    let c = ctx.clone();
-    b.add(
-        "restart",
-        &["id: String"],
-        "",
-        doc::RESTART,
+        }
+    });
+    b.add("restart", &["id: String"], "", doc::RESTART, |c| {
         move |id: ImmutableString| -> RhaiResult<()> {
             host_op(&c, &id, HostOp::Restart, false).map(|_| ())
-        },
-    );
-    let c = ctx.clone();
+        }
+    });
     b.add(
         "restart",
         &["id: String", "options: Map"],
         "",
         doc::FORCED,
-        move |id: ImmutableString, options: Map| -> RhaiResult<()> {
-            let force = force_option(&options, "node::restart")?;
-            host_op(&c, &id, HostOp::Restart, force).map(|_| ())
+        |c| {
+            move |id: ImmutableString, options: Map| -> RhaiResult<()> {
+                let force = force_option(&options, "node::restart")?;
+                host_op(&c, &id, HostOp::Restart, force).map(|_| ())
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "install",
         &["id: String", "version: String"],
         "",
         doc::INSTALL,
-        move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
-            install(&c, &id, &version, false)
+        |c| {
+            move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
+                install(&c, &id, &version, false)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "install",
         &["id: String", "version: String", "options: Map"],
         "",
         doc::FORCED,
-        move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
-            let force = force_option(&options, "node::install")?;
-            install(&c, &id, &version, force)
+        |c| {
+            move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
+                let force = force_option(&options, "node::install")?;
+                install(&c, &id, &version, force)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "stage",
         &["id: String", "version: String"],
         "",
         doc::STAGE,
-        move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
-            put_version(&c, &id, &version, false, HostOp::Stage, "stage")
+        |c| {
+            move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
+                put_version(&c, &id, &version, false, HostOp::Stage, "stage")
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "stage",
         &["id: String", "version: String", "options: Map"],
         "",
         doc::FORCED,
-        move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
-            let force = force_option(&options, "node::stage")?;
-            put_version(&c, &id, &version, force, HostOp::Stage, "stage")
+        |c| {
+            move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
+                let force = force_option(&options, "node::stage")?;
+                put_version(&c, &id, &version, force, HostOp::Stage, "stage")
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "activate",
         &["id: String", "version: String"],
         "",
         doc::ACTIVATE,
-        move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
-            put_version(&c, &id, &version, false, HostOp::Activate, "activate")
+        |c| {
+            move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
+                put_version(&c, &id, &version, false, HostOp::Activate, "activate")
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "activate",
         &["id: String", "version: String", "options: Map"],
         "",
         doc::FORCED,
-        move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
-            let force = force_option(&options, "node::activate")?;
-            put_version(&c, &id, &version, force, HostOp::Activate, "activate")
+        |c| {
+            move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
+                let force = force_option(&options, "node::activate")?;
+                put_version(&c, &id, &version, force, HostOp::Activate, "activate")
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "stage_all",
         &["ids: Array", "version: String", "parallel: int"],
         "",
         doc::STAGE_ALL,
-        move |ids: rhai::Array, version: Dynamic, parallel: Dynamic| -> RhaiResult<()> {
-            stage_all(&c, &ids, &version, &parallel, false)
+        |c| {
+            move |ids: rhai::Array, version: Dynamic, parallel: Dynamic| -> RhaiResult<()> {
+                stage_all(&c, &ids, &version, &parallel, false)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "stage_all",
         &[
@@ -505,42 +485,41 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         ],
         "",
         doc::FORCED,
-        move |ids: rhai::Array,
-              version: Dynamic,
-              parallel: Dynamic,
-              options: Map|
-              -> RhaiResult<()> {
-            let force = force_option(&options, "node::stage_all")?;
-            stage_all(&c, &ids, &version, &parallel, force)
+        |c| {
+            move |ids: rhai::Array,
+                  version: Dynamic,
+                  parallel: Dynamic,
+                  options: Map|
+                  -> RhaiResult<()> {
+                let force = force_option(&options, "node::stage_all")?;
+                stage_all(&c, &ids, &version, &parallel, force)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "install_all",
         &["ids: Array", "version: String"],
         "",
         doc::INSTALL_ALL,
-        move |ids: rhai::Array, version: Dynamic| -> RhaiResult<()> {
-            install_all(&c, &ids, &version, false)
+        |c| {
+            move |ids: rhai::Array, version: Dynamic| -> RhaiResult<()> {
+                install_all(&c, &ids, &version, false)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "install_all",
         &["ids: Array", "version: String", "options: Map"],
         "",
         doc::FORCED,
-        move |ids: rhai::Array, version: Dynamic, options: Map| -> RhaiResult<()> {
-            let force = force_option(&options, "node::install_all")?;
-            install_all(&c, &ids, &version, force)
+        |c| {
+            move |ids: rhai::Array, version: Dynamic, options: Map| -> RhaiResult<()> {
+                let force = force_option(&options, "node::install_all")?;
+                install_all(&c, &ids, &version, force)
+            }
         },
     );
-    let c = ctx.clone();
-    b.add(
-        "labels",
-        &["id: String"],
-        "Map",
-        doc::LABELS,
+    b.add("labels", &["id: String"], "Map", doc::LABELS, |c| {
         move |id: ImmutableString| -> RhaiResult<Map> {
             let cl = c.cluster()?;
             let spec = cl.node(&id).map_err(throw)?;
@@ -549,59 +528,62 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 .iter()
                 .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
                 .collect())
-        },
-    );
-    let c = ctx.clone();
+        }
+    });
     b.add(
         "exec",
         &["id: String", "command: String"],
         "Map",
         doc::EXEC,
-        move |id: ImmutableString, command: ImmutableString| -> RhaiResult<Map> {
-            let out = host_op(&c, &id, HostOp::Exec(command.to_string()), false)?;
-            Ok(out.to_map())
+        |c| {
+            move |id: ImmutableString, command: ImmutableString| -> RhaiResult<Map> {
+                let out = host_op(&c, &id, HostOp::Exec(command.to_string()), false)?;
+                Ok(out.to_map())
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "wait_rejoined",
         &["id: String", "timeout: float"],
         "Member",
         doc::WAIT_REJOINED,
-        move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<Member> {
-            let t = secs(&timeout, "timeout")?;
-            let cl = c.cluster()?;
-            let started = std::time::Instant::now();
-            let r = waiting(&c, &format!("{id} to rejoin"), |report| {
-                c.block_on(cl.wait_rejoined(&id, t, report))
-            });
-            super::waited(&c, "rejoined", Some(&id), started, r)
+        |c| {
+            move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<Member> {
+                let t = secs(&timeout, "timeout")?;
+                let cl = c.cluster()?;
+                let started = std::time::Instant::now();
+                let r = waiting(&c, &format!("{id} to rejoin"), |report| {
+                    c.block_on(cl.wait_rejoined(&id, t, report))
+                });
+                super::waited(&c, "rejoined", Some(&id), started, r)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "wait_caught_up",
         &["id: String", "max_lag_ms: float", "timeout: float"],
         "Member",
         doc::WAIT_CAUGHT_UP,
-        move |id: ImmutableString, max_lag: Dynamic, timeout: Dynamic| -> RhaiResult<Member> {
-            let t = secs(&timeout, "timeout")?;
-            let max_lag_ms = number(&max_lag, "max_lag_ms")?;
-            if !(0.0..=86_400_000.0).contains(&max_lag_ms) {
-                return Err(fail(format!(
-                    "max_lag_ms must be between 0 and a day in milliseconds, not {max_lag_ms}"
-                )));
+        |c| {
+            move |id: ImmutableString, max_lag: Dynamic, timeout: Dynamic| -> RhaiResult<Member> {
+                let t = secs(&timeout, "timeout")?;
+                let max_lag_ms = number(&max_lag, "max_lag_ms")?;
+                if !(0.0..=86_400_000.0).contains(&max_lag_ms) {
+                    return Err(fail(format!(
+                        "max_lag_ms must be between 0 and a day in milliseconds, not {max_lag_ms}"
+                    )));
+                }
+                // Lag is reported in whole milliseconds: a bound of 99.5 admits what 99 admits.
+                let max_lag_ms = max_lag_ms.floor() as i64;
+                let cl = c.cluster()?;
+                let started = std::time::Instant::now();
+                let r = waiting(
+                    &c,
+                    &format!("{id} to catch up (lag <= {max_lag_ms} ms)"),
+                    |report| c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report)),
+                );
+                super::waited(&c, "caught_up", Some(&id), started, r)
             }
-            // Lag is reported in whole milliseconds: a bound of 99.5 admits what 99 admits.
-            let max_lag_ms = max_lag_ms.floor() as i64;
-            let cl = c.cluster()?;
-            let started = std::time::Instant::now();
-            let r = waiting(
-                &c,
-                &format!("{id} to catch up (lag <= {max_lag_ms} ms)"),
-                |report| c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report)),
-            );
-            super::waited(&c, "caught_up", Some(&id), started, r)
         },
     );
     b.build()

@@ -57,63 +57,57 @@ fn transfer(c: &Ctx, to: &str, wait: Duration, force: bool) -> RhaiResult<RaftSt
 }
 
 pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
-    let mut b = Builder::new("raft", docs);
-    let c = ctx.clone();
-    b.add(
-        "status",
-        &[],
-        "RaftStatus",
-        doc::STATUS,
-        move || -> RhaiResult<RaftStatus> { c.block_on(c.cluster()?.raft_status()).map_err(throw) },
-    );
-    let c = ctx.clone();
-    b.add(
-        "leader",
-        &[],
-        "String",
-        doc::LEADER,
-        move || -> RhaiResult<String> { c.block_on(c.cluster()?.leader()).map_err(throw) },
-    );
-    let c = ctx.clone();
+    let mut b = Builder::module("raft", ctx, docs);
+    b.add("status", &[], "RaftStatus", doc::STATUS, |c| {
+        move || -> RhaiResult<RaftStatus> { c.block_on(c.cluster()?.raft_status()).map_err(throw) }
+    });
+    b.add("leader", &[], "String", doc::LEADER, |c| {
+        move || -> RhaiResult<String> { c.block_on(c.cluster()?.leader()).map_err(throw) }
+    });
     b.add(
         "transfer_leadership",
         &["to: String"],
         "RaftStatus",
         doc::TRANSFER_LEADERSHIP,
-        move |to: ImmutableString| -> RhaiResult<RaftStatus> {
-            transfer(&c, &to, TRANSFER_WAIT, false)
+        |c| {
+            move |to: ImmutableString| -> RhaiResult<RaftStatus> {
+                transfer(&c, &to, TRANSFER_WAIT, false)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "transfer_leadership",
         &["to: String", "options: Map"],
         "RaftStatus",
         doc::TRANSFER_FORCED,
-        move |to: ImmutableString, options: Map| -> RhaiResult<RaftStatus> {
-            let force = force_option(&options, "raft::transfer_leadership")?;
-            transfer(&c, &to, TRANSFER_WAIT, force)
+        |c| {
+            move |to: ImmutableString, options: Map| -> RhaiResult<RaftStatus> {
+                let force = force_option(&options, "raft::transfer_leadership")?;
+                transfer(&c, &to, TRANSFER_WAIT, force)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "transfer_leadership",
         &["to: String", "timeout: float"],
         "RaftStatus",
         doc::TRANSFER_LEADERSHIP_2,
-        move |to: ImmutableString, timeout: Dynamic| -> RhaiResult<RaftStatus> {
-            transfer(&c, &to, secs(&timeout, "timeout")?, false)
+        |c| {
+            move |to: ImmutableString, timeout: Dynamic| -> RhaiResult<RaftStatus> {
+                transfer(&c, &to, secs(&timeout, "timeout")?, false)
+            }
         },
     );
-    let c = ctx.clone();
     b.add(
         "transfer_leadership",
         &["to: String", "timeout: float", "options: Map"],
         "RaftStatus",
         doc::TRANSFER_FORCED,
-        move |to: ImmutableString, timeout: Dynamic, options: Map| -> RhaiResult<RaftStatus> {
-            let force = force_option(&options, "raft::transfer_leadership")?;
-            transfer(&c, &to, secs(&timeout, "timeout")?, force)
+        |c| {
+            move |to: ImmutableString, timeout: Dynamic, options: Map| -> RhaiResult<RaftStatus> {
+                let force = force_option(&options, "raft::transfer_leadership")?;
+                transfer(&c, &to, secs(&timeout, "timeout")?, force)
+            }
         },
     );
     b.build()

@@ -1,6 +1,7 @@
 //! `version::` — semver parsing and the runbook's version policy; no cluster needed.
 
 use std::cmp::Ordering;
+use std::rc::Rc;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
@@ -8,6 +9,7 @@ use super::{Builder, FnDoc};
 use crate::model::policy::{self, parse_version};
 use crate::model::RhaiResult;
 use crate::model::Version;
+use crate::script::ctx::Ctx;
 use crate::script::stop::fail;
 
 /// What `neumann-script functions`, the REPL's help and the editor definitions say of each function.
@@ -44,9 +46,9 @@ fn arg(v: &Dynamic) -> RhaiResult<semver::Version> {
     to_semver(v).map_err(fail)
 }
 
-pub fn module(docs: &mut Vec<FnDoc>) -> Module {
-    let mut b = Builder::new("version", docs);
-    b.add(
+pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
+    let mut b = Builder::module("version", ctx, docs);
+    b.add_fn(
         "parse",
         &["s: String"],
         "Version",
@@ -55,7 +57,7 @@ pub fn module(docs: &mut Vec<FnDoc>) -> Module {
             parse_version(&s).map(Version).map_err(fail)
         },
     );
-    b.add(
+    b.add_fn(
         "compare",
         &["a: String", "b: String"],
         "int",
@@ -68,7 +70,7 @@ pub fn module(docs: &mut Vec<FnDoc>) -> Module {
             })
         },
     );
-    b.add(
+    b.add_fn(
         "upgrade_path",
         &["from: String", "to: String"],
         "Map",
@@ -82,7 +84,7 @@ pub fn module(docs: &mut Vec<FnDoc>) -> Module {
             Ok(m)
         },
     );
-    b.add(
+    b.add_fn(
         "skew_ok",
         &["versions: Array|Map"],
         "bool",
