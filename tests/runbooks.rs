@@ -274,7 +274,7 @@ fn the_simulator_line_counts_a_lost_leader_and_time_without_quorum() {
             "--sim-speed",
             "20",
             "-e",
-            r#"node::stop("node1"); sleep(5); node::stop("node2", #{force: true}); sleep(5); node::start("node1"); node::start("node2"); 1"#,
+            r#"node::stop("node1", #{force: "leader"}); sleep(5); node::stop("node2", #{force: true}); sleep(5); node::start("node1"); node::start("node2"); 1"#,
         ])
         .output()
         .unwrap();

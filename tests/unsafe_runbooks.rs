@@ -61,6 +61,18 @@ const TRANSFER_TO_A_LAGGING_NODE: &str = r#"
         careful(leader, target);
         "#;
 
+const LEADER_FIRST: &str = r#"
+        let leader = cluster::leader();
+        let rest = followers_at_start();
+        careful(leader, target);
+        for id in rest { careful(id, target); }
+        "#;
+
+/// The edit the leader interlock is for: the leader restarted in place, no drain, no hand-over.
+const LEADER_RESTARTED_IN_PLACE: &str = r#"
+        node::restart(cluster::leader() FORCE);
+        "#;
+
 /// A fault set up before the run.
 #[derive(Clone, Copy)]
 enum Fault {
@@ -146,18 +158,19 @@ fn stock_is_harmless(fault: Fault) {
 
 #[test]
 fn leader_first_without_a_hand_over_loses_the_leader() {
-    let s = careless(
-        r#"
-        let leader = cluster::leader();
-        let rest = followers_at_start();
-        careful(leader, target);
-        for id in rest { careful(id, target); }
-        "#,
-        Fault::None,
-    );
+    let s = careless(LEADER_FIRST, Fault::None);
     assert!(s.leader_losses >= 1, "{s:?}");
     assert_eq!(s.lost_committed_writes, 0, "{s:?}");
     stock_is_harmless(Fault::None);
+}
+
+#[test]
+fn the_leader_restarted_in_place_loses_the_leader_and_stalls_commits() {
+    let s = careless(LEADER_RESTARTED_IN_PLACE, Fault::None);
+    assert!(s.leader_losses >= 1, "{s:?}");
+    // No leader until an election: at least its shortest timeout without a commit.
+    assert!(s.max_commit_stall_ms >= 150, "{s:?}");
+    assert_eq!(s.lost_committed_writes, 0, "{s:?}");
 }
 
 #[test]
@@ -220,6 +233,8 @@ fn a_forced_transfer_to_a_lagging_node_stalls_writes_then_loses_the_leader() {
 #[test]
 fn the_interlocks_refuse_these_variants_before_they_do_harm() {
     for (body, fault) in [
+        (LEADER_FIRST, Fault::None),
+        (LEADER_RESTARTED_IN_PLACE, Fault::None),
         (NO_CATCH_UP_WAIT, Fault::SlowCatchup("node2")),
         (TWO_AT_ONCE, Fault::None),
         (IGNORES_A_PARTITION, Fault::Partition("node3")),
@@ -236,5 +251,18 @@ fn the_interlocks_refuse_these_variants_before_they_do_harm() {
             (0, 0, 0),
             "{body}\n{s:?}\n{stderr}"
         );
+        if body == LEADER_FIRST || body == LEADER_RESTARTED_IN_PLACE {
+            // Refused by the leader interlock, which names the hand-over that would make it safe, and
+            // nothing reached the leader's host.
+            assert!(
+                stderr.contains("refused by the leader interlock"),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains("hand leadership over first with raft::transfer_leadership(\"node"),
+                "{stderr}"
+            );
+            assert_eq!(c.events_of(&["stop", "restart"]), vec![], "{stderr}");
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! The interlocks (docs/SAFETY.md): stop, restart and drain keep a quorum; installs keep the version skew
-//! policy; a leadership transfer goes to a node as new and as caught up as the leader. Here are the rules
-//! and their verdict on one survey's members, with no I/O; `Cluster::interlock` reads the members and asks.
+//! The interlocks (docs/SAFETY.md): stop, restart and drain keep a quorum; stop and restart leave the
+//! leader alone until it has handed over; installs keep the version skew policy; a leadership transfer
+//! goes to a node as new and as caught up as the leader. Here are the rules and their verdict on one
+//! survey's members, with no I/O; `Cluster::interlock` reads the members and asks.
 
 use semver::Version;
 
@@ -18,17 +19,87 @@ pub enum Rule {
     Skew,
     /// Leadership goes only to a node as new as the leader and caught up.
     TransferTarget,
+    /// The node that leads is not stopped or restarted in place: it hands over first.
+    Leader,
 }
 
 impl Rule {
-    /// The rule's name as messages, the journal and `e.rule` in a script say it.
+    pub const ALL: [Rule; 4] = [Rule::Quorum, Rule::Skew, Rule::TransferTarget, Rule::Leader];
+
+    /// The rule's name as messages, the journal, `e.rule` in a script and `#{force: "..."}` say it.
     pub fn name(self) -> &'static str {
         match self {
             Rule::Quorum => "quorum",
             Rule::Skew => "version skew",
             Rule::TransferTarget => "transfer target",
+            Rule::Leader => "leader",
         }
     }
+
+    pub fn named(name: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// What `#{force: ...}` lets a call go past: no interlock, every one (`true`), or only the named ones
+/// (`"leader"`, `["quorum", "leader"]`), so an override meant for one rule does not silence the others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Force {
+    #[default]
+    No,
+    All,
+    Only(Vec<Rule>),
+}
+
+impl Force {
+    /// Whether this call goes past `rule`.
+    pub fn skips(&self, rule: Rule) -> bool {
+        match self {
+            Force::No => false,
+            Force::All => true,
+            Force::Only(rules) => rules.contains(&rule),
+        }
+    }
+
+    /// Any override at all.
+    pub fn any(&self) -> bool {
+        *self != Force::No
+    }
+
+    /// As the call wrote it: `true`, `"leader"`, `["quorum", "leader"]`.
+    pub fn written(&self) -> String {
+        match self {
+            Force::No => "false".into(),
+            Force::All => "true".into(),
+            Force::Only(rules) if rules.len() == 1 => format!("\"{}\"", rules[0].name()),
+            Force::Only(rules) => format!(
+                "[{}]",
+                rules
+                    .iter()
+                    .map(|r| format!("\"{}\"", r.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// For the journal's `args.force`: `true`, or the rule names.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Force::No => false.into(),
+            Force::All => true.into(),
+            Force::Only(rules) if rules.len() == 1 => rules[0].name().into(),
+            Force::Only(rules) => rules.iter().map(|r| r.name()).collect::<Vec<_>>().into(),
+        }
+    }
+}
+
+/// The interlocks' verdict on one call: the refusal that stands, if any, and the refusals the call's
+/// `force` goes past (what it overrides, said loudly and journaled).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Judgement {
+    pub refused: Option<Refusal>,
+    pub overridden: Vec<Refusal>,
 }
 
 /// An interlock's verdict against an operation: the rule and a sentence saying why.
@@ -89,15 +160,20 @@ impl Guarded<'_> {
         }
     }
 
-    /// How a script overrides this interlock, for the refusal's last sentence.
-    fn override_hint(&self) -> String {
+    /// How a script overrides this interlock, for the refusal's last sentence. The leader rule names
+    /// itself, so the override does not also silence the quorum.
+    fn override_hint(&self, rule: Rule) -> String {
+        let force = match rule {
+            Rule::Leader => "\"leader\"",
+            _ => "true",
+        };
         match self {
-            Guarded::TakeDown { id, op } => format!("node::{op}(\"{id}\", #{{force: true}})"),
+            Guarded::TakeDown { id, op } => format!("node::{op}(\"{id}\", #{{force: {force}}})"),
             Guarded::Version { id, op, version } => {
-                format!("node::{op}(\"{id}\", \"{version}\", #{{force: true}})")
+                format!("node::{op}(\"{id}\", \"{version}\", #{{force: {force}}})")
             }
             Guarded::Transfer { to } => {
-                format!("raft::transfer_leadership(\"{to}\", #{{force: true}})")
+                format!("raft::transfer_leadership(\"{to}\", #{{force: {force}}})")
             }
         }
     }
@@ -110,25 +186,48 @@ impl Guarded<'_> {
         }
     }
 
-    /// The interlock's verdict on `members` (one survey): `Some(refusal)` when the operation would break
-    /// its rule.
-    pub fn verdict(&self, members: &[Member]) -> Option<Refusal> {
-        let (rule, reason) = match self {
-            Guarded::TakeDown { id, op } => take_down(members, id, op),
-            Guarded::Version { id, version, .. } => version_skew(members, id, version),
-            Guarded::Transfer { to } => transfer_target(members, to),
-        }?;
+    /// Every rule the operation would break on `members` (one survey), in the order they are asked: the
+    /// quorum before the leader, so a stop that breaks both is named for the worse.
+    pub fn refusals(&self, members: &[Member]) -> Vec<Refusal> {
+        let broken = match self {
+            Guarded::TakeDown { id, op } => {
+                let mut b: Vec<(Rule, String)> = take_down(members, id, op).into_iter().collect();
+                if *op != "drain" {
+                    b.extend(in_place(members, id, op));
+                }
+                b
+            }
+            Guarded::Version { id, version, .. } => {
+                version_skew(members, id, version).into_iter().collect()
+            }
+            Guarded::Transfer { to } => transfer_target(members, to).into_iter().collect(),
+        };
         let subject = self.subject();
-        Some(Refusal {
-            rule,
-            message: format!(
-                "{subject} refused by the {} interlock: {reason}. Nothing was changed. In an emergency, override it with {}",
-                rule.name(),
-                self.override_hint()
-            ),
-            subject,
-            reason,
-        })
+        broken
+            .into_iter()
+            .map(|(rule, reason)| Refusal {
+                rule,
+                message: format!(
+                    "{subject} refused by the {} interlock: {reason}. Nothing was changed. In an emergency, override it with {}",
+                    rule.name(),
+                    self.override_hint(rule)
+                ),
+                subject: subject.clone(),
+                reason,
+            })
+            .collect()
+    }
+
+    /// The first refusal on `members` that `force` does not go past, and the ones it does.
+    pub fn judge(&self, members: &[Member], force: &Force) -> Judgement {
+        let (overridden, standing): (Vec<Refusal>, Vec<Refusal>) = self
+            .refusals(members)
+            .into_iter()
+            .partition(|r| force.skips(r.rule));
+        Judgement {
+            refused: standing.into_iter().next(),
+            overridden,
+        }
     }
 }
 
@@ -162,6 +261,34 @@ fn take_down(members: &[Member], id: &str, op: &str) -> Option<(Rule, String)> {
             q.counted.len(),
             q.members,
             q.quorum
+        ),
+    ))
+}
+
+/// The leader interlock: the node that leads now (by its own report in this survey) is not stopped or
+/// restarted in place. Its clients' writes in flight would fail and the cluster would go without a leader
+/// for an election; handing over first costs neither. The refusal names a follower to hand over to.
+fn in_place(members: &[Member], id: &str, op: &str) -> Option<(Rule, String)> {
+    let target = members.iter().find(|m| m.id == id)?;
+    if target.role != "leader" || target.state == "down" {
+        return None;
+    }
+    let to = members
+        .iter()
+        .filter(|m| m.id != id && m.state == "up" && m.healthy)
+        .filter(|m| transfer_target(members, &m.id).is_none())
+        .min_by_key(|m| m.replication_lag_ms);
+    let hand_over = match to {
+        Some(m) => format!(
+            "hand leadership over first with raft::transfer_leadership(\"{}\"), then {op} it",
+            m.id
+        ),
+        None => "no follower can take over now (none is up, caught up and on a version as new), so hand over once one can".to_string(),
+    };
+    Some((
+        Rule::Leader,
+        format!(
+            "{id} leads the cluster: {op} in place would fail the writes in flight and leave the cluster without a leader until an election; {hand_over}"
         ),
     ))
 }
@@ -287,7 +414,7 @@ mod tests {
             op: "stop",
         };
         assert_eq!(stop.node(), "node3");
-        let r = stop.verdict(&ms).unwrap();
+        let r = stop.judge(&ms, &Force::No).refused.unwrap();
         assert_eq!((r.rule, r.subject.as_str()), (Rule::Quorum, "node3: stop"));
         assert_eq!(
             r.message,
@@ -299,7 +426,7 @@ mod tests {
         );
         let install = HostOp::Install(Version::parse("0.12.1").unwrap());
         let install = Guarded::of_host("node2", &install).unwrap();
-        let r = install.verdict(&ms).unwrap();
+        let r = install.judge(&ms, &Force::No).refused.unwrap();
         assert_eq!(r.rule, Rule::Skew);
         assert!(
             r.message
@@ -307,6 +434,106 @@ mod tests {
             "{}",
             r.message
         );
-        assert_eq!(Guarded::Transfer { to: "node3" }.verdict(&ms), None);
+        assert_eq!(Guarded::Transfer { to: "node3" }.refusals(&ms), vec![]);
+    }
+
+    #[test]
+    fn the_leader_is_not_stopped_or_restarted_in_place_unless_that_rule_is_forced() {
+        let ms = [
+            member("node1", "leader", "up", 0, "0.11.0"),
+            member("node2", "follower", "up", 0, "0.10.4"),
+            member("node3", "follower", "up", 0, "0.11.0"),
+        ];
+        for op in ["stop", "restart"] {
+            let g = Guarded::TakeDown { id: "node1", op };
+            let r = g.judge(&ms, &Force::No).refused.unwrap();
+            assert_eq!(r.rule, Rule::Leader);
+            // node2 is older than the leader: node3 is the one to hand over to.
+            assert_eq!(
+                r.message,
+                format!(
+                    "node1: {op} refused by the leader interlock: node1 leads the cluster: {op} in place would \
+                     fail the writes in flight and leave the cluster without a leader until an election; hand \
+                     leadership over first with raft::transfer_leadership(\"node3\"), then {op} it. Nothing \
+                     was changed. In an emergency, override it with node::{op}(\"node1\", #{{force: \"leader\"}})"
+                )
+            );
+            let forced = g.judge(&ms, &Force::Only(vec![Rule::Leader]));
+            assert_eq!(forced.refused, None);
+            assert_eq!(forced.overridden.len(), 1);
+            assert_eq!(g.judge(&ms, &Force::All).refused, None);
+            // Forcing another rule does not go past this one.
+            assert_eq!(
+                g.judge(&ms, &Force::Only(vec![Rule::Quorum]))
+                    .refused
+                    .map(|r| r.rule),
+                Some(Rule::Leader)
+            );
+        }
+        // A drain of the leader is the runbook's own step before its hand-over; followers are not held.
+        assert_eq!(
+            Guarded::TakeDown {
+                id: "node1",
+                op: "drain"
+            }
+            .refusals(&ms),
+            vec![]
+        );
+        assert_eq!(
+            Guarded::TakeDown {
+                id: "node3",
+                op: "stop"
+            }
+            .refusals(&ms),
+            vec![]
+        );
+        // With no follower to take over (one older, one behind; five members, so the quorum holds), the
+        // refusal says so.
+        let alone = [
+            member("node1", "leader", "up", 0, "0.11.0"),
+            member("node2", "follower", "up", 900, "0.11.0"),
+            member("node3", "follower", "up", 0, "0.10.4"),
+            member("node4", "follower", "up", 0, "0.10.4"),
+            member("node5", "follower", "up", 0, "0.10.4"),
+        ];
+        let r = Guarded::TakeDown {
+            id: "node1",
+            op: "stop",
+        }
+        .refusals(&alone);
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].reason.contains("no follower can take over now"),
+            "{}",
+            r[0].reason
+        );
+    }
+
+    #[test]
+    fn forcing_the_leader_rule_still_leaves_the_quorum_to_refuse() {
+        let ms = [
+            member("node1", "leader", "up", 0, "0.10.4"),
+            member("node2", "follower", "down", 0, "0.10.4"),
+            member("node3", "follower", "up", 0, "0.10.4"),
+        ];
+        let g = Guarded::TakeDown {
+            id: "node1",
+            op: "stop",
+        };
+        let rules: Vec<Rule> = g.refusals(&ms).iter().map(|r| r.rule).collect();
+        assert_eq!(rules, vec![Rule::Quorum, Rule::Leader]);
+        let j = g.judge(&ms, &Force::Only(vec![Rule::Leader]));
+        assert_eq!(j.refused.map(|r| r.rule), Some(Rule::Quorum));
+        let all = g.judge(&ms, &Force::All);
+        assert_eq!(all.refused, None);
+        assert_eq!(all.overridden.len(), 2);
+        assert_eq!(
+            Force::Only(vec![Rule::Quorum, Rule::Leader]).written(),
+            "[\"quorum\", \"leader\"]"
+        );
+        assert_eq!(
+            Force::Only(vec![Rule::Leader]).to_json(),
+            serde_json::json!("leader")
+        );
     }
 }

@@ -34,7 +34,7 @@ use crate::transport::clock::Clock;
 use crate::transport::host::{HostError, Hosts};
 use crate::transport::prometheus::{PromClient, PromError};
 
-pub use interlock::{Guarded, Refusal, Rule};
+pub use interlock::{Force, Guarded, Judgement, Refusal, Rule};
 
 /// Why an operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

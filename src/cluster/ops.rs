@@ -8,25 +8,27 @@ use std::time::Duration;
 use semver::Version;
 use serde_json::Value;
 
-use super::{Cluster, Guarded, OpError, OpResult, Progress, Refusal};
+use super::{Cluster, Force, Guarded, Judgement, OpError, OpResult, Progress};
 use crate::model::RaftStatus;
 use crate::transport::host::{ExecOutput, HostOp};
 
 impl Cluster {
-    /// What the interlock guarding `g` says now: `Some(refusal)` when the operation would break its rule.
-    /// Asks every node (one survey); changes nothing.
-    pub async fn interlock(&self, g: &Guarded<'_>) -> OpResult<Option<Refusal>> {
+    /// What the interlocks guarding `g` say now, with `force` going past the rules it names: the refusal
+    /// that stands and the ones overridden. Asks every node (one survey, so who leads is read at the
+    /// moment of the call); changes nothing.
+    pub async fn interlock(&self, g: &Guarded<'_>, force: &Force) -> OpResult<Judgement> {
         self.node(g.node())?;
         let members = self.survey().await?.members;
-        Ok(g.verdict(&members))
+        Ok(g.judge(&members, force))
     }
 
-    /// Refuses `g` unless its interlock allows it or `force` overrides it.
-    async fn enforce(&self, g: &Guarded<'_>, force: bool) -> OpResult<()> {
-        if force {
+    /// Refuses `g` unless its interlocks allow it or `force` goes past every rule it breaks. A call
+    /// forcing every rule asks nothing: in an emergency the cluster may not answer.
+    async fn enforce(&self, g: &Guarded<'_>, force: &Force) -> OpResult<()> {
+        if *force == Force::All {
             return Ok(());
         }
-        match self.interlock(g).await? {
+        match self.interlock(g, force).await?.refused {
             Some(r) => Err(OpError::Refused(r)),
             None => Ok(()),
         }
@@ -34,7 +36,7 @@ impl Cluster {
 
     /// Drains or undrains a node. A drain is refused when it would leave too few members serving
     /// (unless `force`).
-    pub async fn drain(&self, id: &str, drain: bool, force: bool) -> OpResult<()> {
+    pub async fn drain(&self, id: &str, drain: bool, force: &Force) -> OpResult<()> {
         self.node(id)?;
         if drain {
             self.enforce(&Guarded::TakeDown { id, op: "drain" }, force)
@@ -53,7 +55,7 @@ impl Cluster {
 
     /// Runs a host operation; for service control and installs a non-zero exit is an error. Stop,
     /// restart and installs are refused first when their interlock says so (unless `force`).
-    pub async fn host(&self, id: &str, op: HostOp, force: bool) -> OpResult<ExecOutput> {
+    pub async fn host(&self, id: &str, op: HostOp, force: &Force) -> OpResult<ExecOutput> {
         let spec = self.node(id)?;
         if let Some(g) = Guarded::of_host(id, &op) {
             self.enforce(&g, force).await?;
@@ -79,7 +81,7 @@ impl Cluster {
         Ok(out)
     }
 
-    pub async fn install(&self, id: &str, version: &Version, force: bool) -> OpResult<()> {
+    pub async fn install(&self, id: &str, version: &Version, force: &Force) -> OpResult<()> {
         self.host(id, HostOp::Install(version.clone()), force)
             .await
             .map(|_| ())
@@ -91,7 +93,7 @@ impl Cluster {
         &self,
         to: &str,
         timeout: Duration,
-        force: bool,
+        force: &Force,
         progress: Progress<'_>,
     ) -> OpResult<RaftStatus> {
         self.node(to)?;

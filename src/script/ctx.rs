@@ -10,7 +10,7 @@ use rhai::{EvalAltResult, Position};
 
 use super::report;
 use super::stop::{fail, refused_rule, ScriptStop};
-use crate::cluster::{Cluster, Guarded, OpError, Refusal};
+use crate::cluster::{Cluster, Force, Guarded, OpError, Refusal};
 use crate::interrupt;
 use crate::journal;
 use crate::lease::{self, Lease};
@@ -226,7 +226,7 @@ impl Ctx {
                 || match self.rt.block_on(async {
                     tokio::time::timeout(
                         std::time::Duration::from_secs(15),
-                        cluster.drain(&id, false, false),
+                        cluster.drain(&id, false, &Force::No),
                     )
                     .await
                 }) {
@@ -381,43 +381,42 @@ impl Ctx {
         format!("neumann-script{sep}{flag} -e {quoted}")
     }
 
-    /// The interlock in front of a guarded call, asked before the call is announced, so a refused call
-    /// says only that it was refused. Without force: the refusal, as an error. With force: which
-    /// interlock it goes past, said loudly (`None` when none would refuse it now). The cluster
-    /// operation checks again as it acts; this is the early, clean answer, not the only guard.
+    /// The interlocks in front of a guarded call, asked before the call is announced, so a refused call
+    /// says only that it was refused. A refusal `force` does not go past is an error. The ones it goes
+    /// past are said loudly and returned, for the journal (empty when none would refuse it now). The
+    /// cluster operation checks again as it acts; this is the early, clean answer, not the only guard.
     pub fn gate(
         &self,
         cluster: &Cluster,
         guarded: &Guarded<'_>,
-        force: bool,
-    ) -> RhaiResult<Option<Refusal>> {
-        if !force {
-            return match self.block_on(cluster.interlock(guarded)) {
-                Ok(Some(r)) => Err(throw(OpError::Refused(r))),
-                Ok(None) => Ok(None),
-                Err(e) => Err(throw(e)),
-            };
-        }
-        let refusal = match self.block_on(cluster.interlock(guarded)) {
-            Ok(r) => r,
+        force: &Force,
+    ) -> RhaiResult<Vec<Refusal>> {
+        let judged = match self.block_on(cluster.interlock(guarded, force)) {
+            Ok(j) => j,
             Err(e @ (OpError::Interrupted | OpError::Usage(_))) => return Err(throw(e)),
-            // An emergency is when the cluster may not answer: force goes ahead unchecked, and says so.
-            Err(e) => {
+            // An emergency is when the cluster may not answer: forcing every rule goes ahead unchecked,
+            // and says so.
+            Err(e) if *force == Force::All => {
                 self.out.warn(&format!(
                     "FORCED: the interlocks could not be checked ({e}); going ahead unchecked because of #{{force: true}}"
                 ));
-                return Ok(None);
+                return Ok(Vec::new());
             }
+            Err(e) => return Err(throw(e)),
         };
-        if let Some(r) = &refusal {
+        if let Some(r) = judged.refused {
+            return Err(throw(OpError::Refused(r)));
+        }
+        for r in &judged.overridden {
             self.out.warn(&format!(
-                "FORCED: {} goes past the {} interlock, which would refuse it: {}. Going ahead because of #{{force: true}}; the override is journaled",
+                "FORCED: {} goes past the {} interlock, which would refuse it: {}. Going ahead because of #{{force: {}}}; the override is journaled",
                 r.subject,
                 r.rule.name(),
-                r.reason
+                r.reason,
+                force.written()
             ));
         }
-        Ok(refusal)
+        Ok(judged.overridden)
     }
 
     /// Runs a cluster call to completion from the script thread; Ctrl-C abandons it unless a node is
@@ -483,17 +482,17 @@ impl Ctx {
         args: serde_json::Value,
         f: impl FnOnce() -> RhaiResult<T>,
     ) -> RhaiResult<T> {
-        self.mutate_overriding(op, node, args, None, f)
+        self.mutate_overriding(op, node, args, &[], f)
     }
 
-    /// As `mutate`, for a call that `overrode` an interlock with `#{force: true}`: the journal records
-    /// the rule and why it would have refused.
+    /// As `mutate`, for a call that `overrode` interlocks with `#{force: ...}`: the journal records the
+    /// rules and why each would have refused.
     pub fn mutate_overriding<T>(
         &self,
         op: &str,
         node: Option<&str>,
         args: serde_json::Value,
-        overrode: Option<&Refusal>,
+        overrode: &[Refusal],
         f: impl FnOnce() -> RhaiResult<T>,
     ) -> RhaiResult<T> {
         self.hold_lease()?;
@@ -518,9 +517,16 @@ impl Ctx {
             self.touched.borrow_mut().insert(n.to_string());
         }
         let error = result.as_ref().err().map(|e| report::short(e));
-        let overrode = overrode.map(
-            |r| serde_json::json!({ "rule": r.rule.name(), "reason": r.reason, "forced": true }),
-        );
+        // One record per call: the rules it went past, joined (`quorum, leader`), each with its reason.
+        let overrode = (!overrode.is_empty()).then(|| {
+            let rules: Vec<&str> = overrode.iter().map(|r| r.rule.name()).collect();
+            let reasons: Vec<&str> = overrode.iter().map(|r| r.reason.as_str()).collect();
+            serde_json::json!({
+                "rule": rules.join(", "),
+                "reason": reasons.join("; "),
+                "forced": true,
+            })
+        });
         let took = started.elapsed();
         self.journal
             .record_overriding(op, node, args.clone(), error.as_deref(), took, overrode);

@@ -15,7 +15,7 @@ use super::ctx::{throw, Ctx};
 use super::modules::node::host_op;
 use super::modules::waiting;
 use super::stop::ScriptStop;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Force};
 use crate::journal::leftovers::{self, Unfinished};
 use crate::lease;
 use crate::model::types::CAUGHT_UP_MS;
@@ -159,7 +159,7 @@ fn finish_one(ctx: &Ctx, cluster: &Arc<Cluster>, run: &Unfinished) -> RhaiResult
             "node::undrain",
             Some(id),
             serde_json::json!({ "id": id }),
-            || ctx.block_on(cl.drain(id, false, false)).map_err(throw),
+            || ctx.block_on(cl.drain(id, false, &Force::No)).map_err(throw),
         )?;
     }
     if run.paused {
@@ -228,9 +228,9 @@ fn start_again(
             } else {
                 HostOp::Install(version)
             };
-            host_op(ctx, id, op, false).map_err(|e| cannot(run, super::report::short(&e)))?;
+            host_op(ctx, id, op, &Force::No).map_err(|e| cannot(run, super::report::short(&e)))?;
         }
-        host_op(ctx, id, HostOp::Start, false)
+        host_op(ctx, id, HostOp::Start, &Force::No)
     })();
     // `host_op` leaves the critical section after a start; after a failure before it, leave it here.
     ctx.interrupt.leave(id);

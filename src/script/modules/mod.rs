@@ -21,7 +21,7 @@ use rhai::{
     RhaiNativeFunc, Shared, Variant,
 };
 
-use crate::cluster::{OpError, OpResult, Progress};
+use crate::cluster::{Force, OpError, OpResult, Progress, Rule};
 use crate::model::RhaiResult;
 pub use crate::script::args::{number, secs};
 use crate::script::ctx::{throw, Ctx};
@@ -294,24 +294,47 @@ pub fn waited<T>(
     result
 }
 
-/// `#{force: true}` from the options map a guarded call takes last; any other key is a usage error, so
-/// a misspelt override never passes silently as no override.
-pub fn force_option(options: &rhai::Map, call: &str) -> RhaiResult<bool> {
-    let mut force = false;
+/// `#{force: ...}` from the options map a guarded call takes last: `true` (every interlock), `false`, a
+/// rule's name (`"leader"`) or an array of them (`["quorum", "leader"]`). Any other key, or a rule the
+/// tool does not have, is a usage error, so a misspelt override never passes silently as no override.
+pub fn force_option(options: &rhai::Map, call: &str) -> RhaiResult<Force> {
+    let usage = |m: String| crate::script::stop::ScriptStop::usage(format!("{call}: {m}"));
+    let rules = Rule::ALL.map(|r| format!("\"{}\"", r.name())).join(", ");
+    let rule = |d: &Dynamic| -> RhaiResult<Rule> {
+        let name = d
+            .clone()
+            .into_immutable_string()
+            .map_err(|t| usage(format!("option `force` names rules as strings, not {t}")))?;
+        Rule::named(&name).ok_or_else(|| {
+            usage(format!(
+                "option `force` names no rule `{name}` (the rules are: {rules}; `true` forces them all)"
+            ))
+        })
+    };
+    let mut force = Force::No;
     for (key, value) in options {
-        match (key.as_str(), value.as_bool()) {
-            ("force", Ok(b)) => force = b,
-            ("force", Err(t)) => {
-                return Err(crate::script::stop::ScriptStop::usage(format!(
-                    "{call}: option `force` must be true or false, not {t}"
-                )))
-            }
-            (other, _) => {
-                return Err(crate::script::stop::ScriptStop::usage(format!(
-                    "{call}: unknown option `{other}` (the options are: force)"
-                )))
-            }
+        if key.as_str() != "force" {
+            return Err(usage(format!(
+                "unknown option `{key}` (the options are: force)"
+            )));
         }
+        force = if let Ok(b) = value.as_bool() {
+            if b {
+                Force::All
+            } else {
+                Force::No
+            }
+        } else if value.is_array() {
+            let names = value.clone().into_array().unwrap_or_default();
+            Force::Only(names.iter().map(rule).collect::<RhaiResult<_>>()?)
+        } else if value.is_string() {
+            Force::Only(vec![rule(value)?])
+        } else {
+            return Err(usage(format!(
+                "option `force` must be true, false, a rule's name or an array of them, not {}",
+                value.type_name()
+            )));
+        };
     }
     Ok(force)
 }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
 use super::{force_option, number, secs, waiting, Builder, FnDoc};
-use crate::cluster::Guarded;
+use crate::cluster::{Force, Guarded};
 use crate::model::Member;
 use crate::model::RhaiResult;
 use crate::script::ctx::{throw, Ctx};
@@ -29,13 +29,14 @@ mod doc {
     pub const STOP: &str =
         "Stops the service on the node's host (inventory template, default `systemctl \
         stop neumann`); throws when the command fails. Refused (exit 3, nothing changed) when \
-        afterwards fewer members than the quorum would be up, healthy, joined and caught up.";
+        afterwards fewer members than the quorum would be up, healthy, joined and caught up, and \
+        when the node leads the cluster (hand leadership over first).";
     pub const START: &str =
         "Starts the service on the node's host (default `systemctl start neumann`); \
         follow with `node::wait_rejoined`.";
     pub const RESTART: &str =
         "Restarts the service on the node's host (default `systemctl restart \
-        neumann`). Held to the quorum like `stop`.";
+        neumann`). Held to the quorum and the leader like `stop`.";
     pub const INSTALL: &str =
         "Installs `version` on the node's host (default `cargo install neumann \
         --version {version}`). The version must parse as semver before anything runs; throws when \
@@ -70,7 +71,8 @@ mod doc {
     pub const WAIT_CAUGHT_UP: &str = "Returns when the node's replication lag is at or below \
         `max_lag_ms`; throws on timeout with the lag last seen.";
     pub const FORCED: &str = "As above, with `options` as the last argument: `#{force: true}` goes \
-        past the interlock that would refuse the call (quorum, version skew), loudly and journaled. \
+        past every interlock that would refuse the call (quorum, leader, version skew), loudly and \
+        journaled; `#{force: \"leader\"}` (a rule's name, or an array of names) goes past only that one. \
         For emergencies only: see docs/SAFETY.md.";
 }
 
@@ -80,7 +82,7 @@ pub(crate) fn host_op(
     c: &Ctx,
     id: &str,
     op: HostOp,
-    force: bool,
+    force: &Force,
 ) -> RhaiResult<crate::transport::host::ExecOutput> {
     let cl = c.cluster()?;
     let spec = cl.node(id).map_err(throw)?;
@@ -92,8 +94,8 @@ pub(crate) fn host_op(
         }
         _ => serde_json::json!({ "id": id, "command": command }),
     };
-    if force {
-        args["force"] = true.into();
+    if force.any() {
+        args["force"] = force.to_json();
     }
     let name = format!("node::{}", op.name());
     let overrode = match Guarded::of_host(id, &op).map(|g| c.gate(&cl, &g, force)) {
@@ -104,7 +106,7 @@ pub(crate) fn host_op(
         }
         // The cluster could not be asked: nothing was attempted.
         Some(Err(e)) => return Err(e),
-        None => None,
+        None => Vec::new(),
     };
     c.out.info(&format!("{id}: {} (`{command}`)", op.name()));
     let leaves = matches!(op, HostOp::Start | HostOp::Restart);
@@ -117,14 +119,14 @@ pub(crate) fn host_op(
         }
     }
     let takes_down = matches!(op, HostOp::Stop | HostOp::Restart);
-    let result = c.mutate_overriding(&name, Some(id), args, overrode.as_ref(), || {
+    let result = c.mutate_overriding(&name, Some(id), args, &overrode, || {
         let stop = op == HostOp::Stop;
         if stop {
             c.interrupt.enter(id);
         }
         // The interlock was asked just above (`gate`); asking again would survey the whole cluster a
         // second time for every operation, milliseconds apart.
-        c.block_on(cl.host(id, op, true)).map_err(throw)
+        c.block_on(cl.host(id, op, &Force::All)).map_err(throw)
     });
     if leaves {
         c.interrupt.leave(id);
@@ -137,7 +139,7 @@ pub(crate) fn host_op(
 }
 
 /// Installs `version` behind the skew interlock; the version must parse before anything runs.
-fn install(c: &Ctx, id: &str, version: &Dynamic, force: bool) -> RhaiResult<()> {
+fn install(c: &Ctx, id: &str, version: &Dynamic, force: &Force) -> RhaiResult<()> {
     let v = super::version::to_semver(version)
         .map_err(|e| ScriptStop::usage(format!("{id}: install: {e}")))?;
     host_op(c, id, HostOp::Install(v), force).map(|_| ())
@@ -149,7 +151,7 @@ fn put_version(
     c: &Ctx,
     id: &str,
     version: &Dynamic,
-    force: bool,
+    force: &Force,
     op: fn(semver::Version) -> HostOp,
     name: &str,
 ) -> RhaiResult<()> {
@@ -166,7 +168,7 @@ fn stage_all(
     ids: &rhai::Array,
     version: &Dynamic,
     parallel: &Dynamic,
-    force: bool,
+    force: &Force,
 ) -> RhaiResult<()> {
     let p = number(parallel, "node::stage_all: parallel")?;
     if !(p >= 1.0 && p.fract() == 0.0) {
@@ -179,7 +181,7 @@ fn stage_all(
 
 /// Installs `version` on every node of `ids` at once: a batch's installs overlap, as its nodes' restarts
 /// do, so a batch of K is not K installs long.
-fn install_all(c: &Ctx, ids: &rhai::Array, version: &Dynamic, force: bool) -> RhaiResult<()> {
+fn install_all(c: &Ctx, ids: &rhai::Array, version: &Dynamic, force: &Force) -> RhaiResult<()> {
     on_all(c, ids, version, ids.len().max(1), force, HostOp::Install)
 }
 
@@ -190,7 +192,7 @@ fn on_all(
     ids: &rhai::Array,
     version: &Dynamic,
     parallel: usize,
-    force: bool,
+    force: &Force,
     op: fn(semver::Version) -> HostOp,
 ) -> RhaiResult<()> {
     let name = op(semver::Version::new(0, 0, 0)).name();
@@ -215,8 +217,8 @@ fn on_all(
     let mut args = serde_json::json!({
         "ids": ids, "version": v.to_string(), "parallel": parallel, "commands": commands
     });
-    if force {
-        args["force"] = true.into();
+    if force.any() {
+        args["force"] = force.to_json();
     }
     // Every node's interlock before any compile starts: a refusal for one changes nothing on any.
     let mut overrides = Vec::new();
@@ -242,7 +244,7 @@ fn on_all(
         ids.join(", "),
         parallel.min(ids.len()).max(1)
     ));
-    c.mutate_overriding(&call, None, args, overrides.first(), || {
+    c.mutate_overriding(&call, None, args, &overrides, || {
         use futures_util::stream::StreamExt;
         let cl = cl.clone();
         let results = c
@@ -251,7 +253,7 @@ fn on_all(
                     let cl = cl.clone();
                     let op = op(v.clone());
                     // force: the interlocks were all asked above, for the cluster as it was then.
-                    async move { (id.clone(), cl.host(id, op, true).await) }
+                    async move { (id.clone(), cl.host(id, op, &Force::All).await) }
                 }))
                 .buffer_unordered(parallel)
                 .collect::<Vec<_>>()
@@ -280,12 +282,12 @@ fn on_all(
 }
 
 /// Drains a node behind the quorum interlock; remembered so an interrupted run undrains it.
-fn drain(c: &Ctx, id: &str, force: bool) -> RhaiResult<()> {
+fn drain(c: &Ctx, id: &str, force: &Force) -> RhaiResult<()> {
     c.hold_lease()?;
     let cl = c.cluster()?;
     let mut args = serde_json::json!({ "id": id });
-    if force {
-        args["force"] = true.into();
+    if force.any() {
+        args["force"] = force.to_json();
     }
     let overrode = match c.gate(&cl, &Guarded::TakeDown { id, op: "drain" }, force) {
         Ok(o) => o,
@@ -295,11 +297,11 @@ fn drain(c: &Ctx, id: &str, force: bool) -> RhaiResult<()> {
         Err(e) => return Err(e),
     };
     c.out.info(&format!("{id}: drain"));
-    c.mutate_overriding("node::drain", Some(id), args, overrode.as_ref(), || {
+    c.mutate_overriding("node::drain", Some(id), args, &overrode, || {
         // Before the call: Ctrl-C may abandon it after the node has already taken the drain.
         c.drained.borrow_mut().insert(id.to_string());
         // The interlock was asked just above (`gate`), for the cluster as it is now.
-        c.block_on(cl.drain(id, true, true)).map_err(throw)
+        c.block_on(cl.drain(id, true, &Force::All)).map_err(throw)
     })
 }
 
@@ -311,7 +313,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         }
     });
     b.add("drain", &["id: String"], "", doc::DRAIN, |c| {
-        move |id: ImmutableString| -> RhaiResult<()> { drain(&c, &id, false) }
+        move |id: ImmutableString| -> RhaiResult<()> { drain(&c, &id, &Force::No) }
     });
     b.add(
         "drain",
@@ -320,7 +322,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::FORCED,
         |c| {
             move |id: ImmutableString, options: Map| -> RhaiResult<()> {
-                drain(&c, &id, force_option(&options, "node::drain")?)
+                drain(&c, &id, &force_option(&options, "node::drain")?)
             }
         },
     );
@@ -333,7 +335,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 "node::undrain",
                 Some(&id),
                 serde_json::json!({ "id": id.as_str() }),
-                || c.block_on(cl.drain(&id, false, false)).map_err(throw),
+                || c.block_on(cl.drain(&id, false, &Force::No)).map_err(throw),
             );
             if r.is_ok() {
                 c.drained.borrow_mut().remove(id.as_str());
@@ -358,7 +360,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
     );
     b.add("stop", &["id: String"], "", doc::STOP, |c| {
         move |id: ImmutableString| -> RhaiResult<()> {
-            host_op(&c, &id, HostOp::Stop, false).map(|_| ())
+            host_op(&c, &id, HostOp::Stop, &Force::No).map(|_| ())
         }
     });
     b.add(
@@ -368,19 +370,19 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::FORCED,
         |c| {
             move |id: ImmutableString, options: Map| -> RhaiResult<()> {
-                let force = force_option(&options, "node::stop")?;
+                let force = &force_option(&options, "node::stop")?;
                 host_op(&c, &id, HostOp::Stop, force).map(|_| ())
             }
         },
     );
     b.add("start", &["id: String"], "", doc::START, |c| {
         move |id: ImmutableString| -> RhaiResult<()> {
-            host_op(&c, &id, HostOp::Start, false).map(|_| ())
+            host_op(&c, &id, HostOp::Start, &Force::No).map(|_| ())
         }
     });
     b.add("restart", &["id: String"], "", doc::RESTART, |c| {
         move |id: ImmutableString| -> RhaiResult<()> {
-            host_op(&c, &id, HostOp::Restart, false).map(|_| ())
+            host_op(&c, &id, HostOp::Restart, &Force::No).map(|_| ())
         }
     });
     b.add(
@@ -390,7 +392,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::FORCED,
         |c| {
             move |id: ImmutableString, options: Map| -> RhaiResult<()> {
-                let force = force_option(&options, "node::restart")?;
+                let force = &force_option(&options, "node::restart")?;
                 host_op(&c, &id, HostOp::Restart, force).map(|_| ())
             }
         },
@@ -402,7 +404,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::INSTALL,
         |c| {
             move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
-                install(&c, &id, &version, false)
+                install(&c, &id, &version, &Force::No)
             }
         },
     );
@@ -413,7 +415,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::FORCED,
         |c| {
             move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
-                let force = force_option(&options, "node::install")?;
+                let force = &force_option(&options, "node::install")?;
                 install(&c, &id, &version, force)
             }
         },
@@ -425,7 +427,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::STAGE,
         |c| {
             move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
-                put_version(&c, &id, &version, false, HostOp::Stage, "stage")
+                put_version(&c, &id, &version, &Force::No, HostOp::Stage, "stage")
             }
         },
     );
@@ -436,7 +438,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::FORCED,
         |c| {
             move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
-                let force = force_option(&options, "node::stage")?;
+                let force = &force_option(&options, "node::stage")?;
                 put_version(&c, &id, &version, force, HostOp::Stage, "stage")
             }
         },
@@ -448,7 +450,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::ACTIVATE,
         |c| {
             move |id: ImmutableString, version: Dynamic| -> RhaiResult<()> {
-                put_version(&c, &id, &version, false, HostOp::Activate, "activate")
+                put_version(&c, &id, &version, &Force::No, HostOp::Activate, "activate")
             }
         },
     );
@@ -459,7 +461,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::FORCED,
         |c| {
             move |id: ImmutableString, version: Dynamic, options: Map| -> RhaiResult<()> {
-                let force = force_option(&options, "node::activate")?;
+                let force = &force_option(&options, "node::activate")?;
                 put_version(&c, &id, &version, force, HostOp::Activate, "activate")
             }
         },
@@ -471,7 +473,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::STAGE_ALL,
         |c| {
             move |ids: rhai::Array, version: Dynamic, parallel: Dynamic| -> RhaiResult<()> {
-                stage_all(&c, &ids, &version, &parallel, false)
+                stage_all(&c, &ids, &version, &parallel, &Force::No)
             }
         },
     );
@@ -491,7 +493,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                   parallel: Dynamic,
                   options: Map|
                   -> RhaiResult<()> {
-                let force = force_option(&options, "node::stage_all")?;
+                let force = &force_option(&options, "node::stage_all")?;
                 stage_all(&c, &ids, &version, &parallel, force)
             }
         },
@@ -503,7 +505,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::INSTALL_ALL,
         |c| {
             move |ids: rhai::Array, version: Dynamic| -> RhaiResult<()> {
-                install_all(&c, &ids, &version, false)
+                install_all(&c, &ids, &version, &Force::No)
             }
         },
     );
@@ -514,7 +516,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::FORCED,
         |c| {
             move |ids: rhai::Array, version: Dynamic, options: Map| -> RhaiResult<()> {
-                let force = force_option(&options, "node::install_all")?;
+                let force = &force_option(&options, "node::install_all")?;
                 install_all(&c, &ids, &version, force)
             }
         },
@@ -537,7 +539,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::EXEC,
         |c| {
             move |id: ImmutableString, command: ImmutableString| -> RhaiResult<Map> {
-                let out = host_op(&c, &id, HostOp::Exec(command.to_string()), false)?;
+                let out = host_op(&c, &id, HostOp::Exec(command.to_string()), &Force::No)?;
                 Ok(out.to_map())
             }
         },

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
 use super::{force_option, secs, waiting, Builder, FnDoc};
-use crate::cluster::Guarded;
+use crate::cluster::{Force, Guarded};
 use crate::model::RaftStatus;
 use crate::model::RhaiResult;
 use crate::script::ctx::{throw, Ctx};
@@ -27,19 +27,19 @@ mod doc {
         seconds for `to` to lead.";
     pub const TRANSFER_FORCED: &str =
         "As above, with `options` as the last argument: `#{force: true}` \
-        goes past the interlock that refuses an older or lagging target, loudly and journaled. For \
-        emergencies only: see docs/SAFETY.md.";
+        goes past the interlock that refuses an older or lagging target (`#{force: \"transfer target\"}` \
+        names it alone), loudly and journaled. For emergencies only: see docs/SAFETY.md.";
 }
 
 /// How long `transfer_leadership(to)` waits for `to` to lead.
 const TRANSFER_WAIT: Duration = Duration::from_secs(30);
 
-fn transfer(c: &Ctx, to: &str, wait: Duration, force: bool) -> RhaiResult<RaftStatus> {
+fn transfer(c: &Ctx, to: &str, wait: Duration, force: &Force) -> RhaiResult<RaftStatus> {
     let cl = c.cluster()?;
     c.hold_lease()?;
     let mut args = serde_json::json!({ "to": to, "wait_secs": wait.as_secs_f64() });
-    if force {
-        args["force"] = true.into();
+    if force.any() {
+        args["force"] = force.to_json();
     }
     let op = "raft::transfer_leadership";
     let overrode = match c.gate(&cl, &Guarded::Transfer { to }, force) {
@@ -49,9 +49,10 @@ fn transfer(c: &Ctx, to: &str, wait: Duration, force: bool) -> RhaiResult<RaftSt
         Err(e) => return Err(e),
     };
     c.out.info(&format!("transfer leadership to {to}"));
-    c.mutate_overriding(op, Some(to), args, overrode.as_ref(), || {
+    c.mutate_overriding(op, Some(to), args, &overrode, || {
         waiting(c, &format!("{to} to lead"), |report| {
-            c.block_on(cl.transfer_leadership(to, wait, force, report))
+            // The interlock was asked just above (`gate`).
+            c.block_on(cl.transfer_leadership(to, wait, &Force::All, report))
         })
     })
 }
@@ -71,7 +72,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::TRANSFER_LEADERSHIP,
         |c| {
             move |to: ImmutableString| -> RhaiResult<RaftStatus> {
-                transfer(&c, &to, TRANSFER_WAIT, false)
+                transfer(&c, &to, TRANSFER_WAIT, &Force::No)
             }
         },
     );
@@ -82,7 +83,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::TRANSFER_FORCED,
         |c| {
             move |to: ImmutableString, options: Map| -> RhaiResult<RaftStatus> {
-                let force = force_option(&options, "raft::transfer_leadership")?;
+                let force = &force_option(&options, "raft::transfer_leadership")?;
                 transfer(&c, &to, TRANSFER_WAIT, force)
             }
         },
@@ -94,7 +95,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::TRANSFER_LEADERSHIP_2,
         |c| {
             move |to: ImmutableString, timeout: Dynamic| -> RhaiResult<RaftStatus> {
-                transfer(&c, &to, secs(&timeout, "timeout")?, false)
+                transfer(&c, &to, secs(&timeout, "timeout")?, &Force::No)
             }
         },
     );
@@ -105,7 +106,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
         doc::TRANSFER_FORCED,
         |c| {
             move |to: ImmutableString, timeout: Dynamic, options: Map| -> RhaiResult<RaftStatus> {
-                let force = force_option(&options, "raft::transfer_leadership")?;
+                let force = &force_option(&options, "raft::transfer_leadership")?;
                 transfer(&c, &to, secs(&timeout, "timeout")?, force)
             }
         },
