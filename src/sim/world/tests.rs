@@ -1,10 +1,11 @@
-//! Model tests on a fake clock: each drives `tick(dt)` directly, so no real time passes.
+//! World tests on a fake clock: each drives `tick(dt)` directly, so no real time passes.
 
+use super::host::{CommandOutput, StartOutcome};
 use super::*;
 
 const START_UNIX: f64 = 1_700_000_000.0;
 
-fn cluster(nodes: usize) -> Model {
+fn cluster(nodes: usize) -> World {
     cluster_with(SimConfig {
         nodes,
         seed: Some(7),
@@ -12,15 +13,15 @@ fn cluster(nodes: usize) -> Model {
     })
 }
 
-fn cluster_with(cfg: SimConfig) -> Model {
-    Model::new(&cfg, START_UNIX).expect("valid config")
+fn cluster_with(cfg: SimConfig) -> World {
+    World::new(&cfg, START_UNIX).expect("valid config")
 }
 
 fn v(s: &str) -> Version {
     Version::parse(s).expect("test version")
 }
 
-fn run(m: &mut Model, secs: f64) {
+fn run(m: &mut World, secs: f64) {
     let steps = (secs / 0.01).round() as usize;
     for _ in 0..steps {
         m.tick(0.01);
@@ -28,7 +29,7 @@ fn run(m: &mut Model, secs: f64) {
 }
 
 /// Runs until `cond` holds; returns the simulated seconds it took, or None after `max` seconds.
-fn run_until(m: &mut Model, max: f64, cond: impl Fn(&Model) -> bool) -> Option<f64> {
+fn run_until(m: &mut World, max: f64, cond: impl Fn(&World) -> bool) -> Option<f64> {
     let start = m.now;
     while m.now - start < max {
         if cond(m) {
@@ -40,25 +41,25 @@ fn run_until(m: &mut Model, max: f64, cond: impl Fn(&Model) -> bool) -> Option<f
     cond(m).then_some(took)
 }
 
-fn has_event(m: &Model, node: &str, kind: &str) -> bool {
+fn has_event(m: &World, node: &str, kind: &str) -> bool {
     m.events(None)
         .iter()
         .any(|e| e.kind == kind && e.node.as_deref() == Some(node))
 }
 
-fn stop(m: &mut Model, i: usize) {
+fn stop(m: &mut World, i: usize) {
     if m.host_stop(i).is_some() {
-        run_until(m, 0.6, |m| m.nodes[i].process == ProcessState::Stopped).expect("stops");
+        run_until(m, 0.6, |m| m.nodes[i].host.process == ProcessState::Stopped).expect("stops");
     }
 }
 
 /// Start and wait until the node is a caught-up member again (or refused).
-fn start(m: &mut Model, i: usize) {
+fn start(m: &mut World, i: usize) {
     assert_eq!(m.host_start(i), StartOutcome::Launched);
     run_until(m, 1.1, |m| m.nodes[i].is_running()).expect("node starts");
 }
 
-fn install(m: &mut Model, i: usize, version: &str) -> CommandOutput {
+fn install(m: &mut World, i: usize, version: &str) -> CommandOutput {
     let (done_at, out) = m.host_install(i, &v(version));
     let left = done_at - m.now;
     run(m, left + 0.01);
@@ -67,7 +68,7 @@ fn install(m: &mut Model, i: usize, version: &str) -> CommandOutput {
 
 /// The runbook's per-node procedure: drain, stop, install, start, wait until caught up and
 /// back in the load balancer.
-fn upgrade_node(m: &mut Model, i: usize, version: &str) {
+fn upgrade_node(m: &mut World, i: usize, version: &str) {
     m.set_draining(i, true);
     run_until(m, 1.0, |m| m.nodes[i].in_flight() == 0).expect("drained");
     stop(m, i);
@@ -116,7 +117,7 @@ fn bad_configs_are_rejected() {
             ..SimConfig::default()
         },
     ] {
-        assert!(matches!(Model::new(&cfg, 0.0), Err(SimError::Config(_))));
+        assert!(matches!(World::new(&cfg, 0.0), Err(SimError::Config(_))));
     }
 }
 
@@ -141,8 +142,13 @@ fn client_load_commits_about_300_writes_a_second_spread_over_nodes() {
     let unacked = m.commit_index - 1000 - ok;
     assert!(unacked <= 10, "{unacked} committed but not acknowledged");
     for n in &m.nodes {
-        assert!(n.tx_commits > 900, "{} served {}", n.id, n.tx_commits);
-        assert_eq!(n.latency.count, n.tx_commits);
+        assert!(
+            n.metrics.tx_commits > 900,
+            "{} served {}",
+            n.id,
+            n.metrics.tx_commits
+        );
+        assert_eq!(n.metrics.latency.count, n.metrics.tx_commits);
         // Followers learn the commit index with the next heartbeat, a step later.
         assert!(
             n.applied_index() + 10 >= m.commit_index,
@@ -150,10 +156,10 @@ fn client_load_commits_about_300_writes_a_second_spread_over_nodes() {
             n.id,
             n.applied_index()
         );
-        assert!(n.log.last() >= m.commit_index);
+        assert!(n.raft.log.last() >= m.commit_index);
     }
     // Followers forward, so their latency includes the extra hop.
-    let mean = |n: &Node| n.latency.sum / n.latency.count as f64;
+    let mean = |n: &Node| n.metrics.latency.sum / n.metrics.latency.count as f64;
     assert!(mean(&m.nodes[1]) > mean(&m.nodes[0]));
 }
 
@@ -210,7 +216,7 @@ fn no_leader_without_quorum() {
 fn transfer_is_refused_to_ineligible_nodes() {
     let mut m = cluster(3);
     run(&mut m, 1.0);
-    let refused = |m: &mut Model, to: &str| m.request_transfer(0, to).expect_err("refused");
+    let refused = |m: &mut World, to: &str| m.request_transfer(0, to).expect_err("refused");
 
     assert_eq!(refused(&mut m, "node9").status, 404);
 
@@ -300,7 +306,7 @@ fn a_two_minor_jump_refuses_to_join() {
     start(&mut m, 2);
     let n = &m.nodes[2];
     assert!(!n.joined);
-    assert_eq!(n.running, v("0.12.0"));
+    assert_eq!(n.host.running, v("0.12.0"));
     assert!(has_event(&m, "node3", "refused"));
     let h = m.health(2);
     assert_eq!(h.status, "unhealthy");
@@ -339,7 +345,10 @@ fn drained_rolling_upgrade_loses_no_write() {
         "{s:?}"
     );
     assert!(s.max_commit_stall_ms <= 50, "{s:?}");
-    assert!(m.nodes.iter().all(|n| n.running == v("0.11.0") && n.joined));
+    assert!(m
+        .nodes
+        .iter()
+        .all(|n| n.host.running == v("0.11.0") && n.joined));
     assert!(m.stats().client_writes_ok > 5000);
 }
 
@@ -369,13 +378,13 @@ fn stop_without_drain_loses_writes() {
 fn crash_fails_in_flight_writes_and_a_restart_resets_counters() {
     let mut m = cluster(3);
     run(&mut m, 2.0);
-    assert!(m.nodes[1].tx_commits > 0);
+    assert!(m.nodes[1].metrics.tx_commits > 0);
     m.inject(1, FaultKind::Crash);
-    assert_eq!(m.nodes[1].process, ProcessState::Crashed);
+    assert_eq!(m.nodes[1].host.process, ProcessState::Crashed);
     run(&mut m, 4.0);
     assert!(m.stats().client_writes_failed > 0);
     start(&mut m, 1);
-    assert_eq!(m.nodes[1].tx_commits, 0);
+    assert_eq!(m.nodes[1].metrics.tx_commits, 0);
     assert!(has_event(&m, "node2", "crash"));
 }
 
@@ -410,13 +419,13 @@ fn install_of_an_unknown_version_fails_like_cargo() {
         "{}",
         out.stderr
     );
-    assert_eq!(m.nodes[1].installed, v("0.10.4"));
+    assert_eq!(m.nodes[1].host.installed, v("0.10.4"));
 
     let out = install(&mut m, 1, "0.11.3");
     assert_eq!(out.status, 0);
-    assert_eq!(m.nodes[1].installed, v("0.11.3"));
+    assert_eq!(m.nodes[1].host.installed, v("0.11.3"));
     // The running process keeps its binary until restarted.
-    assert_eq!(m.nodes[1].running, v("0.10.4"));
+    assert_eq!(m.nodes[1].host.running, v("0.10.4"));
 
     m.inject(1, FaultKind::FailInstall);
     assert_eq!(install(&mut m, 1, "0.11.0").status, 101);
@@ -436,7 +445,7 @@ fn staging_keeps_the_node_serving_and_activate_needs_a_staged_build() {
         "{}",
         out.stderr
     );
-    assert_eq!(m.nodes[1].installed, v("0.10.4"));
+    assert_eq!(m.nodes[1].host.installed, v("0.10.4"));
     assert!(has_event(&m, "node2", "activate_failed"));
 
     let (done_at, out) = m.host_stage(1, &v("0.11.0"));
@@ -447,28 +456,28 @@ fn staging_keeps_the_node_serving_and_activate_needs_a_staged_build() {
     // The same version again (a re-run after an interrupt) waits for the build in progress.
     let (same, out) = m.host_stage(1, &v("0.11.0"));
     assert_eq!((same, out.status), (done_at, 0));
-    assert!(!m.nodes[1].staged.contains(&v("0.11.0")));
+    assert!(!m.nodes[1].host.staged.contains(&v("0.11.0")));
     let left = done_at - m.now;
     run(&mut m, left + 0.01);
-    assert!(m.nodes[1].staged.contains(&v("0.11.0")));
+    assert!(m.nodes[1].host.staged.contains(&v("0.11.0")));
     // Staging changed nothing that runs or will run.
     assert!(m.nodes[1].is_running());
-    assert_eq!(m.nodes[1].installed, v("0.10.4"));
+    assert_eq!(m.nodes[1].host.installed, v("0.10.4"));
     assert!(has_event(&m, "node2", "stage"));
     // Staged already: done at once.
     let (again, out) = m.host_stage(1, &v("0.11.0"));
     assert_eq!((again, out.status), (m.now, 0));
 
     assert_eq!(m.host_activate(1, &v("0.11.0")).status, 0);
-    assert_eq!(m.nodes[1].installed, v("0.11.0"));
-    assert_eq!(m.nodes[1].running, v("0.10.4"));
+    assert_eq!(m.nodes[1].host.installed, v("0.11.0"));
+    assert_eq!(m.nodes[1].host.running, v("0.10.4"));
     // The initial version counts as staged: a rollback can activate it.
     assert_eq!(m.host_activate(1, &v("0.10.4")).status, 0);
 
     m.inject(2, FaultKind::FailInstall);
     assert_eq!(m.host_stage(2, &v("0.11.0")).1.status, 101);
     assert!(has_event(&m, "node3", "stage_failed"));
-    assert!(!m.nodes[2].staged.contains(&v("0.11.0")));
+    assert!(!m.nodes[2].host.staged.contains(&v("0.11.0")));
 }
 
 #[test]
@@ -541,13 +550,14 @@ fn bad_versions_abort_some_transactions_and_are_slow() {
     upgrade_node(&mut m, 2, "0.11.1");
     run(&mut m, 20.0);
     let (good, bad) = (&m.nodes[1], &m.nodes[2]);
-    let rate = bad.tx_aborts as f64 / (bad.tx_commits + bad.tx_aborts) as f64;
+    let rate =
+        bad.metrics.tx_aborts as f64 / (bad.metrics.tx_commits + bad.metrics.tx_aborts) as f64;
     assert!((0.02..0.1).contains(&rate), "abort rate {rate}");
-    assert_eq!(good.tx_aborts, 0);
-    let mean = |n: &Node| n.latency.sum / n.latency.count as f64;
+    assert_eq!(good.metrics.tx_aborts, 0);
+    let mean = |n: &Node| n.metrics.latency.sum / n.metrics.latency.count as f64;
     assert!(mean(bad) > 3.0 * mean(good));
     assert_eq!(m.stats().client_writes_failed, 0);
-    let mem = |m: &mut Model, i| m.metrics(i).memory_bytes;
+    let mem = |m: &mut World, i| m.metrics(i).memory_bytes;
     let ratio = mem(&mut m, 2) / mem(&mut m, 1);
     assert!((1.4..1.85).contains(&ratio), "memory ratio {ratio}");
 }
@@ -595,7 +605,7 @@ fn scales_to_300_nodes_at_speed_20() {
     assert!(spent < 1.5, "{spent:.2} s of work");
 }
 
-fn seeded(nodes: usize, seed: u64) -> Model {
+fn seeded(nodes: usize, seed: u64) -> World {
     cluster_with(SimConfig {
         nodes,
         seed: Some(seed),
@@ -603,7 +613,7 @@ fn seeded(nodes: usize, seed: u64) -> Model {
     })
 }
 
-fn drain_stop(m: &mut Model, i: usize) {
+fn drain_stop(m: &mut World, i: usize) {
     m.set_draining(i, true);
     run_until(m, 1.0, |m| m.nodes[i].in_flight() == 0).expect("drained");
     stop(m, i);
@@ -629,8 +639,8 @@ fn commit_waits_for_a_majority_to_hold_the_entries() {
     assert_eq!((s.lost_committed_writes, s.leader_losses), (0, 0), "{s:?}");
     // node2's log grows at its replication rate, its commit index only up to what a majority holds.
     let (leader, slow) = (&m.nodes[0], &m.nodes[1]);
-    assert!(leader.log.last() > slow.log.last() + 1000);
-    assert!(leader.log.last() > leader.commit + 1000);
+    assert!(leader.raft.log.last() > slow.raft.log.last() + 1000);
+    assert!(leader.raft.log.last() > leader.raft.commit + 1000);
 }
 
 #[test]
@@ -639,9 +649,9 @@ fn apply_lag_and_replication_lag_differ() {
     run(&mut m, 1.0);
     let n = &m.nodes[1];
     // Appended but not yet known committed: the log runs ahead of the applied index.
-    assert!(n.log.last() >= n.commit && n.commit as f64 >= n.applied);
+    assert!(n.raft.log.last() >= n.raft.commit && n.raft.commit as f64 >= n.raft.applied);
     let raft = m.raft_status(0);
-    assert_eq!(raft.nodes[1].match_index, m.nodes[1].log.last());
+    assert_eq!(raft.nodes[1].match_index, m.nodes[1].raft.log.last());
 }
 
 #[test]
@@ -649,13 +659,17 @@ fn a_restarted_node_resumes_from_its_persisted_log() {
     let mut m = cluster(3);
     run(&mut m, 2.0);
     drain_stop(&mut m, 2);
-    let (last, term, commit) = (m.nodes[2].log.last(), m.nodes[2].term, m.nodes[2].commit);
+    let (last, term, commit) = (
+        m.nodes[2].raft.log.last(),
+        m.nodes[2].raft.term,
+        m.nodes[2].raft.commit,
+    );
     assert!(last > 1500);
     run(&mut m, 1.0);
     assert_eq!(m.host_start(2), StartOutcome::Launched);
     run_until(&mut m, 1.1, |m| m.nodes[2].is_running()).expect("starts");
     let n = &m.nodes[2];
-    assert!(n.log.last() >= last && n.term >= term && n.commit >= commit);
+    assert!(n.raft.log.last() >= last && n.raft.term >= term && n.raft.commit >= commit);
     // It fetches only what it missed: one second of writes, at 3000 entries a second.
     let took = run_until(&mut m, 2.0, |m| m.lag_ms(2) <= CAUGHT_UP_MS).expect("catches up");
     assert!(took < 0.3, "took {took}");
@@ -689,7 +703,7 @@ fn simultaneous_candidates_split_the_vote_and_retry() {
         m.inject(0, FaultKind::Crash);
         run_until(&mut m, 5.0, |m| m.leader.is_some()).expect("a leader in the end");
         // A term that elected nobody shows as a jump in the winning term.
-        if m.nodes[m.leader.unwrap()].term > 2 {
+        if m.nodes[m.leader.unwrap()].raft.term > 2 {
             splits += 1;
         }
         assert_eq!(m.stats().max_leaders_in_a_term, 1);
@@ -706,9 +720,9 @@ fn a_partitioned_follower_raises_its_term_and_unseats_the_leader_on_return() {
     // Shorter than a client's deadline, so the writes node3 holds meanwhile still make it.
     run(&mut m, 1.8);
     // Without pre-vote, every election timeout is a new term for the cut-off node.
-    assert!(m.nodes[2].term >= 6, "term {}", m.nodes[2].term);
+    assert!(m.nodes[2].raft.term >= 6, "term {}", m.nodes[2].raft.term);
     assert_eq!(m.leader, Some(0));
-    assert_eq!(m.nodes[0].term, 1);
+    assert_eq!(m.nodes[0].raft.term, 1);
     assert_eq!(
         m.health(2).error.as_deref(),
         Some("partitioned: cannot reach peers")
@@ -719,7 +733,7 @@ fn a_partitioned_follower_raises_its_term_and_unseats_the_leader_on_return() {
     assert_eq!(s.leader_losses, 1, "{:?}", m.events(None));
     let l = m.leader.expect("a new leader");
     assert_ne!(l, 2, "node3's log is behind: it cannot win");
-    assert!(m.nodes[l].term > 6);
+    assert!(m.nodes[l].raft.term > 6);
     assert_eq!((s.lost_committed_writes, s.max_leaders_in_a_term), (0, 1));
     assert_eq!(s.client_writes_failed, 0);
 }
@@ -729,7 +743,8 @@ fn a_leader_cut_off_from_the_majority_steps_down_and_the_majority_elects() {
     let mut m = cluster(3);
     run(&mut m, 1.0);
     m.apply_fault(&FaultSpec::Groups(vec![vec![0], vec![1, 2]]));
-    let took = run_until(&mut m, 1.0, |m| m.nodes[0].role != Role::Leader).expect("steps down");
+    let took =
+        run_until(&mut m, 1.0, |m| m.nodes[0].raft.role != Role::Leader).expect("steps down");
     // Check-quorum: no reply from a majority for the minimum election timeout.
     assert!((0.14..0.17).contains(&took), "took {took}");
     run_until(&mut m, 1.0, |m| m.leader.is_some_and(|l| l != 0)).expect("majority elects");
@@ -774,10 +789,10 @@ fn a_fault_armed_on_an_event_fires_inside_the_simulator() {
     let mut m = cluster(3);
     m.arm("stop", 1, FaultSpec::Node(2, FaultKind::Crash));
     run(&mut m, 1.0);
-    assert_eq!(m.nodes[2].process, ProcessState::Running);
+    assert_eq!(m.nodes[2].host.process, ProcessState::Running);
     m.host_stop(1);
     // Same instant, before any time passes.
-    assert_eq!(m.nodes[2].process, ProcessState::Crashed);
+    assert_eq!(m.nodes[2].host.process, ProcessState::Crashed);
     let crash = m
         .events(None)
         .into_iter()
@@ -800,7 +815,7 @@ fn healing_a_node_disarms_the_faults_still_waiting_for_it() {
     run(&mut m, 1.0);
     m.host_stop(1);
     // node3's crash was disarmed by its heal; node1's fault, not healed, still fires.
-    assert_eq!(m.nodes[2].process, ProcessState::Running);
+    assert_eq!(m.nodes[2].host.process, ProcessState::Running);
     assert!(m.nodes[0].faults.slow_catchup);
 }
 
