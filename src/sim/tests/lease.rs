@@ -182,7 +182,7 @@ async fn a_warp_simulates_its_time_flat_out_and_keeps_the_lease_of_a_holder_it_d
     let done = sim.stats().client_writes_ok - writes;
     assert!(done > 1_000_000, "{done} writes in a warped hour");
     // 3600 s past a 30 s TTL, and past every renewal made during the warp, the lease still stands: its
-    // holder's real seconds did not pass. (A lease whose expiry the model's time has passed is
+    // holder's real seconds did not pass. (A lease whose expiry the world's time has passed is
     // dropped: the test above sees one go.)
     let (_, v) = call(M::GET, &url, Value::Null).await;
     assert_eq!(v["lease"]["run_id"], "1", "{v}");

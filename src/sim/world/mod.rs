@@ -189,7 +189,7 @@ impl World {
                 )
             })
             .collect();
-        let mut model = World {
+        let mut world = World {
             now: 0.0,
             start_unix,
             nodes,
@@ -237,17 +237,17 @@ impl World {
             #[cfg(test)]
             bugs: Bugs::default(),
         };
-        model.install_leader(0, 1);
+        world.install_leader(0, 1);
         if let Some(shape) = &cfg.shape {
-            model.take_shape(shape)?;
+            world.take_shape(shape)?;
         }
         for (node, kind) in &cfg.faults {
-            let i = model
+            let i = world
                 .index_of(node)
                 .ok_or_else(|| SimError::Config(format!("fault names unknown node `{node}`")))?;
-            model.inject(i, *kind);
+            world.inject(i, *kind);
         }
-        Ok(model)
+        Ok(world)
     }
 
     /// Becomes a twin of a live cluster: its ids, versions, leader, drains, pause; down nodes crash.

@@ -87,7 +87,7 @@ fn a_second_vote_in_a_term_elects_two_leaders_in_it() {
 
 #[test]
 fn a_stale_leader_voted_in_without_the_rule_overwrites_acknowledged_writes() {
-    // The same story as `a_node_with_a_stale_log_cannot_win_an_election`, on the broken model:
+    // The same story as `a_node_with_a_stale_log_cannot_win_an_election`, on the broken world:
     // whenever node3 wins, the writes it never received are gone.
     let mut fired = 0;
     for seed in 0..40 {
