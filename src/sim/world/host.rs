@@ -30,10 +30,15 @@ pub struct CommandOutput {
 
 impl CommandOutput {
     pub fn ok() -> Self {
+        CommandOutput::stderr(0, String::new())
+    }
+
+    /// What cargo, ln and the like answer: a status, and what they print on stderr only.
+    fn stderr(status: i32, stderr: String) -> Self {
         CommandOutput {
-            status: 0,
+            status,
             stdout: String::new(),
-            stderr: String::new(),
+            stderr,
         }
     }
 }
@@ -198,14 +203,7 @@ impl World {
                 "    Updating crates.io index\n     Ignored package `neumann v{version}` is already installed, use --force to override\n"
             );
             self.event(Some(i), "stage", format!("{version} already staged"));
-            return (
-                self.now,
-                CommandOutput {
-                    status: 0,
-                    stdout: String::new(),
-                    stderr,
-                },
-            );
+            return (self.now, CommandOutput::stderr(0, stderr));
         }
         let busy = self.nodes[i].host.staging.clone();
         if let Some((until, other)) = busy.as_ref().filter(|(_, v)| v == version) {
@@ -219,14 +217,7 @@ impl World {
             let stderr = format!(
                 "    Blocking waiting for file lock on package cache\n     Ignored package `neumann v{version}` is already installed, use --force to override\n"
             );
-            return (
-                *until,
-                CommandOutput {
-                    status: 0,
-                    stdout: String::new(),
-                    stderr,
-                },
-            );
+            return (*until, CommandOutput::stderr(0, stderr));
         }
         if let Some((_, other)) = busy {
             self.event(
@@ -234,14 +225,10 @@ impl World {
                 "stage_failed",
                 format!("{version}: {other} is being staged"),
             );
-            return (
-                self.now,
-                CommandOutput {
-                    status: 101,
-                    stdout: String::new(),
-                    stderr: format!("error: another cargo install (neumann v{other}) holds the lock on this host\n"),
-                },
+            let stderr = format!(
+                "error: another cargo install (neumann v{other}) holds the lock on this host\n"
             );
+            return (self.now, CommandOutput::stderr(101, stderr));
         }
         let (done_at, out) = self.host_install_outcome(i, version, "stage_failed");
         if out.status == 0 {
@@ -265,22 +252,15 @@ impl World {
                 "activate_failed",
                 format!("{version}: not staged (staged: {})", staged.join(", ")),
             );
-            return CommandOutput {
-                status: 1,
-                stdout: String::new(),
-                stderr: format!(
-                    "/opt/neumann/{version}/bin/neumann: No such file or directory (not staged; staged: {})\n",
-                    staged.join(", ")
-                ),
-            };
+            let stderr = format!(
+                "/opt/neumann/{version}/bin/neumann: No such file or directory (not staged; staged: {})\n",
+                staged.join(", ")
+            );
+            return CommandOutput::stderr(1, stderr);
         }
         self.nodes[i].host.installed = version.clone();
         self.event(Some(i), "activate", format!("{version} activated"));
-        CommandOutput {
-            status: 0,
-            stdout: String::new(),
-            stderr: String::new(),
-        }
+        CommandOutput::ok()
     }
 
     /// Begins `cargo install`: returns when it completes and what it will print.
@@ -305,39 +285,18 @@ impl World {
                 "    Updating crates.io index\nerror: could not find `neumann` in registry `crates-io` with version `={version}`\n"
             );
             self.event(Some(i), failed, format!("{version}: not in the registry"));
-            return (
-                done_at,
-                CommandOutput {
-                    status: 101,
-                    stdout: String::new(),
-                    stderr,
-                },
-            );
+            return (done_at, CommandOutput::stderr(101, stderr));
         }
         if self.nodes[i].faults.fail_install {
             let stderr = format!(
                 "    Updating crates.io index\n  Downloaded neumann v{version}\n  Installing neumann v{version}\nerror: failed to compile `neumann v{version}`, intermediate artifacts can be found at `/tmp/cargo-install3Xq1`.\n\nCaused by:\n  No space left on device (os error 28)\n"
             );
             self.event(Some(i), failed, format!("{version}: injected failure"));
-            return (
-                done_at,
-                CommandOutput {
-                    status: 101,
-                    stdout: String::new(),
-                    stderr,
-                },
-            );
+            return (done_at, CommandOutput::stderr(101, stderr));
         }
         let stderr = format!(
             "    Updating crates.io index\n  Downloaded neumann v{version}\n  Installing neumann v{version}\n   Installed package `neumann v{version}` (executable `neumann`)\n"
         );
-        (
-            done_at,
-            CommandOutput {
-                status: 0,
-                stdout: String::new(),
-                stderr,
-            },
-        )
+        (done_at, CommandOutput::stderr(0, stderr))
     }
 }
