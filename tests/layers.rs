@@ -427,6 +427,14 @@ fn no_import_loop_within_the_simulator() {
     no_loops_within("sim");
 }
 
+/// Writes `text` to `rel` below `root`, making the folders it needs: the synthetic trees the checks are shown
+/// firing on.
+fn write_under(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
 #[test]
 fn the_check_names_a_loop_within_a_folder() {
     let dir = tempfile::tempdir().unwrap();
@@ -436,9 +444,8 @@ fn the_check_names_a_loop_within_a_folder() {
         ("b.rs", "// use super::M;\nuse crate::x::c::Y;\npub struct B;\n"),
         ("c.rs", "pub struct Y;\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n"),
     ];
-    std::fs::create_dir_all(dir.path().join("x")).unwrap();
     for (name, text) in files {
-        std::fs::write(dir.path().join("x").join(name), text).unwrap();
+        write_under(dir.path(), &format!("x/{name}"), text);
     }
     let edges = edges_within(dir.path(), "x");
     let pairs: Vec<String> = edges.iter().map(|(f, t)| format!("{f} -> {t}")).collect();
@@ -480,11 +487,7 @@ fn every_source_file_is_reached_by_a_mod_declaration() {
 #[test]
 fn the_check_names_a_file_no_mod_declares() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |rel: &str, text: &str| {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
+    let write = |rel: &str, text: &str| write_under(dir.path(), rel, text);
     write("lib.rs", "pub mod a;\nmod b;\n// mod commented;\n");
     write("main.rs", "fn main() {}\n");
     write(
@@ -521,11 +524,7 @@ fn the_loop_check_names_each_edge_on_a_loop() {
 #[test]
 fn the_check_reads_paths_as_rustc_resolves_them() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |file: &str, text: &str| {
-        let path = dir.path().join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let write = |rel: &str, text: &str| write_under(dir.path(), rel, text);
     write(
         "f/mod.rs",
         "mod a;\nmod b;\npub mod w;\n#[path = \"odd.rs\"]\nmod c;\nuse self::a::A;\nfn f() {\n    b::go();\n}\n",
