@@ -1,7 +1,7 @@
 //! The layers of docs/ARCHITECTURE.md hold: every `crate::` path in src/ points to a module further down
 //! the order, so no module imports one that (directly or through others) imports it back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Top to bottom, then the leaves any layer may use, then the simulator, which imports nothing of the product.
@@ -115,127 +115,263 @@ fn the_check_names_an_upward_import() {
     assert_eq!(bad, vec!["cluster -> script", "model -> {sim"]);
 }
 
-/// The edges between the files of `src/<folder>`, each file or subfolder one node (`mod` for the folder's
-/// own mod.rs). A path names a module by climbing from the file's own (`super::`, `self::`; a `mod x {`
-/// block at the left margin, the tests, is one module deeper) or from the top (`crate::<folder>::`), and
-/// in the folder's mod.rs by a child's name (`pub use wait::X`); a name that is not a child is an item
-/// of mod.rs. Comment lines do not count.
-fn edges_within(src: &Path, folder: &str) -> BTreeSet<(String, String)> {
-    let dir = src.join(folder);
-    let top: Vec<String> = folder.split('/').map(String::from).collect();
-    let children: BTreeSet<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() || p.extension().is_some_and(|e| e == "rs"))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .filter(|n| n != "mod")
-        .collect();
-    let node = |path: &[String]| match path.first() {
-        Some(n) if children.contains(n) => n.clone(),
-        _ => "mod".to_string(),
+/// A folder of src/ as a module tree: each module's path (`["sim", "world", "raft"]`) and the file that holds
+/// it (relative to src/). Inline modules (`mod tests { ... }`) map to the file they are written in.
+type Modules = BTreeMap<Vec<String>, String>;
+
+/// The folder's modules: those its `mod.rs` (or `<folder>.rs`) declares, and theirs in turn.
+fn folder_modules(src: &Path, folder: &str) -> Modules {
+    let root = if src.join(folder).join("mod.rs").exists() {
+        format!("{folder}/mod.rs")
+    } else {
+        format!("{folder}.rs")
     };
-    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut out = BTreeSet::new();
-    for path in rs_files(&dir) {
-        let mut module: Vec<String> = path
-            .strip_prefix(&dir)
-            .unwrap()
-            .with_extension("")
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        if module.last().is_some_and(|m| m == "mod") {
-            module.pop();
-        }
-        let from = node(&module);
-        // The text, and for each character whether it sits in a `mod x {` block at the left margin
-        // (the tests): one more module level to climb from.
-        let (mut chars, mut inner, mut inline) = (Vec::new(), Vec::new(), false);
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            inline = (inline || line.starts_with("mod ") && line.ends_with('{')) && line != "}";
-            if !line.trim_start().starts_with("//") {
-                chars.extend(line.chars().chain(['\n']));
-                inner.extend(std::iter::repeat_n(inline, line.chars().count() + 1));
-            }
-        }
-        let mut i = 0;
-        while i < chars.len() {
-            if !ident(chars[i]) || (i > 0 && (ident(chars[i - 1]) || chars[i - 1] == ':')) {
-                i += 1;
-                continue;
-            }
-            let mut here = module.clone();
-            if inner[i] {
-                here.push("tests".into());
-            }
-            // One path: identifiers joined by `::`, perhaps ending in a `{...}` group.
-            let mut segs = Vec::new();
-            let mut group = None;
-            loop {
-                let start = i;
-                while i < chars.len() && ident(chars[i]) {
-                    i += 1;
+    modules_from(src, &root, folder.split('/').map(String::from).collect())
+}
+
+/// Follows the `mod` declarations from `root` (relative to `src`, holding module `top`) as rustc does,
+/// `#[path]` included: the files it reaches are the code the compiler reads; no other file is.
+fn modules_from(src: &Path, root: &str, top: Vec<String>) -> Modules {
+    let mut modules = Modules::new();
+    let mut queue = vec![(top, root.to_string())];
+    while let Some((path, file)) = queue.pop() {
+        let text =
+            std::fs::read_to_string(src.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let dir = Path::new(&file).parent().unwrap().to_path_buf();
+        // Children of `lib.rs`, `main.rs` and `a/mod.rs` live beside them; children of `a/b.rs` in `a/b/`.
+        let stem = Path::new(&file).file_stem().unwrap();
+        let child_dir = if ["lib", "main", "mod"].iter().any(|s| stem == *s) {
+            dir.clone()
+        } else {
+            dir.join(stem)
+        };
+        modules.insert(path.clone(), file.clone());
+        let (mut inline, mut declared) = (Vec::new(), Vec::new());
+        collect_mods(&ast.items, &path, &mut inline, &mut declared);
+        for FileMod { module, path_attr } in declared {
+            let name = module.last().unwrap();
+            let child = match path_attr {
+                Some(p) => dir.join(p),
+                None if src.join(child_dir.join(format!("{name}.rs"))).exists() => {
+                    child_dir.join(format!("{name}.rs"))
                 }
-                segs.push(chars[start..i].iter().collect::<String>());
-                if !chars[i..].starts_with(&[':', ':']) {
-                    break;
+                None => child_dir.join(name).join("mod.rs"),
+            };
+            queue.push((module, child.to_string_lossy().into_owned()));
+        }
+        for module in inline {
+            modules.insert(module, file.clone());
+        }
+    }
+    modules
+}
+
+/// A `mod name;` item: its module path, and its `#[path = "..."]` if it has one.
+struct FileMod {
+    module: Vec<String>,
+    path_attr: Option<String>,
+}
+
+/// Walks `items` for `mod` items: file modules go to `declared`, inline ones to `inline`, whose own `mod`
+/// items are walked in turn.
+fn collect_mods(
+    items: &[syn::Item],
+    at: &[String],
+    inline: &mut Vec<Vec<String>>,
+    declared: &mut Vec<FileMod>,
+) {
+    for item in items {
+        let syn::Item::Mod(m) = item else { continue };
+        let module: Vec<String> = at.iter().cloned().chain([m.ident.to_string()]).collect();
+        match &m.content {
+            Some((_, items)) => {
+                inline.push(module.clone());
+                collect_mods(items, &module, inline, declared);
+            }
+            None => {
+                let path_attr = m.attrs.iter().find_map(|a| match &a.meta {
+                    syn::Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(s),
+                            ..
+                        }) => Some(s.value()),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                declared.push(FileMod { module, path_attr });
+            }
+        }
+    }
+}
+
+/// Every path a file names, with the module it is named in: `use` trees (flattened), paths in types and
+/// expressions, and `a::b` runs of tokens inside macro calls (`assert!`, `format!`), which syn leaves unparsed.
+struct PathsNamed {
+    at: Vec<String>,
+    found: Vec<(Vec<String>, Vec<String>)>,
+}
+
+impl PathsNamed {
+    fn use_tree(&mut self, prefix: &mut Vec<String>, tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                self.use_tree(prefix, &p.tree);
+                prefix.pop();
+            }
+            syn::UseTree::Name(n) => self.named(prefix, &n.ident),
+            syn::UseTree::Rename(r) => self.named(prefix, &r.ident),
+            syn::UseTree::Glob(_) => self.found.push((self.at.clone(), prefix.clone())),
+            syn::UseTree::Group(g) => {
+                for tree in &g.items {
+                    self.use_tree(prefix, tree);
                 }
-                i += 2;
-                if chars.get(i) == Some(&'{') {
-                    // The group's names: its commas outside any inner group.
-                    let (mut depth, mut names) = (0, vec![String::new()]);
-                    while i + 1 < chars.len() && (depth > 0 || chars[i + 1] != '}') {
-                        i += 1;
-                        match chars[i] {
-                            '{' => depth += 1,
-                            '}' => depth -= 1,
-                            ',' if depth == 0 => names.push(String::new()),
-                            c => names.last_mut().unwrap().push(c),
-                        }
+            }
+        }
+    }
+
+    /// `use a::b::{self}` names `a::b`; `use a::b::c` names `a::b::c`.
+    fn named(&mut self, prefix: &[String], ident: &syn::Ident) {
+        let mut path = prefix.to_vec();
+        if ident != "self" {
+            path.push(ident.to_string());
+        }
+        self.found.push((self.at.clone(), path));
+    }
+
+    fn tokens(&mut self, tokens: proc_macro2::TokenStream) {
+        use proc_macro2::TokenTree;
+        let mut run: Vec<String> = Vec::new();
+        let mut colons = 0;
+        for token in tokens {
+            match token {
+                TokenTree::Ident(i) => {
+                    if colons != 2 {
+                        self.flush(&mut run);
                     }
-                    group = Some(names);
-                    break;
+                    run.push(i.to_string());
+                    colons = 0;
                 }
-                if !chars.get(i).is_some_and(|&c| ident(c)) {
-                    break;
+                TokenTree::Punct(p) if p.as_char() == ':' && !run.is_empty() && colons < 2 => {
+                    colons += 1;
                 }
+                TokenTree::Group(g) => {
+                    self.flush(&mut run);
+                    self.tokens(g.stream());
+                }
+                TokenTree::Punct(_) | TokenTree::Literal(_) => self.flush(&mut run),
             }
-            let supers = segs.iter().take_while(|s| *s == "super").count();
-            let (base, rest) = if supers > 0 {
-                if supers > here.len() {
-                    continue;
-                }
-                (here[..here.len() - supers].to_vec(), &segs[supers..])
-            } else if segs[0] == "self" {
-                (here.clone(), &segs[1..])
-            } else if segs[0] == "crate" && segs[1..].starts_with(&top) {
-                (Vec::new(), &segs[1 + top.len()..])
-            } else if here.is_empty()
-                && (segs.len() > 1 || group.is_some())
-                && children.contains(&segs[0])
-            {
-                (Vec::new(), &segs[..])
-            } else {
-                continue;
-            };
-            let named: Vec<Vec<String>> = match &group {
-                Some(g) => g
-                    .iter()
-                    .map(|part| {
-                        let first = part.trim().split("::").next().unwrap_or("");
-                        let mut p = [&base[..], rest].concat();
-                        if !first.is_empty() && first != "self" {
-                            p.push(first.to_string());
-                        }
-                        p
-                    })
-                    .collect(),
-                None => vec![[&base[..], rest].concat()],
-            };
-            for p in named {
-                let to = node(&p);
-                if to != from {
-                    out.insert((from.clone(), to));
+        }
+        self.flush(&mut run);
+    }
+
+    fn flush(&mut self, run: &mut Vec<String>) {
+        if run.len() > 1 {
+            self.found.push((self.at.clone(), std::mem::take(run)));
+        }
+        run.clear();
+    }
+}
+
+impl<'ast> syn::visit::Visit<'ast> for PathsNamed {
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        if let Some((_, items)) = &m.content {
+            self.at.push(m.ident.to_string());
+            for item in items {
+                self.visit_item(item);
+            }
+            self.at.pop();
+        }
+    }
+
+    fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
+        self.use_tree(&mut Vec::new(), &u.tree);
+    }
+
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        let segments: Vec<String> = p.segments.iter().map(|s| s.ident.to_string()).collect();
+        if segments.len() > 1 {
+            self.found.push((self.at.clone(), segments));
+        }
+        syn::visit::visit_path(self, p);
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        self.tokens(m.tokens.clone());
+        syn::visit::visit_macro(self, m);
+    }
+}
+
+/// The module a path named in module `at` points into, if it is a module of the tree: `crate::`, `super::`
+/// and `self::` paths, and paths that start with a child module's name.
+fn resolve(modules: &Modules, at: &[String], path: &[String]) -> Option<String> {
+    let mut abs = at.to_vec();
+    let mut rest = path;
+    match path.first()?.as_str() {
+        "crate" => {
+            abs.clear();
+            rest = &path[1..];
+        }
+        "self" => rest = &path[1..],
+        "super" => {
+            while rest.first().is_some_and(|s| s == "super") {
+                abs.pop()?;
+                rest = &rest[1..];
+            }
+        }
+        first => {
+            let mut child = at.to_vec();
+            child.push(first.to_string());
+            if !modules.contains_key(&child) {
+                return None;
+            }
+        }
+    }
+    abs.extend(rest.iter().cloned());
+    // The longest prefix that is a module: `super::world::host::INSTALL_SECS` is world/host.rs.
+    (1..=abs.len())
+        .rev()
+        .find_map(|n| modules.get(&abs[..n]))
+        .cloned()
+}
+
+/// The edges between the files of `src/<folder>` (a folder below it too: `sim/world`), each file one node,
+/// named by its path in the folder without `.rs` (`mod`, `raft`, `world/mod`). Rust is read as rustc reads it
+/// (syn): the folder's files are those its `mod` declarations reach; a path names a module from the file's
+/// own (`super::`, `self::`, or a child's name; inside `mod tests { ... }` one level deeper) or from the top
+/// (`crate::<folder>::`), and its edge goes to the file of the longest prefix that is a module, so
+/// `use super::world::host::INSTALL_SECS` is an edge to `world/host`. A `mod` declaration is not an edge:
+/// a folder's mod.rs declares its children without importing them.
+fn edges_within(src: &Path, folder: &str) -> BTreeSet<(String, String)> {
+    let modules = folder_modules(src, folder);
+    let name = |file: &str| {
+        file.strip_prefix(&format!("{folder}/"))
+            .unwrap_or(file)
+            .trim_end_matches(".rs")
+            .to_string()
+    };
+    let files: BTreeSet<&String> = modules.values().collect();
+    let mut out = BTreeSet::new();
+    for file in files {
+        let at = modules
+            .iter()
+            .filter(|(_, f)| *f == file)
+            .map(|(m, _)| m.clone())
+            .min_by_key(Vec::len)
+            .unwrap();
+        let text = std::fs::read_to_string(src.join(file)).unwrap();
+        let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let mut named = PathsNamed {
+            at,
+            found: Vec::new(),
+        };
+        syn::visit::Visit::visit_file(&mut named, &ast);
+        for (at, path) in named.found {
+            if let Some(to) = resolve(&modules, &at, &path) {
+                if to != *file {
+                    out.insert((name(file), name(&to)));
                 }
             }
         }
@@ -287,6 +423,19 @@ fn no_import_loop_within_the_cluster_layer() {
 }
 
 #[test]
+fn no_import_loop_within_the_simulator() {
+    no_loops_within("sim");
+}
+
+/// Writes `text` to `rel` below `root`, making the folders it needs: the synthetic trees the checks are shown
+/// firing on.
+fn write_under(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
 fn the_check_names_a_loop_within_a_folder() {
     let dir = tempfile::tempdir().unwrap();
     let files = [
@@ -295,9 +444,8 @@ fn the_check_names_a_loop_within_a_folder() {
         ("b.rs", "// use super::M;\nuse crate::x::c::Y;\npub struct B;\n"),
         ("c.rs", "pub struct Y;\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n"),
     ];
-    std::fs::create_dir_all(dir.path().join("x")).unwrap();
     for (name, text) in files {
-        std::fs::write(dir.path().join("x").join(name), text).unwrap();
+        write_under(dir.path(), &format!("x/{name}"), text);
     }
     let edges = edges_within(dir.path(), "x");
     let pairs: Vec<String> = edges.iter().map(|(f, t)| format!("{f} -> {t}")).collect();
@@ -311,61 +459,12 @@ fn the_check_names_a_loop_within_a_folder() {
 /// The `.rs` files under `src` that no `mod NAME;` reaches from `lib.rs` or `main.rs`: files the compiler
 /// never reads, so their code is neither built nor tested, whatever it says. `#[path = "..."]` is followed.
 fn unreached(src: &Path) -> Vec<String> {
-    let mut reached = BTreeSet::new();
-    let mut todo: Vec<PathBuf> = ["lib.rs", "main.rs"]
-        .iter()
-        .map(|f| src.join(f))
-        .filter(|p| p.is_file())
+    let reached: BTreeSet<PathBuf> = ["lib.rs", "main.rs"]
+        .into_iter()
+        .filter(|root| src.join(root).is_file())
+        .flat_map(|root| modules_from(src, root, Vec::new()).into_values())
+        .map(|file| src.join(file))
         .collect();
-    while let Some(file) = todo.pop() {
-        if !reached.insert(file.clone()) {
-            continue;
-        }
-        let here = file.parent().unwrap().to_path_buf();
-        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
-        // `mod x;` in lib.rs, main.rs or a mod.rs is beside it; in a.rs it is a/x.rs.
-        let dir = if ["lib", "main", "mod"].contains(&stem.as_str()) {
-            here.clone()
-        } else {
-            here.join(&stem)
-        };
-        let mut path_attr: Option<String> = None;
-        for line in std::fs::read_to_string(&file).unwrap().lines() {
-            let line = line.trim();
-            if let Some(p) = line
-                .strip_prefix("#[path = \"")
-                .and_then(|r| r.strip_suffix("\"]"))
-            {
-                path_attr = Some(p.to_string());
-                continue;
-            }
-            if line.starts_with("#[") || line.starts_with("//") {
-                continue;
-            }
-            let decl = line
-                .strip_prefix("pub(crate) ")
-                .or_else(|| line.strip_prefix("pub(super) "))
-                .or_else(|| line.strip_prefix("pub "))
-                .unwrap_or(line);
-            let name = decl
-                .strip_prefix("mod ")
-                .and_then(|r| r.strip_suffix(';'))
-                .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-            if let Some(name) = name {
-                let target = match path_attr.take() {
-                    // Relative to the declaring file's own directory.
-                    Some(p) => here.join(p),
-                    None if dir.join(format!("{name}.rs")).is_file() => {
-                        dir.join(format!("{name}.rs"))
-                    }
-                    None => dir.join(name).join("mod.rs"),
-                };
-                todo.push(target);
-            } else {
-                path_attr = None;
-            }
-        }
-    }
     let mut out: Vec<String> = rs_files(src)
         .into_iter()
         .filter(|p| !reached.contains(p))
@@ -388,11 +487,7 @@ fn every_source_file_is_reached_by_a_mod_declaration() {
 #[test]
 fn the_check_names_a_file_no_mod_declares() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |rel: &str, text: &str| {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
+    let write = |rel: &str, text: &str| write_under(dir.path(), rel, text);
     write("lib.rs", "pub mod a;\nmod b;\n// mod commented;\n");
     write("main.rs", "fn main() {}\n");
     write(
@@ -408,5 +503,69 @@ fn the_check_names_a_file_no_mod_declares() {
     assert_eq!(
         unreached(dir.path()),
         vec!["a/tests.rs", "b/types.rs", "commented.rs"]
+    );
+}
+
+#[test]
+fn the_loop_check_names_each_edge_on_a_loop() {
+    let edges: BTreeSet<(String, String)> =
+        [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e")]
+            .iter()
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect();
+    assert_eq!(loops(&edges), ["a -> b", "b -> c", "c -> a"]);
+    let without_c_to_a: BTreeSet<(String, String)> = edges
+        .into_iter()
+        .filter(|(f, t)| (f.as_str(), t.as_str()) != ("c", "a"))
+        .collect();
+    assert!(loops(&without_c_to_a).is_empty());
+}
+
+#[test]
+fn the_check_reads_paths_as_rustc_resolves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| write_under(dir.path(), rel, text);
+    write(
+        "f/mod.rs",
+        "mod a;\nmod b;\npub mod w;\n#[path = \"odd.rs\"]\nmod c;\nuse self::a::A;\nfn f() {\n    b::go();\n}\n",
+    );
+    // A test module's `super` is its own file: no edge. A string is not a path.
+    write(
+        "f/a.rs",
+        "pub struct A;\nconst S: &str = \"super::b\";\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n",
+    );
+    // Paths inside a macro call count; a nested folder's files are nodes of their own.
+    write(
+        "f/b.rs",
+        "pub fn go() {\n    assert!(crate::f::w::leaf::ONE == 1);\n}\n",
+    );
+    write("f/w/mod.rs", "pub mod leaf;\n");
+    write("f/w/leaf.rs", "pub const ONE: u8 = 1;\n");
+    write("f/odd.rs", "use super::super::f::{a::A as B, w};\n");
+    // Not declared by any `mod`: not part of the folder.
+    write("f/orphan.rs", "use super::a::A;\n");
+    let edges = edges_within(dir.path(), "f");
+    let pairs: Vec<String> = edges.iter().map(|(f, t)| format!("{f} -> {t}")).collect();
+    assert_eq!(
+        pairs,
+        [
+            "b -> w/leaf",
+            "mod -> a",
+            "mod -> b",
+            "odd -> a",
+            "odd -> w/mod"
+        ]
+    );
+    assert!(loops(&edges).is_empty());
+
+    // A child that imports what its parent defines, while the parent imports the child: a loop.
+    write("f/a.rs", "pub struct A;\nuse super::Shared;\n");
+    write(
+        "f/mod.rs",
+        "mod a;\nmod b;\npub mod w;\n#[path = \"odd.rs\"]\nmod c;\npub struct Shared;\nuse self::a::A;\n",
+    );
+    assert_eq!(
+        loops(&edges_within(dir.path(), "f")),
+        ["a -> mod", "mod -> a"]
     );
 }

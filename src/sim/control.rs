@@ -10,10 +10,13 @@ use axum::Json;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::model::{CommandOutput, FaultSpec, Node, ProcessState, RollbackLimit, StartOutcome};
+use super::config::{FaultKind, SimError};
+use super::http::{json_error, method_not_allowed, not_found};
 use super::net::KillableListener;
-use super::server::{json_error, method_not_allowed, not_found};
-use super::{FaultKind, Shared};
+use super::shared::Shared;
+use super::world::host::{CommandOutput, StartOutcome};
+use super::world::node::{Node, ProcessState};
+use super::world::{FaultSpec, RollbackLimit, World};
 
 pub async fn serve(shared: Shared, listener: KillableListener) {
     let app = Router::new()
@@ -86,7 +89,7 @@ fn string_field<'a>(
     })
 }
 
-fn node_index(m: &super::model::Model, id: &str) -> Result<usize, Refusal> {
+fn node_index(m: &World, id: &str) -> Result<usize, Refusal> {
     m.index_of(id)
         .ok_or_else(|| (404, format!("unknown node `{id}`")))
 }
@@ -98,7 +101,7 @@ fn inject_fault(shared: &Shared, body: &[u8]) -> Result<(), Refusal> {
     let map = parse_object(body, EXPECTED)?;
     let kind: FaultKind = string_field(&map, "kind", EXPECTED)?
         .parse()
-        .map_err(|e: super::SimError| (400, e.to_string()))?;
+        .map_err(|e: SimError| (400, e.to_string()))?;
     let mut m = shared.lock();
     let fault = match map.get("groups") {
         Some(groups) => {
@@ -331,9 +334,9 @@ fn exec(node: &Node, command: &str) -> CommandOutput {
     match words.as_slice() {
         // The binary on disk answers, as on a real host: after an install and before the restart it is
         // the new version while the process still runs the old one.
-        ["neumann", "--version" | "-V"] => answer(0, format!("neumann {}\n", node.installed)),
+        ["neumann", "--version" | "-V"] => answer(0, format!("neumann {}\n", node.host.installed)),
         ["systemctl", "is-active", "neumann" | "neumann.service"] => {
-            let state = match node.process {
+            let state = match node.host.process {
                 ProcessState::Running => "active",
                 ProcessState::Starting { .. } => "activating",
                 ProcessState::Stopping { .. } => "deactivating",
@@ -369,7 +372,7 @@ async fn stop(shared: &Shared, i: usize) -> CommandOutput {
         let done = shared
             .wait_until(until, |m| {
                 let n = &m.nodes[i];
-                !matches!(n.process, ProcessState::Stopping { .. }) && !n.listening
+                !matches!(n.host.process, ProcessState::Stopping { .. }) && !n.host.listening
             })
             .await;
         if !done {
@@ -391,7 +394,7 @@ async fn start(shared: &Shared, i: usize) -> CommandOutput {
             StartOutcome::WaitStopped => {
                 let stopped = shared
                     .wait_until(now, |m| {
-                        !matches!(m.nodes[i].process, ProcessState::Stopping { .. })
+                        !matches!(m.nodes[i].host.process, ProcessState::Stopping { .. })
                     })
                     .await;
                 if !stopped {

@@ -1,8 +1,9 @@
-//! Prometheus text exposition of one node's metrics, rendered outside the model lock.
+//! Prometheus text exposition of one node's metrics, rendered outside the world's lock.
 
 use std::fmt::Write as _;
 
-use super::model::{MetricsSnapshot, LATENCY_BUCKETS};
+use super::world::admin::MetricsSnapshot;
+use super::world::node::LATENCY_BUCKETS;
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -132,13 +133,13 @@ pub fn render(m: &MetricsSnapshot) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::Model;
-    use super::super::SimConfig;
     use super::*;
+    use crate::sim::config::SimConfig;
+    use crate::sim::world::World;
 
     #[test]
     fn histogram_buckets_are_cumulative_and_end_at_the_count() {
-        let mut m = Model::new(&SimConfig::default(), 0.0).expect("valid config");
+        let mut m = World::new(&SimConfig::default(), 0.0).expect("valid config");
         for _ in 0..300 {
             m.tick(0.01);
         }

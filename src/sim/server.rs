@@ -1,13 +1,13 @@
 //! Each simulated node's admin HTTP server, and the supervisor that runs one exactly while the
 //! node's process is up: a stopped or crashed node refuses connections on its port, a restarted
-//! one listens on the same port again. Handlers lock the model briefly and never across an await.
+//! one listens on the same port again. Handlers lock the world briefly and never across an await.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,43 +19,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::http::{json_error, method_not_allowed, not_found};
 use super::lease;
 use super::metrics;
-use super::model::{ApiError, Model};
 use super::net::{self, KillableListener};
-use super::Shared;
+use super::shared::Shared;
+use super::world::World;
 
 /// Share of a flaky node's admin requests that fail.
 const FLAKY_RATE: f64 = 0.3;
-
-pub(crate) fn json_error(status: u16, message: &str) -> Response {
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, Json(json!({ "error": message }))).into_response()
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        json_error(self.status, &self.message)
-    }
-}
-
-pub(crate) async fn not_found(req: Request) -> Response {
-    json_error(
-        404,
-        &format!("no such endpoint: {} {}", req.method(), req.uri().path()),
-    )
-}
-
-pub(crate) async fn method_not_allowed(req: Request) -> Response {
-    json_error(
-        405,
-        &format!(
-            "method {} not allowed on {}",
-            req.method(),
-            req.uri().path()
-        ),
-    )
-}
 
 /// One node process's view of the world: which node, and which incarnation of its process.
 #[derive(Clone)]
@@ -66,7 +38,7 @@ struct NodeCtx {
 }
 
 impl NodeCtx {
-    fn with<T>(&self, f: impl FnOnce(&mut Model, usize) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut World, usize) -> T) -> T {
         let mut m = self.shared.lock();
         f(&mut m, self.idx)
     }
@@ -122,7 +94,7 @@ async fn gate(State(ctx): State<NodeCtx>, req: Request, next: Next) -> Response 
         let (alive, hung) = ctx.with(|m, i| {
             let n = &m.nodes[i];
             (
-                n.is_running() && n.generation == ctx.generation,
+                n.is_running() && n.host.generation == ctx.generation,
                 n.faults.hang,
             )
         });
@@ -292,18 +264,18 @@ impl Supervisor {
     pub fn serve_initial(&mut self, idx: usize, listener: TcpListener) {
         let generation = {
             let mut m = self.shared.lock();
-            m.nodes[idx].listening = true;
-            m.nodes[idx].generation
+            m.nodes[idx].host.listening = true;
+            m.nodes[idx].host.generation
         };
         self.servers[idx] = Some(self.spawn(idx, generation, listener));
     }
 
     /// For each node, the process incarnation that should be listening, if any. A hung process
     /// still listens: it accepts and never answers.
-    pub fn wanted(&self, m: &Model) -> Vec<Option<u64>> {
+    pub fn wanted(&self, m: &World) -> Vec<Option<u64>> {
         m.nodes
             .iter()
-            .map(|n| n.is_running().then_some(n.generation))
+            .map(|n| n.is_running().then_some(n.host.generation))
             .collect()
     }
 
@@ -336,7 +308,7 @@ impl Supervisor {
         if changed {
             let mut m = self.shared.lock();
             for (idx, s) in self.servers.iter().enumerate() {
-                m.nodes[idx].listening = s.is_some();
+                m.nodes[idx].host.listening = s.is_some();
             }
             for (idx, e) in failures {
                 let addr = self.addrs[idx];

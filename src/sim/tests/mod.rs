@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 
 use super::*;
 
+mod lease;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Polls `probe` until it yields a value; panics naming `what` after 30 real seconds (a loaded machine

@@ -1,0 +1,126 @@
+//! The client load: writes spread, kept or lost by how a runbook treats a node, paused, slowed by a bad
+//! version.
+
+use super::*;
+
+#[test]
+fn client_load_commits_about_300_writes_a_second_spread_over_nodes() {
+    let mut m = cluster(3);
+    run(&mut m, 10.0);
+    let ok = m.stats().client_writes_ok;
+    assert!((2900..=3000).contains(&ok), "ok = {ok}");
+    assert_eq!(m.stats().client_writes_failed, 0);
+    // Every acknowledged write is committed; the last step's writes are still on their way.
+    let unacked = m.commit_index - 1000 - ok;
+    assert!(unacked <= 10, "{unacked} committed but not acknowledged");
+    for n in &m.nodes {
+        assert!(
+            n.metrics.tx_commits > 900,
+            "{} served {}",
+            n.id,
+            n.metrics.tx_commits
+        );
+        assert_eq!(n.metrics.latency.count, n.metrics.tx_commits);
+        // Followers learn the commit index with the next heartbeat, a slice later.
+        assert!(
+            n.applied_index() + 10 >= m.commit_index,
+            "{}: {}",
+            n.id,
+            n.applied_index()
+        );
+        assert!(n.raft.log.last() >= m.commit_index);
+    }
+    // Followers forward, so their latency includes the extra hop.
+    let mean = |n: &Node| n.metrics.latency.sum / n.metrics.latency.count as f64;
+    assert!(mean(&m.nodes[1]) > mean(&m.nodes[0]));
+}
+
+#[test]
+fn drained_rolling_upgrade_loses_no_write() {
+    let mut m = cluster(3);
+    run(&mut m, 2.0);
+    upgrade_node(&mut m, 1, "0.11.0");
+    upgrade_node(&mut m, 2, "0.11.0");
+    m.request_transfer(0, "node2").expect("eligible");
+    run(&mut m, 0.2);
+    assert_eq!(m.leader, Some(1));
+    upgrade_node(&mut m, 0, "0.11.0");
+    run(&mut m, 2.0);
+    assert_eq!(m.stats().client_writes_failed, 0, "{:?}", m.events(None));
+    assert_eq!(m.stats().lost_committed_writes, 0);
+    assert_eq!(m.stats().max_leaders_in_a_term, 1);
+    assert_eq!(m.stats().min_healthy_seen, 2);
+    let s = m.stats();
+    // The hand-over is an election, not a lost leader; commits pause only for it.
+    assert_eq!(
+        (s.elections, s.leader_losses, s.quorum_lost_ms),
+        (1, 0, 0),
+        "{s:?}"
+    );
+    assert!(s.max_commit_stall_ms <= 50, "{s:?}");
+    assert!(m
+        .nodes
+        .iter()
+        .all(|n| n.host.running == v("0.11.0") && n.joined));
+    assert!(m.stats().client_writes_ok > 5000);
+}
+
+#[test]
+fn stop_without_drain_loses_writes() {
+    let mut m = cluster(3);
+    run(&mut m, 2.0);
+    m.host_stop(2);
+    run(&mut m, 6.0);
+    let failed = m.stats().client_writes_failed;
+    // About a third of 300/s for the 3 s the health check needs to notice.
+    assert!((150..=450).contains(&failed), "failed = {failed}");
+    assert!(has_event(&m, "node3", "write_failed"));
+    // Coalesced: far fewer events than failed writes, even with a 10 ms tick.
+    let events = m
+        .events(None)
+        .iter()
+        .filter(|e| e.kind == "write_failed")
+        .count() as u64;
+    assert!(events <= 5, "{events} events for {failed} writes");
+    // Out of service now: no more failures.
+    run(&mut m, 3.0);
+    assert_eq!(m.stats().client_writes_failed, failed);
+}
+
+#[test]
+fn a_short_pause_costs_no_write_and_a_long_one_does() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.set_paused(0, true).expect("pause");
+    assert_eq!(m.test_transaction(1).map_err(|e| e.status), Err(503));
+    run(&mut m, 1.5);
+    m.set_paused(0, false).expect("resume");
+    run(&mut m, 1.0);
+    assert_eq!(m.stats().client_writes_failed, 0);
+    m.set_paused(1, true).expect("pause");
+    run(&mut m, 3.0);
+    assert!(m.stats().client_writes_failed > 0);
+    assert!(has_event(&m, "node2", "pause"));
+}
+
+#[test]
+fn bad_versions_abort_some_transactions_and_are_slow() {
+    let mut m = cluster_with(SimConfig {
+        bad_versions: vec![v("0.11.1")],
+        seed: Some(3),
+        ..SimConfig::default()
+    });
+    upgrade_node(&mut m, 2, "0.11.1");
+    run(&mut m, 20.0);
+    let (good, bad) = (&m.nodes[1], &m.nodes[2]);
+    let rate =
+        bad.metrics.tx_aborts as f64 / (bad.metrics.tx_commits + bad.metrics.tx_aborts) as f64;
+    assert!((0.02..0.1).contains(&rate), "abort rate {rate}");
+    assert_eq!(good.metrics.tx_aborts, 0);
+    let mean = |n: &Node| n.metrics.latency.sum / n.metrics.latency.count as f64;
+    assert!(mean(bad) > 3.0 * mean(good));
+    assert_eq!(m.stats().client_writes_failed, 0);
+    let mem = |m: &mut World, i| m.metrics(i).memory_bytes;
+    let ratio = mem(&mut m, 2) / mem(&mut m, 1);
+    assert!((1.4..1.85).contains(&ratio), "memory ratio {ratio}");
+}
