@@ -5,9 +5,23 @@ use serde_json::Value;
 
 use crate::support::{bare, expect, Cluster};
 
-/// Stops two of three nodes: the interlock refuses the second, a safe stop (exit 3).
-const TWO_STOPS: &str =
-    "step(\"stop two of three\", || { node::stop(\"node2\"); node::stop(\"node3\"); });\n";
+/// Stops two of three nodes, both followers: the quorum interlock refuses the second, a safe stop (exit 3).
+fn two_stops(first: &str, second: &str) -> String {
+    format!(
+        "step(\"stop two of three\", || {{ node::stop(\"{first}\"); node::stop(\"{second}\"); }});\n"
+    )
+}
+
+/// The two followers of a three-node cluster, in id order.
+fn followers(c: &Cluster) -> (String, String) {
+    let leader = c.leader();
+    let f: Vec<String> = ["node1", "node2", "node3"]
+        .iter()
+        .filter(|n| **n != leader)
+        .map(|n| n.to_string())
+        .collect();
+    (f[0].clone(), f[1].clone())
+}
 
 fn json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout)
@@ -24,7 +38,8 @@ fn runs_are_listed_newest_first_and_shown_with_steps_and_changes() {
         0,
     );
     let script = c.dir.path().join("two.rhai");
-    std::fs::write(&script, TWO_STOPS).unwrap();
+    let (first, second) = followers(&c);
+    std::fs::write(&script, two_stops(&first, &second)).unwrap();
     expect(&c.run(&["--journal", j, script.to_str().unwrap()]), 3);
 
     // The list, newest first: the safe stop, then the upgrade.
@@ -65,9 +80,9 @@ fn runs_are_listed_newest_first_and_shown_with_steps_and_changes() {
         text.contains(" step `stop two of three`: failed after "),
         "{text}"
     );
-    assert!(text.contains("   node::stop node2 "), "{text}");
+    assert!(text.contains(&format!("   node::stop {first} ")), "{text}");
     assert!(
-        text.contains("   node::stop node3 ") && text.contains("error after"),
+        text.contains(&format!("   node::stop {second} ")) && text.contains("error after"),
         "{text}"
     );
 

@@ -351,13 +351,20 @@ fn the_report_is_written_however_the_run_ends() {
         page.contains("script error (exit 1)") && page.contains("boom &lt;b&gt;"),
         "{page}"
     );
-    // A safe stop: the interlock refuses the second stop; the page says so, with the message.
+    // A safe stop: the quorum interlock refuses the second follower's stop; the page says so, with the
+    // message.
+    let leader = c.leader();
+    let (first, second) = match leader.as_str() {
+        "node1" => ("node2", "node3"),
+        "node2" => ("node1", "node3"),
+        _ => ("node1", "node2"),
+    };
     let p = dir.join("stop.html");
     let out = c.run(&[
         "--report",
         p.to_str().unwrap(),
         "-e",
-        "node::stop(\"node1\"); node::stop(\"node2\")",
+        &format!("node::stop(\"{first}\"); node::stop(\"{second}\")"),
     ]);
     expect(&out, 3);
     let page = std::fs::read_to_string(&p).unwrap();
@@ -366,17 +373,17 @@ fn the_report_is_written_however_the_run_ends() {
         "{page}"
     );
     assert_eq!(page.matches("data-state=\"down\"").count(), 1);
-    c.host("node1", "start");
+    c.host(first, "start");
     // Back and caught up after this stop (not an earlier catch-up), so the next run may drain node3.
     poll_until(
-        "node1 to catch up after its stop",
+        &format!("{first} to catch up after its stop"),
         Duration::from_secs(60),
         || {
             let events = c.events();
             let last = |kind: &str| {
                 events
                     .iter()
-                    .rposition(|e| e.kind == kind && e.node.as_deref() == Some("node1"))
+                    .rposition(|e| e.kind == kind && e.node.as_deref() == Some(first))
             };
             last("caught_up") > last("stop")
         },

@@ -168,8 +168,9 @@ fn leader_first_without_a_hand_over_loses_the_leader() {
 fn the_leader_restarted_in_place_loses_the_leader_and_stalls_commits() {
     let s = careless(LEADER_RESTARTED_IN_PLACE, Fault::None);
     assert!(s.leader_losses >= 1, "{s:?}");
-    // No leader until an election: at least its shortest timeout without a commit.
-    assert!(s.max_commit_stall_ms >= 150, "{s:?}");
+    // No leader until an election: commits stall for about an election timeout (150-300 ms after the
+    // followers last heard from the leader, which is up to a heartbeat before the stall is counted).
+    assert!(s.max_commit_stall_ms >= 100, "{s:?}");
     assert_eq!(s.lost_committed_writes, 0, "{s:?}");
 }
 
