@@ -1,0 +1,367 @@
+//! The command line as clap defines it: the options, the subcommands and their help. `mod.rs` turns
+//! what clap parsed into the program's `Command`; nothing here checks or converts a value.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use semver::Version;
+
+use crate::model::policy::parse_version;
+use crate::transport::host::HostOp;
+
+const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--report FILE.html] [--format text|json] SCRIPT [ARGS]...
+       neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE
+       neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
+       neumann-script check [SCRIPT]...
+       neumann-script functions
+       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]
+       neumann-script audit [list] [--all] [--journal FILE] [--format text|json]
+       neumann-script audit show RUN|last [--journal FILE] [--format text|json]
+       neumann-script [--cluster FILE] [--format text|json] status
+       neumann-script [--cluster FILE] pause|resume|abort [--reason TEXT]";
+
+const AFTER_HELP: &str = "\
+SCRIPT is a path; when no such file exists, the stock script of that name is used: rolling_upgrade.rhai VERSION,
+canary_upgrade.rhai VERSION [NODE], rollback.rhai OLD_VERSION [NODE]..., blue_green.rhai VERSION.
+Options go before SCRIPT: everything after it reaches the script as `args`.
+The stock rolling upgrade (and the canary with proceed=true) takes --set max_unavailable=K, only=ID,ID,
+order_by=LABEL, soak_secs=N, pause_before=leader|each|none, prestage=true; the full list is at the top of
+each script (and `check SCRIPT` prints it), and docs/SCRIPTING.md has the details. A --set NAME the script
+does not take is refused (exit 2) before anything runs.
+The cluster is --cluster FILE, else $NEUMANN_CLUSTER, else ./neumann-cluster.toml; --sim starts a simulated
+one in-process instead (default 3 nodes on 0.10.4).
+
+Examples:
+  neumann-script --sim rolling_upgrade.rhai 0.11.0          upgrade a simulated 3-node cluster to 0.11.0
+  neumann-script --sim 5@0.10.4 rolling_upgrade.rhai 0.11.0  the same with 5 nodes
+  neumann-script --cluster prod.toml rolling_upgrade.rhai 0.11.0
+  neumann-script --sim --report run.html rolling_upgrade.rhai 0.11.0  and its timeline as a page
+  neumann-script --cluster prod.toml -e 'cluster::health()'
+  neumann-script --cluster prod.toml --format json -e 'cluster::versions()'
+  neumann-script check my_runbook.rhai                       syntax, unknown functions (file:line), its options
+  neumann-script --sim repl                                  an interactive session (help, Tab, Ctrl-D)
+  neumann-script functions                                   every script function and what it does
+  neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
+  neumann-script audit                                       past runs from the journal, newest first
+  neumann-script audit show last                             the last run's steps and every change it made
+  neumann-script --cluster prod.toml status                  the cluster and the run holding its lease
+  neumann-script --cluster prod.toml pause --reason 'p99 up'  pause the running rollout at its next safe point
+
+Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130/143/129
+interrupted by Ctrl-C/SIGTERM/SIGHUP.";
+
+/// The default simulated cluster.
+pub const DEFAULT_SIM: &str = "3@0.10.4";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "neumann-script",
+    version,
+    about = "Run, read and change the upgrade runbooks of a Neumann cluster, written in Rhai",
+    override_usage = USAGE,
+    after_help = AFTER_HELP,
+    allow_external_subcommands = true,
+    max_term_width = 110
+)]
+pub(super) struct Args {
+    /// Inventory file describing the cluster (TOML) [default: $NEUMANN_CLUSTER, else ./neumann-cluster.toml]
+    #[arg(long, value_name = "FILE", conflicts_with = "sim")]
+    pub(super) cluster: Option<PathBuf>,
+
+    /// Start the built-in simulated cluster and use it (N nodes on VERSION; default 3@0.10.4)
+    #[arg(long, value_name = "N@VERSION", num_args = 0..=1, require_equals = true, default_missing_value = DEFAULT_SIM)]
+    pub(super) sim: Option<String>,
+
+    /// Time compression for --sim: simulated seconds per real second [default: 1]
+    #[arg(long, value_name = "X")]
+    pub(super) sim_speed: Option<f64>,
+
+    /// With --sim: also start a green simulated cluster on VERSION, named in the blue one's [blue_green], for
+    /// blue_green.rhai [default for blue_green.rhai: its VERSION argument]
+    #[arg(long = "sim-green", value_name = "VERSION")]
+    pub(super) sim_green: Option<String>,
+
+    /// With --sim: nodes running this version misbehave like a broken release (repeatable)
+    #[arg(long = "sim-bad-version", value_name = "V")]
+    pub(super) sim_bad_versions: Vec<String>,
+
+    /// Set a script option read with `option(NAME, default)` (repeatable); a NAME the script does not take
+    /// is refused (exit 2) before anything runs
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub(super) set: Vec<String>,
+
+    /// Answer yes to every confirmation (for automation)
+    #[arg(long)]
+    pub(super) yes: bool,
+
+    /// Run the script against a simulated twin of the cluster instead, and print the plan: every change in
+    /// order, the guards that fired, the predicted duration and final state. Only reads reach the cluster
+    #[arg(long, conflicts_with = "yes")]
+    pub(super) rehearse: bool,
+
+    /// How to print results
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub(super) format: FormatArg,
+
+    /// Append an audit record of every mutating call to FILE, a regular file [default:
+    /// ~/.local/state/neumann-script/journal.jsonl; none for --sim]
+    #[arg(long, value_name = "FILE")]
+    pub(super) journal: Option<PathBuf>,
+
+    /// POST each event of the run (start, steps, gates, pauses, safe stops, the result) as JSON to URL, with a
+    /// one-line `text` a Slack incoming webhook shows (repeatable; adds to the inventory's [notify] webhooks).
+    /// A receiver that is down never blocks or fails the run
+    #[arg(long = "notify", value_name = "URL")]
+    pub(super) notify: Vec<String>,
+    /// Write the run's timeline to FILE as one self-contained HTML page, whatever happens (with --rehearse,
+    /// the predicted timeline); an existing FILE must be a regular file holding an earlier report
+    #[arg(long, value_name = "FILE.html")]
+    pub(super) report: Option<PathBuf>,
+
+    /// Take over the cluster's run lease from a run whose process is known to be gone (journaled)
+    #[arg(long)]
+    pub(super) steal_lease: bool,
+
+    /// Evaluate CODE instead of a script; the value of its last expression is printed
+    #[arg(short = 'e', long = "eval", value_name = "CODE")]
+    pub(super) eval: Option<String>,
+
+    #[command(subcommand)]
+    pub(super) command: Option<Sub>,
+}
+
+/// `--cluster` and `--format` after a subcommand that reads a cluster, as people type them
+/// (`status --cluster prod.toml`); given there, they win over the same options before it.
+#[derive(clap::Args, Debug)]
+pub(super) struct After {
+    /// Inventory file describing the cluster (TOML); may also come before the subcommand
+    #[arg(long = "cluster", id = "after_cluster", value_name = "FILE")]
+    pub(super) cluster: Option<PathBuf>,
+    /// How to print results; may also come before the subcommand
+    #[arg(
+        long = "format",
+        id = "after_format",
+        value_name = "FORMAT",
+        value_enum
+    )]
+    pub(super) format: Option<FormatArg>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(super) enum FormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum Sub {
+    /// Compile scripts without running them: syntax errors, unknown variables and unknown functions, with
+    /// file:line, and the options each takes. With no SCRIPT, checks the stock scripts and stdlib.
+    Check {
+        #[arg(value_name = "SCRIPT")]
+        scripts: Vec<PathBuf>,
+    },
+    /// List every script function with its signature and what it does
+    Functions,
+    /// An interactive session on the cluster (--cluster FILE or --sim): the same API as scripts, with
+    /// completion, multi-line input, history and Ctrl-C to cancel a running entry
+    Repl {
+        #[command(flatten)]
+        after: After,
+    },
+    /// Write Rhai definition files (.d.rhai) for the script API into DIR, for editors with Rhai support
+    Definitions {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print shell completions for the command line
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Run the simulated cluster in the foreground and write an inventory for it, so another terminal can
+    /// drive it with --cluster FILE
+    Sim {
+        /// Number of nodes
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// The version every node runs at start
+        #[arg(long, default_value = "0.10.4")]
+        version: String,
+        /// Where to write the inventory (replaced only if it is a simulator's; a new file's mode follows the
+        /// umask)
+        #[arg(long, value_name = "FILE", default_value = crate::inventory::DEFAULT_FILE)]
+        inventory: PathBuf,
+        /// Time compression: simulated seconds per real second
+        #[arg(long, value_name = "X", default_value_t = 1.0)]
+        speed: f64,
+        /// Nodes running this version misbehave like a broken release (repeatable)
+        #[arg(long = "bad-version", value_name = "V")]
+        bad_versions: Vec<String>,
+        /// Inject a fault at start, e.g. node2:crash (repeatable; kinds: crash, hang, partition, slow_catchup,
+        /// fail_install, flaky)
+        #[arg(long = "fault", value_name = "NODE:KIND")]
+        faults: Vec<String>,
+        /// Seed the simulator's randomness (election timeouts, latencies): the same seed and the same
+        /// commands give the same event trace
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        #[command(subcommand)]
+        ctl: Option<SimSub>,
+    },
+    /// Past runs from the journal, newest first (id, start, who, cluster, script and arguments, result,
+    /// duration); `audit show RUN|last` prints one run's steps with durations and every change it made
+    Audit {
+        #[command(subcommand)]
+        what: Option<AuditSub>,
+        /// List read-only sessions too (snippets and REPL sessions that changed nothing)
+        #[arg(long, global = true)]
+        all: bool,
+        /// The journal to read [default: ~/.local/state/neumann-script/journal.jsonl]; may also come
+        /// before `audit`
+        #[arg(
+            long = "journal",
+            id = "audit_journal",
+            value_name = "FILE",
+            global = true
+        )]
+        journal: Option<PathBuf>,
+        /// How to print; may also come before `audit`
+        #[arg(
+            long = "format",
+            id = "audit_format",
+            value_name = "FORMAT",
+            value_enum,
+            global = true
+        )]
+        format: Option<FormatArg>,
+    },
+    /// The cluster at a glance (members, roles, versions, health, leader and term) and the run holding its
+    /// lease: who, where, script and arguments, since when, its step, paused or not, nodes done and left.
+    /// Exit 0 whether or not a run is in progress
+    #[command(
+        after_help = "Examples:\n  neumann-script --cluster prod.toml status\n  neumann-script --cluster prod.toml --format json status | jq .run.paused\n\nDone and left: when the run's first argument is a version (rolling_upgrade.rhai 0.11.0), the members already on it are done and the rest are left, read from the cluster now. See docs/CONTROL.md."
+    )]
+    Status {
+        #[command(flatten)]
+        after: After,
+    },
+    /// Ask the run in progress to pause at its next safe point (a step boundary, checkpoint() or gate(),
+    /// never between a node's stop and its start). It keeps its lease and waits for `resume`. Works from any
+    /// machine that can reach the cluster
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml pause --reason 'p99 latency on the dashboard'\n\nExit codes: 0 asked (the run acts at its next safe point; `status` shows when it is paused), 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Pause {
+        /// Why: shown by the paused run, by `status`, and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        after: After,
+    },
+    /// Let a paused run (by `pause` or at a gate()) go on; a resume with nothing paused is dropped by the run
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml resume\n\nExit codes: 0 asked, 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Resume {
+        /// Why: shown by the run and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        after: After,
+    },
+    /// End the run in progress safely at its next safe point: a node mid-procedure is finished first; the
+    /// run exits 3 with its state report, and running it again goes on where it stopped
+    #[command(
+        after_help = "Example:\n  neumann-script --cluster prod.toml abort --reason 'change freeze'\n\nExit codes: 0 asked (the run exits 3 at its next safe point), 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."
+    )]
+    Abort {
+        /// Why: shown by the run in its stop message and journaled
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        after: After,
+    },
+    #[command(external_subcommand)]
+    Script(Vec<String>),
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum AuditSub {
+    /// The runs, newest first (the default)
+    List,
+    /// One run: its steps with durations, every mutating call, its result. RUN is a run id or a unique
+    /// start of one; `last` is the newest run `audit` lists
+    Show {
+        /// A run id, a start of one that names a single run, or `last`
+        #[arg(value_name = "RUN")]
+        run: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum SimSub {
+    /// Run a host-side command on a simulated node, as a node's host would: what `systemctl` and `cargo
+    /// install` do in simulation. Prints the command's output and exits with its status, so inventory
+    /// templates (over SSH, say) can drive a simulator.
+    Ctl {
+        /// The simulator's control address (the inventory's [sim] control)
+        control: String,
+        /// The node
+        node: String,
+        /// stop, start, restart, install, stage or activate
+        #[arg(value_enum)]
+        action: CtlAction,
+        /// The version, for install, stage and activate
+        version: Option<String>,
+    },
+}
+
+/// What `sim ctl` does on the node: `HostOp` once given its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(super) enum CtlAction {
+    Stop,
+    Start,
+    Restart,
+    Install,
+    Stage,
+    Activate,
+}
+
+impl CtlAction {
+    fn name(self) -> &'static str {
+        match self {
+            CtlAction::Stop => "stop",
+            CtlAction::Start => "start",
+            CtlAction::Restart => "restart",
+            CtlAction::Install => "install",
+            CtlAction::Stage => "stage",
+            CtlAction::Activate => "activate",
+        }
+    }
+
+    /// The host operation, with the version the last three need and the first three refuse.
+    pub(super) fn op(self, version: Option<String>) -> Result<HostOp, String> {
+        let name = self.name();
+        let given = || -> Result<Version, String> {
+            let v = version
+                .as_deref()
+                .ok_or_else(|| format!("sim ctl {name} needs a VERSION"))?;
+            parse_version(v).map_err(|e| format!("sim ctl {name}: {e}"))
+        };
+        match self {
+            CtlAction::Stop | CtlAction::Start | CtlAction::Restart if version.is_some() => {
+                Err(format!(
+                    "sim ctl {name} takes no version (got {})",
+                    version.as_deref().unwrap_or_default()
+                ))
+            }
+            CtlAction::Stop => Ok(HostOp::Stop),
+            CtlAction::Start => Ok(HostOp::Start),
+            CtlAction::Restart => Ok(HostOp::Restart),
+            CtlAction::Install => given().map(HostOp::Install),
+            CtlAction::Stage => given().map(HostOp::Stage),
+            CtlAction::Activate => given().map(HostOp::Activate),
+        }
+    }
+}
