@@ -11,7 +11,7 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, Scope};
 
 use super::ctx::Ctx;
-use super::modules::{self, FnDoc};
+use super::modules::{self, builder::FnDoc};
 use super::options::{self, ScriptOptions};
 use super::report::{self, strip_shebang, Sources};
 use super::resolver;

@@ -12,5 +12,7 @@ pub mod recovery;
 pub mod report;
 mod resolver;
 pub mod stop;
+#[cfg(test)]
+mod tests;
 pub mod types;
 pub mod value;

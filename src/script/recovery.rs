@@ -12,8 +12,8 @@ use std::time::Duration;
 use rhai::EvalAltResult;
 
 use super::ctx::{throw, Ctx};
+use super::modules::calls::waiting;
 use super::modules::node::host_op;
-use super::modules::waiting;
 use super::stop::ScriptStop;
 use crate::cluster::{Cluster, Force};
 use crate::journal::leftovers::{self, Unfinished};

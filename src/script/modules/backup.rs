@@ -4,7 +4,8 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Module};
 
-use super::{json_to_dynamic, Builder, FnDoc};
+use super::builder::{Builder, FnDoc};
+use super::calls::json_to_dynamic;
 use crate::model::RhaiResult;
 use crate::script::ctx::{throw, Ctx};
 

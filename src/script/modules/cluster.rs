@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, ImmutableString, Map, Module};
 
-use super::{json_to_dynamic, secs, waiting, Builder, FnDoc};
+use super::builder::{Builder, FnDoc};
+use super::calls::{json_to_dynamic, waiting};
 use crate::model::RhaiResult;
 use crate::model::{ClusterHealth, Member};
+use crate::script::args::secs;
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::{fail, ScriptStop};
 
@@ -109,7 +111,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 let r = waiting(&c, "the cluster to be healthy", |report| {
                     c.block_on(cl.wait_healthy(t, report))
                 });
-                super::waited(&c, "healthy", None, started, r)
+                super::calls::waited(&c, "healthy", None, started, r)
             }
         },
     );

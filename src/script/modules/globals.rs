@@ -5,8 +5,9 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, FnPtr, ImmutableString, NativeCallContext};
 
-use super::{secs, Builder, FnDoc};
+use super::builder::{Builder, FnDoc};
 use crate::model::RhaiResult;
+use crate::script::args::secs;
 use crate::script::ctx::Ctx;
 use crate::script::stop::{fail, ScriptStop};
 

@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use rhai::{Array, Dynamic, ImmutableString, Map, Module};
 
-use super::{json_to_dynamic, Builder, FnDoc};
+use super::builder::{Builder, FnDoc};
+use super::calls::json_to_dynamic;
 use crate::model::RhaiResult;
 use crate::script::ctx::Ctx;
 use crate::script::stop::{fail, ScriptStop};

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, FnPtr, ImmutableString, Map, Module, NativeCallContext};
 
-use super::{secs, waiting, Builder, FnDoc};
+use super::builder::{Builder, FnDoc};
+use super::calls::waiting;
 use crate::model::figures::{figures, ratio, Figures};
 use crate::model::Metrics;
 use crate::model::RhaiResult;
 use crate::output::human_duration;
+use crate::script::args::secs;
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::fail;
 use crate::transport::prometheus::PromValue;

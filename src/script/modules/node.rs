@@ -5,10 +5,12 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{force_option, number, secs, waiting, Builder, FnDoc};
+use super::builder::{Builder, FnDoc};
+use super::calls::{force_option, waiting};
 use crate::cluster::{Force, Guarded};
 use crate::model::Member;
 use crate::model::RhaiResult;
+use crate::script::args::{number, secs};
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::{fail, refused_rule, ScriptStop};
 use crate::transport::host::HostOp;
@@ -557,7 +559,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 let r = waiting(&c, &format!("{id} to rejoin"), |report| {
                     c.block_on(cl.wait_rejoined(&id, t, report))
                 });
-                super::waited(&c, "rejoined", Some(&id), started, r)
+                super::calls::waited(&c, "rejoined", Some(&id), started, r)
             }
         },
     );
@@ -584,7 +586,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                     &format!("{id} to catch up (lag <= {max_lag_ms} ms)"),
                     |report| c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report)),
                 );
-                super::waited(&c, "caught_up", Some(&id), started, r)
+                super::calls::waited(&c, "caught_up", Some(&id), started, r)
             }
         },
     );

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{force_option, secs, waiting, Builder, FnDoc};
+use super::builder::{Builder, FnDoc};
+use super::calls::{force_option, waiting};
 use crate::cluster::{Force, Guarded};
 use crate::model::RaftStatus;
 use crate::model::RhaiResult;
+use crate::script::args::secs;
 use crate::script::ctx::{throw, Ctx};
 use crate::script::stop::refused_rule;
 

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, ImmutableString, Map, Module};
 
-use super::{Builder, FnDoc};
+use super::builder::{Builder, FnDoc};
 use crate::model::policy::{self, parse_version};
 use crate::model::RhaiResult;
 use crate::model::Version;
