@@ -417,9 +417,56 @@ fn no_loops_within(folder: &str) {
     assert!(bad.is_empty(), "import loops within src/{folder}/: {bad:?}");
 }
 
+/// The import loops within each folder directly under `src` (its subfolders included), but `skip`, as
+/// "folder: from -> to", and how many edges were read in all.
+fn loops_within_folders(src: &Path, skip: &[&str]) -> (Vec<String>, usize) {
+    let mut folders: Vec<String> = std::fs::read_dir(src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|f| !skip.contains(&f.as_str()))
+        .collect();
+    folders.sort();
+    let (mut bad, mut read) = (Vec::new(), 0);
+    for folder in folders {
+        let edges = edges_within(src, &folder);
+        read += edges.len();
+        bad.extend(loops(&edges).into_iter().map(|l| format!("{folder}: {l}")));
+    }
+    (bad, read)
+}
+
 #[test]
-fn no_import_loop_within_the_cluster_layer() {
-    no_loops_within("cluster");
+fn no_import_loop_within_any_folder() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // The simulator has its own test below.
+    let (bad, read) = loops_within_folders(&src, &["sim"]);
+    // A folder may hold files that import nothing of each other (journal/); all of them together may not.
+    assert!(
+        read > 30,
+        "too few edges read within the folders of src/: {read}"
+    );
+    assert!(
+        bad.is_empty(),
+        "import loops within a folder of src/: {bad:#?}"
+    );
+}
+
+#[test]
+fn the_check_walks_every_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| write_under(dir.path(), rel, text);
+    // A folder whose root is `j.rs` beside it, with a loop; one with `mod.rs` and none; one skipped.
+    write("j.rs", "pub mod leaf;\nuse self::leaf::L;\npub struct J;\n");
+    write("j/leaf.rs", "use super::J;\npub struct L;\n");
+    write("m/mod.rs", "mod a;\nuse a::A;\n");
+    write("m/a.rs", "pub struct A;\n");
+    write("s/mod.rs", "mod a;\nuse a::A;\n");
+    write("s/a.rs", "use super::S;\npub struct A;\n");
+    let (bad, read) = loops_within_folders(dir.path(), &["s"]);
+    assert_eq!(bad, ["j: j -> leaf", "j: leaf -> j"]);
+    assert_eq!(read, 3);
 }
 
 #[test]
