@@ -346,7 +346,7 @@ impl Session {
         if let Some((t, live_source)) = twin {
             // Before the twin goes away: the lease lives in the cluster.
             runtime.ctx().release_leases();
-            report_rehearsal(
+            print_rehearsal(
                 &runtime,
                 &t,
                 &live_source,
@@ -366,12 +366,12 @@ impl Session {
             });
             ctx.resume_after_stop();
             if interrupted {
-                report_run(ctx);
+                print_changes(ctx);
             }
-            report_state(ctx);
+            print_state(ctx);
             // An abort asked from another terminal ends like an interrupt: the same command goes on.
             if matches!(e, Error::Interrupted { .. }) || ctx.aborted.borrow().is_some() {
-                report_continue(ctx);
+                print_how_to_continue(ctx);
             }
         }
         if let Err(Error::Interrupted { signal }) = result {
@@ -536,7 +536,7 @@ fn rerun_command(
 }
 
 /// What this run changed before it was interrupted, node by node, from its record of mutating calls.
-fn report_run(ctx: &Ctx) {
+fn print_changes(ctx: &Ctx) {
     let plan = ctx.plan.borrow();
     let mut by_node: Vec<(String, Vec<String>)> = Vec::new();
     for p in plan.iter() {
@@ -576,7 +576,7 @@ fn report_run(ctx: &Ctx) {
 }
 
 /// How to go on after an interrupt: the same command again, which decides for itself what is left.
-fn report_continue(ctx: &Ctx) {
+fn print_how_to_continue(ctx: &Ctx) {
     if ctx.settings.embedded {
         ctx.out.info(
             "the embedded simulated cluster ends with this run, so there is nothing to continue: the same command starts a new one",
@@ -600,7 +600,7 @@ fn report_continue(ctx: &Ctx) {
 }
 
 /// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state.
-fn report_rehearsal(
+fn print_rehearsal(
     rt: &ScriptEngine,
     twin: &crate::rehearse::Twin,
     live_source: &str,
@@ -657,7 +657,7 @@ fn report_rehearsal(
 
 /// After a run that ended early: the cluster's health now, and every node the run touched that is not
 /// up and healthy, so the operator knows what was left and where.
-fn report_state(ctx: &Ctx) {
+fn print_state(ctx: &Ctx) {
     let (Some(cluster), touched) = (ctx.cluster.borrow().clone(), ctx.touched.borrow()) else {
         return;
     };

@@ -55,8 +55,8 @@ impl Cluster {
         let mut notes = BTreeMap::new();
         let mut leader_view: Option<NodeHealth> = None;
         let mut errors = Vec::new();
-        for (spec, report) in self.inventory.nodes.iter().zip(own) {
-            match report {
+        for (spec, answer) in self.inventory.nodes.iter().zip(own) {
+            match answer {
                 Ok(h) => {
                     let m = h.to_member(&spec.admin_url);
                     if m.role == "leader" || leader_view.is_none() {

@@ -205,7 +205,8 @@ impl Session<'_> {
     }
 }
 
-fn report(e: &Error) {
+/// An entry's error, on stderr; the REPL goes on.
+fn print_error(e: &Error) {
     match e {
         Error::Script(m) | Error::Guard(m) => errln!("{m}"),
         Error::Interrupted { .. } => errln!("interrupted"),
@@ -309,16 +310,18 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
             }
             "load" if !rest.is_empty() => {
                 match crate::files::read_text(std::path::Path::new(rest), crate::files::MAX_TEXT) {
-                    Ok(text) => match session.eval(&crate::script::report::strip_shebang(&text)) {
-                        Ok(_) => outln!("loaded {rest}"),
-                        Err(e) => report(&e),
-                    },
+                    Ok(text) => {
+                        match session.eval(&crate::script::diagnostics::strip_shebang(&text)) {
+                            Ok(_) => outln!("loaded {rest}"),
+                            Err(e) => print_error(&e),
+                        }
+                    }
                     Err(e) => errln!("error: cannot read `{rest}`: {e}"),
                 }
             }
             _ => match session.eval(&line) {
                 Ok(v) => session.print(&v),
-                Err(e) => report(&e),
+                Err(e) => print_error(&e),
             },
         }
         // Ctrl-C cancels one entry; SIGTERM and SIGHUP end the session once the entry has stopped.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rhai::{EvalAltResult, Position};
 
-use super::report;
+use super::diagnostics;
 use super::stop::{fail, refused_rule, ScriptStop};
 use crate::cluster::{Cluster, Force, Guarded, OpError, Refusal};
 use crate::interrupt;
@@ -244,7 +244,7 @@ impl Ctx {
                 }
                 Err(e) => self.out.warn(&format!(
                     "{id} is still DRAINED: undrain failed ({}); undrain it with: {}",
-                    report::short(&e),
+                    diagnostics::short(&e),
                     self.command_for(&format!("node::undrain(\"{id}\")"))
                 )),
             }
@@ -331,7 +331,7 @@ impl Ctx {
                 ),
                 Err(e) => self.out.warn(&format!(
                     "the cluster is still PAUSED: resuming it failed ({}); resume it with: {}",
-                    report::short(&e),
+                    diagnostics::short(&e),
                     self.command_for("cluster::resume()")
                 )),
             }
@@ -516,7 +516,7 @@ impl Ctx {
         if let (Some(n), None) = (node, refused) {
             self.touched.borrow_mut().insert(n.to_string());
         }
-        let error = result.as_ref().err().map(|e| report::short(e));
+        let error = result.as_ref().err().map(|e| diagnostics::short(e));
         // One record per call: the rules it went past, joined (`quorum, leader`), each with its reason.
         let overrode = (!overrode.is_empty()).then(|| {
             let rules: Vec<&str> = overrode.iter().map(|r| r.rule.name()).collect();

@@ -11,9 +11,9 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, Scope};
 
 use super::ctx::Ctx;
+use super::diagnostics::{self, strip_shebang, Sources};
 use super::modules::{self, builder::FnDoc};
 use super::options::{self, ScriptOptions};
-use super::report::{self, strip_shebang, Sources};
 use super::resolver;
 use super::value;
 use crate::error::Error;
@@ -132,7 +132,7 @@ impl ScriptEngine {
         let mut ast = self
             .engine
             .compile_with_scope(&self.scope(), strip_shebang(text))
-            .map_err(|e| Error::Script(report::parse_error(&e, name, &self.sources)))?;
+            .map_err(|e| Error::Script(diagnostics::parse_error(&e, name, &self.sources)))?;
         ast.set_source(name);
         Ok(ast)
     }
@@ -146,7 +146,7 @@ impl ScriptEngine {
     /// Compiles a script without running it: syntax, unknown variables and unknown functions.
     pub fn check(&self, name: &str, text: &str) -> Result<(), Error> {
         let ast = self.compile(name, text)?;
-        report::check_calls(&self.engine, &ast, name, &self.sources).map_err(Error::Script)
+        diagnostics::check_calls(&self.engine, &ast, name, &self.sources).map_err(Error::Script)
     }
 
     /// The options a script takes, read from its text and the modules it imports without running
@@ -176,13 +176,13 @@ impl ScriptEngine {
         let mut ast = self
             .engine
             .compile_with_scope(scope, text)
-            .map_err(|e| Error::Script(report::parse_error(&e, name, &self.sources)))?;
+            .map_err(|e| Error::Script(diagnostics::parse_error(&e, name, &self.sources)))?;
         ast.set_source(name);
         *lib += ast;
         let result = self.engine.eval_ast_with_scope::<Dynamic>(scope, lib);
         lib.clear_statements();
-        let result =
-            result.map_err(|e| self.with_signal(report::runtime_error(&e, name, &self.sources)));
+        let result = result
+            .map_err(|e| self.with_signal(diagnostics::runtime_error(&e, name, &self.sources)));
         if matches!(result, Err(Error::Interrupted { .. })) {
             self.ctx.undrain_after_stop("was interrupted");
         }
@@ -205,14 +205,14 @@ impl ScriptEngine {
         // A script run again after one was killed or stopped finishes what that one left before its first
         // line reads the cluster (docs/SAFETY.md, "Recovery"); a snippet waits for its first change.
         if self.ctx.settings.rerun.is_some() && super::recovery::anything_left(&self.ctx) {
-            self.ctx
-                .hold_lease()
-                .map_err(|e| self.with_signal(report::runtime_error(&e, name, &self.sources)))?;
+            self.ctx.hold_lease().map_err(|e| {
+                self.with_signal(diagnostics::runtime_error(&e, name, &self.sources))
+            })?;
         }
         let mut scope = self.scope();
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
-            .map_err(|e| self.with_signal(report::runtime_error(&e, name, &self.sources)))
+            .map_err(|e| self.with_signal(diagnostics::runtime_error(&e, name, &self.sources)))
     }
 }
 

@@ -4,12 +4,12 @@
 pub mod args;
 pub mod control;
 pub mod ctx;
+pub mod diagnostics;
 pub mod embedded;
 pub mod engine;
 pub mod modules;
 pub mod options;
 pub mod recovery;
-pub mod report;
 mod resolver;
 pub mod stop;
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rhai::{ASTFlags, ASTNode, Engine, Expr, Position, Stmt, AST};
 
-use super::report::{self, strip_shebang, Sources};
+use super::diagnostics::{self, strip_shebang, Sources};
 use super::resolver;
 use crate::error::Error;
 use crate::output::Output;
@@ -167,7 +167,7 @@ fn declaration(
             _ => {
                 return Err(Error::Script(format!(
                     "error: `const {DECLARATION}` must list the script's option names in quotes, such as `const {DECLARATION} = [\"soak_secs\", \"only\"];`\n{}",
-                    report::locate(file, *pos, sources)
+                    diagnostics::locate(file, *pos, sources)
                 )))
             }
         }
@@ -222,7 +222,7 @@ impl ScriptOptions {
                 format!(
                     "--set {k}={v}: {} takes no option `{k}`{}",
                     shown(script),
-                    report::suggest(k, self.names.iter().map(String::as_str))
+                    diagnostics::suggest(k, self.names.iter().map(String::as_str))
                 )
             })
             .collect();

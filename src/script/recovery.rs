@@ -228,21 +228,22 @@ fn start_again(
             } else {
                 HostOp::Install(version)
             };
-            host_op(ctx, id, op, &Force::No).map_err(|e| cannot(run, super::report::short(&e)))?;
+            host_op(ctx, id, op, &Force::No)
+                .map_err(|e| cannot(run, super::diagnostics::short(&e)))?;
         }
         host_op(ctx, id, HostOp::Start, &Force::No)
     })();
     // `host_op` leaves the critical section after a start; after a failure before it, leave it here.
     ctx.interrupt.leave(id);
-    result.map_err(|e| cannot(run, super::report::short(&e)))?;
-    waiting(ctx, &format!("{id} to rejoin"), |report| {
-        ctx.block_on(cluster.wait_rejoined(id, REJOIN, report))
+    result.map_err(|e| cannot(run, super::diagnostics::short(&e)))?;
+    waiting(ctx, &format!("{id} to rejoin"), |progress| {
+        ctx.block_on(cluster.wait_rejoined(id, REJOIN, progress))
     })
-    .map_err(|e| cannot(run, super::report::short(&e)))?;
-    let m = waiting(ctx, &format!("{id} to catch up"), |report| {
-        ctx.block_on(cluster.wait_caught_up(id, CAUGHT_UP_MS, CATCH_UP, report))
+    .map_err(|e| cannot(run, super::diagnostics::short(&e)))?;
+    let m = waiting(ctx, &format!("{id} to catch up"), |progress| {
+        ctx.block_on(cluster.wait_caught_up(id, CAUGHT_UP_MS, CATCH_UP, progress))
     })
-    .map_err(|e| cannot(run, super::report::short(&e)))?;
+    .map_err(|e| cannot(run, super::diagnostics::short(&e)))?;
     ctx.out.info(&format!(
         "{id}: on {}, rejoined, lag {} ms",
         m.version, m.replication_lag_ms

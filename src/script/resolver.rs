@@ -10,8 +10,8 @@ use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Share
 
 type SharedModule = Shared<Module>;
 
+use super::diagnostics::{strip_shebang, Sources};
 use super::embedded;
-use super::report::{strip_shebang, Sources};
 use crate::model::RhaiResult;
 
 pub struct Resolver {

@@ -16,8 +16,8 @@ pub fn waiting<T>(
     let mut wait = ctx.out.wait(label);
     ctx.announced.set(ctx.announced.get() + 1);
     let result = {
-        let mut report = |figure: &str| wait.update(figure);
-        run(&mut report)
+        let mut progress = |figure: &str| wait.update(figure);
+        run(&mut progress)
     };
     ctx.announced.set(ctx.announced.get() - 1);
     match &result {

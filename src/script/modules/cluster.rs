@@ -108,8 +108,8 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 let t = secs(&timeout, "timeout")?;
                 let cl = c.cluster()?;
                 let started = std::time::Instant::now();
-                let r = waiting(&c, "the cluster to be healthy", |report| {
-                    c.block_on(cl.wait_healthy(t, report))
+                let r = waiting(&c, "the cluster to be healthy", |progress| {
+                    c.block_on(cl.wait_healthy(t, progress))
                 });
                 super::calls::waited(&c, "healthy", None, started, r)
             }

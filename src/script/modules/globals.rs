@@ -203,7 +203,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
             let why = result
                 .as_ref()
                 .err()
-                .map(|e| crate::script::report::short(e));
+                .map(|e| crate::script::diagnostics::short(e));
             c.event(
                 "step_end",
                 serde_json::json!({
@@ -353,7 +353,7 @@ mod tests {
                 .to_string(),
             "abc"
         );
-        let e = crate::script::report::short(&v("ten", Dynamic::from(1_i64)).unwrap_err());
+        let e = crate::script::diagnostics::short(&v("ten", Dynamic::from(1_i64)).unwrap_err());
         assert_eq!(e, "--set x=ten: expected a whole number");
         assert_eq!(
             option_value(None, "x", Dynamic::from(7_i64))

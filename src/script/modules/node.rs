@@ -354,8 +354,8 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
             move |id: ImmutableString, timeout: Dynamic| -> RhaiResult<()> {
                 let t = secs(&timeout, "timeout")?;
                 let cl = c.cluster()?;
-                waiting(&c, &format!("{id} to drain"), |report| {
-                    c.block_on(cl.wait_drained(&id, t, report))
+                waiting(&c, &format!("{id} to drain"), |progress| {
+                    c.block_on(cl.wait_drained(&id, t, progress))
                 })
             }
         },
@@ -556,8 +556,8 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 let t = secs(&timeout, "timeout")?;
                 let cl = c.cluster()?;
                 let started = std::time::Instant::now();
-                let r = waiting(&c, &format!("{id} to rejoin"), |report| {
-                    c.block_on(cl.wait_rejoined(&id, t, report))
+                let r = waiting(&c, &format!("{id} to rejoin"), |progress| {
+                    c.block_on(cl.wait_rejoined(&id, t, progress))
                 });
                 super::calls::waited(&c, "rejoined", Some(&id), started, r)
             }
@@ -584,7 +584,7 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 let r = waiting(
                     &c,
                     &format!("{id} to catch up (lag <= {max_lag_ms} ms)"),
-                    |report| c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, report)),
+                    |progress| c.block_on(cl.wait_caught_up(&id, max_lag_ms, t, progress)),
                 );
                 super::calls::waited(&c, "caught_up", Some(&id), started, r)
             }

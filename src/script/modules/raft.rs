@@ -52,9 +52,9 @@ fn transfer(c: &Ctx, to: &str, wait: Duration, force: &Force) -> RhaiResult<Raft
     };
     c.out.info(&format!("transfer leadership to {to}"));
     c.mutate_overriding(op, Some(to), args, &overrode, || {
-        waiting(c, &format!("{to} to lead"), |report| {
+        waiting(c, &format!("{to} to lead"), |progress| {
             // The interlock was asked just above (`gate`).
-            c.block_on(cl.transfer_leadership(to, wait, &Force::All, report))
+            c.block_on(cl.transfer_leadership(to, wait, &Force::All, progress))
         })
     })
 }
