@@ -1,7 +1,7 @@
 //! neumann-script: a Rhai runtime for the upgrade runbooks of a Neumann (tensor_chain) cluster.
 //!
 //! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
-//! `cli`, `run` (arguments, dispatch, exit codes) → `audit` (reading the journal back), `control` (status, pause, resume,
+//! `cli`, `run` (arguments, dispatch, exit codes) → `audit` (reading the journal back), `steer` (status, pause, resume,
 //! abort) → `repl`, `session` (side by side: tokio runtime, simulator,
 //! clusters, journal) → `report` (the run's timeline as a page) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
 //! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
@@ -11,7 +11,6 @@
 pub mod audit;
 pub mod cli;
 pub mod cluster;
-pub mod control;
 pub mod error;
 pub mod files;
 pub mod interrupt;
@@ -29,6 +28,7 @@ pub mod script;
 pub mod secret;
 pub mod session;
 pub mod sim;
+pub mod steer;
 pub mod transport;
 
 pub use run::run;

@@ -109,12 +109,12 @@ fn execute_command(command: Command) -> Result<(), Error> {
         }
         Command::Check { scripts } => check(&scripts),
         Command::Audit(opts) => crate::audit::command(&opts),
-        Command::Status { run } => crate::control::status(&run),
+        Command::Status { run } => crate::steer::status(&run),
         Command::Request {
             run,
             action,
             reason,
-        } => crate::control::request(&run, action, &reason),
+        } => crate::steer::request(&run, action, &reason),
         Command::Sim(opts) => foreground_sim(&opts),
         Command::SimCtl { .. } => Err(Error::Tool("sim ctl is handled before this point".into())),
         Command::Run { run, script, args } => {

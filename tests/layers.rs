@@ -9,7 +9,7 @@ const ORDER: &[&str] = &[
     "run",
     "cli",
     "audit",
-    "control",
+    "steer",
     "repl",
     "session",
     "report",

@@ -2,7 +2,6 @@
 //! modules it registers (`cluster::`, `node::`, ...). Imports the cluster layer and everything below it.
 
 pub mod args;
-pub mod control;
 pub mod ctx;
 pub mod diagnostics;
 pub mod embedded;
@@ -11,6 +10,7 @@ pub mod modules;
 pub mod options;
 pub mod recovery;
 mod resolver;
+pub mod safe_point;
 pub mod stop;
 #[cfg(test)]
 mod tests;
