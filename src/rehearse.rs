@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::cluster::{Cluster, OpError};
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::model::types::UNKNOWN_VERSION;
+use crate::model::values::UNKNOWN_VERSION;
 use crate::script::ctx::Planned;
 use crate::sim::{NodeShape, Shape, SimConfig, SimEvent, Simulator};
 

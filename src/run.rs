@@ -12,7 +12,7 @@ use crate::output::{err, errln, out, outln, Answer, Format, Output, Unanswered};
 use crate::script::ctx::Ctx;
 use crate::script::engine::ScriptEngine;
 use crate::script::options::Unchecked;
-use crate::script::{embedded, value};
+use crate::script::{embedded, show};
 use crate::session::Session;
 use crate::sim::{SimConfig, Simulator};
 use crate::transport::host::HostOp;
@@ -156,10 +156,10 @@ fn execute_command(command: Command) -> Result<(), Error> {
                 match format {
                     Format::Json => outln!(
                         "{}",
-                        serde_json::to_string_pretty(&value::to_json(&v)).unwrap_or_default()
+                        serde_json::to_string_pretty(&show::to_json(&v)).unwrap_or_default()
                     ),
                     Format::Text => {
-                        if let Some(text) = value::to_text(&v) {
+                        if let Some(text) = show::to_text(&v) {
                             outln!("{text}");
                         }
                     }

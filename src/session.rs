@@ -19,7 +19,7 @@ use crate::rehearse::Twin;
 use crate::report::Collector;
 use crate::script::ctx::{Ctx, Rerun, Settings};
 use crate::script::engine::ScriptEngine;
-use crate::script::value;
+use crate::script::show;
 use crate::sim::{SimConfig, Simulator};
 
 /// Which cluster a run talks to.
@@ -649,7 +649,7 @@ fn print_rehearsal(
             outln!("predicted final state:");
             outln!(
                 "{}",
-                value::to_text(&rhai::Dynamic::from(h)).unwrap_or_default()
+                show::to_text(&rhai::Dynamic::from(h)).unwrap_or_default()
             );
         }
     }
@@ -681,7 +681,7 @@ fn print_state(ctx: &Ctx) {
             ));
             for m in h.members.iter().filter(|m| touched.contains(&m.id)) {
                 // A node that is up but still catching up is not back as it was: say so, with its lag.
-                let catching_up = m.replication_lag_ms > crate::model::types::CAUGHT_UP_MS;
+                let catching_up = m.replication_lag_ms > crate::model::values::CAUGHT_UP_MS;
                 let fine = m.state == "up" && m.healthy && !catching_up;
                 out.info(&format!(
                     "  {} (changed by this run): {} on {}, {}{}{}",

@@ -6,7 +6,7 @@
 use semver::Version;
 
 use crate::model::policy::{parse_version, quorum_after, skew_conflicts};
-use crate::model::types::CAUGHT_UP_MS;
+use crate::model::values::CAUGHT_UP_MS;
 use crate::model::Member;
 use crate::transport::host::HostOp;
 

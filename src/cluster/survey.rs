@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{Cluster, OpError, OpResult};
-use crate::model::types::UNKNOWN_VERSION;
+use crate::model::values::UNKNOWN_VERSION;
 use crate::model::{ClusterHealth, Member, NodeHealth};
 use crate::output::human_duration;
 use crate::transport::admin::AdminError;

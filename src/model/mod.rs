@@ -4,9 +4,9 @@
 pub mod figures;
 pub mod metrics_text;
 pub mod policy;
-pub mod types;
+pub mod values;
 
-pub use types::{
+pub use values::{
     ClusterHealth, ExecOutput, Member, Metrics, NodeHealth, RaftNode, RaftStatus, RhaiResult,
     Version,
 };

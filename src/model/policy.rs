@@ -6,7 +6,7 @@
 
 use semver::Version;
 
-use super::types::{quorum, Member, CAUGHT_UP_MS, UNKNOWN_VERSION};
+use super::values::{quorum, Member, CAUGHT_UP_MS, UNKNOWN_VERSION};
 
 /// Parses a version the way every entry point does, with a message an operator can act on.
 /// A leading `v` is accepted because operators type `v0.11.0` as often as `0.11.0`.

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::interrupt::Signal;
 use crate::output::{errln, outln, Format};
 use crate::script::engine::ScriptEngine;
-use crate::script::{types, value};
+use crate::script::{custom_types, show};
 use helper::{Known, ReplHelper};
 
 const HELP: &str = "\
@@ -136,10 +136,10 @@ impl Session<'_> {
         match self.format {
             Format::Json => outln!(
                 "{}",
-                serde_json::to_string_pretty(&value::to_json(v)).unwrap_or_default()
+                serde_json::to_string_pretty(&show::to_json(v)).unwrap_or_default()
             ),
             Format::Text => {
-                if let Some(text) = value::to_text(v) {
+                if let Some(text) = show::to_text(v) {
                     outln!("{text}");
                 }
             }
@@ -230,7 +230,7 @@ fn known(rt: &ScriptEngine) -> Known {
     for list in k.modules.values_mut() {
         list.dedup();
     }
-    k.fields = types::completions(rt.engine());
+    k.fields = custom_types::completions(rt.engine());
     if let Some(c) = rt.ctx().cluster.borrow().as_ref() {
         k.nodes = c.inventory.nodes.iter().map(|n| n.id.clone()).collect();
     }

@@ -15,7 +15,7 @@ use super::diagnostics::{self, strip_shebang, Sources};
 use super::modules::{self, builder::FnDoc};
 use super::options::{self, ScriptOptions};
 use super::resolver;
-use super::value;
+use super::show;
 use crate::error::Error;
 use crate::output::{errln, outln};
 
@@ -76,10 +76,10 @@ impl ScriptEngine {
         // Arrays and maps in messages (`${h.problems}`, `${versions}`) read as lists, not Rhai literals.
         engine
             .register_fn("to_string", |a: &mut rhai::Array| {
-                value::plain(&Dynamic::from(a.clone()))
+                show::plain(&Dynamic::from(a.clone()))
             })
             .register_fn("to_string", |m: &mut rhai::Map| {
-                value::plain(&Dynamic::from(m.clone()))
+                show::plain(&Dynamic::from(m.clone()))
             });
         ScriptEngine {
             script_dir,

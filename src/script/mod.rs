@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod ctx;
+pub mod custom_types;
 pub mod diagnostics;
 pub mod embedded;
 pub mod engine;
@@ -11,8 +12,7 @@ pub mod options;
 pub mod recovery;
 mod resolver;
 pub mod safe_point;
+pub mod show;
 pub mod stop;
 #[cfg(test)]
 mod tests;
-pub mod types;
-pub mod value;

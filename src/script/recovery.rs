@@ -18,7 +18,7 @@ use super::stop::ScriptStop;
 use crate::cluster::{Cluster, Force};
 use crate::journal::leftovers::{self, Unfinished};
 use crate::lease;
-use crate::model::types::CAUGHT_UP_MS;
+use crate::model::values::CAUGHT_UP_MS;
 use crate::model::Member;
 use crate::model::RhaiResult;
 use crate::transport::host::HostOp;

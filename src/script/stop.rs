@@ -6,7 +6,7 @@ use std::fmt;
 use rhai::{CustomType, Dynamic, EvalAltResult, Position};
 use serde::Serialize;
 
-use crate::model::types::printable;
+use crate::model::values::printable;
 
 /// A deliberate stop thrown by a script: a guard refusing to go on (exit 3) or bad input (exit 2).
 /// A caught stop reads `e.kind` and `e.message`, prints and serializes as its message.

@@ -184,10 +184,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
         |c| move |code: ImmutableString| -> String { c.command_for(&code) },
     );
     b.add("info", &["msg: ?"], "", doc::INFO, |c| {
-        move |m: Dynamic| c.out.info(&crate::script::value::plain(&m))
+        move |m: Dynamic| c.out.info(&crate::script::show::plain(&m))
     });
     b.add("warn", &["msg: ?"], "", doc::WARN, |c| {
-        move |m: Dynamic| c.out.warn(&crate::script::value::plain(&m))
+        move |m: Dynamic| c.out.warn(&crate::script::show::plain(&m))
     });
     b.add("step", &["name: String", "body: Fn"], "?", doc::STEP, |c| {
         move |context: NativeCallContext,
@@ -224,7 +224,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
     });
     b.add("gate", &["reason: String"], "", doc::GATE, |c| {
         move |reason: Dynamic| -> RhaiResult<()> {
-            c.gate_here(&crate::script::value::plain(&reason))
+            c.gate_here(&crate::script::show::plain(&reason))
         }
     });
     b.add(

@@ -9,8 +9,8 @@ use super::builder::{Builder, FnDoc};
 use super::calls::json_to_dynamic;
 use crate::model::RhaiResult;
 use crate::script::ctx::Ctx;
+use crate::script::show::to_json;
 use crate::script::stop::{fail, ScriptStop};
-use crate::script::value::to_json;
 
 /// Kinds the runtime itself journals: a script may read them back but not forge them.
 const RESERVED: [&str; 4] = ["run_start", "step_start", "step_end", "run_end"];

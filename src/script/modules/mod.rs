@@ -27,7 +27,7 @@ use builder::FnDoc;
 /// Registers the whole script API into `engine`; returns the docs of every function.
 pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
     let mut docs = Vec::new();
-    crate::script::types::register(engine);
+    crate::script::custom_types::register(engine);
     globals::register(engine, ctx, &mut docs);
     let modules = [
         ("cluster", cluster::module(ctx, &mut docs)),

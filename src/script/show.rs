@@ -1,16 +1,16 @@
 //! How script values are shown: as JSON for `--format json`, as readable text otherwise.
-//! Typed values (`Member`, `ClusterHealth`, ...) are shown as `script::types` says: serde's JSON, or
+//! Typed values (`Member`, `ClusterHealth`, ...) are shown as `script::custom_types` says: serde's JSON, or
 //! what `print` shows.
 
 use rhai::Dynamic;
 use serde_json::{Map as JsonMap, Number, Value};
 
-use super::types;
+use super::custom_types;
 use crate::model::{ClusterHealth, Member};
 
 /// JSON for any script value.
 pub fn to_json(d: &Dynamic) -> Value {
-    if let Some(v) = types::to_json(d) {
+    if let Some(v) = custom_types::to_json(d) {
         return v;
     }
     if d.is_unit() {
@@ -60,7 +60,7 @@ pub fn to_text(d: &Dynamic) -> Option<String> {
         }
         return Some(out);
     }
-    if let Some(text) = types::to_text(d) {
+    if let Some(text) = custom_types::to_text(d) {
         return Some(text);
     }
     if let Some(arr) = d.read_lock::<rhai::Array>() {

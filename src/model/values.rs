@@ -1,6 +1,6 @@
 //! The typed values scripts see (`Member`, `ClusterHealth`, `RaftStatus`, `Version`, `Metrics`) and the
 //! wire shapes of the admin API they are built from. Each derives `CustomType` for its read-only
-//! properties and `Serialize` for `to_map()` and JSON; `script::types` lists them for the engine.
+//! properties and `Serialize` for `to_map()` and JSON; `script::custom_types` lists them for the engine.
 //! Properties read as Rhai's own types (int, float, bool, string, array, map, `()` for none) so a script
 //! can compare `m.commit_index > 10` without conversions.
 
@@ -464,7 +464,7 @@ impl Metrics {
 
     fn script_api(b: &mut TypeBuilder<Self>) {
         record(b);
-        // `value` and `quantile` are registered with their types spelled out (script::types): a closure
+        // `value` and `quantile` are registered with their types spelled out (script::custom_types): a closure
         // returning a `Result` would reach the editor definitions as a mangled type name.
         b.with_fn("names", |m: &mut Self| -> Array {
             m.scrape.names().into_iter().map(Dynamic::from).collect()
