@@ -148,16 +148,16 @@ impl Interrupt {
         self.0.changed.send_modify(|v| *v += 1);
     }
 
-    /// Listens for Ctrl-C, SIGTERM and SIGHUP on `rt` for the rest of the process. The handlers are in
+    /// Listens for Ctrl-C, SIGTERM and SIGHUP on `tokio` for the rest of the process. The handlers are in
     /// place when this returns, so a signal from then on is never the default kill.
-    pub fn install(&self, rt: &tokio::runtime::Handle) {
-        let _entered = rt.enter();
+    pub fn install(&self, tokio: &tokio::runtime::Handle) {
+        let _entered = tokio.enter();
         for sig in Signal::ALL {
             let Ok(mut stream) = tokio::signal::unix::signal(sig.kind()) else {
                 continue;
             };
             let me = self.clone();
-            rt.spawn(async move {
+            tokio.spawn(async move {
                 while stream.recv().await.is_some() {
                     me.press(sig);
                 }

@@ -94,7 +94,7 @@ pub fn redact(url: &str) -> String {
 pub struct Notifier {
     receivers: Vec<Receiver>,
     queues: Queues,
-    rt: tokio::runtime::Handle,
+    tokio: tokio::runtime::Handle,
     journal: Journal,
     /// Filled from `run_start`, so every payload names its run and cluster.
     run: Arc<Mutex<RunFacts>>,
@@ -142,8 +142,8 @@ impl ReceiverState {
 }
 
 impl Notifier {
-    /// Starts one posting task per receiver on `rt`. `urls` must have passed `check_url`.
-    pub fn start(urls: &[String], rt: tokio::runtime::Handle, journal: Journal) -> Notifier {
+    /// Starts one posting task per receiver on `tokio`. `urls` must have passed `check_url`.
+    pub fn start(urls: &[String], tokio: tokio::runtime::Handle, journal: Journal) -> Notifier {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(POST_TIMEOUT)
@@ -161,7 +161,7 @@ impl Notifier {
                 let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
                 let state = Arc::new(ReceiverState::default());
                 let shown = redact(url);
-                let task = rt.spawn(post_all(
+                let task = tokio.spawn(post_all(
                     client.clone(),
                     url.clone(),
                     shown.clone(),
@@ -180,7 +180,7 @@ impl Notifier {
         Notifier {
             receivers,
             queues: Arc::new(Mutex::new(queues)),
-            rt,
+            tokio,
             journal,
             run: Arc::new(Mutex::new(RunFacts::default())),
         }
@@ -233,7 +233,7 @@ impl Notifier {
             if let Some(task) = r.task.take() {
                 let abort = task.abort_handle();
                 let done = self
-                    .rt
+                    .tokio
                     .block_on(async { tokio::time::timeout_at(deadline, task).await.is_ok() });
                 if !done {
                     abort.abort();
@@ -567,13 +567,13 @@ mod tests {
 
     #[test]
     fn the_listener_feeds_skip_calls_and_waits() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        let tokio = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let n = Notifier::start(
             &["http://127.0.0.1:9/".into()],
-            rt.handle().clone(),
+            tokio.handle().clone(),
             Journal::off(),
         );
         let listen = n.listener();

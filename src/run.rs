@@ -82,14 +82,14 @@ fn execute_command(command: Command) -> Result<(), Error> {
                 Vec::new(),
                 ("<repl>", ""),
                 &Unchecked::all(&run.options),
-                |rt| crate::repl::run(rt, format),
+                |engine| crate::repl::run(engine, format),
             )
         }
         Command::Definitions { dir } => {
-            let (_tokio, rt) = bare_engine()?;
+            let (_tokio, engine) = bare_engine()?;
             let write = |dir: &Path| -> std::io::Result<()> {
                 std::fs::create_dir_all(dir)?;
-                for (name, text) in rt.engine().definitions().iter_files() {
+                for (name, text) in engine.rhai().definitions().iter_files() {
                     std::fs::write(dir.join(name), declarable(&text))?;
                 }
                 Ok(())
@@ -130,9 +130,13 @@ fn execute_command(command: Command) -> Result<(), Error> {
                     report: None,
                     ..run.clone()
                 };
-                with_cluster(&rehearsal, args.clone(), (&name, &text), &unchecked, |rt| {
-                    rt.run(&name, &text).map(|_| ())
-                })?;
+                with_cluster(
+                    &rehearsal,
+                    args.clone(),
+                    (&name, &text),
+                    &unchecked,
+                    |engine| engine.run(&name, &text).map(|_| ()),
+                )?;
                 if !ask("\nRun this plan against the live cluster now?")? {
                     return Err(Error::Guard(
                         "stopped safely: not confirmed after the rehearsal; nothing was changed"
@@ -140,19 +144,19 @@ fn execute_command(command: Command) -> Result<(), Error> {
                     ));
                 }
                 let live = RunOptions { yes: true, ..run };
-                return with_cluster(&live, args, (&name, &text), &unchecked, |rt| {
-                    rt.run(&name, &text).map(|_| ())
+                return with_cluster(&live, args, (&name, &text), &unchecked, |engine| {
+                    engine.run(&name, &text).map(|_| ())
                 });
             }
-            with_cluster(&run, args, (&name, &text), &unchecked, |rt| {
-                rt.run(&name, &text).map(|_| ())
+            with_cluster(&run, args, (&name, &text), &unchecked, |engine| {
+                engine.run(&name, &text).map(|_| ())
             })
         }
         Command::Eval { run, code } => {
             let unchecked = check_options("<-e>", &code, &run)?;
             let format = run.format;
-            with_cluster(&run, Vec::new(), ("<-e>", &code), &unchecked, |rt| {
-                let v = rt.run("<-e>", &code)?;
+            with_cluster(&run, Vec::new(), ("<-e>", &code), &unchecked, |engine| {
+                let v = engine.run("<-e>", &code)?;
                 match format {
                     Format::Json => outln!(
                         "{}",
@@ -303,9 +307,9 @@ fn bare_engine() -> Result<(tokio::runtime::Runtime, ScriptEngine), Error> {
 }
 
 fn functions() -> Result<(), Error> {
-    let (_tokio, rt) = bare_engine()?;
+    let (_tokio, engine) = bare_engine()?;
     let mut module = None;
-    for d in rt.docs() {
+    for d in engine.docs() {
         if module != Some(d.module) {
             module = Some(d.module);
             outln!(
@@ -326,7 +330,7 @@ fn functions() -> Result<(), Error> {
 }
 
 fn check(scripts: &[PathBuf]) -> Result<(), Error> {
-    let (_tokio, rt) = bare_engine()?;
+    let (_tokio, engine) = bare_engine()?;
     let mut targets: Vec<(String, String)> = Vec::new();
     if scripts.is_empty() {
         targets.extend(
@@ -347,7 +351,10 @@ fn check(scripts: &[PathBuf]) -> Result<(), Error> {
     }
     let mut failed = Vec::new();
     for (name, text) in &targets {
-        match rt.check(name, text).and_then(|()| rt.options(name, text)) {
+        match engine
+            .check(name, text)
+            .and_then(|()| engine.options(name, text))
+        {
             Ok(options) => outln!("ok: {name}\n  {}", options.describe()),
             Err(e) => {
                 errln!("{e}");

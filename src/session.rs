@@ -328,15 +328,15 @@ impl Session {
             twin,
             journal,
             report,
-            engine: runtime,
+            engine,
             started,
             notifier,
         } = self;
         // The simulator's log, before it goes away.
-        let read_simulator = |rt: &tokio::runtime::Handle| {
+        let read_simulator = |tokio: &tokio::runtime::Handle| {
             if let Some(r) = &report {
-                if let Err(e) = r.read_simulator(rt) {
-                    runtime.ctx().out.warn(&format!(
+                if let Err(e) = r.read_simulator(tokio) {
+                    engine.ctx().out.warn(&format!(
                         "the report has no node lanes from the simulator: cannot read its records ({e})"
                     ));
                 }
@@ -345,9 +345,9 @@ impl Session {
         let rehearsal = twin.is_some();
         if let Some((t, live_source)) = twin {
             // Before the twin goes away: the lease lives in the cluster.
-            runtime.ctx().release_leases();
+            engine.ctx().release_leases();
             print_rehearsal(
-                &runtime,
+                &engine,
                 &t,
                 &live_source,
                 journal.or_else(journal::default_path),
@@ -356,7 +356,7 @@ impl Session {
             read_simulator(tokio.handle());
             tokio.block_on(t.sim.shutdown());
         } else if let Err(e) = result {
-            let ctx = runtime.ctx();
+            let ctx = engine.ctx();
             let interrupted = matches!(e, Error::Interrupted { .. });
             // A stop, of whatever kind, does not leave out of service what this run took out.
             ctx.undrain_after_stop(if interrupted {
@@ -378,7 +378,7 @@ impl Session {
             // The journal says why the run ended where it did, whoever reads it later.
             let name =
                 crate::interrupt::Signal::from_number(*signal).map_or("signal", |s| s.name());
-            runtime.ctx().journal.record(
+            engine.ctx().journal.record(
                 "interrupted",
                 None,
                 serde_json::json!({ "signal": name, "exit_code": 128 + signal, "at_once": false }),
@@ -388,9 +388,9 @@ impl Session {
         }
         // After an interrupt's undrain, which is a change made under this run's lease; before the
         // simulator goes away, since the lease lives in the cluster.
-        runtime.ctx().release_leases();
+        engine.ctx().release_leases();
         // SSH master connections end with the run, not at the remote end's idle timeout.
-        let ctx = runtime.ctx();
+        let ctx = engine.ctx();
         let clusters: Vec<Arc<Cluster>> = ctx
             .cluster
             .borrow()
@@ -408,7 +408,7 @@ impl Session {
             let st = s.stats();
             // A usage stop changed nothing; the simulator's figures would only bury the message.
             if !matches!(result, Err(Error::Usage(_))) {
-                runtime.ctx().out.info(&format!(
+                engine.ctx().out.info(&format!(
                     "simulator: {} client writes ok, {} failed; {} elections; {} leader losses; {} ms without quorum; at least {} nodes healthy throughout; {} committed writes lost",
                     st.client_writes_ok, st.client_writes_failed, st.elections, st.leader_losses, st.quorum_lost_ms, st.min_healthy_seen, st.lost_committed_writes
                 ));
@@ -418,12 +418,12 @@ impl Session {
         if let Some((g, _dir)) = green_sim {
             tokio.block_on(g.shutdown());
         }
-        runtime
+        engine
             .ctx()
             .event("run_end", run_end(result, started.elapsed()));
         if let Some(r) = &report {
             match r.write() {
-                Ok(path) => runtime.ctx().out.info(&format!(
+                Ok(path) => engine.ctx().out.info(&format!(
                     "report: {}{}",
                     path.display(),
                     if rehearsal {
@@ -432,7 +432,7 @@ impl Session {
                         ""
                     }
                 )),
-                Err(e) => runtime.ctx().out.warn(&e),
+                Err(e) => engine.ctx().out.warn(&e),
             }
         }
         // Last: `run_end` is queued, and the receivers get a bounded time to take it.
@@ -601,13 +601,13 @@ fn print_how_to_continue(ctx: &Ctx) {
 
 /// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state.
 fn print_rehearsal(
-    rt: &ScriptEngine,
+    engine: &ScriptEngine,
     twin: &crate::rehearse::Twin,
     live_source: &str,
     journal: Option<std::path::PathBuf>,
     result: &Result<(), Error>,
 ) {
-    let ctx = rt.ctx();
+    let ctx = engine.ctx();
     let plan = ctx.plan.borrow();
     outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
     let gates = plan.iter().filter(|p| p.op == "gate").count();
@@ -645,7 +645,7 @@ fn print_rehearsal(
         crate::output::human_duration(duration)
     );
     if let Some(cluster) = ctx.cluster.borrow().clone() {
-        if let Ok(h) = ctx.rt.block_on(cluster.health()) {
+        if let Ok(h) = ctx.tokio.block_on(cluster.health()) {
             outln!("predicted final state:");
             outln!(
                 "{}",
@@ -666,7 +666,7 @@ fn print_state(ctx: &Ctx) {
     }
     // Not `ctx.block_on`: after Ctrl-C that would refuse to run; this survey is read-only and bounded.
     let health = ctx
-        .rt
+        .tokio
         .block_on(async { tokio::time::timeout(Duration::from_secs(15), cluster.health()).await });
     let out = &ctx.out;
     match health {

@@ -97,7 +97,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(rt: &tokio::runtime::Runtime, lb: &Arc<Lb>) -> Load {
+    fn start(tokio: &tokio::runtime::Runtime, lb: &Arc<Lb>) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(Mutex::new(Vec::new()));
         let failed = Arc::new(AtomicU64::new(0));
@@ -111,7 +111,7 @@ impl Load {
                 http.clone(),
                 lb.clone(),
             );
-            tasks.push(rt.spawn(async move {
+            tasks.push(tokio.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     match write_once(&http, &lb).await {
                         Some(at) => acks.lock().unwrap().push(at),
@@ -123,7 +123,7 @@ impl Load {
             }));
         }
         let (stop2, http, lb) = (stop.clone(), reqwest::Client::new(), lb.clone());
-        tasks.push(rt.spawn(health_checks(stop2, http, lb)));
+        tasks.push(tokio.spawn(health_checks(stop2, http, lb)));
         Load {
             stop,
             acks,
@@ -133,10 +133,10 @@ impl Load {
     }
 
     /// Stops the writers; returns the acknowledgement times and the failed count.
-    fn finish(self, rt: &tokio::runtime::Runtime) -> (Vec<Instant>, u64) {
+    fn finish(self, tokio: &tokio::runtime::Runtime) -> (Vec<Instant>, u64) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
-            let _ = rt.block_on(t);
+            let _ = tokio.block_on(t);
         }
         let mut acks = std::mem::take(&mut *self.acks.lock().unwrap());
         acks.sort_unstable();
@@ -245,7 +245,7 @@ fn etcd_new_leader(c: &EtcdCluster, old: Option<usize>, since: Instant) -> u64 {
 }
 
 struct EtcdRig {
-    rt: tokio::runtime::Runtime,
+    tokio: tokio::runtime::Runtime,
     c: EtcdCluster,
     lb: Arc<Lb>,
 }
@@ -266,12 +266,12 @@ impl EtcdRig {
 
     /// Runs `fault` under load; the stall is measured from just before the fault to the end.
     fn measure(&mut self, fault: impl FnOnce(&mut EtcdRig) -> Option<u64>) -> Measure {
-        let load = Load::start(&self.rt, &self.lb);
+        let load = Load::start(&self.tokio, &self.lb);
         sleep(1000);
         let from = Instant::now();
         let leader_ms = fault(self);
         let to = Instant::now();
-        let (acks, failed) = load.finish(&self.rt);
+        let (acks, failed) = load.finish(&self.tokio);
         Measure {
             failed,
             stall_ms: longest_gap(&acks, from, to),
@@ -281,7 +281,7 @@ impl EtcdRig {
 }
 
 fn etcd_scenarios(bin: &std::path::Path) -> Vec<(&'static str, Measure)> {
-    let rt = runtime();
+    let tokio = runtime();
     let c = EtcdCluster::start(bin).unwrap_or_else(|e| panic!("{e}"));
     let lb = Arc::new(Lb {
         endpoints: (0..3).map(|i| c.endpoint(i)).collect(),
@@ -289,7 +289,7 @@ fn etcd_scenarios(bin: &std::path::Path) -> Vec<(&'static str, Measure)> {
         drained: (0..3).map(|_| AtomicBool::new(false)).collect(),
         rr: AtomicUsize::new(0),
     });
-    let mut rig = EtcdRig { rt, c, lb };
+    let mut rig = EtcdRig { tokio, c, lb };
     let mut out = Vec::new();
 
     out.push((
@@ -396,15 +396,15 @@ fn median_measure(m: &[Measure]) -> Measure {
 // ----- the simulator side -----
 
 struct SimRig {
-    rt: tokio::runtime::Runtime,
+    tokio: tokio::runtime::Runtime,
     sim: Simulator,
     http: reqwest::Client,
 }
 
 impl SimRig {
     fn start(seed: u64, speed: f64) -> SimRig {
-        let rt = runtime();
-        let sim = rt
+        let tokio = runtime();
+        let sim = tokio
             .block_on(Simulator::start(SimConfig {
                 speed,
                 seed: Some(seed),
@@ -413,14 +413,14 @@ impl SimRig {
             }))
             .unwrap();
         SimRig {
-            rt,
+            tokio,
             sim,
             http: reqwest::Client::new(),
         }
     }
 
     fn post(&self, url: String, body: Value) -> Value {
-        self.rt.block_on(async {
+        self.tokio.block_on(async {
             let r = self.http.post(&url).json(&body).send().await.unwrap();
             assert!(r.status().is_success(), "POST {url}: {}", r.status());
             r.json::<Value>().await.unwrap()
@@ -450,7 +450,7 @@ impl SimRig {
     }
 
     fn now(&self) -> f64 {
-        self.rt.block_on(async {
+        self.tokio.block_on(async {
             let url = format!("http://{}/sim/clock", self.sim.control_addr());
             let v: Value = self
                 .http
@@ -499,7 +499,7 @@ impl SimRig {
             stall_ms: s.max_commit_stall_ms,
             leader_ms,
         };
-        self.rt.block_on(self.sim.shutdown());
+        self.tokio.block_on(self.sim.shutdown());
         m
     }
 }

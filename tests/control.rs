@@ -326,7 +326,7 @@ fn flag(c: &Cluster, on: bool) {
         c.admin_addrs()[0],
         if on { "pause" } else { "resume" }
     );
-    c.rt.block_on(async {
+    c.tokio.block_on(async {
         let r = reqwest::Client::new().post(&url).send().await.unwrap();
         assert!(r.status().is_success(), "{url}: {}", r.status());
     });

@@ -38,8 +38,9 @@ fn state_dir(c: &Cluster) -> PathBuf {
 /// The lease as the cluster reports it, asked of the first node.
 fn lease(c: &Cluster) -> Value {
     let url = format!("http://{}/admin/lease", c.admin_addrs()[0]);
-    let v: Value =
-        c.rt.block_on(async { reqwest::get(&url).await.unwrap().json().await.unwrap() });
+    let v: Value = c
+        .tokio
+        .block_on(async { reqwest::get(&url).await.unwrap().json().await.unwrap() });
     v["lease"].clone()
 }
 
@@ -279,7 +280,7 @@ fn steal_lease_takes_over_from_a_holder_on_another_machine() {
         "run_id": "elsewhere-1", "holder": "ops@another-machine pid 4242", "script": "x.rhai",
         "args": [], "ttl_secs": 600.0, "step": null,
     });
-    let status = c.rt.block_on(async {
+    let status = c.tokio.block_on(async {
         reqwest::Client::new()
             .post(&admin)
             .json(&body)

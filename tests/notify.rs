@@ -19,9 +19,10 @@ impl Receiver {
     fn start(c: &Cluster) -> Receiver {
         let posts = Arc::new(Mutex::new(Vec::new()));
         let kept = posts.clone();
-        let listener =
-            c.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                .unwrap();
+        let listener = c
+            .tokio
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().fallback(axum::routing::post(
             move |axum::Json(body): axum::Json<Value>| {
@@ -32,7 +33,8 @@ impl Receiver {
                 }
             },
         ));
-        c.rt.spawn(async move { axum::serve(listener, app).await });
+        c.tokio
+            .spawn(async move { axum::serve(listener, app).await });
         Receiver { addr, posts }
     }
 
@@ -56,19 +58,21 @@ fn run(c: &Cluster, args: &[&str]) -> std::process::Output {
 
 /// A port where nothing listens: bound, then closed.
 fn closed_port(c: &Cluster) -> SocketAddr {
-    let l =
-        c.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+    let l = c
+        .tokio
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     l.local_addr().unwrap()
 }
 
 /// A receiver that accepts connections and never answers (kept open until the test ends).
 fn hanging(c: &Cluster) -> SocketAddr {
-    let l =
-        c.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+    let l = c
+        .tokio
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = l.local_addr().unwrap();
-    c.rt.spawn(async move {
+    c.tokio.spawn(async move {
         let mut held = Vec::new();
         while let Ok((sock, _)) = l.accept().await {
             held.push(sock);

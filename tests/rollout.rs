@@ -556,7 +556,7 @@ fn pause_before_leader_waits_for_a_resume_before_the_hand_over() {
                 .iter()
                 .any(|(_, n)| n == "node1"));
             let url = format!("http://{}/admin/lease/request", c.admin_addrs()[0]);
-            c.rt.block_on(async {
+            c.tokio.block_on(async {
                 let r = reqwest::Client::new()
                     .post(&url)
                     .json(&serde_json::json!({"action": "resume", "by": "test", "reason": "looks fine"}))

@@ -174,8 +174,8 @@ type Sent = Arc<Mutex<Vec<String>>>;
 /// A node that answers `/health` as `node1` and every other call with an error whose body repeats the
 /// request's headers, as a misconfigured proxy or a debug build might. The lease is answered 404 so the
 /// run goes on (to a local lock file) and reaches its drain.
-fn echoing_node(rt: &tokio::runtime::Runtime, sent: Sent) -> std::net::SocketAddr {
-    let listener = rt
+fn echoing_node(tokio: &tokio::runtime::Runtime, sent: Sent) -> std::net::SocketAddr {
+    let listener = tokio
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
@@ -206,13 +206,13 @@ fn echoing_node(rt: &tokio::runtime::Runtime, sent: Sent) -> std::net::SocketAdd
                 (status, axum::Json(body))
             }
         });
-    rt.spawn(async move { axum::serve(listener, app).await });
+    tokio.spawn(async move { axum::serve(listener, app).await });
     addr
 }
 
 /// A webhook receiver that keeps every body as it arrived, as text.
-fn receiver(rt: &tokio::runtime::Runtime, posts: Sent) -> std::net::SocketAddr {
-    let listener = rt
+fn receiver(tokio: &tokio::runtime::Runtime, posts: Sent) -> std::net::SocketAddr {
+    let listener = tokio
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
@@ -223,7 +223,7 @@ fn receiver(rt: &tokio::runtime::Runtime, posts: Sent) -> std::net::SocketAddr {
             "ok"
         }
     }));
-    rt.spawn(async move { axum::serve(listener, app).await });
+    tokio.spawn(async move { axum::serve(listener, app).await });
     addr
 }
 
@@ -232,15 +232,15 @@ fn a_token_echoed_by_a_server_is_in_nothing_the_tool_writes() {
     // Characters JSON and HTML escape, so an escaped copy would be caught too: every form keeps `s3cr3t`.
     const TOKEN: &str = "T0k-\"s3cr3t&<9f1c>";
     const MARK: &str = "s3cr3t";
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let sent: Sent = Default::default();
     let posts: Sent = Default::default();
-    let node = echoing_node(&rt, sent.clone());
-    let hook = receiver(&rt, posts.clone());
+    let node = echoing_node(&tokio, sent.clone());
+    let hook = receiver(&tokio, posts.clone());
     let dir = tempfile::tempdir().unwrap();
     let inventory = dir.path().join("echo.toml");
     std::fs::write(

@@ -27,7 +27,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_neumann-script");
 pub const SPEED: f64 = 20.0;
 
 pub struct Cluster {
-    pub rt: tokio::runtime::Runtime,
+    pub tokio: tokio::runtime::Runtime,
     /// Taken out when a test stops the simulator mid-run (`stop_simulator`).
     sim: std::sync::Mutex<Option<Simulator>>,
     pub dir: tempfile::TempDir,
@@ -59,18 +59,18 @@ impl Cluster {
 
     pub fn with(cfg: SimConfig) -> Cluster {
         let speed = cfg.speed;
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let sim = rt.block_on(Simulator::start(cfg)).unwrap();
+        let sim = tokio.block_on(Simulator::start(cfg)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let inventory = dir.path().join("cluster.toml");
         std::fs::write(&inventory, sim.inventory_toml()).unwrap();
         let control = format!("http://{}", sim.control_addr());
         Cluster {
-            rt,
+            tokio,
             sim: std::sync::Mutex::new(Some(sim)),
             dir,
             inventory,
@@ -93,7 +93,7 @@ impl Cluster {
 
     fn get(&self, path: &str) -> Value {
         let url = format!("{}{path}", self.control);
-        self.rt.block_on(async {
+        self.tokio.block_on(async {
             reqwest::get(&url)
                 .await
                 .unwrap()
@@ -105,7 +105,7 @@ impl Cluster {
 
     fn post(&self, path: &str, body: Value) -> Value {
         let url = format!("{}{path}", self.control);
-        self.rt.block_on(async {
+        self.tokio.block_on(async {
             let resp = reqwest::Client::new()
                 .post(&url)
                 .json(&body)
@@ -326,7 +326,7 @@ impl Cluster {
     pub fn stop_simulator(&self) {
         let sim = self.sim.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(sim) = sim {
-            self.rt.block_on(sim.shutdown());
+            self.tokio.block_on(sim.shutdown());
         }
     }
 }

@@ -45,7 +45,7 @@ fn history_path() -> Option<PathBuf> {
 const MAX_HISTORY: u64 = 16 << 20;
 
 /// Whether the history file can be read and appended: missing, or a regular file within the bound. A
-/// FIFO would hang the session's start, a device would fill memory; then the session keeps no history,
+/// FIFO would hang the REPL's start, a device would fill memory; then the REPL keeps no history,
 /// and says why rather than refusing to start when an incident needs it.
 fn usable_history(path: &std::path::Path) -> bool {
     let why = match crate::files::check_regular_or_missing(path) {
@@ -65,7 +65,7 @@ fn usable_history(path: &std::path::Path) -> bool {
 }
 
 /// Splits leading `import "..." as x;` statements from an entry: Rhai forgets imports between
-/// evaluations, so the session keeps them and puts them in front of every later entry.
+/// evaluations, so the REPL keeps them and puts them in front of every later entry.
 fn split_imports(text: &str) -> (Vec<String>, String) {
     let mut imports = Vec::new();
     let mut rest = Vec::new();
@@ -80,8 +80,10 @@ fn split_imports(text: &str) -> (Vec<String>, String) {
     (imports, rest.join("\n"))
 }
 
-struct Session<'a> {
-    rt: &'a ScriptEngine,
+/// What one REPL keeps between entries: the engine, the scope and functions entries accumulate, the
+/// imports put in front of every entry, and what the completer knows.
+struct Repl<'a> {
+    engine: &'a ScriptEngine,
     scope: Scope<'static>,
     lib: AST,
     imports: Vec<String>,
@@ -89,7 +91,7 @@ struct Session<'a> {
     known: Rc<RefCell<Known>>,
 }
 
-impl Session<'_> {
+impl Repl<'_> {
     fn eval(&mut self, text: &str) -> Result<Dynamic, Error> {
         let (new_imports, body) = split_imports(text);
         let mut imports = self.imports.clone();
@@ -103,8 +105,10 @@ impl Session<'_> {
         } else {
             format!("{}\n{body}", imports.join(" "))
         };
-        self.rt.ctx().interrupt.reset();
-        let result = self.rt.eval_entry(&mut self.scope, &mut self.lib, &source);
+        self.engine.ctx().interrupt.reset();
+        let result = self
+            .engine
+            .eval_entry(&mut self.scope, &mut self.lib, &source);
         if result.is_ok() {
             self.imports = imports;
         }
@@ -123,8 +127,8 @@ impl Session<'_> {
                     .insert(key.clone(), map.keys().map(|s| s.to_string()).collect());
                 key
             } else {
-                self.rt
-                    .engine()
+                self.engine
+                    .rhai()
                     .map_type_name(value.type_name())
                     .to_string()
             };
@@ -152,7 +156,7 @@ impl Session<'_> {
             return;
         }
         let docs: Vec<_> = self
-            .rt
+            .engine
             .docs()
             .iter()
             .filter(|d| {
@@ -174,7 +178,7 @@ impl Session<'_> {
 
     fn functions(&self, module: &str) {
         for d in self
-            .rt
+            .engine
             .docs()
             .iter()
             .filter(|d| module.is_empty() || d.module == module)
@@ -188,7 +192,7 @@ impl Session<'_> {
     }
 
     fn nodes(&self) {
-        match self.rt.ctx().cluster.borrow().as_ref() {
+        match self.engine.ctx().cluster.borrow().as_ref() {
             None => outln!("no cluster: start with --cluster FILE or --sim"),
             Some(c) => {
                 outln!("{} ({})", c.inventory.name, c.inventory.source.display());
@@ -215,9 +219,9 @@ fn print_error(e: &Error) {
 }
 
 /// What the completer knows before the first entry.
-fn known(rt: &ScriptEngine) -> Known {
+fn known(engine: &ScriptEngine) -> Known {
     let mut k = Known::default();
-    for d in rt.docs() {
+    for d in engine.docs() {
         if d.module.is_empty() {
             k.globals.push(d.name.to_string());
         } else {
@@ -230,16 +234,16 @@ fn known(rt: &ScriptEngine) -> Known {
     for list in k.modules.values_mut() {
         list.dedup();
     }
-    k.fields = custom_types::completions(rt.engine());
-    if let Some(c) = rt.ctx().cluster.borrow().as_ref() {
+    k.fields = custom_types::completions(engine.rhai());
+    if let Some(c) = engine.ctx().cluster.borrow().as_ref() {
         k.nodes = c.inventory.nodes.iter().map(|n| n.id.clone()).collect();
     }
     k
 }
 
 /// Runs the REPL until `exit` or Ctrl-D.
-pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
-    let known = Rc::new(RefCell::new(known(rt)));
+pub fn run(engine: &ScriptEngine, format: Format) -> Result<(), Error> {
+    let known = Rc::new(RefCell::new(known(engine)));
     let config = Config::builder()
         .auto_add_history(true)
         .history_ignore_dups(true)
@@ -258,7 +262,7 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
         }
         let _ = editor.load_history(p);
     }
-    let cluster = rt
+    let cluster = engine
         .ctx()
         .cluster
         .borrow()
@@ -269,16 +273,16 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
         env!("CARGO_PKG_VERSION"),
         cluster.as_deref().unwrap_or("no cluster")
     );
-    let mut session = Session {
-        rt,
-        scope: rt.new_scope(),
+    let mut repl = Repl {
+        engine,
+        scope: engine.new_scope(),
         lib: AST::empty(),
         imports: Vec::new(),
         format,
         known,
     };
-    session.refresh();
-    let interrupt = rt.ctx().interrupt.clone();
+    repl.refresh();
+    let interrupt = engine.ctx().interrupt.clone();
     loop {
         // At the prompt nothing is in progress: SIGTERM or SIGHUP ends the REPL at once.
         interrupt.set_idle(true);
@@ -300,9 +304,9 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
         match cmd {
             "" => {}
             "exit" | "quit" => break,
-            "help" => session.help(rest),
-            "functions" => session.functions(rest),
-            "nodes" => session.nodes(),
+            "help" => repl.help(rest),
+            "functions" => repl.functions(rest),
+            "nodes" => repl.nodes(),
             "history" => {
                 for (i, entry) in editor.history().iter().enumerate() {
                     outln!("{:>5}  {}", i + 1, entry.replace('\n', "\n       "));
@@ -311,7 +315,7 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
             "load" if !rest.is_empty() => {
                 match crate::files::read_text(std::path::Path::new(rest), crate::files::MAX_TEXT) {
                     Ok(text) => {
-                        match session.eval(&crate::script::diagnostics::strip_shebang(&text)) {
+                        match repl.eval(&crate::script::diagnostics::strip_shebang(&text)) {
                             Ok(_) => outln!("loaded {rest}"),
                             Err(e) => print_error(&e),
                         }
@@ -319,12 +323,12 @@ pub fn run(rt: &ScriptEngine, format: Format) -> Result<(), Error> {
                     Err(e) => errln!("error: cannot read `{rest}`: {e}"),
                 }
             }
-            _ => match session.eval(&line) {
-                Ok(v) => session.print(&v),
+            _ => match repl.eval(&line) {
+                Ok(v) => repl.print(&v),
                 Err(e) => print_error(&e),
             },
         }
-        // Ctrl-C cancels one entry; SIGTERM and SIGHUP end the session once the entry has stopped.
+        // Ctrl-C cancels one entry; SIGTERM and SIGHUP end the REPL once the entry has stopped.
         if let Some(sig) = interrupt.signal().filter(|s| *s != Signal::Int) {
             return Err(Error::Interrupted {
                 signal: sig.number(),

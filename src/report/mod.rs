@@ -168,7 +168,7 @@ impl Collector {
     /// to place its log on the run's timeline.
     pub fn cluster(
         &self,
-        rt: &tokio::runtime::Handle,
+        tokio: &tokio::runtime::Handle,
         nodes: Vec<String>,
         leader: Option<(String, Option<u64>)>,
         control: Option<String>,
@@ -182,7 +182,7 @@ impl Collector {
         if let Some(c) = &control {
             if let Some(http) = http() {
                 let url = format!("http://{c}/sim/clock");
-                if let Ok(v) = rt.block_on(get_json(&http, &url)) {
+                if let Ok(v) = tokio.block_on(get_json(&http, &url)) {
                     if let (Some(t), Ok(mut inner)) = (v["t"].as_f64(), self.inner.lock()) {
                         let speed = v["speed"].as_f64().filter(|s| *s > 0.0).unwrap_or(1.0);
                         inner.sim_origin = Some((Instant::now(), t, speed));
@@ -197,14 +197,14 @@ impl Collector {
 
     /// Before the simulator goes away: its log, its figures and its clock now. Bounded; a simulator that
     /// does not answer leaves the page without its lanes' sources, and says so.
-    pub fn read_simulator(&self, rt: &tokio::runtime::Handle) -> Result<(), String> {
+    pub fn read_simulator(&self, tokio: &tokio::runtime::Handle) -> Result<(), String> {
         let Some(control) = self.control.lock().ok().and_then(|c| c.clone()) else {
             return Ok(());
         };
         let http = http().ok_or("cannot set up an HTTP client")?;
         let base = format!("http://{control}");
         let urls = ["clock", "events", "stats"].map(|p| format!("{base}/sim/{p}"));
-        let (clock, events, stats) = rt.block_on(async {
+        let (clock, events, stats) = tokio.block_on(async {
             tokio::join!(
                 get_json(&http, &urls[0]),
                 get_json(&http, &urls[1]),

@@ -95,7 +95,7 @@ impl Default for Settings {
 
 /// Shared by every native function of one runtime.
 pub struct Ctx {
-    pub rt: tokio::runtime::Handle,
+    pub tokio: tokio::runtime::Handle,
     /// The cluster API calls talk to: the run's own, or another inside `on_cluster`.
     pub cluster: RefCell<Option<Arc<Cluster>>>,
     /// Clusters opened by `on_cluster`, by inventory path, reused for the rest of the run.
@@ -167,9 +167,9 @@ impl Ctx {
     }
 
     /// A context with no cluster, journal or signal handling (`check`, `functions`, unit tests).
-    pub fn bare(rt: tokio::runtime::Handle) -> Ctx {
+    pub fn bare(tokio: tokio::runtime::Handle) -> Ctx {
         Ctx {
-            rt,
+            tokio,
             cluster: RefCell::new(None),
             others: RefCell::new(HashMap::new()),
             out: Output::new(),
@@ -223,7 +223,7 @@ impl Ctx {
                 "node::undrain",
                 Some(&id),
                 serde_json::json!({ "id": id }),
-                || match self.rt.block_on(async {
+                || match self.tokio.block_on(async {
                     tokio::time::timeout(
                         std::time::Duration::from_secs(15),
                         cluster.drain(&id, false, &Force::No),
@@ -260,7 +260,7 @@ impl Ctx {
         let bounded = std::time::Duration::from_secs(15);
         for cluster in paused {
             let health = self
-                .rt
+                .tokio
                 .block_on(async { tokio::time::timeout(bounded, cluster.health()).await });
             let h = match health {
                 Ok(Ok(h)) => h,
@@ -294,7 +294,7 @@ impl Ctx {
                     "{}: down on {v}, which this run put on it: waiting up to 30 s for it to rejoin before resuming the cluster",
                     m.id
                 ));
-                let rejoined = self.rt.block_on(async {
+                let rejoined = self.tokio.block_on(async {
                     tokio::time::timeout(
                         REJOIN_BEFORE_RESUME + bounded,
                         cluster.wait_rejoined(&m.id, REJOIN_BEFORE_RESUME, &mut |_| {}),
@@ -317,7 +317,7 @@ impl Ctx {
                 "cluster::resume",
                 None,
                 serde_json::json!({ "after_stop": true }),
-                || match self.rt.block_on(async {
+                || match self.tokio.block_on(async {
                     tokio::time::timeout(bounded, cluster.set_paused(false)).await
                 }) {
                     Ok(Ok(())) => Ok(()),
@@ -436,7 +436,7 @@ impl Ctx {
                     .map(|c| c.admin.in_flight.clone())
             })
             .flatten();
-        self.rt.block_on(async move {
+        self.tokio.block_on(async move {
             tokio::pin!(f);
             tokio::select! {
                 biased;
@@ -661,7 +661,7 @@ impl Ctx {
     pub fn release_leases(&self) {
         for (cluster, l) in self.leases.borrow_mut().drain(..) {
             // Not `block_on`: after Ctrl-C that refuses to run, and this must happen regardless.
-            if let Err(e) = self.rt.block_on(l.release()) {
+            if let Err(e) = self.tokio.block_on(l.release()) {
                 self.out.warn(&format!(
                     "could not release the run lease of `{}`: {e}; it expires on its own",
                     cluster.inventory.source.display()

@@ -94,7 +94,8 @@ impl ScriptEngine {
         &self.ctx
     }
 
-    pub fn engine(&self) -> &Engine {
+    /// The Rhai engine underneath, for what reads its registrations (definitions, type names).
+    pub fn rhai(&self) -> &Engine {
         &self.engine
     }
 

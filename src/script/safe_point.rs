@@ -178,7 +178,7 @@ impl Ctx {
     fn pending_request(&self) -> Option<Request> {
         let leases = self.held_leases();
         for (_, l) in leases.iter().filter(|(_, l)| l.carries_requests()) {
-            if let Some(r) = self.rt.block_on(l.request()) {
+            if let Some(r) = self.tokio.block_on(l.request()) {
                 return Some(r);
             }
         }
@@ -188,7 +188,7 @@ impl Ctx {
     /// Acknowledges `acted_on` and sets the paused record on every lease this run holds.
     fn tell_leases(&self, acted_on: Option<&Request>, paused: Option<Value>) {
         for (cluster, l) in self.held_leases().iter() {
-            if let Err(e) = self.rt.block_on(l.update(acted_on, paused.clone())) {
+            if let Err(e) = self.tokio.block_on(l.update(acted_on, paused.clone())) {
                 self.out.warn(&format!(
                     "could not update the run lease of `{}`: {e}; its next renewal carries it",
                     cluster.inventory.source.display()
@@ -320,7 +320,7 @@ impl Ctx {
                     .unwrap_or(Typed::Closed)
             } else {
                 let interrupt = self.interrupt.clone();
-                self.rt.block_on(async {
+                self.tokio.block_on(async {
                     tokio::select! {
                         _ = interrupt.stopped() => Typed::Stopped,
                         _ = tokio::time::sleep(POLL) => Typed::Nothing,
