@@ -64,7 +64,7 @@ impl Unfinished {
 
 /// Who owns a piece of state, and whether the call that made it is known to have finished.
 #[derive(Debug, Clone)]
-struct Mark {
+struct Owner {
     run: String,
 }
 
@@ -74,9 +74,9 @@ struct Ledger {
     /// Runs in the order they started.
     order: Vec<String>,
     finished: BTreeSet<String>,
-    stopped: BTreeMap<String, Mark>,
-    drained: BTreeMap<String, Mark>,
-    paused: Option<Mark>,
+    stopped: BTreeMap<String, Owner>,
+    drained: BTreeMap<String, Owner>,
+    paused: Option<Owner>,
     /// node -> (run, op, version): a version change begun and not finished.
     begun: BTreeMap<String, (String, String, String)>,
     /// node -> (run, version): the last version change that finished.
@@ -133,7 +133,7 @@ impl Ledger {
 
     /// A call's effect once it is known (or, for a call the process died inside, assumed) to have happened.
     fn apply(&mut self, run: &str, op: &str, node: Option<&str>, args: &Value, finished: bool) {
-        let mark = || Mark { run: run.into() };
+        let owner = || Owner { run: run.into() };
         let version = args
             .get("version")
             .and_then(Value::as_str)
@@ -141,7 +141,7 @@ impl Ledger {
         for n in nodes_of(op, node, args) {
             match op {
                 "node::stop" => {
-                    self.stopped.insert(n.clone(), mark());
+                    self.stopped.insert(n.clone(), owner());
                     self.drained.remove(&n);
                 }
                 // A restart that finished leaves the node up and undrained; one cut short may have left
@@ -151,7 +151,7 @@ impl Ledger {
                     if finished {
                         self.stopped.remove(&n);
                     } else {
-                        self.stopped.insert(n.clone(), mark());
+                        self.stopped.insert(n.clone(), owner());
                     }
                 }
                 "node::start" if finished => {
@@ -175,7 +175,7 @@ impl Ledger {
                     }
                 }
                 "node::drain" => {
-                    self.drained.insert(n.clone(), mark());
+                    self.drained.insert(n.clone(), owner());
                 }
                 "node::undrain" if finished => {
                     self.drained.remove(&n);
@@ -184,7 +184,7 @@ impl Ledger {
             }
         }
         match op {
-            "cluster::pause" => self.paused = Some(mark()),
+            "cluster::pause" => self.paused = Some(owner()),
             "cluster::resume" if finished => self.paused = None,
             _ => {}
         }

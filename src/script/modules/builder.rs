@@ -56,7 +56,7 @@ fn registration(
 }
 
 /// Where a `Builder` puts its functions.
-enum Target<'a> {
+enum Destination<'a> {
     /// A static module (`cluster::`), registered once built.
     Module(&'static str, Box<Module>),
     /// The global namespace, straight into the engine.
@@ -67,7 +67,7 @@ enum Target<'a> {
 /// context: `b.add(name, params, returns, doc, |c| move |args| ...)`, where `c` is the builder's `Rc<Ctx>`,
 /// cloned for that function alone.
 pub struct Builder<'a> {
-    target: Target<'a>,
+    destination: Destination<'a>,
     ctx: Rc<Ctx>,
     docs: &'a mut Vec<FnDoc>,
 }
@@ -76,7 +76,7 @@ impl<'a> Builder<'a> {
     /// The functions of the static module `name`.
     pub fn module(name: &'static str, ctx: &Rc<Ctx>, docs: &'a mut Vec<FnDoc>) -> Builder<'a> {
         Builder {
-            target: Target::Module(name, Box::default()),
+            destination: Destination::Module(name, Box::default()),
             ctx: ctx.clone(),
             docs,
         }
@@ -85,7 +85,7 @@ impl<'a> Builder<'a> {
     /// The global functions, registered into `engine` as they are added.
     pub fn global(engine: &'a mut Engine, ctx: &Rc<Ctx>, docs: &'a mut Vec<FnDoc>) -> Builder<'a> {
         Builder {
-            target: Target::Global(engine),
+            destination: Destination::Global(engine),
             ctx: ctx.clone(),
             docs,
         }
@@ -105,8 +105,8 @@ impl<'a> Builder<'a> {
         FUNC: RhaiNativeFunc<A, N, X, R, F> + 'static,
     {
         let func = make(self.ctx.clone());
-        let module = match &mut self.target {
-            Target::Module(module_name, module) => {
+        let module = match &mut self.destination {
+            Destination::Module(module_name, module) => {
                 // Cluster calls must run every time: never pure, always volatile (never constant-folded).
                 let wrapped = with_call_position(func.into_rhai_function(false, true));
                 registration(name, params, returns, doc)
@@ -114,7 +114,7 @@ impl<'a> Builder<'a> {
                     .set_into_module_raw(module, FUNC::param_types(), wrapped);
                 *module_name
             }
-            Target::Global(engine) => {
+            Destination::Global(engine) => {
                 registration(name, params, returns, doc)
                     .with_volatility(true)
                     .with_purity(false)
@@ -161,9 +161,9 @@ impl<'a> Builder<'a> {
 
     /// The module; the global namespace has nothing to hand over (its functions are in the engine).
     pub fn build(self) -> Module {
-        match self.target {
-            Target::Module(_, module) => *module,
-            Target::Global(_) => Module::new(),
+        match self.destination {
+            Destination::Module(_, module) => *module,
+            Destination::Global(_) => Module::new(),
         }
     }
 }
