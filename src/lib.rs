@@ -1,12 +1,15 @@
 //! neumann-script: a Rhai runtime for the upgrade runbooks of a Neumann (tensor_chain) cluster.
 //!
-//! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md):
-//! `cli`, `run` (arguments, dispatch, exit codes) → `audit` (reading the journal back), `steer` (status, pause, resume,
-//! abort) → `repl`, `session` (side by side: tokio runtime, simulator,
-//! clusters, journal) → `report` (the run's timeline as a page) → `rehearse` (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease`
-//! (the run lease) → `cluster` (operations, waits) → `transport` (admin HTTP, Prometheus, host commands) → `inventory` → `model`
-//! (typed values, policy, figures) → `notify` (webhooks); `output`, `journal`, `interrupt`, `error`, `files` and `secret` are leaves any
-//! layer may use (`secret`, the lowest, holds the token and redacts it; `output` and `journal` use it). `sim` is the simulated cluster and imports nothing of the product.
+//! Layers, top to bottom; each imports only layers below it (docs/ARCHITECTURE.md, held by
+//! tests/layers.rs): `run`, `cli` (dispatch and exit codes; the arguments) → `audit` (the journal read
+//! back), `steer` (status, pause, resume, abort) → `repl`, `session` (side by side: one command's tokio
+//! runtime, simulator or twin, clusters, journal) → `report` (the run's timeline as a page) → `rehearse`
+//! (the twin, the plan) → `script` (the Rhai engine and its modules) → `lease` (the run lease) →
+//! `cluster` (operations, interlocks, waits) → `transport` (admin HTTP, Prometheus, host commands) →
+//! `inventory` → `model` (typed values, policy, figures) → `notify` (webhooks). `output`, `journal`,
+//! `interrupt`, `error`, `files` and `secret` are leaves any layer may use, each importing only leaves
+//! after it in that list (`secret`, the last, holds the admin token and redacts it). `sim` is the
+//! simulated cluster and imports nothing of the product; `session`, `rehearse` and `run` start it.
 
 pub mod audit;
 pub mod cli;

@@ -1,6 +1,8 @@
-//! Cluster operations as the script API offers them: one admin call, a host command, or a wait on a
-//! condition. A `Cluster` is one inventory with its admin client, host transports, optional Prometheus
-//! client and clock; this file holds it, its errors and the plain calls, and the other files add the rest:
+//! Cluster operations for every caller (the script API, so the REPL too; `status` and the requests of
+//! `steer`; the run lease; the rehearsal's survey): one admin call, a host command, or a wait on a
+//! condition. Rules that must hold whatever the script says live here, not in the script modules. A
+//! `Cluster` is one inventory with its admin client, host transports, optional Prometheus client and
+//! clock; this file holds it, its errors and the plain calls, and the other files add the rest:
 //!
 //! - `interlock.rs`: the rules that guard stop, restart, drain, installs and leadership transfers
 //!   (docs/SAFETY.md), and their verdict on one survey's members;

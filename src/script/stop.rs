@@ -24,7 +24,7 @@ pub struct ScriptStop {
     #[rhai_type(readonly, get = Self::rule_name)]
     pub rule: Option<&'static str>,
     /// Where `safe_stop` or `usage` was called (`upgrade.rhai:42`): kept when a script catches the
-    /// stop and throws it on (the stock runbook does, to call its `on_stop` hook), so the report still
+    /// stop and throws it on (the stock runbook does, to call its `on_stop` hook), so the message still
     /// names the place the stop came from rather than the rethrow.
     #[serde(skip)]
     #[rhai_type(skip)]

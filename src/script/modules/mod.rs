@@ -1,9 +1,15 @@
-//! The script API: static modules `cluster::`, `node::`, `raft::`, `metrics::`, `backup::`,
-//! `journal::`, `version::`, the global functions, and the typed values they return.
+//! The script API: the static modules `cluster::`, `node::`, `raft::`, `metrics::`, `backup::`,
+//! `journal::` and `version::`, one file each, and the global functions (`globals.rs`: `option`, `step`,
+//! `confirm`, `sleep`, ...). `register` puts them and the typed values of `custom_types` into an engine.
 //!
-//! Each function is registered with its parameters and a doc line; the same list is kept in `FnDoc`s
-//! so `neumann-script functions`, the docs and Rhai's metadata cannot drift apart. Functions here are thin:
-//! convert arguments, call the cluster layer (`crate::cluster`), convert the result, and say what is being done.
+//! Each function is added through a `Builder` (`builder.rs`) with its parameters and a doc line; the
+//! same `FnDoc` list feeds `neumann-script functions`, the REPL's help and Rhai's metadata, so they cannot
+//! drift apart. The functions are thin: convert arguments, ask the run's `Ctx` (which guards, announces
+//! and journals) or the cluster layer, convert the result. What they share while they run (a wait's live
+//! line and event, the `force` option, JSON answers) is in `calls.rs`.
+//!
+//! Imports run one way: the module files import `builder.rs` and `calls.rs`, never this file, which
+//! declares them and imports them all.
 
 pub mod backup;
 pub mod cluster;
