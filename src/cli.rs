@@ -21,7 +21,7 @@ const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set 
        neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
        neumann-script functions
-       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]
+       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X] [--seed N] [--fault NODE:KIND]...
        neumann-script audit [list] [--all] [--journal FILE] [--format text|json]
        neumann-script audit show RUN|last [--journal FILE] [--format text|json]
        neumann-script [--cluster FILE] [--format text|json] status
@@ -82,6 +82,11 @@ struct Args {
     /// Time compression for --sim: simulated seconds per real second [default: 1]
     #[arg(long, value_name = "X")]
     sim_speed: Option<f64>,
+
+    /// Seed --sim's randomness (election timeouts, latencies) [default: drawn, and printed at start]: the same
+    /// seed and the same actions at the same simulated moments give the same /sim/events, at any --sim-speed
+    #[arg(long, value_name = "N")]
+    sim_seed: Option<u64>,
 
     /// With --sim: also start a green simulated cluster on VERSION, named in the blue one's [blue_green], for
     /// blue_green.rhai [default for blue_green.rhai: its VERSION argument]
@@ -209,8 +214,9 @@ enum Sub {
         /// fail_install, flaky)
         #[arg(long = "fault", value_name = "NODE:KIND")]
         faults: Vec<String>,
-        /// Seed the simulator's randomness (election timeouts, latencies): the same seed and the same
-        /// commands give the same event trace
+        /// Seed the simulator's randomness (election timeouts, latencies) [default: drawn, and printed at
+        /// start]: the same seed and the same commands at the same simulated moments give the same
+        /// /sim/events, at any --speed
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
         #[command(subcommand)]
@@ -622,6 +628,12 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 "--sim-bad-version applies to the simulator (--sim) only".into(),
             ));
         }
+        if args.sim_seed.is_some() {
+            return Err(usage(
+                "--sim-seed applies to the simulator (--sim) only: a real cluster has no seed"
+                    .into(),
+            ));
+        }
     }
     let notify = args
         .notify
@@ -653,6 +665,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 speed: sim_speed,
                 bad_versions,
                 green,
+                seed: args.sim_seed,
             }
         }
         None => Target::Inventory(cluster),
@@ -837,6 +850,7 @@ mod tests {
                 speed: 1.0,
                 bad_versions: vec![],
                 green: None,
+                seed: None,
             }
         );
         assert_eq!(script, "rolling_upgrade.rhai");
@@ -854,8 +868,11 @@ mod tests {
                 speed: 20.0,
                 bad_versions: vec![],
                 green: None,
+                seed: None,
             }
         );
+        let (r, ..) = run("--sim --sim-seed 7 x.rhai");
+        assert!(matches!(r.target, Target::Sim { seed: Some(7), .. }));
         let (r, ..) = run("--sim=11 x.rhai");
         assert!(matches!(r.target, Target::Sim { nodes: 11, .. }));
     }
@@ -958,6 +975,8 @@ mod tests {
                 "--sim-speed 2 s.rhai",
                 "--sim-speed applies to the simulator",
             ),
+            ("--sim-seed 2 s.rhai", "--sim-seed applies to the simulator"),
+            ("--sim --sim-seed x s.rhai", "invalid value 'x' for '--sim-seed <N>'"),
             ("s.rhai 0.11.0 --yes", "`--yes` comes after the script name"),
             ("-e 1 s.rhai", "cannot be combined"),
             ("sim --version nope", "--version: `nope` is not a version"),
