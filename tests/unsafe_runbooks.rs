@@ -2,9 +2,9 @@
 //! simulator's own record of harm, while the stock runbook under the same fault does no harm.
 //! docs/SIMULATOR.md has the table of what each variant shows.
 
-use neumann_script::sim::SimStats;
+use neumann_script::sim::{FaultKind, SimConfig, SimStats};
 
-use crate::support::{expect, Cluster};
+use crate::support::{expect, Cluster, SPEED};
 
 /// The runbook's per-node steps, for the parts a variant does not change.
 const HELPERS: &str = r#"
@@ -82,14 +82,22 @@ enum Fault {
 }
 
 /// A cluster with the fault in place and settled: the load balancer has had its 3 s to notice a
-/// cut-off node, so what the fault costs by itself is in the baseline, not in the run's account.
+/// cut-off node, and the writes it sent there their 2 s deadline, so what the fault costs by itself is
+/// in the baseline, not in the run's account. The fault is the simulator's from its first moment, so a
+/// busy machine cannot make it land late.
 fn cluster(fault: Fault) -> (Cluster, SimStats) {
-    let c = Cluster::start(3, "0.10.4");
-    match fault {
-        Fault::None => {}
-        Fault::SlowCatchup(node) => c.inject(node, "slow_catchup"),
-        Fault::Partition(node) => c.inject(node, "partition"),
-    }
+    let faults = match fault {
+        Fault::None => vec![],
+        Fault::SlowCatchup(node) => vec![(node.to_string(), FaultKind::SlowCatchup)],
+        Fault::Partition(node) => vec![(node.to_string(), FaultKind::Partition)],
+    };
+    let c = Cluster::with(SimConfig {
+        nodes: 3,
+        version: semver::Version::new(0, 10, 4),
+        speed: SPEED,
+        faults,
+        ..SimConfig::default()
+    });
     c.wait_until_sim(6.0);
     let baseline = c.stats();
     assert!(baseline.max_commit_stall_ms <= 50, "{baseline:?}");
