@@ -396,6 +396,7 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
         speed: opts.speed,
         bad_versions: opts.bad_versions.clone(),
         faults: opts.faults.clone(),
+        timed_faults: Vec::new(),
         seed: opts.seed,
         election_timeout_ms: None,
         shape: None,
@@ -409,10 +410,11 @@ fn foreground_sim(opts: &SimOptions) -> Result<(), Error> {
             .map_err(|e| Error::Tool(format!("cannot write the inventory `{}`: {e}", opts.inventory.display())))?;
         let out = Output::new();
         out.info(&format!(
-            "simulated cluster: {} nodes on {} (speed x{}); inventory written to {}",
+            "simulated cluster: {} nodes on {} (speed x{}, seed {}); inventory written to {}",
             opts.nodes,
             opts.version,
             opts.speed,
+            sim.seed(),
             opts.inventory.display()
         ));
         for (id, url) in sim.nodes() {

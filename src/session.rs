@@ -35,6 +35,8 @@ pub enum Target {
         bad_versions: Vec<Version>,
         /// `--sim-green VERSION`: a second simulated cluster on VERSION, the blue one's green.
         green: Option<Version>,
+        /// `--sim-seed N`; drawn (and printed) when not given.
+        seed: Option<u64>,
     },
 }
 
@@ -108,19 +110,23 @@ impl Session {
                 speed,
                 bad_versions,
                 green,
+                seed,
             } => {
                 let cfg = SimConfig {
                     nodes: *nodes,
                     version: version.clone(),
                     speed: *speed,
                     bad_versions: bad_versions.clone(),
+                    seed: *seed,
                     ..SimConfig::default()
                 };
                 let s = tokio
                     .block_on(Simulator::start(cfg))
                     .map_err(|e| Error::Tool(format!("cannot start the simulator: {e}")))?;
+                // The seed is printed so that a run can be replayed with --sim-seed.
                 Output::new().info(&format!(
-                    "simulated cluster: {nodes} nodes on {version} (speed x{speed}), control API on {}",
+                    "simulated cluster: {nodes} nodes on {version} (speed x{speed}, seed {}), control API on {}",
+                    s.seed(),
                     s.control_addr()
                 ));
                 let mut toml = s.inventory_toml();
@@ -137,6 +143,8 @@ impl Session {
                             nodes: *nodes,
                             version: v.clone(),
                             speed: *speed,
+                            // Its own stream, fixed by the blue one's seed.
+                            seed: Some(s.seed().wrapping_add(1)),
                             ..SimConfig::default()
                         }))
                         .map_err(|e| {

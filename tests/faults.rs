@@ -540,3 +540,76 @@ fn the_journal_records_every_mutating_call() {
         "{line}"
     );
 }
+
+/// A slow follower that holds the commit index back: node3 down, node2 back from a stop and catching up
+/// at its slow rate, so node1 and node2 are the majority and the commit index moves only at node2's pace,
+/// seconds behind every write. The tool sees node2 lagging, and the simulator's stall and time without
+/// quorum keep rising with the failed writes.
+#[test]
+fn a_follower_holding_the_commit_back_is_seen_lagging_and_stalls_the_writes() {
+    let c = Cluster::start(3, "0.10.4");
+    c.inject("node2", "slow_catchup");
+    c.host("node2", "stop");
+    c.wait_until_sim(c.clock() + 8.0);
+    c.host("node2", "start");
+    c.host("node3", "stop");
+    // Past the commit index node3 left behind: the commit index moves again from here on.
+    c.wait_until_sim(c.clock() + 12.0);
+    let a = c.stats();
+    c.wait_until_sim(c.clock() + 4.0);
+    let b = c.stats();
+    assert!(
+        b.client_writes_failed > a.client_writes_failed + 900,
+        "{a:?}\n{b:?}"
+    );
+    assert!(
+        b.max_commit_stall_ms >= a.max_commit_stall_ms + 3900,
+        "{a:?}\n{b:?}"
+    );
+    assert!(b.quorum_lost_ms >= a.quorum_lost_ms + 3900, "{a:?}\n{b:?}");
+    let (stdout, _) = expect(
+        &c.run(&["-e", "node::status(\"node2\").replication_lag_ms"]),
+        0,
+    );
+    let lag: f64 = stdout.trim().parse().unwrap();
+    assert!(lag > 3000.0, "node2's lag {lag} ms");
+}
+
+/// `cluster::test_transaction()` takes the clients' path: committed, it is logged with its index; with
+/// both followers down it waits out its 2 s deadline and fails, counted with the failed writes.
+#[test]
+fn the_test_transaction_waits_for_its_commit_like_a_client_write() {
+    let c = Cluster::start(3, "0.10.4");
+    let (stdout, _) = expect(&c.run(&["-e", "cluster::test_transaction().leader"]), 0);
+    assert_eq!(stdout.trim(), "node1");
+    let probes = |c: &Cluster| -> Vec<String> {
+        c.events()
+            .into_iter()
+            .filter(|e| e.kind == "probe")
+            .map(|e| e.detail)
+            .collect()
+    };
+    let seen = probes(&c);
+    assert!(
+        seen.len() == 1 && seen[0].starts_with("test transaction committed at index"),
+        "{seen:?}"
+    );
+    c.inject("node2", "crash");
+    c.inject("node3", "crash");
+    let before = c.stats();
+    let (_, stderr) = expect(&c.run(&["-e", "cluster::test_transaction()"]), 1);
+    assert!(
+        stderr.contains("test transaction not committed within its 2 s deadline"),
+        "{stderr}"
+    );
+    let after = c.stats();
+    assert!(
+        after.client_writes_failed > before.client_writes_failed,
+        "{after:?}"
+    );
+    assert!(
+        probes(&c)[1..].iter().all(|p| p.starts_with("failed: ")) && probes(&c).len() > 1,
+        "{:?}",
+        probes(&c)
+    );
+}

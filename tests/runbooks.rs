@@ -265,8 +265,8 @@ fn figure(line: &str, label: &str) -> u64 {
 
 #[test]
 fn the_simulator_line_counts_a_lost_leader_and_time_without_quorum() {
-    // The leader stopped outright, then a second node forced down: the line's figures are the
-    // simulator's own, and not always zero.
+    // Both followers forced down: the leader loses its majority and steps down. The line's figures are
+    // the simulator's own, and not always zero.
     let dir = tempfile::tempdir().unwrap();
     let out = crate::support::bare(dir.path())
         .args([
@@ -274,7 +274,7 @@ fn the_simulator_line_counts_a_lost_leader_and_time_without_quorum() {
             "--sim-speed",
             "20",
             "-e",
-            r#"node::stop("node1", #{force: "leader"}); sleep(5); node::stop("node2", #{force: true}); sleep(5); node::start("node1"); node::start("node2"); 1"#,
+            r#"node::stop("node2", #{force: true}); node::stop("node3", #{force: true}); sleep(5); node::start("node2"); node::start("node3"); 1"#,
         ])
         .output()
         .unwrap();

@@ -1,12 +1,14 @@
 //! Under a simulated cluster a script's waits run on the simulator's clock: `sleep`, `now()`,
 //! `metrics::watch` and a canary's watch are compressed by the simulator's speed, so a day-long canary
-//! can be rehearsed in minutes. Judged by the simulator's own clock.
+//! can be rehearsed in minutes. Judged by the simulator's own clock. And that clock moves in fixed steps,
+//! so a seed replays: the same seed gives the same event log.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use neumann_script::sim::SimConfig;
+use neumann_script::sim::{SimConfig, SimEvent};
+use serde_json::Value;
 
-use crate::support::{expect, Cluster};
+use crate::support::{bare_command, expect, poll_until, Cluster, Running};
 
 fn fast_cluster() -> Cluster {
     Cluster::with(SimConfig {
@@ -77,4 +79,94 @@ fn a_long_canary_watch_is_compressed_with_the_simulator() {
         real < sim / 4.0,
         "{real} real seconds for {sim} simulated ones"
     );
+}
+
+/// `neumann-script sim ARGS` at speed 20 in the foreground: its event log up to `until` simulated seconds,
+/// read from its control API (`/sim/events?until=`) once its clock is past that, and what it printed
+/// before it was stopped with Ctrl-C.
+fn foreground_events(args: &[&str], until: f64) -> (Vec<SimEvent>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("c.toml");
+    let child = bare_command(dir.path())
+        .arg("sim")
+        .args(args)
+        .args(["--speed", "20", "--inventory"])
+        .arg(&inv)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = Running::of(child);
+    let control = poll_until("the inventory", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&inv).ok()?;
+        let table: toml::Table = text.parse().ok()?;
+        Some(format!(
+            "http://{}",
+            table.get("sim")?.get("control")?.as_str()?
+        ))
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let get = |path: &str| -> Option<Value> {
+        rt.block_on(async {
+            reqwest::get(format!("{control}{path}"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        })
+    };
+    poll_until(
+        "the clock to pass the window",
+        Duration::from_secs(60),
+        || (get("/sim/clock")?["t"].as_f64()? > until).then_some(()),
+    );
+    let events = get(&format!("/sim/events?until={until}")).expect("the event log");
+    run.signal("INT");
+    let out = run.finish();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_value(events).unwrap(), stderr)
+}
+
+/// `sim --seed 7 --fault node1:crash` twice: the same election at the same simulated moment, the same
+/// writes failed, event for event; the seed is what the start-up line names. Another seed, another log.
+#[test]
+fn the_same_seed_replays_the_same_events_from_the_command_line() {
+    let args = ["--seed", "7", "--fault", "node1:crash"];
+    let (first, said) = foreground_events(&args, 4.0);
+    let (second, _) = foreground_events(&args, 4.0);
+    assert!(said.contains("seed 7"), "{said}");
+    for kind in ["crash", "elected", "write_failed"] {
+        assert!(first.iter().any(|e| e.kind == kind), "no {kind}: {first:?}");
+    }
+    assert_eq!(first, second);
+    let (other, _) = foreground_events(&["--seed", "8", "--fault", "node1:crash"], 4.0);
+    assert_ne!(first, other);
+}
+
+/// `--sim` prints the seed it drew, and `--sim-seed` gives it back: the same run again.
+#[test]
+fn the_embedded_simulator_prints_its_seed_and_takes_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let snippet = "sleep(1.0); 1";
+    let run = |extra: &[&str]| {
+        let mut cmd = crate::support::bare(dir.path());
+        cmd.args(["--sim", "--sim-speed", "20"])
+            .args(extra)
+            .args(["-e", snippet]);
+        expect(&cmd.output().unwrap(), 0)
+    };
+    let (_, said) = run(&[]);
+    let seed = said
+        .split("seed ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no seed in {said}"))
+        .to_string();
+    assert!(seed.parse::<u64>().is_ok(), "{said}");
+    let (_, again) = run(&["--sim-seed", &seed]);
+    assert!(again.contains(&format!("seed {seed})")), "{again}");
 }

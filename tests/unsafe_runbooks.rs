@@ -2,9 +2,9 @@
 //! simulator's own record of harm, while the stock runbook under the same fault does no harm.
 //! docs/SIMULATOR.md has the table of what each variant shows.
 
-use neumann_script::sim::SimStats;
+use neumann_script::sim::{FaultKind, SimConfig, SimStats};
 
-use crate::support::{expect, Cluster};
+use crate::support::{expect, Cluster, SPEED};
 
 /// The runbook's per-node steps, for the parts a variant does not change.
 const HELPERS: &str = r#"
@@ -82,22 +82,32 @@ enum Fault {
 }
 
 /// A cluster with the fault in place and settled: the load balancer has had its 3 s to notice a
-/// cut-off node, so what the fault costs by itself is in the baseline, not in the run's account.
+/// cut-off node, and the writes it sent there their 2 s deadline, so what the fault costs by itself is
+/// in the baseline, not in the run's account. The fault is the simulator's from its first moment, so a
+/// busy machine cannot make it land late.
 fn cluster(fault: Fault) -> (Cluster, SimStats) {
-    let c = Cluster::start(3, "0.10.4");
-    match fault {
-        Fault::None => {}
-        Fault::SlowCatchup(node) => c.inject(node, "slow_catchup"),
-        Fault::Partition(node) => c.inject(node, "partition"),
-    }
+    let faults = match fault {
+        Fault::None => vec![],
+        Fault::SlowCatchup(node) => vec![(node.to_string(), FaultKind::SlowCatchup)],
+        Fault::Partition(node) => vec![(node.to_string(), FaultKind::Partition)],
+    };
+    let c = Cluster::with(SimConfig {
+        nodes: 3,
+        version: semver::Version::new(0, 10, 4),
+        speed: SPEED,
+        faults,
+        ..SimConfig::default()
+    });
     c.wait_until_sim(6.0);
     let baseline = c.stats();
     assert!(baseline.max_commit_stall_ms <= 50, "{baseline:?}");
     (c, baseline)
 }
 
-/// What happened during the run: counters since the baseline, the longest stall overall.
+/// What happened during the run: counters since the baseline, the longest stall overall. Read once the
+/// writes still waiting when the run ended have had their 2 s deadline, so each has its outcome.
 fn during(c: &Cluster, baseline: &SimStats) -> SimStats {
+    c.wait_until_sim(c.clock() + 2.5);
     let s = c.stats();
     SimStats {
         client_writes_ok: s.client_writes_ok - baseline.client_writes_ok,
@@ -128,8 +138,9 @@ fn careless(body: &str, fault: Fault) -> SimStats {
     stats
 }
 
-/// The stock rolling upgrade under the same fault: it may stop safely, but it does no harm.
-fn stock_is_harmless(fault: Fault) {
+/// The stock rolling upgrade under the same fault: it may stop safely, but it does no harm. Returns
+/// what the simulator recorded.
+fn stock_is_harmless(fault: Fault) -> SimStats {
     let (c, baseline) = cluster(fault);
     let out = c.run(&[
         "--yes",
@@ -154,23 +165,29 @@ fn stock_is_harmless(fault: Fault) {
         "{s:?}"
     );
     assert!(s.max_commit_stall_ms <= 100, "{s:?}");
+    s
 }
 
+/// A graceful stop hands leadership over by itself, so taking the leader first loses no leader and no
+/// write here; it costs a second hand-over, where the stock runbook makes one.
 #[test]
-fn leader_first_without_a_hand_over_loses_the_leader() {
+fn leader_first_without_a_hand_over_costs_a_second_hand_over() {
     let s = careless(LEADER_FIRST, Fault::None);
-    assert!(s.leader_losses >= 1, "{s:?}");
+    assert_eq!((s.leader_losses, s.client_writes_failed), (0, 0), "{s:?}");
+    assert_eq!(s.elections, 2, "{s:?}");
     assert_eq!(s.lost_committed_writes, 0, "{s:?}");
-    stock_is_harmless(Fault::None);
+    let stock = stock_is_harmless(Fault::None);
+    assert_eq!(stock.elections, 1, "{stock:?}");
 }
 
+/// The leader restarted in place hands over as it stops, so no leader is lost; but it was never
+/// drained, so the load balancer keeps sending it writes while it is down (its 3 s health check), and
+/// they fail.
 #[test]
-fn the_leader_restarted_in_place_loses_the_leader_and_stalls_commits() {
+fn the_leader_restarted_in_place_hands_over_but_fails_the_writes_sent_to_it() {
     let s = careless(LEADER_RESTARTED_IN_PLACE, Fault::None);
-    assert!(s.leader_losses >= 1, "{s:?}");
-    // No leader until an election: commits stall for about an election timeout (150-300 ms after the
-    // followers last heard from the leader, which is up to a heartbeat before the stall is counted).
-    assert!(s.max_commit_stall_ms >= 100, "{s:?}");
+    assert!(s.client_writes_failed > 100, "{s:?}");
+    assert_eq!((s.leader_losses, s.elections), (0, 1), "{s:?}");
     assert_eq!(s.lost_committed_writes, 0, "{s:?}");
 }
 
@@ -220,11 +237,13 @@ fn ignoring_a_partitioned_member_loses_quorum() {
     stock_is_harmless(Fault::Partition("node3"));
 }
 
+/// The forced transfer to lagging node2 is abandoned; the old leader's stop then hands over to node3,
+/// and with node2 still behind, node3 and node2 are the majority: commits wait on node2.
 #[test]
-fn a_forced_transfer_to_a_lagging_node_stalls_writes_then_loses_the_leader() {
+fn a_forced_transfer_to_a_lagging_node_stalls_writes_then_loses_quorum() {
     let s = careless(TRANSFER_TO_A_LAGGING_NODE, Fault::SlowCatchup("node2"));
-    assert!(s.max_commit_stall_ms >= 150, "{s:?}");
-    assert!(s.leader_losses >= 1, "{s:?}");
+    assert!(s.max_commit_stall_ms > 2000, "{s:?}");
+    assert!(s.quorum_lost_ms > 2000, "{s:?}");
     assert!(s.client_writes_failed > 100, "{s:?}");
     stock_is_harmless(Fault::SlowCatchup("node2"));
 }

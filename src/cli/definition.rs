@@ -14,7 +14,7 @@ const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set 
        neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
        neumann-script functions
-       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X]
+       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X] [--seed N] [--fault NODE:KIND]...
        neumann-script audit [list] [--all] [--journal FILE] [--format text|json]
        neumann-script audit show RUN|last [--journal FILE] [--format text|json]
        neumann-script [--cluster FILE] [--format text|json] status
@@ -75,6 +75,11 @@ pub(super) struct Args {
     /// Time compression for --sim: simulated seconds per real second [default: 1]
     #[arg(long, value_name = "X")]
     pub(super) sim_speed: Option<f64>,
+
+    /// Seed --sim's randomness (election timeouts, latencies) [default: drawn, and printed at start]: the same
+    /// seed and the same actions at the same simulated moments give the same /sim/events, at any --sim-speed
+    #[arg(long, value_name = "N")]
+    pub(super) sim_seed: Option<u64>,
 
     /// With --sim: also start a green simulated cluster on VERSION, named in the blue one's [blue_green], for
     /// blue_green.rhai [default for blue_green.rhai: its VERSION argument]
@@ -202,8 +207,9 @@ pub(super) enum Sub {
         /// fail_install, flaky)
         #[arg(long = "fault", value_name = "NODE:KIND")]
         faults: Vec<String>,
-        /// Seed the simulator's randomness (election timeouts, latencies): the same seed and the same
-        /// commands give the same event trace
+        /// Seed the simulator's randomness (election timeouts, latencies) [default: drawn, and printed at
+        /// start]: the same seed and the same commands at the same simulated moments give the same
+        /// /sim/events, at any --speed
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
         #[command(subcommand)]

@@ -271,6 +271,12 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 "--sim-bad-version applies to the simulator (--sim) only".into(),
             ));
         }
+        if args.sim_seed.is_some() {
+            return Err(usage(
+                "--sim-seed applies to the simulator (--sim) only: a real cluster has no seed"
+                    .into(),
+            ));
+        }
     }
     let notify = args
         .notify
@@ -302,6 +308,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 speed: sim_speed,
                 bad_versions,
                 green,
+                seed: args.sim_seed,
             }
         }
         None => Target::Inventory(cluster),
@@ -486,6 +493,7 @@ mod tests {
                 speed: 1.0,
                 bad_versions: vec![],
                 green: None,
+                seed: None,
             }
         );
         assert_eq!(script, "rolling_upgrade.rhai");
@@ -503,8 +511,11 @@ mod tests {
                 speed: 20.0,
                 bad_versions: vec![],
                 green: None,
+                seed: None,
             }
         );
+        let (r, ..) = run("--sim --sim-seed 7 x.rhai");
+        assert!(matches!(r.target, Target::Sim { seed: Some(7), .. }));
         let (r, ..) = run("--sim=11 x.rhai");
         assert!(matches!(r.target, Target::Sim { nodes: 11, .. }));
     }
@@ -607,6 +618,8 @@ mod tests {
                 "--sim-speed 2 s.rhai",
                 "--sim-speed applies to the simulator",
             ),
+            ("--sim-seed 2 s.rhai", "--sim-seed applies to the simulator"),
+            ("--sim --sim-seed x s.rhai", "invalid value 'x' for '--sim-seed <N>'"),
             ("s.rhai 0.11.0 --yes", "`--yes` comes after the script name"),
             ("-e 1 s.rhai", "cannot be combined"),
             ("sim --version nope", "--version: `nope` is not a version"),

@@ -266,8 +266,9 @@ fn take_down(members: &[Member], id: &str, op: &str) -> Option<(Rule, String)> {
 }
 
 /// The leader interlock: the node that leads now (by its own report in this survey) is not stopped or
-/// restarted in place. Its clients' writes in flight would fail and the cluster would go without a leader
-/// for an election; handing over first costs neither. The refusal names a follower to hand over to.
+/// restarted in place. Its clients' writes in flight would fail, and who leads next would be left to its
+/// shutdown: a hand-over of its own choosing, or an election when none is possible in time (docs/ADMIN_API.md).
+/// Handing over first costs neither. The refusal names a follower to hand over to.
 fn in_place(members: &[Member], id: &str, op: &str) -> Option<(Rule, String)> {
     let target = members.iter().find(|m| m.id == id)?;
     if target.role != "leader" || target.state == "down" {
@@ -288,7 +289,7 @@ fn in_place(members: &[Member], id: &str, op: &str) -> Option<(Rule, String)> {
     Some((
         Rule::Leader,
         format!(
-            "{id} leads the cluster: {op} in place would fail the writes in flight and leave the cluster without a leader until an election; {hand_over}"
+            "{id} leads the cluster: {op} in place would fail the writes in flight to it and leave the next leader to its shutdown (an election if it cannot hand over in time); {hand_over}"
         ),
     ))
 }
@@ -453,9 +454,10 @@ mod tests {
                 r.message,
                 format!(
                     "node1: {op} refused by the leader interlock: node1 leads the cluster: {op} in place would \
-                     fail the writes in flight and leave the cluster without a leader until an election; hand \
-                     leadership over first with raft::transfer_leadership(\"node3\"), then {op} it. Nothing \
-                     was changed. In an emergency, override it with node::{op}(\"node1\", #{{force: \"leader\"}})"
+                     fail the writes in flight to it and leave the next leader to its shutdown (an election if \
+                     it cannot hand over in time); hand leadership over first with \
+                     raft::transfer_leadership(\"node3\"), then {op} it. Nothing was changed. In an emergency, \
+                     override it with node::{op}(\"node1\", #{{force: \"leader\"}})"
                 )
             );
             let forced = g.judge(&ms, &Force::Only(vec![Rule::Leader]));

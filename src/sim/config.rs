@@ -15,6 +15,10 @@ pub struct SimConfig {
     pub bad_versions: Vec<semver::Version>,
     /// Faults applied at start, as (node id, kind).
     pub faults: Vec<(String, FaultKind)>,
+    /// Faults armed for a simulated moment, as (seconds since start, node id, kind): each fires inside
+    /// the simulator at the end of the first slice at or after its time, so a run with the same seed
+    /// replays them at the same instant whatever the speed or the machine.
+    pub timed_faults: Vec<(f64, String, FaultKind)>,
     /// Seeds the simulator's randomness so runs repeat.
     pub seed: Option<u64>,
     /// Raft's election timeout range in ms, each node drawing its own in it; `None` is Neumann's
@@ -57,6 +61,7 @@ impl Default for SimConfig {
             speed: 1.0,
             bad_versions: Vec::new(),
             faults: Vec::new(),
+            timed_faults: Vec::new(),
             seed: None,
             election_timeout_ms: None,
             shape: None,

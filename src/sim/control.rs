@@ -16,7 +16,7 @@ use super::net::KillableListener;
 use super::shared::Shared;
 use super::world::host::{CommandOutput, StartOutcome};
 use super::world::node::{Node, ProcessState};
-use super::world::{FaultSpec, RollbackLimit, World};
+use super::world::{FaultSpec, RollbackLimit, When, World};
 
 pub async fn serve(shared: Shared, listener: KillableListener) {
     let app = Router::new()
@@ -38,25 +38,35 @@ async fn stats(State(shared): State<Shared>) -> Response {
     Json(shared.lock().stats()).into_response()
 }
 
-fn parse_since(query: Option<&str>) -> Result<Option<f64>, String> {
-    let Some(query) = query else { return Ok(None) };
-    for pair in query.split('&') {
+/// `since` and `until` (simulated seconds, inclusive) from the query; other keys are ignored.
+fn parse_window(query: Option<&str>) -> Result<(Option<f64>, Option<f64>), String> {
+    let mut window = (None, None);
+    for pair in query.unwrap_or_default().split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == "since" {
-            return value
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .map(Some)
-                .ok_or_else(|| format!("bad `since`: {value:?} is not a number of seconds"));
-        }
+        let slot = match key {
+            "since" => &mut window.0,
+            "until" => &mut window.1,
+            _ => continue,
+        };
+        let t = value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("bad `{key}`: {value:?} is not a number of seconds"))?;
+        *slot = Some(t);
     }
-    Ok(None)
+    Ok(window)
 }
 
 async fn events(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    match parse_since(query.as_deref()) {
-        Ok(since) => Json(shared.lock().events(since)).into_response(),
+    match parse_window(query.as_deref()) {
+        Ok((since, until)) => {
+            let mut events = shared.lock().events(since);
+            if let Some(until) = until {
+                events.retain(|e| e.t <= until);
+            }
+            Json(events).into_response()
+        }
         Err(e) => json_error(400, &e),
     }
 }
@@ -95,9 +105,10 @@ fn node_index(m: &World, id: &str) -> Result<usize, Refusal> {
 }
 
 /// `{"node", "kind"}`, or `{"kind": "partition", "groups": [[ids], ...]}`; either with
-/// `"when": {"event": KIND, "node": ID}` to fire inside the simulator when it logs that event.
+/// `"when": {"event": KIND, "node": ID}` to fire inside the simulator when it logs that event, or
+/// `"when": {"at": T}` to fire once simulated time reaches T seconds.
 fn inject_fault(shared: &Shared, body: &[u8]) -> Result<(), Refusal> {
-    const EXPECTED: &str = r#"{"node": "node2", "kind": "crash"} or {"kind": "partition", "groups": [["node1"], ["node2", "node3"]]}, optionally with "when": {"event": "stop", "node": "node2"}"#;
+    const EXPECTED: &str = r#"{"node": "node2", "kind": "crash"} or {"kind": "partition", "groups": [["node1"], ["node2", "node3"]]}, optionally with "when": {"event": "stop", "node": "node2"} or "when": {"at": 12.5}"#;
     let map = parse_object(body, EXPECTED)?;
     let kind: FaultKind = string_field(&map, "kind", EXPECTED)?
         .parse()
@@ -145,6 +156,19 @@ fn inject_fault(shared: &Shared, body: &[u8]) -> Result<(), Refusal> {
     };
     match map.get("when") {
         None => m.apply_fault(&fault),
+        Some(Value::Object(when)) if when.contains_key("at") => {
+            let at = when
+                .get("at")
+                .and_then(Value::as_f64)
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .ok_or_else(|| {
+                    (
+                        400,
+                        format!("`at` is simulated seconds since start, a number >= 0; expected {EXPECTED}"),
+                    )
+                })?;
+            m.arm_when(When::At(at), fault);
+        }
         Some(Value::Object(when)) => {
             let event = string_field(when, "event", EXPECTED)?;
             let on = node_index(&m, string_field(when, "node", EXPECTED)?)?;
@@ -267,13 +291,7 @@ async fn host(
     let out = match action.as_str() {
         "stop" => stop(&shared, i).await,
         "start" => start(&shared, i).await,
-        "restart" => {
-            let out = stop(&shared, i).await;
-            if out.status != 0 {
-                return Json(out).into_response();
-            }
-            start(&shared, i).await
-        }
+        "restart" => restart(&shared, i).await,
         "install" => {
             let version = match parse_version(&body) {
                 Ok(v) => v,
@@ -337,6 +355,7 @@ fn exec(node: &Node, command: &str) -> CommandOutput {
         ["neumann", "--version" | "-V"] => answer(0, format!("neumann {}\n", node.host.installed)),
         ["systemctl", "is-active", "neumann" | "neumann.service"] => {
             let state = match node.host.process {
+                _ if node.is_stopping() => "deactivating",
                 ProcessState::Running => "active",
                 ProcessState::Starting { .. } => "activating",
                 ProcessState::Stopping { .. } => "deactivating",
@@ -365,14 +384,14 @@ fn timed_out(what: &str) -> CommandOutput {
     }
 }
 
-/// `systemctl stop`: returns once the process is gone and its port closed.
+/// `systemctl stop`: returns once the process is gone (a leader's hand-over included) and its port closed.
 async fn stop(shared: &Shared, i: usize) -> CommandOutput {
     let until = shared.lock().host_stop(i);
     if let Some(until) = until {
         let done = shared
             .wait_until(until, |m| {
                 let n = &m.nodes[i];
-                !matches!(n.host.process, ProcessState::Stopping { .. }) && !n.host.listening
+                !n.is_stopping() && !n.host.listening
             })
             .await;
         if !done {
@@ -392,15 +411,32 @@ async fn start(shared: &Shared, i: usize) -> CommandOutput {
         match outcome {
             StartOutcome::Launched | StartOutcome::AlreadyUp => return CommandOutput::ok(),
             StartOutcome::WaitStopped => {
-                let stopped = shared
-                    .wait_until(now, |m| {
-                        !matches!(m.nodes[i].host.process, ProcessState::Stopping { .. })
-                    })
-                    .await;
+                let stopped = shared.wait_until(now, |m| !m.nodes[i].is_stopping()).await;
                 if !stopped {
                     return timed_out("waiting for the previous stop");
                 }
             }
         }
+    }
+}
+
+/// `systemctl restart`: the stop and the start are both the simulator's (`host_restart`), so the start
+/// lands when the stop completes whatever the speed; returns once the new process is launched and the
+/// old one's port closed.
+async fn restart(shared: &Shared, i: usize) -> CommandOutput {
+    let launch = shared.lock().host_restart(i);
+    let done = shared
+        .wait_until(launch, |m| {
+            let n = &m.nodes[i];
+            // The old process's port still open while the new one starts: not done yet.
+            let old_listening =
+                matches!(n.host.process, ProcessState::Starting { .. }) && n.host.listening;
+            !(n.restart_pending() || n.is_stopping() || old_listening)
+        })
+        .await;
+    if done {
+        CommandOutput::ok()
+    } else {
+        timed_out("restarting")
     }
 }

@@ -135,6 +135,11 @@ impl Simulator {
         s
     }
 
+    /// The seed of this run's randomness, given or drawn: `SimConfig::seed` with it replays the run.
+    pub fn seed(&self) -> u64 {
+        self.shared.lock().seed
+    }
+
     pub fn control_addr(&self) -> SocketAddr {
         self.control_addr
     }

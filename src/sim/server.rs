@@ -28,6 +28,8 @@ use super::world::World;
 
 /// Share of a flaky node's admin requests that fail.
 const FLAKY_RATE: f64 = 0.3;
+/// Simulated seconds a test transaction can take: its client deadline, with room.
+const PROBE_PATIENCE: f64 = 3.0;
 
 /// One node process's view of the world: which node, and which incarnation of its process.
 #[derive(Clone)]
@@ -200,10 +202,17 @@ async fn snapshot(State(ctx): State<NodeCtx>) -> Response {
     }
 }
 
+/// Answers once the probe write is committed or has failed: it waits as a client's write does.
 async fn test_transaction(State(ctx): State<NodeCtx>) -> Response {
-    match ctx.with(|m, i| m.test_transaction(i)) {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => e.into_response(),
+    let id = ctx.with(|m, i| m.test_transaction(i));
+    let settled = ctx
+        .shared
+        .wait_for(PROBE_PATIENCE, |m| m.test_transaction_settled(id))
+        .await;
+    match ctx.with(|m, _| m.test_transaction_answer(id)) {
+        Some(Ok(r)) if settled => Json(r).into_response(),
+        Some(Err(e)) if settled => e.into_response(),
+        _ => json_error(503, "the simulator's clock has stopped"),
     }
 }
 

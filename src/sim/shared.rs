@@ -30,17 +30,17 @@ impl Shared {
     }
 
     /// Moves simulated time on by `secs` as fast as the machine can simulate it, rather than at the
-    /// simulator's speed: every node, client and timer runs through it as in paced time, in ticks of at
-    /// most 20 simulated seconds with the world unlocked between them. Each tick moves the run lease's
-    /// expiry on by what it simulated, since the TTL counts its holder's real seconds, which a warp does
-    /// not take; a renewal that lands mid-warp is moved on from there.
+    /// simulator's speed: every node, client and timer runs through it in the same fixed slices as paced
+    /// time, in ticks of at most 20 simulated seconds with the world unlocked between them. Each tick
+    /// moves the run lease's expiry on by what it simulated, since the TTL counts its holder's real
+    /// seconds, which a warp does not take; a renewal that lands mid-warp is moved on from there.
     pub(crate) async fn warp(&self, secs: f64) -> f64 {
         let until = self.lock().now + secs;
         loop {
             {
                 let mut lease = self.lease.lock().expect("simulator lease mutex poisoned");
                 let mut m = self.lock();
-                if m.now >= until {
+                if m.reached(until) {
                     return m.now;
                 }
                 let before = m.now;
@@ -53,16 +53,28 @@ impl Shared {
         }
     }
 
+    /// Waits (real time) until `ready` holds, which it will within `sim_secs` simulated seconds, or a
+    /// real-time cap passes; returns whether it got there. The cap only matters if the tick task is gone.
+    pub(crate) async fn wait_for(&self, sim_secs: f64, ready: impl Fn(&World) -> bool) -> bool {
+        let until = self.lock().now + sim_secs;
+        self.wait_capped(0.0, until, ready).await
+    }
+
     /// Waits (real time) until simulated time reaches `t` and `ready` holds, or a real-time cap
     /// passes; returns whether it got there. The cap only matters if the tick task is gone.
     pub(crate) async fn wait_until(&self, t: f64, ready: impl Fn(&World) -> bool) -> bool {
+        self.wait_capped(t, t, ready).await
+    }
+
+    /// `wait_until(t, ready)`, giving up some real time after simulated time `patience` would pass.
+    async fn wait_capped(&self, t: f64, patience: f64, ready: impl Fn(&World) -> bool) -> bool {
         let cap = Instant::now()
             + Duration::from_secs(30)
-            + Duration::from_secs_f64(secs_real(t, self.speed));
+            + Duration::from_secs_f64(secs_real(patience, self.speed));
         loop {
             let remaining = {
                 let m = self.lock();
-                if m.now >= t && ready(&m) {
+                if m.reached(t) && ready(&m) {
                     return true;
                 }
                 (t - m.now).max(0.0) / self.speed

@@ -492,3 +492,126 @@ async fn faults_by_group_and_on_events_through_the_control_api() -> TestResult {
     sim.shutdown().await;
     Ok(())
 }
+
+/// The event log up to `until` simulated seconds of a simulator started with these timed faults, read
+/// over HTTP once its clock is past that. With `busy`, a thread spins beside it and every node's admin
+/// API is read all along (metrics, health, a flaky node's coin): what the machine does must not show.
+async fn timed_run(
+    seed: u64,
+    busy: bool,
+    until: f64,
+) -> Result<Vec<SimEvent>, Box<dyn std::error::Error>> {
+    let fault = |at: f64, node: &str, kind| (at, node.to_string(), kind);
+    let sim = Simulator::start(SimConfig {
+        speed: 20.0,
+        seed: Some(seed),
+        faults: vec![("node2".into(), FaultKind::Flaky)],
+        timed_faults: vec![
+            fault(1.0, "node1", FaultKind::Crash),
+            fault(2.0, "node3", FaultKind::Partition),
+            fault(3.0, "node3", FaultKind::Heal),
+            fault(3.5, "node2", FaultKind::Hang),
+            fault(4.2, "node2", FaultKind::Heal),
+        ],
+        ..SimConfig::default()
+    })
+    .await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    if busy {
+        let spin = stop.clone();
+        load.push(tokio::task::spawn_blocking(move || {
+            let mut x = 0u64;
+            while !spin.load(std::sync::atomic::Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        }));
+        for (_, url) in sim.nodes() {
+            let (reading, http) = (stop.clone(), reqwest::Client::new());
+            load.push(tokio::spawn(async move {
+                while !reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    for path in ["/metrics", "/health", "/admin/cluster/members"] {
+                        let _ = http
+                            .get(format!("{url}{path}"))
+                            .timeout(Duration::from_millis(50))
+                            .send()
+                            .await;
+                    }
+                }
+            }));
+        }
+    }
+    let control = format!("http://{}", sim.control_addr());
+    let http = reqwest::Client::new();
+    eventually("the clock to pass the window", || async {
+        let (_, c) = get_json(&http, &format!("{control}/sim/clock"))
+            .await
+            .ok()?;
+        (c["t"].as_f64()? > until).then_some(())
+    })
+    .await;
+    let (_, events) = get_json(&http, &format!("{control}/sim/events?until={until}")).await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        let _ = task.await;
+    }
+    sim.shutdown().await;
+    Ok(serde_json::from_value(events)?)
+}
+
+/// Over HTTP too, the same seed and the same faults at the same simulated moments give the same event
+/// log, whether the machine is quiet or busy and the nodes read hard; another seed gives another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_and_timed_faults_replay_over_http_under_load() -> TestResult {
+    let quiet = timed_run(9, false, 6.0).await?;
+    let busy = timed_run(9, true, 6.0).await?;
+    for kind in ["crash", "elected", "fault", "leader_lost", "write_failed"] {
+        assert!(
+            quiet.iter().any(|e| e.kind == kind),
+            "no {kind} in {quiet:?}"
+        );
+    }
+    assert!(quiet.iter().all(|e| e.t <= 6.0));
+    assert_eq!(quiet, busy);
+    let other = timed_run(10, false, 6.0).await?;
+    assert_ne!(quiet, other);
+    Ok(())
+}
+
+/// The leader restarted in place over the control API, at x2 and at x50: the same hand-over, the same
+/// 1.5 s without the node (the start is the simulator's, not the caller's), and the same writes lost to it:
+/// its share for as long as it is down. Only the slice the request lands at is the real clock's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_restart_costs_the_same_at_any_speed() -> TestResult {
+    let mut failed = Vec::new();
+    for speed in [2.0, 50.0] {
+        let sim = Simulator::start(SimConfig {
+            speed,
+            seed: Some(3),
+            ..SimConfig::default()
+        })
+        .await?;
+        let http = reqwest::Client::new();
+        let control = |path: &str| format!("http://{}{path}", sim.control_addr());
+        eventually("a second of load", || async {
+            (sim.clock() > 1.0).then_some(())
+        })
+        .await;
+        let (_, out) = post_json(&http, &control("/sim/host/node1/restart"), json!({})).await?;
+        assert_eq!(out["status"], 0, "{out}");
+        let done = sim.clock() + 4.0;
+        eventually("the writes' deadlines", || async {
+            (sim.clock() > done).then_some(())
+        })
+        .await;
+        let s = sim.stats();
+        assert_eq!((s.leader_losses, s.elections), (0, 1), "x{speed}: {s:?}");
+        failed.push(s.client_writes_failed);
+        sim.shutdown().await;
+    }
+    assert!(
+        failed.iter().all(|f| (140..=160).contains(f)),
+        "failed writes at x2 and x50: {failed:?}"
+    );
+    Ok(())
+}

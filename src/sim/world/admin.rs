@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::node::{Histogram, Role};
-use super::{RollbackLimit, Snapshot, World, CAUGHT_UP_MS};
+use super::node::{Histogram, ProbeOutcome, Role};
+use super::{RollbackLimit, Snapshot, World};
 
 const BACKUP_MAX_AGE: f64 = 86_400.0;
 pub const MEMORY_BASE: f64 = 512.0 * 1024.0 * 1024.0;
@@ -191,41 +191,31 @@ impl World {
         Ok(self.backup_status())
     }
 
-    /// Writes a probe entry through the leader. It answers at once when a majority holds the
-    /// leader's log closely enough to commit the entry within the probe's patience.
-    pub fn test_transaction(&mut self, via: usize) -> Result<TxReply, ApiError> {
-        self.require_peers(via)?;
-        let Some(l) = self.known_leader(via) else {
-            return Err(ApiError::new(503, "no leader: cannot commit"));
-        };
-        if self.paused {
-            return Err(ApiError::new(503, "cluster is paused"));
-        }
-        if self.nodes[l].raft.transfer.is_some() {
-            return Err(ApiError::new(503, "leadership transfer in progress"));
-        }
-        let holders = 1
-            + (0..self.nodes.len())
-                .filter(|&f| f != l && self.connected(l, f) && self.lag_ms(f) <= CAUGHT_UP_MS)
-                .count();
-        if holders < self.quorum() {
-            return Err(ApiError::new(
-                503,
-                format!(
-                    "no quorum: cannot commit ({holders} of {} members hold the log, quorum is {})",
-                    self.nodes.len(),
-                    self.quorum()
-                ),
-            ));
-        }
-        let latency = self.write_latency_secs(via, via != l) * 1000.0;
-        let term = self.nodes[l].raft.term;
-        self.nodes[l].raft.log.append(1, term);
-        Ok(TxReply {
-            ok: true,
-            latency_ms: latency,
-            leader: self.nodes[l].id.clone(),
+    /// `POST /admin/test-transaction`: sends the probe write through node `via`, down the clients' own
+    /// path (`submit_probe`); its answer comes from `test_transaction_answer` once it is committed or
+    /// has failed, within the clients' 2 s deadline.
+    pub fn test_transaction(&mut self, via: usize) -> u64 {
+        self.submit_probe(via)
+    }
+
+    /// The test transaction's answer: None while it waits. `{ok, latency_ms, leader}` once committed;
+    /// 503 naming why when it was not committed by its deadline or its node went down.
+    pub fn test_transaction_answer(&mut self, id: u64) -> Option<Result<TxReply, ApiError>> {
+        Some(match self.take_probe(id)? {
+            ProbeOutcome::Committed {
+                latency_secs,
+                leader,
+            } => Ok(TxReply {
+                ok: true,
+                latency_ms: latency_secs * 1000.0,
+                leader: self.nodes[leader].id.clone(),
+            }),
+            ProbeOutcome::Failed(why) => Err(ApiError::new(503, why)),
         })
+    }
+
+    pub fn test_transaction_settled(&self, id: u64) -> bool {
+        self.probe_settled(id)
     }
 
     pub fn health(&self, i: usize) -> Health {
@@ -325,7 +315,7 @@ impl World {
     }
 
     pub fn metrics(&mut self, i: usize) -> MetricsSnapshot {
-        let jitter = 0.99 + self.rng.f64() * 0.02;
+        let jitter = 0.99 + self.noise.f64() * 0.02;
         let n = &self.nodes[i];
         let bad = if self.is_bad(&n.host.running) {
             BAD_MEMORY_FACTOR

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::node::{Batch, Entry, Node, Role};
-use super::{ms, World, MAX_SLICE};
+use super::node::{Batch, Entry, Node, Probe, ProbeOutcome, Role};
+use super::{ms, World, SLICE};
 
 /// Client writes per simulated second, spread over the nodes in service.
 const CLIENT_RATE: f64 = 300.0;
@@ -21,7 +21,7 @@ const FAILED_EVENT_INTERVAL: f64 = 1.0;
 const BAD_ABORT_RATE: f64 = 0.05;
 const BAD_LATENCY_FACTOR: f64 = 4.0;
 /// A healthy commit takes one to two slices; only waits beyond that show in the latency.
-const NORMAL_COMMIT_DELAY: f64 = 2.0 * MAX_SLICE;
+const NORMAL_COMMIT_DELAY: f64 = 2.0 * SLICE;
 
 impl World {
     pub(super) fn update_load_balancer(&mut self) {
@@ -62,6 +62,7 @@ impl World {
                 deadline,
                 count: fresh as u64,
                 entry: None,
+                probe: None,
             });
         }
         let targets: Vec<usize> = (0..self.nodes.len())
@@ -199,16 +200,30 @@ impl World {
             }
             let mut expired = 0;
             let n = &mut self.nodes[i];
+            let dropped = std::mem::take(&mut n.clients.dropped_probes);
+            let mut timed_out = Vec::new();
             for q in [
                 &mut n.clients.waiting,
                 &mut n.clients.stuck,
                 &mut n.clients.inflight,
             ] {
-                while q.front().is_some_and(|b| b.deadline <= now) {
-                    expired += q.pop_front().map_or(0, |b| b.count);
+                while let Some(b) = q.pop_front_if(|b| b.deadline <= now) {
+                    expired += b.count;
+                    timed_out.extend(b.probe);
                 }
             }
             self.fail_writes(Some(i), expired);
+            for id in dropped {
+                let why = format!("{} went down before it was committed", self.nodes[i].id);
+                self.probe_failed(i, id, format!("test transaction lost: {why}"));
+            }
+            for id in timed_out {
+                let why = self.why_not_committed(i);
+                let message = format!(
+                    "test transaction not committed within its {CLIENT_DEADLINE} s deadline: {why}"
+                );
+                self.probe_failed(i, id, message);
+            }
         }
     }
 
@@ -246,6 +261,100 @@ impl World {
         if ok > 0 {
             self.stats.client_writes_ok += ok;
             self.record_ack(e.lo, e.lo + ok - 1, e.term);
+            if let Some(id) = b.probe {
+                let latency = self.write_latency_secs(i, forwarded) + queued;
+                self.probe_committed(i, id, e, latency);
+            }
+        }
+    }
+
+    /// The admin API's test transaction, sent through node `via` as one client write: queued, forwarded
+    /// to the leader, appended, acknowledged once committed, retried and failed at its deadline like
+    /// the clients' own, and kept in the history of acknowledged writes. Returns its id.
+    pub(super) fn submit_probe(&mut self, via: usize) -> u64 {
+        let id = self.next_probe;
+        self.next_probe += 1;
+        // Answers nobody collected (its node went down mid-request) are dropped after a while.
+        let old = self.now - 60.0;
+        self.probes
+            .retain(|_, p| p.settled.as_ref().is_none_or(|(at, _)| *at > old));
+        self.probes.insert(id, Probe::default());
+        self.accept(
+            via,
+            Batch {
+                arrived: self.now,
+                deadline: self.now + CLIENT_DEADLINE,
+                count: 1,
+                entry: None,
+                probe: Some(id),
+            },
+        );
+        id
+    }
+
+    /// The test transaction's outcome once it has one (committed or failed), taken.
+    pub(super) fn take_probe(&mut self, id: u64) -> Option<ProbeOutcome> {
+        self.probes.get(&id)?.settled.as_ref()?;
+        self.probes.remove(&id)?.settled.map(|(_, r)| r)
+    }
+
+    pub(super) fn probe_settled(&self, id: u64) -> bool {
+        self.probes.get(&id).is_none_or(|p| p.settled.is_some())
+    }
+
+    fn probe_committed(&mut self, via: usize, id: u64, e: Entry, latency: f64) {
+        let leader = self.nodes[e.leader].id.clone();
+        self.event(
+            Some(via),
+            "probe",
+            format!(
+                "test transaction committed at index {} (term {}) through {leader}",
+                e.lo, e.term
+            ),
+        );
+        let outcome = ProbeOutcome::Committed {
+            latency_secs: latency,
+            leader: e.leader,
+        };
+        self.settle_probe(id, outcome);
+    }
+
+    /// Why a write through node `via` is still not committed, as far as that node can tell.
+    fn why_not_committed(&self, via: usize) -> String {
+        let n = &self.nodes[via];
+        if n.faults.hang {
+            return format!("{} stopped responding", n.id);
+        }
+        if !n.is_running() {
+            return format!("{} is not running", n.id);
+        }
+        if self.partitioned(via) {
+            return "partitioned: cannot reach peers".to_string();
+        }
+        if self.paused {
+            return "the cluster is paused".to_string();
+        }
+        match self.known_leader(via) {
+            None => "no leader".to_string(),
+            Some(l) if self.nodes[l].raft.transfer.is_some() => {
+                "a leadership transfer is in progress".to_string()
+            }
+            Some(_) => format!(
+                "no quorum: a majority of the {} members does not hold the log",
+                self.nodes.len()
+            ),
+        }
+    }
+
+    fn probe_failed(&mut self, via: usize, id: u64, message: String) {
+        self.event(Some(via), "probe", format!("failed: {message}"));
+        self.settle_probe(id, ProbeOutcome::Failed(message));
+    }
+
+    fn settle_probe(&mut self, id: u64, result: ProbeOutcome) {
+        let now = self.now;
+        if let Some(p) = self.probes.get_mut(&id) {
+            p.settled = Some((now, result));
         }
     }
 
@@ -336,23 +445,26 @@ impl World {
         }
     }
 
-    /// A stall: client writes are waiting and the cluster's commit index does not move. A
-    /// deliberate pause (`cluster::pause`) is one too: the clients wait all the same.
+    /// A stall: client writes are waiting and none is acknowledged. Writes sent to a node that is down
+    /// are waiting too, and a commit index that moves without acknowledging anything (a follower
+    /// holding it back ships entries older than any client still waits for) is no progress. A
+    /// deliberate pause (`cluster::pause`) is a stall too: the clients wait all the same.
     pub(super) fn observe_stall(&mut self, h: f64) {
         let waiting = !self.lb_waiting.is_empty()
-            || self
-                .nodes
-                .iter()
-                .any(|n| !n.clients.waiting.is_empty() || !n.clients.inflight.is_empty());
-        let moved = self.commit_index > self.last_commit_seen;
-        if waiting && !moved {
+            || self.nodes.iter().any(|n| {
+                !n.clients.waiting.is_empty()
+                    || !n.clients.inflight.is_empty()
+                    || !n.clients.stuck.is_empty()
+            });
+        let acknowledged = self.stats.client_writes_ok > self.last_ok_seen;
+        if waiting && !acknowledged {
             let since = *self.stall_since.get_or_insert(self.now - h);
             let stall = ms(self.now - since);
             self.stats.max_commit_stall_ms = self.stats.max_commit_stall_ms.max(stall);
         } else {
             self.stall_since = None;
         }
-        self.last_commit_seen = self.commit_index;
+        self.last_ok_seen = self.stats.client_writes_ok;
     }
 }
 

@@ -63,12 +63,24 @@ impl World {
 
     pub(super) fn advance_processes(&mut self) {
         for i in 0..self.nodes.len() {
+            if self.nodes[i].host.handing_over {
+                let n = &self.nodes[i];
+                let done =
+                    !n.raft_active() || n.raft.role != Role::Leader || n.raft.transfer.is_none();
+                if done {
+                    self.begin_stop(i, "stopped: the hand-over was abandoned", false);
+                }
+                continue;
+            }
             match self.nodes[i].host.process {
                 ProcessState::Stopping { until } if self.now >= until => {
                     let node = &mut self.nodes[i];
                     node.host.process = ProcessState::Stopped;
                     let lost = node.take_all_pending();
                     self.fail_writes(Some(i), lost);
+                    if std::mem::take(&mut self.nodes[i].host.restart) {
+                        self.host_start(i);
+                    }
                 }
                 ProcessState::Starting { until } if self.now >= until => self.finish_start(i),
                 _ => {}
@@ -84,6 +96,8 @@ impl World {
         node.host.generation += 1;
         node.draining = false;
         node.faults.hang = false;
+        node.host.handing_over = false;
+        node.host.restart = false;
         // Volatile Raft state starts afresh; term, vote, log and commit were persisted.
         node.raft.role = Role::Follower;
         node.raft.leader = None;
@@ -156,31 +170,82 @@ impl World {
         }
     }
 
-    /// Begins a graceful stop. Returns when it will be stopped, None when it already is.
+    /// `systemctl stop`: a graceful stop. A leader first hands leadership to its most caught-up eligible
+    /// follower (Raft's TimeoutNow, as etcd does on SIGTERM) and shuts down once that follower leads, or
+    /// once the hand-over is abandoned after an election timeout, which loses the leader; with no
+    /// follower to hand over to, it leaves office at once (a leader lost). Any other node shuts down at
+    /// once. Shutting down takes `STOP_SECS`, requests in flight finishing. Returns the earliest time it
+    /// will be stopped, None when it already is.
     pub fn host_stop(&mut self, i: usize) -> Option<f64> {
+        if self.nodes[i].host.handing_over {
+            return Some(self.now + STOP_SECS);
+        }
         match self.nodes[i].host.process {
             ProcessState::Running | ProcessState::Starting { .. } => {
-                let until = self.now + STOP_SECS;
-                let was_leader =
-                    self.nodes[i].raft.role == Role::Leader && !self.nodes[i].faults.hang;
-                let n = &mut self.nodes[i];
-                n.host.process = ProcessState::Stopping { until };
-                // The hung process is the one being stopped; a new one starts clean.
-                n.faults.hang = false;
-                n.awaiting_catch_up = false;
-                self.event(Some(i), "stop", "systemctl stop neumann");
-                if was_leader || self.nodes[i].raft.role == Role::Leader {
-                    self.leave_office(i, "stopped", true);
+                let n = &self.nodes[i];
+                if !(n.raft_active() && n.raft.role == Role::Leader) {
+                    return self.begin_stop(i, "stopped", true);
                 }
-                self.refresh_view();
-                Some(until)
+                self.event(Some(i), "stop", "systemctl stop neumann");
+                let n = &self.nodes[i];
+                if !matches!(
+                    n.host.process,
+                    ProcessState::Running | ProcessState::Starting { .. }
+                ) {
+                    // A fault armed on this stop took the process already.
+                    return self.host_stop(i);
+                }
+                if n.raft_active() && n.raft.role == Role::Leader && self.hand_over_on_stop(i) {
+                    self.nodes[i].host.handing_over = true;
+                    return Some(self.now + STOP_SECS);
+                }
+                self.begin_stop(i, "stopped with no follower to hand over to", false)
             }
             ProcessState::Stopping { until } => Some(until),
             ProcessState::Stopped | ProcessState::Crashed => None,
         }
     }
 
+    /// The process shuts down: it takes no more requests, finishes those in flight, and is gone in
+    /// `STOP_SECS`. A node still leading leaves office, a leader lost.
+    fn begin_stop(&mut self, i: usize, why: &str, log_stop: bool) -> Option<f64> {
+        let until = self.now + STOP_SECS;
+        let n = &mut self.nodes[i];
+        n.host.process = ProcessState::Stopping { until };
+        n.host.handing_over = false;
+        // The hung process is the one being stopped; a new one starts clean.
+        n.faults.hang = false;
+        n.awaiting_catch_up = false;
+        if log_stop {
+            self.event(Some(i), "stop", "systemctl stop neumann");
+        }
+        if self.nodes[i].raft.role == Role::Leader {
+            self.leave_office(i, why, true);
+        }
+        self.refresh_view();
+        Some(until)
+    }
+
+    /// `systemctl restart`: a stop as above, then a start the moment the process is gone, both decided
+    /// here so that the start's moment does not depend on when the caller hears of the stop. Returns the
+    /// earliest time the new process is launched.
+    pub fn host_restart(&mut self, i: usize) -> f64 {
+        match self.host_stop(i) {
+            Some(until) => {
+                self.nodes[i].host.restart = true;
+                until
+            }
+            None => {
+                self.host_start(i);
+                self.now
+            }
+        }
+    }
+
     pub fn host_start(&mut self, i: usize) -> StartOutcome {
+        if self.nodes[i].host.handing_over {
+            return StartOutcome::WaitStopped;
+        }
         match self.nodes[i].host.process {
             ProcessState::Stopped | ProcessState::Crashed => {
                 let until = self.now + START_SECS;

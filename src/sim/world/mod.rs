@@ -1,8 +1,10 @@
 //! The simulated cluster as one state machine, the world: every node's process, Raft state and client
 //! writes, the network between them, the faults, the event log and the figures.
 //!
-//! Pure: no I/O, no clock. `tick(dt)` advances simulated time in slices of at most 10 ms (`advance`);
-//! every other method is one operator or host action applied at the current `now`. The servers in
+//! Pure: no I/O, no clock. Simulated time moves only in whole slices of `SLICE` (10 ms, `advance`):
+//! `tick(dt)` and `tick_towards(t)` only decide how many are run, never how long one is, so the same seed
+//! and the same actions at the same slices give the same trace however the slices are grouped. Every
+//! other method is one operator or host action applied at the current `now`. The servers in
 //! `server.rs` and `control.rs` lock it briefly and translate HTTP to these calls; tests drive it directly.
 //!
 //! This file holds the state and the driver: `World::new`, `tick` and `advance` (what one slice does, in
@@ -20,7 +22,7 @@
 //!
 //! Raft is modelled node by node: each node has its own term, vote, log (`Log`), commit index
 //! and applied index, and acts only on what it could know. Messages are delivered within the
-//! slice they are sent in (a slice is at most 10 ms, a loopback round trip well under that); what
+//! slice they are sent in (a slice is 10 ms, a loopback round trip well under that); what
 //! makes a message undeliverable is the receiver being down, hung or in another partition group.
 
 pub(crate) mod admin;
@@ -37,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use semver::Version;
 use serde::Serialize;
 
-use self::node::{Batch, Faults, Node, ProcessState, Role};
+use self::node::{Batch, Faults, Node, Probe, ProcessState, Role};
 use crate::sim::config::{FaultKind, Shape, SimConfig, SimError};
 use crate::sim::log::Log;
 use crate::sim::record::{SimEvent, SimStats};
@@ -48,14 +50,13 @@ use crate::sim::record::{SimEvent, SimStats};
 pub const ELECTION_TIMEOUT: (f64, f64) = (0.150, 0.300);
 /// Lag at or below which a node counts as caught up (the runbook's canary threshold).
 pub const CAUGHT_UP_MS: f64 = 100.0;
-/// The longest slice of simulated time `advance` takes at once: well under the election timeout, so
-/// timers fire on time.
-const MAX_SLICE: f64 = 0.01;
-const MAX_SLICES_PER_TICK: f64 = 2000.0;
-/// The most simulated time one tick of the real clock may cover at `MAX_SLICE`: after a longer stall of
-/// this process (a loaded machine), the clock catches up over several ticks instead of taking coarser
-/// slices, which would let election timers and write deadlines fire where a real cluster's would not.
-const MAX_TICK_SECS: f64 = MAX_SLICE * MAX_SLICES_PER_TICK;
+/// The one step of simulated time: every slice `advance` takes is exactly this long, whatever the speed
+/// or the load on the machine, so a seed replays. Well under the election timeout, so timers fire on time;
+/// the model's constants (a message delivered within its slice, a commit in one or two) are set for it.
+pub const SLICE: f64 = 0.01;
+/// The most slices one tick of the real clock runs (20 simulated seconds): after a longer stall of this
+/// process (a loaded machine) the clock catches up over several ticks, with the world unlocked between.
+const MAX_SLICES_PER_TICK: u64 = 2000;
 const TIMELINE_SPACING: f64 = 0.05;
 const TIMELINE_KEEP: f64 = 3600.0;
 const MAX_EVENTS: usize = 100_000;
@@ -95,16 +96,28 @@ pub enum FaultSpec {
     Groups(Vec<Vec<usize>>),
 }
 
-/// A fault armed to fire when the simulator logs `event` for `node`.
+/// When an armed fault fires.
+#[derive(Clone, Debug, PartialEq)]
+pub enum When {
+    /// The moment the simulator logs this event kind for this node.
+    Event(String, usize),
+    /// The end of the first slice at or after this simulated time.
+    At(f64),
+}
+
+/// A fault armed to fire inside the simulator.
 #[derive(Clone, Debug)]
 struct Trigger {
-    event: String,
-    node: usize,
+    when: When,
     fault: FaultSpec,
 }
 
 pub struct World {
+    /// Simulated seconds since start: always `slices` whole slices.
     pub now: f64,
+    slices: u64,
+    /// The seed of `rng` and `noise`, given or drawn: what replays this run.
+    pub seed: u64,
     pub start_unix: f64,
     pub nodes: Vec<Node>,
     /// The highest term any node has reached.
@@ -129,12 +142,19 @@ pub struct World {
     /// The client's record: entries (lo, hi, term) whose writes were acknowledged.
     acked: Vec<(u64, u64, u64)>,
     stall_since: Option<f64>,
-    last_commit_seen: u64,
+    /// `client_writes_ok` at the last slice: a stall ends when it moves.
+    last_ok_seen: u64,
     quorum_lost_secs: f64,
     events: VecDeque<SimEvent>,
     triggers: Vec<Trigger>,
-    /// (commit_index, t) samples of the cluster's commit index, for time-based replication lag.
+    /// (index, t) samples of when the leader's log first reached an index, for time-based replication
+    /// lag; `head` is the leader's last index now, first reached at `head_at`, and `before` the last
+    /// index it held before that, with when it reached it: entries past `before` were written at
+    /// `head_at`, which the samples' spacing would blur.
     timeline: VecDeque<(u64, f64)>,
+    head: u64,
+    head_at: f64,
+    before: (u64, f64),
     load_acc: f64,
     rr: usize,
     /// Writes the load balancer holds while no node is in service.
@@ -146,7 +166,15 @@ pub struct World {
     election: (f64, f64),
     /// Some node is in a partition group of its own (group 0 is the whole network).
     split: bool,
+    /// Test transactions waiting for their answer, by id.
+    probes: BTreeMap<u64, Probe>,
+    next_probe: u64,
+    /// The model's randomness (election timeouts, latencies, aborts), drawn only inside slices and
+    /// actions, in a fixed order.
     rng: fastrand::Rng,
+    /// Randomness for what observers see and the model never does (metrics jitter, a flaky node's
+    /// failed requests): reads arrive at moments the real clock picks, so they must not move `rng`.
+    noise: fastrand::Rng,
     #[cfg(test)]
     pub bugs: Bugs,
 }
@@ -163,10 +191,10 @@ impl World {
                 cfg.speed
             )));
         }
-        let mut rng = match cfg.seed {
-            Some(s) => fastrand::Rng::with_seed(s),
-            None => fastrand::Rng::new(),
-        };
+        let seed = cfg.seed.unwrap_or_else(|| fastrand::u64(..));
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // A stream of its own, from the same seed.
+        let noise = fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15);
         let election = match cfg.election_timeout_ms {
             Some((lo, hi)) if lo > 0 && hi > lo => (lo as f64 / 1000.0, hi as f64 / 1000.0),
             Some((lo, hi)) => {
@@ -191,6 +219,8 @@ impl World {
             .collect();
         let mut world = World {
             now: 0.0,
+            slices: 0,
+            seed,
             start_unix,
             nodes,
             term: 1,
@@ -220,11 +250,14 @@ impl World {
             leaders_by_term: BTreeMap::new(),
             acked: Vec::new(),
             stall_since: None,
-            last_commit_seen: commit_index,
+            last_ok_seen: 0,
             quorum_lost_secs: 0.0,
             events: VecDeque::new(),
             triggers: Vec::new(),
             timeline: VecDeque::from([(commit_index, 0.0)]),
+            head: commit_index,
+            head_at: 0.0,
+            before: (commit_index, 0.0),
             load_acc: 0.0,
             rr: 0,
             lb_waiting: VecDeque::new(),
@@ -233,7 +266,10 @@ impl World {
             next_group: 1,
             election,
             split: false,
+            probes: BTreeMap::new(),
+            next_probe: 1,
             rng,
+            noise,
             #[cfg(test)]
             bugs: Bugs::default(),
         };
@@ -246,6 +282,17 @@ impl World {
                 .index_of(node)
                 .ok_or_else(|| SimError::Config(format!("fault names unknown node `{node}`")))?;
             world.inject(i, *kind);
+        }
+        for (at, node, kind) in &cfg.timed_faults {
+            let i = world
+                .index_of(node)
+                .ok_or_else(|| SimError::Config(format!("fault names unknown node `{node}`")))?;
+            if !(at.is_finite() && *at >= 0.0) {
+                return Err(SimError::Config(format!(
+                    "a timed fault's time is simulated seconds since start, got {at}"
+                )));
+            }
+            world.arm_when(When::At(*at), FaultSpec::Node(i, *kind));
         }
         Ok(world)
     }
@@ -339,7 +386,7 @@ impl World {
         if let Some(k) = self
             .triggers
             .iter()
-            .position(|t| t.node == i && t.event == kind)
+            .position(|t| matches!(&t.when, When::Event(e, n) if *n == i && e == kind))
         {
             let fired = self.triggers.remove(k);
             self.apply_fault(&fired.fault);
@@ -348,11 +395,27 @@ impl World {
 
     /// Arms `fault` to fire inside the simulator when it logs `event` for node `on`.
     pub fn arm(&mut self, event: &str, on: usize, fault: FaultSpec) {
-        self.triggers.push(Trigger {
-            event: event.to_string(),
-            node: on,
-            fault,
-        });
+        self.arm_when(When::Event(event.to_string(), on), fault);
+    }
+
+    /// Arms `fault` for `when`; a time already reached fires at once.
+    pub fn arm_when(&mut self, when: When, fault: FaultSpec) {
+        match when {
+            When::At(t) if t <= self.now => self.apply_fault(&fault),
+            when => self.triggers.push(Trigger { when, fault }),
+        }
+    }
+
+    /// Faults armed for a time now reached, in the order they were armed.
+    fn fire_timed(&mut self) {
+        while let Some(k) = self
+            .triggers
+            .iter()
+            .position(|t| matches!(t.when, When::At(at) if at <= self.now + 1e-9))
+        {
+            let fired = self.triggers.remove(k);
+            self.apply_fault(&fired.fault);
+        }
     }
 
     pub fn apply_fault(&mut self, fault: &FaultSpec) {
@@ -374,6 +437,8 @@ impl World {
                 } else {
                     let was_leader = n.raft.role == Role::Leader;
                     n.host.process = ProcessState::Crashed;
+                    n.host.handing_over = false;
+                    n.host.restart = false;
                     n.faults.hang = false;
                     n.awaiting_catch_up = false;
                     let lost = n.take_all_pending();
@@ -420,38 +485,49 @@ impl World {
         lo + self.rng.f64() * (hi - lo)
     }
 
+    /// An observer's coin (a flaky node's failed request): from `noise`, so it leaves the model alone.
     pub fn chance(&mut self, p: f64) -> bool {
-        self.rng.f64() < p
+        self.noise.f64() < p
     }
 
     pub fn is_bad(&self, v: &Version) -> bool {
         self.bad_versions.contains(v)
     }
 
-    /// One tick of the real clock: simulated time moves towards `target`, all the way unless the process
-    /// stalled for longer than one tick simulates at full resolution (`MAX_TICK_SECS`); the rest follows
-    /// on the next ticks.
+    /// One tick of the real clock: runs the slices due by `target` (up to the first slice boundary at or
+    /// after it), at most `MAX_SLICES_PER_TICK` of them; the rest follow on the next ticks.
     pub fn tick_towards(&mut self, target: f64) {
-        self.tick((target - self.now).min(MAX_TICK_SECS));
+        let due = slices_to(target).saturating_sub(self.slices);
+        self.run_slices(due.min(MAX_SLICES_PER_TICK));
     }
 
-    /// Moves simulated time on by `dt`, in equal slices of at most `MAX_SLICE`.
+    /// Whether simulated time has reached `t`, as `tick_towards(t)` would take it: the slice boundary at
+    /// or after it.
+    pub fn reached(&self, t: f64) -> bool {
+        self.slices >= slices_to(t)
+    }
+
+    /// Moves simulated time on by `dt`, rounded up to whole slices.
+    #[cfg(test)]
     pub fn tick(&mut self, dt: f64) {
         if dt.is_nan() || dt <= 0.0 {
             return;
         }
-        let slices = (dt / MAX_SLICE).ceil().clamp(1.0, MAX_SLICES_PER_TICK);
-        let h = dt / slices;
-        for _ in 0..slices as usize {
-            self.advance(h);
+        self.run_slices(slices_to(dt));
+    }
+
+    fn run_slices(&mut self, n: u64) {
+        for _ in 0..n {
+            self.slices += 1;
+            self.now = self.slices as f64 * SLICE;
+            self.advance(SLICE);
         }
-        self.flush_failed_events();
     }
 
     /// One slice of `h` simulated seconds: processes and installs finish, timers fire, leaders replicate
-    /// and commit, nodes apply, then the clients' writes move and the figures are taken.
+    /// and commit, nodes apply, then the clients' writes move and the figures are taken; faults armed
+    /// for this moment fire last, as an action arriving between two slices would.
     fn advance(&mut self, h: f64) {
-        self.now += h;
         self.advance_processes();
         self.advance_installs();
         self.run_timers();
@@ -462,15 +538,14 @@ impl World {
         self.route_new_writes(h);
         self.process_writes();
         self.observe(h);
+        self.flush_failed_events();
+        self.fire_timed();
     }
 
     fn observe(&mut self, h: f64) {
         let healthy = self.healthy_count() as u64;
         self.stats.min_healthy_seen = self.stats.min_healthy_seen.min(healthy);
-        let last = self.timeline.back().copied();
-        if last.is_none_or(|(idx, t)| self.commit_index > idx && self.now - t >= TIMELINE_SPACING) {
-            self.timeline.push_back((self.commit_index, self.now));
-        }
+        self.track_head();
         while self.timeline.len() > 1
             && self
                 .timeline
@@ -507,26 +582,78 @@ impl World {
         }
     }
 
-    /// Replication lag in ms: how long ago the cluster committed the entry after the last one
-    /// this node holds.
-    pub fn lag_ms(&self, i: usize) -> f64 {
-        let held = self.nodes[i].raft.log.last();
-        if held >= self.commit_index {
-            return 0.0;
+    /// Follows the leader's log end, which replication lag is measured against.
+    fn track_head(&mut self) {
+        let Some(l) = self.leader else { return };
+        let last = self.nodes[l].raft.log.last();
+        if last == self.head {
+            return;
         }
-        let target = held + 1;
-        // The current (commit_index, now) is the timeline's implicit last point.
+        if last < self.head {
+            // A new leader without the old one's last entries: those no longer exist.
+            self.head_at = self.written_at(last);
+            self.before = (last, self.head_at);
+            while self.timeline.back().is_some_and(|(idx, _)| *idx > last) {
+                self.timeline.pop_back();
+            }
+            self.head = last;
+            return;
+        }
+        self.before = (self.head, self.head_at);
+        self.head = last;
+        self.head_at = self.now;
+        let sample = self.timeline.back().copied();
+        if sample.is_none_or(|(idx, t)| last > idx && self.now - t >= TIMELINE_SPACING) {
+            self.timeline.push_back((last, self.now));
+        }
+    }
+
+    /// When the leader's log first reached `idx`, interpolated between samples.
+    fn written_at(&self, idx: u64) -> f64 {
+        if idx > self.before.0 {
+            return self.head_at;
+        }
         let tl = &self.timeline;
-        let k = tl.partition_point(|(idx, _)| *idx < target);
-        let (hi_idx, hi_t) = tl.get(k).copied().unwrap_or((self.commit_index, self.now));
-        let t = match k.checked_sub(1).and_then(|j| tl.get(j)) {
+        let k = tl.partition_point(|(i, _)| *i < idx);
+        let (hi_idx, hi_t) = match tl.get(k) {
+            Some(&(i, t)) if i <= self.before.0 => (i, t),
+            _ => self.before,
+        };
+        match k.checked_sub(1).and_then(|j| tl.get(j)) {
             Some(&(lo_idx, lo_t)) if hi_idx > lo_idx => {
-                lo_t + (target - lo_idx) as f64 / (hi_idx - lo_idx) as f64 * (hi_t - lo_t)
+                lo_t + (idx - lo_idx) as f64 / (hi_idx - lo_idx) as f64 * (hi_t - lo_t)
             }
             _ => hi_t,
-        };
-        ((self.now - t) * 1000.0).max(0.0)
+        }
     }
+
+    /// Replication lag in ms: how long ago the leader appended the first entry this node's log lacks
+    /// (past the prefix it shares with the leader's). Measured against the leader's log, not the
+    /// commit index: a follower that holds the commit index back is behind by what it lacks even
+    /// though it holds everything committed.
+    pub fn lag_ms(&self, i: usize) -> f64 {
+        let held = match self.leader {
+            Some(l) if l == i => return 0.0,
+            Some(l) => self.nodes[i]
+                .raft
+                .log
+                .common_prefix(&self.nodes[l].raft.log),
+            None => self.nodes[i].raft.log.last(),
+        };
+        if held >= self.head {
+            return 0.0;
+        }
+        ((self.now - self.written_at(held + 1)) * 1000.0).max(0.0)
+    }
+}
+
+/// Slices from 0 to the first slice boundary at or after `t` (a hair under one counts as reached, so
+/// times computed as sums of slices do not round up a whole slice).
+fn slices_to(t: f64) -> u64 {
+    if t.is_nan() || t <= 0.0 {
+        return 0;
+    }
+    (t / SLICE - 1e-6).ceil() as u64
 }
 
 fn ms(secs: f64) -> u64 {

@@ -88,6 +88,22 @@ pub(super) struct Batch {
     pub(super) deadline: f64,
     pub(super) count: u64,
     pub(super) entry: Option<Entry>,
+    /// The admin API's test transaction (its id): one write that someone waits on by name.
+    pub(super) probe: Option<u64>,
+}
+
+/// A test transaction (the admin API's probe write): how it ended, once it has, and when.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Probe {
+    pub(super) settled: Option<(f64, ProbeOutcome)>,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum ProbeOutcome {
+    /// Acknowledged: its latency as the client saw it, and the leader that committed it.
+    Committed { latency_secs: f64, leader: usize },
+    /// Not committed by its deadline, or dropped by a node going down: why.
+    Failed(String),
 }
 
 /// What a leader knows of one follower.
@@ -141,6 +157,10 @@ pub struct Host {
     /// A `stage` in progress: when it completes and what.
     pub(super) staging: Option<(f64, Version)>,
     pub(super) bind_failure_logged: Option<u64>,
+    /// Told to stop while leading: the process hands leadership over before it exits (see `host_stop`).
+    pub(super) handing_over: bool,
+    /// `systemctl restart`: start again the moment the stop completes.
+    pub(super) restart: bool,
 }
 
 /// Raft state. term, vote, log, commit and applied survive a restart (persisted); the rest is volatile.
@@ -178,6 +198,8 @@ pub(super) struct Clients {
     pub(super) stuck: VecDeque<Batch>,
     pub(super) failed_pending: u64,
     pub(super) failed_reported_at: f64,
+    /// Test transactions among the writes a stop or crash dropped, to be answered as failed.
+    pub(super) dropped_probes: Vec<u64>,
 }
 
 /// What the process counts from its start, for `/metrics`: a restart begins them afresh.
@@ -230,6 +252,8 @@ impl Node {
                 staged: [version.clone()].into_iter().collect(),
                 staging: None,
                 bind_failure_logged: None,
+                handing_over: false,
+                restart: false,
             },
             raft: Raft {
                 term: 1,
@@ -254,6 +278,7 @@ impl Node {
                 stuck: VecDeque::new(),
                 failed_pending: 0,
                 failed_reported_at: f64::NEG_INFINITY,
+                dropped_probes: Vec::new(),
             },
             metrics: ProcessMetrics::new(rng),
         }
@@ -261,6 +286,16 @@ impl Node {
 
     pub fn is_running(&self) -> bool {
         self.host.process == ProcessState::Running
+    }
+
+    /// Told to stop and not yet stopped: handing leadership over, or shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.host.handing_over || matches!(self.host.process, ProcessState::Stopping { .. })
+    }
+
+    /// A restart asked for and not yet launched.
+    pub fn restart_pending(&self) -> bool {
+        self.host.restart
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -291,8 +326,15 @@ impl Node {
 
     pub(super) fn take_all_pending(&mut self) -> u64 {
         let n = self.in_flight();
-        self.clients.inflight.clear();
-        self.clients.waiting.clear();
+        let c = &mut self.clients;
+        let probes = c
+            .inflight
+            .iter()
+            .chain(c.waiting.iter())
+            .filter_map(|b| b.probe);
+        c.dropped_probes.extend(probes);
+        c.inflight.clear();
+        c.waiting.clear();
         n
     }
 }

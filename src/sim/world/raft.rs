@@ -407,6 +407,34 @@ impl World {
         Ok(())
     }
 
+    /// A leader told to stop hands over to its most caught-up follower among those a transfer may go
+    /// to (the lowest index among equals); false when there is none. One already in progress runs on.
+    pub(super) fn hand_over_on_stop(&mut self, l: usize) -> bool {
+        if self.nodes[l].raft.transfer.is_some() {
+            return true;
+        }
+        let best = (0..self.nodes.len())
+            .filter(|&t| t != l && self.transfer_target_ok(l, t).is_ok())
+            .max_by_key(|&t| {
+                let matched = self.nodes[l]
+                    .raft
+                    .progress
+                    .get(t)
+                    .map_or(0, |p| p.match_idx);
+                (matched, std::cmp::Reverse(t))
+            });
+        let Some(to) = best else {
+            return false;
+        };
+        let id = self.nodes[to].id.clone();
+        self.event(Some(l), "transfer_requested", format!("to {id}: stopping"));
+        self.nodes[l].raft.transfer = Some(Transfer {
+            to,
+            deadline: self.now + self.election.0,
+        });
+        true
+    }
+
     pub fn request_transfer(&mut self, via: usize, to: &str) -> Result<TransferReply, ApiError> {
         self.require_peers(via)?;
         let t = self

@@ -92,10 +92,17 @@ fn a_short_pause_costs_no_write_and_a_long_one_does() {
     let mut m = cluster(3);
     run(&mut m, 1.0);
     m.set_paused(0, true).expect("pause");
-    assert_eq!(m.test_transaction(1).map_err(|e| e.status), Err(503));
+    // The test transaction waits out the pause like any client write.
+    let id = m.test_transaction(1);
     run(&mut m, 1.5);
+    assert!(!m.test_transaction_settled(id));
     m.set_paused(0, false).expect("resume");
     run(&mut m, 1.0);
+    let tx = m
+        .test_transaction_answer(id)
+        .expect("answered")
+        .expect("committed");
+    assert!(tx.latency_ms > 1400.0, "{tx:?}");
     assert_eq!(m.stats().client_writes_failed, 0);
     m.set_paused(1, true).expect("pause");
     run(&mut m, 3.0);
@@ -123,4 +130,64 @@ fn bad_versions_abort_some_transactions_and_are_slow() {
     let mem = |m: &mut World, i| m.metrics(i).memory_bytes;
     let ratio = mem(&mut m, 2) / mem(&mut m, 1);
     assert!((1.4..1.85).contains(&ratio), "memory ratio {ratio}");
+}
+
+/// The blind spot: node3 stopped while slow node2 is far behind. node2 and node1 make the
+/// majority, so the commit index moves at node2's pace, many seconds behind the leader: every client
+/// write fails at its deadline. Lag is measured against the leader's log and a stall is a stretch with no
+/// write acknowledged, so both keep rising with the failed writes.
+#[test]
+fn a_follower_holding_the_commit_back_shows_in_lag_stall_and_quorum() {
+    let mut m = cluster(3);
+    m.inject(1, FaultKind::SlowCatchup);
+    run(&mut m, 1.0);
+    drain_stop(&mut m, 1);
+    run(&mut m, 10.0);
+    start(&mut m, 1);
+    drain_stop(&mut m, 2);
+    // Past the commit index node3 left behind: from here on the commit index moves again.
+    run(&mut m, 14.0);
+    let (a, commit_a) = (m.stats(), m.commit_index);
+    run(&mut m, 6.0);
+    let (b, commit_b) = (m.stats(), m.commit_index);
+    assert!(commit_b > commit_a + 1000, "{commit_a} -> {commit_b}");
+    assert!(
+        b.client_writes_failed > a.client_writes_failed + 1500,
+        "{a:?}\n{b:?}"
+    );
+    assert_eq!(b.client_writes_ok, a.client_writes_ok, "{b:?}");
+    assert!(
+        b.max_commit_stall_ms >= a.max_commit_stall_ms + 5900,
+        "{a:?}\n{b:?}"
+    );
+    assert!(b.quorum_lost_ms >= a.quorum_lost_ms + 5900, "{a:?}\n{b:?}");
+    let lag = m.lag_ms(1);
+    assert!(lag > 5000.0, "lag {lag}");
+    assert!(m.health(1).replication_lag_ms > 5000);
+    // The old measure was blind here: node2 holds every committed entry, so lag against the commit
+    // index read 0, and the commit index moves, so "waiting with the commit index still" saw no stall.
+    assert!(m.nodes[1].raft.log.last() >= m.commit_index);
+}
+
+/// Writes the load balancer still sends to a node that is down count as waiting: with no other node in
+/// service, nothing is acknowledged while they wait, and that is a stall.
+#[test]
+fn writes_sent_to_a_dead_node_are_a_stall() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.set_draining(1, true);
+    m.set_draining(2, true);
+    run(&mut m, 0.5);
+    let before = m.stats();
+    assert!(before.max_commit_stall_ms <= 20, "{before:?}");
+    m.inject(0, FaultKind::Crash);
+    // Still in service for the health check's 3 s: every write goes to the dead node and fails.
+    run(&mut m, 2.9);
+    let s = m.stats();
+    assert!(
+        s.client_writes_failed > before.client_writes_failed,
+        "{s:?}"
+    );
+    assert_eq!(s.client_writes_ok, before.client_writes_ok, "{s:?}");
+    assert!(s.max_commit_stall_ms >= 2800, "{s:?}");
 }

@@ -3,19 +3,20 @@
 use super::*;
 
 #[test]
-fn stopped_leader_is_replaced_after_an_election_timeout() {
+fn a_crashed_leader_is_replaced_after_an_election_timeout() {
     let mut m = cluster(3);
     run(&mut m, 1.0);
-    let stopped_at = m.now;
-    m.host_stop(0);
+    let crashed_at = m.now;
+    m.inject(0, FaultKind::Crash);
     let took = run_until(&mut m, 2.0, |m| m.leader.is_some_and(|l| l != 0)).expect("new leader");
     assert!((0.14..=0.32).contains(&took), "election took {took}");
     assert_eq!(m.term, 2);
-    assert_eq!(m.stats().elections, 1);
-    assert_eq!(m.stats().max_leaders_in_a_term, 1);
-    assert_eq!(m.stats().lost_committed_writes, 0);
+    let s = m.stats();
+    assert_eq!((s.elections, s.leader_losses), (1, 1), "{s:?}");
+    assert_eq!(s.max_leaders_in_a_term, 1);
+    assert_eq!(s.lost_committed_writes, 0);
     let elected: Vec<_> = m
-        .events(Some(stopped_at))
+        .events(Some(crashed_at))
         .into_iter()
         .filter(|e| e.kind == "elected")
         .collect();
@@ -25,6 +26,146 @@ fn stopped_leader_is_replaced_after_an_election_timeout() {
     let before = m.commit_index;
     run(&mut m, 1.0);
     assert!(m.commit_index > before + 200);
+}
+
+/// `systemctl stop` on the leader: the process hands leadership to its most caught-up follower
+/// (TimeoutNow) before it exits, as etcd does on SIGTERM. No leader is lost; the writes the stopping
+/// node holds still fail, since it was not drained.
+#[test]
+fn a_stopped_leader_hands_over_before_it_exits() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    let asked = m.now;
+    assert_eq!(m.host_stop(0), Some(asked + 0.5));
+    // Still up while it hands over: a stop waits for it.
+    assert!(m.nodes[0].is_running() && m.nodes[0].is_stopping());
+    assert_eq!(m.host_start(0), StartOutcome::WaitStopped);
+    let took = run_until(&mut m, 1.0, |m| m.leader.is_some_and(|l| l != 0)).expect("handed over");
+    assert!(took <= 0.02, "hand-over took {took}");
+    let new = m.leader.expect("leader");
+    let transfer = m
+        .events(Some(asked))
+        .into_iter()
+        .find(|e| e.kind == "transfer")
+        .expect("a transfer");
+    assert_eq!(
+        transfer.detail,
+        format!("node1 -> {}, term 2", m.nodes[new].id)
+    );
+    run_until(&mut m, 0.6, |m| {
+        m.nodes[0].host.process == ProcessState::Stopped
+    })
+    .expect("stops");
+    run(&mut m, 2.5);
+    let s = m.stats();
+    assert_eq!((s.leader_losses, s.elections), (0, 1), "{s:?}");
+    assert!(s.max_commit_stall_ms <= 30, "{s:?}");
+    assert!(s.client_writes_failed > 0, "{s:?}");
+    assert_eq!(s.lost_committed_writes, 0);
+    assert!(!has_event(&m, "node1", "leader_lost"));
+}
+
+/// With nobody a transfer may go to (here both followers draining), the stopping leader leaves office
+/// at once: a leader lost, and an election.
+#[test]
+fn a_stopped_leader_with_no_follower_to_take_over_is_a_leader_lost() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.set_draining(1, true);
+    m.set_draining(2, true);
+    m.host_stop(0);
+    assert!(!m.nodes[0].is_running());
+    run_until(&mut m, 1.0, |m| m.leader.is_some()).expect("elected");
+    let s = m.stats();
+    assert_eq!(s.leader_losses, 1, "{s:?}");
+    let lost = m
+        .events(None)
+        .into_iter()
+        .find(|e| e.kind == "leader_lost")
+        .expect("leader_lost");
+    assert_eq!(
+        lost.detail,
+        "term 1: stopped with no follower to hand over to"
+    );
+}
+
+/// A hand-over that cannot finish within an election timeout (the only eligible follower is far
+/// behind and slow) is abandoned, and the leader stops anyway: a leader lost.
+#[test]
+fn a_hand_over_on_stop_that_cannot_finish_is_abandoned_and_loses_the_leader() {
+    let mut m = cluster(3);
+    m.inject(1, FaultKind::SlowCatchup);
+    drain_stop(&mut m, 1);
+    run(&mut m, 5.0);
+    start(&mut m, 1);
+    m.set_draining(2, true);
+    let asked = m.now;
+    m.host_stop(0);
+    run_until(&mut m, 1.0, |m| {
+        m.nodes[0].host.process == ProcessState::Stopped
+    })
+    .expect("stops");
+    let kinds: Vec<(String, String)> = m
+        .events(Some(asked))
+        .into_iter()
+        .filter(|e| e.node.as_deref() == Some("node1") && e.kind != "write_failed")
+        .map(|e| (e.kind, e.detail))
+        .collect();
+    let expected = [
+        ("stop", "systemctl stop neumann"),
+        ("transfer_requested", "to node2: stopping"),
+        (
+            "transfer_failed",
+            "node2 did not catch up within the election timeout",
+        ),
+        (
+            "leader_lost",
+            "term 1: stopped: the hand-over was abandoned",
+        ),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, d)| (k.to_string(), d.to_string()))
+        .collect();
+    assert_eq!(kinds, expected);
+    assert_eq!(m.stats().leader_losses, 1);
+}
+
+/// `systemctl restart` is one action: the start lands the moment the stop completes, whoever asked
+/// and however late they hear of it.
+#[test]
+fn a_restart_starts_the_moment_the_stop_completes() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    let asked = m.now;
+    assert_eq!(m.host_restart(2), asked + 0.5);
+    assert!(m.nodes[2].restart_pending());
+    run(&mut m, 2.0);
+    let t = |kind: &str| {
+        m.events(Some(asked))
+            .into_iter()
+            .find(|e| e.kind == kind && e.node.as_deref() == Some("node3"))
+            .map(|e| format!("{:.3}", e.t - asked))
+    };
+    assert_eq!(t("stop").as_deref(), Some("0.000"));
+    assert_eq!(t("start").as_deref(), Some("0.500"));
+    assert!(!m.nodes[2].restart_pending());
+    // The leader: first the hand-over, then the same half second.
+    let asked = m.now;
+    m.host_restart(0);
+    run(&mut m, 2.0);
+    let transfer = m
+        .events(Some(asked))
+        .into_iter()
+        .find(|e| e.kind == "transfer")
+        .expect("handed over");
+    let start = m
+        .events(Some(asked))
+        .into_iter()
+        .find(|e| e.kind == "start" && e.node.as_deref() == Some("node1"))
+        .expect("started");
+    assert_eq!(format!("{:.3}", start.t - transfer.t), "0.510");
+    assert_eq!(m.stats().leader_losses, 0);
 }
 
 #[test]
@@ -42,7 +183,11 @@ fn no_leader_without_quorum() {
         h.error.as_deref().is_some_and(|e| e.contains("quorum")),
         "{h:?}"
     );
-    assert_eq!(m.test_transaction(2).map_err(|e| e.status), Err(503));
+    let (tx, took) = probe(&mut m, 2);
+    let e = tx.expect_err("no leader");
+    assert_eq!(e.status, 503);
+    assert!(e.message.contains("no leader"), "{e:?}");
+    assert!((1.99..=2.01).contains(&took), "took {took}");
     assert!(m.stats().client_writes_failed > 0);
     // Quorum back: a leader again, and nobody lost a committed write.
     start(&mut m, 1);
