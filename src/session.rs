@@ -462,6 +462,11 @@ fn notifier(
         urls.extend(inventory.map(|i| i.webhooks.clone()).unwrap_or_default());
     }
     if urls.is_empty() {
+        if run.notify_on.is_some() {
+            Output::new().info(
+                "--notify-on: this run has no webhook to post to (--notify URL; a script run also posts to the inventory's [notify] webhooks)",
+            );
+        }
         return None;
     }
     if rehearsal {

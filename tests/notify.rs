@@ -684,8 +684,15 @@ fn notify_on_chooses_the_kinds_and_the_command_line_replaces_the_inventorys() {
         0,
     );
     assert_eq!(kinds(&r.posts()[before..]), ["run_start", "step_start"]);
-    // Unknown kinds are refused before anything runs, with the kinds to choose from.
+    // A snippet posts only to --notify receivers: with none, a choice of kinds is said to go nowhere.
     let before = r.posts().len();
+    let (_, e) = expect(&run(&c, &["--notify-on", "run_start", "-e", "1"]), 0);
+    assert!(
+        e.contains("--notify-on: this run has no webhook to post to"),
+        "{e}"
+    );
+    assert_eq!(r.posts().len(), before);
+    // Unknown kinds are refused before anything runs, with the kinds to choose from.
     let (_, e) = expect(&run(&c, &["--notify-on", "step_ended", script]), 2);
     assert!(
         e.contains("'step_ended'") && e.contains("run_start, recovered, step_start, step_end"),
