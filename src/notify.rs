@@ -1,13 +1,14 @@
 //! Webhooks: each event of a run's course (docs/SCRIPTING.md, "The run's events") POSTed as JSON to the
 //! receivers named by `--notify URL` and the inventory's `[notify] webhooks`, with a one-line `text` that a
-//! Slack incoming webhook shows as it is.
+//! Slack incoming webhook shows as it is. `--notify-on` or the inventory's `notify_on` choose the kinds.
 //!
 //! A receiver is the team's channel, not part of the upgrade: one that is down, slow or answering errors
 //! must never block or fail the run. So the script thread only puts events on a bounded queue per
-//! receiver; a task on the runtime posts them in order with short timeouts; a failure is warned about
-//! once per receiver and journaled as `notify_failed`; at the end of the run the queues get a bounded
-//! time to drain. Webhook URLs often carry their secret in the path (Slack's do), so a URL is only ever
-//! shown or journaled as `scheme://host:port/…`.
+//! receiver; a task on the runtime posts them in order with short timeouts, retrying a post that met a
+//! 5xx, a connection error or a timeout a few times with backoff; a failure that outlasts its retries is
+//! warned about once per receiver and journaled as `notify_failed`; at the end of the run the queues get a
+//! bounded time to drain. Webhook URLs often carry their secret in the path (Slack's do), so a URL is only
+//! ever shown or journaled as `scheme://host:port/…`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,8 +23,18 @@ use crate::output::{human_duration, Output};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// One post, from connecting to the answer's status.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long the end of a run waits, in all, for queued posts to go out.
+/// How long the end of a run waits, in all, for queued posts (and their retries) to go out.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Posts of one event to one receiver, the first included, when each meets a 5xx, a connection error or
+/// a timeout.
+pub const ATTEMPTS: u32 = 4;
+/// The wait before the first retry; each later one waits twice as long as the one before, and each wait
+/// is drawn between half and all of that (jitter), so receivers that failed together are not retried in
+/// step: 125-250 ms, 250-500 ms, 0.5-1 s.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// One event's posts to one receiver, retries and waits included, end within this: the events after it
+/// queue meanwhile, and a long run's queue must keep moving.
+pub const RETRY_WITHIN: Duration = Duration::from_secs(10);
 /// Events queued per receiver; beyond this (a receiver hanging through a long run) new ones are dropped
 /// and counted as undelivered, so memory stays bounded.
 const QUEUE: usize = 512;
@@ -31,6 +42,78 @@ const QUEUE: usize = 512;
 /// Listener-only kinds: a feed of every call and wait for the HTML report, too fine-grained for a
 /// team's channel (the journal and `audit show` keep the calls).
 const NOT_POSTED: &[&str] = &["op", "op_begin", "wait"];
+
+/// The kinds `--notify-on` and the inventory's `notify_on` choose from: the runtime's and the stock
+/// runbooks' (docs/SCRIPTING.md, "The run's events"), and `script` for every other kind, a script's own
+/// `journal::event`s. Without a choice, all of them are posted.
+pub const KINDS: &[&str] = &[
+    "run_start",
+    "recovered",
+    "step_start",
+    "step_end",
+    "gate",
+    "paused",
+    "resumed",
+    "abort",
+    "canary_watch",
+    "canary_check",
+    "canary_end",
+    "analysis_check",
+    "run_end",
+    "script",
+];
+
+/// Checks a choice of kinds (`notify_on`, `--notify-on`): each one of `KINDS`, and at least one. The
+/// message names the first unknown kind, the nearest known one, and lists them all.
+pub fn check_kinds(kinds: &[String]) -> Result<(), String> {
+    let listed = || {
+        format!(
+            "the kinds are {} (`script`: a script's own `journal::event` kinds)",
+            KINDS.join(", ")
+        )
+    };
+    if kinds.is_empty() {
+        return Err(format!(
+            "no event kind chosen: name at least one (to post nothing, name no webhook); {}",
+            listed()
+        ));
+    }
+    for k in kinds {
+        if !KINDS.contains(&k.as_str()) {
+            let near = KINDS
+                .iter()
+                .map(|c| (strsim::levenshtein(k, c), *c))
+                .filter(|(d, _)| *d <= 2.max(k.len() / 4))
+                .min()
+                .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(format!("unknown event kind `{k}`{near}; {}", listed()));
+        }
+    }
+    Ok(())
+}
+
+/// Which events a run posts: the chosen kinds, or every kind for `None`; never the listener-only kinds or
+/// the routine checks.
+#[derive(Clone, Debug, Default)]
+struct Filter(Option<Vec<String>>);
+
+impl Filter {
+    fn posts(&self, kind: &str, fields: &Value) -> bool {
+        if NOT_POSTED.contains(&kind) || routine(kind, fields) {
+            return false;
+        }
+        let Some(chosen) = &self.0 else {
+            return true;
+        };
+        let named = if KINDS.contains(&kind) {
+            kind
+        } else {
+            "script"
+        };
+        chosen.iter().any(|c| c == named)
+    }
+}
 
 /// A check that found nothing wrong, repeated every interval of a canary watch or a post-upgrade
 /// analysis (a day's watch is hundreds): the channel hears when a watch starts and ends, and any check
@@ -94,6 +177,7 @@ pub fn redact(url: &str) -> String {
 pub struct Notifier {
     receivers: Vec<Receiver>,
     queues: Queues,
+    filter: Filter,
     tokio: tokio::runtime::Handle,
     journal: Journal,
     /// Filled from `run_start`, so every payload names its run and cluster.
@@ -123,27 +207,52 @@ struct ReceiverState {
     delivered: AtomicUsize,
     /// Set by whoever reported the receiver's first failure: one warning per receiver, not per event.
     warned: AtomicBool,
+    /// The last event's retries all failed: later events get one post each until one is delivered, so a
+    /// receiver that is down costs a post per event, not a round of retries per event.
+    down: AtomicBool,
+    /// Why the latest post failed, and how many posts the event in hand has had: what `finish` reports
+    /// of a receiver it gives up on in the middle of retrying.
+    last_error: Mutex<Option<String>>,
+    attempts: AtomicUsize,
 }
 
 impl ReceiverState {
     /// The first failure of a receiver: a warning on stderr and a `notify_failed` journal record.
-    fn fail_once(&self, shown: &str, error: &str, event: Option<&str>, journal: &Journal) {
+    fn fail_once(
+        &self,
+        shown: &str,
+        error: &str,
+        attempts: usize,
+        event: Option<&str>,
+        journal: &Journal,
+    ) {
         if self.warned.swap(true, Ordering::SeqCst) {
             return;
         }
+        let tries = if attempts > 1 {
+            format!(" ({attempts} attempts)")
+        } else {
+            String::new()
+        };
         Output::new().warn(&format!(
-            "webhook {shown}: {error}; the run goes on without waiting for it (further failures of this receiver are not reported one by one)"
+            "webhook {shown}: {error}{tries}; the run goes on without waiting for it (further failures of this receiver are not reported one by one)"
         ));
         journal.event(
             "notify_failed",
-            &json!({ "url": shown, "error": error, "posting": event }),
+            &json!({ "url": shown, "error": error, "attempts": attempts, "posting": event }),
         );
     }
 }
 
 impl Notifier {
-    /// Starts one posting task per receiver on `tokio`. `urls` must have passed `check_url`.
-    pub fn start(urls: &[String], tokio: tokio::runtime::Handle, journal: Journal) -> Notifier {
+    /// Starts one posting task per receiver on `tokio`. `urls` must have passed `check_url`, `kinds`
+    /// (`None`: every kind) `check_kinds`.
+    pub fn start(
+        urls: &[String],
+        kinds: Option<&[String]>,
+        tokio: tokio::runtime::Handle,
+        journal: Journal,
+    ) -> Notifier {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(POST_TIMEOUT)
@@ -180,6 +289,7 @@ impl Notifier {
         Notifier {
             receivers,
             queues: Arc::new(Mutex::new(queues)),
+            filter: Filter(kinds.map(<[String]>::to_vec)),
             tokio,
             journal,
             run: Arc::new(Mutex::new(RunFacts::default())),
@@ -195,10 +305,9 @@ impl Notifier {
     pub fn listener(&self) -> Listener {
         let queues = self.queues.clone();
         let run = self.run.clone();
+        let filter = self.filter.clone();
         Box::new(move |kind: &str, fields: &Value| {
-            if NOT_POSTED.contains(&kind) || routine(kind, fields) {
-                return;
-            }
+            // Facts first: a `run_start` that is not posted still names the run in later payloads.
             let facts = {
                 let mut facts = run.lock().unwrap_or_else(|p| p.into_inner());
                 if kind == "run_start" {
@@ -211,6 +320,9 @@ impl Notifier {
                 }
                 facts.clone()
             };
+            if !filter.posts(kind, fields) {
+                return;
+            }
             let body = payload(&facts, kind, fields);
             for (q, state) in queues.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 state.queued.fetch_add(1, Ordering::SeqCst);
@@ -221,7 +333,8 @@ impl Notifier {
     }
 
     /// At the end of the run (after `run_end` was queued): waits at most `DRAIN_TIMEOUT` in all for the
-    /// queues to empty, then gives up on what is left and says how many events each receiver missed.
+    /// queues to empty, retries included, then gives up on what is left (a post in flight or a retry
+    /// waiting its turn among it) and says how many events each receiver missed.
     pub fn finish(mut self) {
         // Closing the queues lets each task end once it has posted what is in its own.
         self.queues
@@ -251,13 +364,27 @@ impl Notifier {
             if r.state.warned.load(Ordering::SeqCst) {
                 Output::new().info(&format!("webhook {}: {counts}", r.shown));
             } else {
-                // Nothing failed outright: the receiver was still busy with a post when time ran out.
+                // Nothing failed for good: the receiver was still busy with a post, or the post was
+                // still being retried, when time ran out.
+                let drain = human_duration(DRAIN_TIMEOUT);
+                let last = r
+                    .state
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let why = match last {
+                    Some(e) => {
+                        format!(
+                            "{e}, and still being retried when the run ended ({drain} to drain)"
+                        )
+                    }
+                    None => format!("no answer before the end of the run ({drain} to drain)"),
+                };
                 r.state.fail_once(
                     &r.shown,
-                    &format!(
-                        "no answer before the end of the run ({} to drain); {counts}",
-                        human_duration(DRAIN_TIMEOUT)
-                    ),
+                    &format!("{why}; {counts}"),
+                    r.state.attempts.load(Ordering::SeqCst),
                     None,
                     &self.journal,
                 );
@@ -270,7 +397,8 @@ impl Notifier {
     }
 }
 
-/// One receiver's task: posts its events in order, each with the short timeouts, until its queue closes.
+/// One receiver's task: posts its events in order until its queue closes, each until it is delivered,
+/// fails in a way a retry cannot mend, or has used its retries (`post`).
 async fn post_all(
     client: reqwest::Client,
     url: String,
@@ -280,20 +408,75 @@ async fn post_all(
     journal: Journal,
 ) {
     while let Some(body) = rx.recv().await {
-        let started = Instant::now();
-        let result = client.post(&url).json(&body).send().await;
-        let error = match result {
-            Ok(resp) if resp.status().is_success() => None,
-            Ok(resp) => Some(format!("HTTP {}", resp.status())),
-            Err(e) => Some(describe(e, started.elapsed())),
-        };
-        match error {
-            None => {
+        match post(&client, &url, &body, &state).await {
+            Ok(()) => {
                 state.delivered.fetch_add(1, Ordering::SeqCst);
             }
-            Some(e) => state.fail_once(&shown, &e, body["event"].as_str(), &journal),
+            Err(e) => {
+                let attempts = state.attempts.load(Ordering::SeqCst);
+                state.fail_once(&shown, &e, attempts, body["event"].as_str(), &journal);
+            }
         }
     }
+}
+
+/// Posts one event: again after a 5xx, a connection error or a timeout, up to `ATTEMPTS` posts within
+/// `RETRY_WITHIN`, waiting `backoff` between them; never again after any other answer (a 4xx says the
+/// post itself is wrong, and a redirect is not followed). A receiver that is `down` gets one post.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    state: &ReceiverState,
+) -> Result<(), String> {
+    let first = Instant::now();
+    let attempts = if state.down.load(Ordering::SeqCst) {
+        1
+    } else {
+        ATTEMPTS
+    };
+    let mut attempt = 1;
+    loop {
+        state.attempts.store(attempt as usize, Ordering::SeqCst);
+        // The last post of the round gets only what is left of it.
+        let within = POST_TIMEOUT.min(RETRY_WITHIN.saturating_sub(first.elapsed()));
+        let started = Instant::now();
+        let result = client.post(url).json(body).timeout(within).send().await;
+        let (error, again) = match result {
+            Ok(resp) if resp.status().is_success() => {
+                *state.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                state.down.store(false, Ordering::SeqCst);
+                return Ok(());
+            }
+            Ok(resp) => (
+                format!("HTTP {}", resp.status()),
+                resp.status().is_server_error(),
+            ),
+            // A request that could not even be built is the same on every try.
+            Err(e) => {
+                let again = !e.is_builder();
+                (describe(e, started.elapsed()), again)
+            }
+        };
+        *state.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
+        if !again {
+            return Err(error);
+        }
+        let wait = backoff(attempt, fastrand::f64());
+        if attempt >= attempts || first.elapsed() + wait >= RETRY_WITHIN {
+            state.down.store(true, Ordering::SeqCst);
+            return Err(error);
+        }
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+/// The wait before post `attempt + 1`: `FIRST_BACKOFF` doubled for each post before, drawn between half
+/// and all of that by `jitter` (in 0..1).
+fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let full = FIRST_BACKOFF * 2u32.saturating_pow(attempt.saturating_sub(1)).min(64);
+    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
 /// Why a post failed, without the URL reqwest would put in its message.
@@ -435,7 +618,17 @@ fn text(run: &RunFacts, kind: &str, f: &Value) -> String {
                 ),
             }
         }
-        "gate" => format!("{head}: gate on {on}: {}", s("reason")),
+        // The gate's `resume` is there when the run waits for one from any terminal: the channel gets
+        // the command to paste.
+        "gate" => {
+            let resume = s("resume");
+            let waits = if resume.is_empty() {
+                String::new()
+            } else {
+                format!("; the run waits: resume it with `{resume}`")
+            };
+            format!("{head}: gate on {on}: {}{waits}", s("reason"))
+        }
         "paused" => format!(
             "{head}: paused on {on}{}{}{}",
             words(" at ", &s("at")),
@@ -573,6 +766,7 @@ mod tests {
             .unwrap();
         let n = Notifier::start(
             &["http://127.0.0.1:9/".into()],
+            None,
             tokio.handle().clone(),
             Journal::off(),
         );
@@ -588,6 +782,71 @@ mod tests {
         listen("canary_check", &json!({"verdict": "rollback"}));
         listen("analysis_check", &json!({"verdict": "failed"}));
         assert_eq!(n.receivers[0].state.queued.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn a_choice_of_kinds_is_checked_and_filters() {
+        let k = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(check_kinds(&k(&["run_start", "gate", "script"])), Ok(()));
+        let e = check_kinds(&k(&["run_start", "step_ended"])).unwrap_err();
+        assert!(
+            e.contains("unknown event kind `step_ended` (did you mean `step_end`?)")
+                && e.contains("run_start, recovered, step_start"),
+            "{e}"
+        );
+        assert!(check_kinds(&[]).unwrap_err().contains("no event kind"));
+        let all = Filter(None);
+        let some = Filter(Some(k(&["gate", "canary_check", "script"])));
+        let v = json!({});
+        for (kind, by_all, by_some) in [
+            ("run_start", true, false),
+            ("gate", true, true),
+            ("probe_failed", true, true),
+            ("op", false, false),
+            ("wait", false, false),
+        ] {
+            assert_eq!(all.posts(kind, &v), by_all, "{kind}");
+            assert_eq!(some.posts(kind, &v), by_some, "{kind}");
+        }
+        // Routine checks stay out even when their kind is chosen.
+        assert!(!some.posts("canary_check", &json!({"verdict": "ok"})));
+        assert!(some.posts("canary_check", &json!({"verdict": "rollback"})));
+        assert!(!Filter(Some(k(&["gate"]))).posts("probe_failed", &v));
+    }
+
+    #[test]
+    fn backoff_doubles_within_its_jitter() {
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(125));
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(250));
+        assert_eq!(backoff(2, 0.5), Duration::from_millis(375));
+        assert_eq!(backoff(3, 1.0), Duration::from_millis(1000));
+        // Every wait of a round together stays far inside the time one event may take.
+        let most: Duration = (1..ATTEMPTS).map(|a| backoff(a, 1.0)).sum();
+        assert!(most < RETRY_WITHIN / 4, "{most:?}");
+        assert!(backoff(40, 1.0) <= FIRST_BACKOFF * 64);
+    }
+
+    #[test]
+    fn a_gate_that_waits_tells_how_to_resume() {
+        let run = RunFacts {
+            run_id: "r1".into(),
+            cluster: "/etc/neumann/prod.toml".into(),
+            script: "s".into(),
+        };
+        let cmd = "neumann-script --cluster /etc/neumann/prod.toml resume";
+        let t = text(
+            &run,
+            "gate",
+            &json!({"reason": "dashboards", "resume": cmd}),
+        );
+        assert!(
+            t.ends_with(&format!(
+                ": gate on prod.toml: dashboards; the run waits: resume it with `{cmd}`"
+            )),
+            "{t}"
+        );
+        let t = text(&run, "gate", &json!({"reason": "dashboards"}));
+        assert!(t.ends_with(": gate on prod.toml: dashboards"), "{t}");
     }
 
     #[test]

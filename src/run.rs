@@ -330,7 +330,7 @@ fn functions() -> Result<(), Error> {
 }
 
 fn check(scripts: &[PathBuf]) -> Result<(), Error> {
-    let (_tokio, engine) = bare_engine()?;
+    let tokio = crate::session::tokio_runtime()?;
     let mut targets: Vec<(String, String)> = Vec::new();
     if scripts.is_empty() {
         targets.extend(
@@ -350,6 +350,8 @@ fn check(scripts: &[PathBuf]) -> Result<(), Error> {
         targets.push((path.display().to_string(), text));
     }
     let mut failed = Vec::new();
+    let fresh = || ScriptEngine::new(Ctx::bare(tokio.handle().clone()));
+    let mut engine = fresh();
     for (name, text) in &targets {
         match engine
             .check(name, text)
@@ -359,6 +361,9 @@ fn check(scripts: &[PathBuf]) -> Result<(), Error> {
             Err(e) => {
                 errln!("{e}");
                 failed.push(name.clone());
+                // The check may have declared the unknown modules it met, to read on: the next file
+                // gets an engine without them.
+                engine = fresh();
             }
         }
     }

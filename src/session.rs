@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub steal_lease: bool,
     /// `--notify URL`: webhook receivers of the run's events, already checked.
     pub notify: Vec<String>,
+    /// `--notify-on KIND,...`: the event kinds posted, already checked; replaces the inventory's
+    /// `notify_on` for this run. `None` when not given.
+    pub notify_on: Option<Vec<String>>,
     /// `--report FILE.html`: the run's timeline, written when the session closes.
     pub report: Option<PathBuf>,
 }
@@ -467,14 +470,25 @@ fn notifier(
         urls.extend(inventory.map(|i| i.webhooks.clone()).unwrap_or_default());
     }
     if urls.is_empty() {
+        if run.notify_on.is_some() {
+            Output::new().info(
+                "--notify-on: this run has no webhook to post to (--notify URL; a script run also posts to the inventory's [notify] webhooks)",
+            );
+        }
         return None;
     }
     if rehearsal {
         Output::new().info("rehearsal: the webhooks are not told (a rehearsal changes nothing)");
         return None;
     }
+    // One choice of kinds for every receiver of the run: the command line's, else the inventory's.
+    let kinds = run
+        .notify_on
+        .as_deref()
+        .or_else(|| inventory.and_then(|i| i.notify_on.as_deref()));
     Some(Notifier::start(
         &urls,
+        kinds,
         tokio.handle().clone(),
         journal.clone(),
     ))

@@ -168,6 +168,89 @@ fn check_finds_unknown_functions_and_wrong_arity() {
 }
 
 #[test]
+fn check_reports_every_problem_of_a_file_each_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("several.rhai"),
+        "let h = cluster::helth();\nprint(undefined_var);\nnodee::stop(\"node1\");\nnode::drain(\"node1\", 5, 6);\nprint(undefined_var);\nfn f() { infoo(\"x\") }\nprint(other);\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("again.rhai"), "nodee::stop(\"node1\");\n").unwrap();
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["check", "several.rhai", "again.rhai"])
+            .output()
+            .unwrap(),
+        1,
+    );
+    // Each problem, in the order of the file's lines, with its file:line:col.
+    let want = [
+        ("unknown function `cluster::helth`", "several.rhai:1:18"),
+        ("Undefined variable: undefined_var", "several.rhai:2:7"),
+        (
+            "Undefined module: nodee (did you mean `node`?)",
+            "several.rhai:3:1",
+        ),
+        (
+            "`node::drain` takes 1 or 2 argument(s), not 3",
+            "several.rhai:4:7",
+        ),
+        ("unknown function `infoo`", "several.rhai:6:10"),
+        ("Undefined variable: other", "several.rhai:7:7"),
+    ];
+    let mut from = 0;
+    for (message, at) in want {
+        let found = stderr[from..]
+            .find(&format!("error: {message}"))
+            .unwrap_or_else(|| panic!("{message} after byte {from}:\n{stderr}"));
+        from += found;
+        assert!(
+            stderr[from..].contains(&format!("--> {at}\n")),
+            "{at}:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("several.rhai: 6 errors"), "{stderr}");
+    // A variable is reported at its first use only.
+    assert_eq!(stderr.matches("undefined_var").count(), 2, "{stderr}");
+    // The next file is checked on its own: the module the first one lacked is unknown there too.
+    assert!(stderr.contains("--> again.rhai:1:1"), "{stderr}");
+    assert!(
+        stderr.contains("check failed for 2 of 2 scripts: several.rhai, again.rhai"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_stops_at_a_syntax_error_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.rhai"),
+        "print(before);\nlet y = ;\nprint(after);\n",
+    )
+    .unwrap();
+    let (_, stderr) = expect(
+        &bare(dir.path())
+            .args(["check", "broken.rhai"])
+            .output()
+            .unwrap(),
+        1,
+    );
+    assert!(
+        stderr.contains("error: Undefined variable: before\n  --> broken.rhai:1:7"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--> broken.rhai:2:9"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "note: Rhai cannot read past a syntax error: the lines after it were not checked"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("variable: after"), "{stderr}");
+    assert!(stderr.contains("broken.rhai: 2 errors"), "{stderr}");
+}
+
+#[test]
 fn check_with_no_arguments_checks_the_stock_scripts_and_stdlib() {
     let dir = tempfile::tempdir().unwrap();
     let (stdout, _) = expect(&bare(dir.path()).arg("check").output().unwrap(), 0);

@@ -356,17 +356,20 @@ pub fn bare_command(dir: &Path) -> std::process::Command {
     c
 }
 
+/// The environment that sends HTTP through a proxy.
+pub const PROXY_VARS: [&str; 6] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
 /// Takes the proxy variables out of the binary's environment: notification and report URLs are on
 /// loopback here, and a proxy set where the tests run must not see them.
 pub fn without_proxies(cmd: &mut assert_cmd::Command) {
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
+    for var in PROXY_VARS {
         cmd.env_remove(var);
     }
 }

@@ -118,6 +118,17 @@ pub(super) struct Args {
     /// A receiver that is down never blocks or fails the run
     #[arg(long = "notify", value_name = "URL")]
     pub(super) notify: Vec<String>,
+
+    /// Post only these kinds of event to the webhooks (repeatable, or a comma list; replaces the
+    /// inventory's [notify] notify_on for this run) [default: every kind]. `script`: a script's own
+    /// journal::event kinds
+    #[arg(
+        long = "notify-on",
+        value_name = "KIND",
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(crate::notify::KINDS)
+    )]
+    pub(super) notify_on: Vec<String>,
     /// Write the run's timeline to FILE as one self-contained HTML page, whatever happens (with --rehearse,
     /// the predicted timeline); an existing FILE must be a regular file holding an earlier report
     #[arg(long, value_name = "FILE.html")]

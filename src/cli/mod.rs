@@ -321,6 +321,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         rehearse: args.rehearse,
         steal_lease: args.steal_lease,
         notify,
+        notify_on: (!args.notify_on.is_empty()).then(|| args.notify_on.clone()),
         report: args.report.clone(),
         format: format_of(format),
     };
@@ -529,6 +530,12 @@ mod tests {
         assert!(r.yes);
         assert_eq!(r.format, Format::Json);
         assert_eq!((script.as_str(), args.len()), ("s.rhai", 2));
+        assert_eq!(r.notify_on, None);
+        let (r, ..) = run("--notify-on gate,run_end --notify-on script s.rhai");
+        assert_eq!(
+            r.notify_on.as_deref(),
+            Some(&["gate".to_string(), "run_end".into(), "script".into()][..])
+        );
     }
 
     #[test]
@@ -650,6 +657,8 @@ mod tests {
             ),
             ("--format yaml s.rhai", "invalid value 'yaml'"),
             ("--notify ftp://h/x s.rhai", "--notify: webhook `ftp://h/…`"),
+            ("--notify-on steps s.rhai", "possible values: run_start"),
+            ("--notify-on gate,,run_end s.rhai", "a value is required for '--notify-on"),
             ("audit show", "<RUN>"),
             (
                 "--sim --report r.html repl",

@@ -96,6 +96,8 @@ pub struct Inventory {
     pub ssh: ssh::SshSettings,
     /// `[notify] webhooks`: receivers of the run's events, checked by `notify::check_url`.
     pub webhooks: Vec<String>,
+    /// `[notify] notify_on`: the event kinds posted (`None`: all), checked by `notify::check_kinds`.
+    pub notify_on: Option<Vec<String>>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -121,6 +123,7 @@ struct RawInventory {
 struct RawNotify {
     #[serde(default)]
     webhooks: Vec<String>,
+    notify_on: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -375,8 +378,14 @@ impl Inventory {
                 .map_err(|e| bad(format!("[notify] webhooks #{}: {e}", i + 1)))?;
         }
         let webhooks = webhooks.to_vec();
+        let notify_on = raw.notify.as_ref().and_then(|n| n.notify_on.clone());
+        if let Some(kinds) = &notify_on {
+            crate::notify::check_kinds(kinds)
+                .map_err(|e| bad(format!("[notify] notify_on: {e}")))?;
+        }
         Ok(Inventory {
             webhooks,
+            notify_on,
             source: source.to_path_buf(),
             name: raw.cluster.name.clone().unwrap_or_else(|| "neumann".into()),
             nodes,
@@ -750,6 +759,8 @@ mod tests {
             ("[notify]\nwebhooks = [\"https://ok/x\", \"slack.com/T0/sekrit\"]\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "[notify] webhooks #2: webhook `…` is not a URL"),
             ("[notify]\nwebhooks = \"https://h/x\"\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "invalid type"),
             ("[notify]\nhooks = []\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "unknown field `hooks`"),
+            ("[notify]\nnotify_on = [\"run_start\", \"steps\"]\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "[notify] notify_on: unknown event kind `steps`"),
+            ("[notify]\nnotify_on = []\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n", "[notify] notify_on: no event kind chosen"),
         ];
         for (text, want) in cases {
             let err = parse(text).expect_err(text).to_string();
@@ -769,6 +780,9 @@ mod tests {
             .unwrap()
             .webhooks
             .is_empty());
+        assert_eq!(inv.notify_on, None);
+        let inv = parse("[notify]\nwebhooks = [\"http://10.0.0.9:8080/\"]\nnotify_on = [\"gate\", \"run_end\"]\n[[nodes]]\nid = \"a\"\nhost = \"h\"\n").unwrap();
+        assert_eq!(inv.notify_on, Some(vec!["gate".into(), "run_end".into()]));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use rhai::{ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Stmt, AST};
+use rhai::{
+    ASTNode, Engine, EvalAltResult, Expr, ParseError, ParseErrorType, Position, Scope, Stmt, AST,
+};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -204,15 +206,80 @@ pub(super) fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>)
         .unwrap_or_default()
 }
 
+/// One problem `check` found: where, what, and a note that follows the source line.
+pub struct Problem {
+    pos: Position,
+    message: String,
+    note: Option<String>,
+}
+
+/// The most problems one file's check reports: past this, a file is more wrong than a list helps with.
+const MOST_PROBLEMS: usize = 100;
+
+/// Parses `text` as far as it can, collecting every unknown variable and module on the way, where Rhai
+/// itself stops at the first: each one is noted at its first use, then declared (the variable in the
+/// scope, the module as an empty module registered on `engine`) and the text parsed again. A syntax error
+/// ends it: Rhai cannot read past one, and guessing where the broken statement ends (blanking its line)
+/// would report errors that are not there (a `let` blanked makes its variable unknown further down).
+/// The AST is returned when the text parsed.
+pub fn parse_on(
+    engine: &mut Engine,
+    mut scope: Scope<'static>,
+    text: &str,
+) -> (Option<AST>, Vec<Problem>) {
+    let (_, qualified) = known_functions(engine);
+    let modules: BTreeSet<String> = qualified
+        .iter()
+        .filter_map(|(n, _)| n.split("::").next().map(str::to_string))
+        .collect();
+    let mut problems = Vec::new();
+    loop {
+        let e = match engine.compile_with_scope(&scope, text) {
+            Ok(ast) => return (Some(ast), problems),
+            Err(e) => e,
+        };
+        let more = problems.len() + 1 < MOST_PROBLEMS;
+        let (message, note) = match e.err_type() {
+            ParseErrorType::VariableUndefined(name) if more => {
+                scope.push(name.clone(), ());
+                (e.err_type().to_string(), None)
+            }
+            ParseErrorType::ModuleUndefined(name) if more => {
+                engine.register_static_module(name.as_str(), rhai::Module::new().into());
+                let hint = suggest(name, modules.iter().map(String::as_str));
+                (format!("{}{hint}", e.err_type()), None)
+            }
+            ParseErrorType::VariableUndefined(_) | ParseErrorType::ModuleUndefined(_) => (
+                e.err_type().to_string(),
+                Some(format!(
+                    "the check stops after {MOST_PROBLEMS} problems: fix these and check again"
+                )),
+            ),
+            other => (
+                other.to_string(),
+                Some(
+                    "Rhai cannot read past a syntax error: the lines after it were not checked, nor \
+                     any line's calls (that needs the whole file read); fix it and check again"
+                        .to_string(),
+                ),
+            ),
+        };
+        let last = note.is_some();
+        problems.push(Problem {
+            pos: e.position(),
+            message,
+            note,
+        });
+        if last {
+            return (None, problems);
+        }
+    }
+}
+
 /// Finds calls to functions that do not exist, or exist with another number of arguments, among the
 /// script API, the engine's functions and the script's own; calls into imported script modules are
 /// left to run time because their contents are only known once imported.
-pub fn check_calls(
-    engine: &Engine,
-    ast: &AST,
-    source: &str,
-    sources: &Sources,
-) -> Result<(), String> {
+pub fn call_problems(engine: &Engine, ast: &AST) -> Vec<Problem> {
     let (names, qualified) = known_functions(engine);
     let static_modules: BTreeSet<String> = qualified
         .iter()
@@ -220,6 +287,13 @@ pub fn check_calls(
         .collect();
     let script_fns: HashSet<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
     let mut problems = Vec::new();
+    let mut found = |pos: Position, message: String| {
+        problems.push(Problem {
+            pos,
+            message,
+            note: None,
+        })
+    };
     ast.walk(&mut |path: &[ASTNode]| {
         let call = match path.last() {
             Some(ASTNode::Expr(Expr::FnCall(call, pos)))
@@ -237,7 +311,7 @@ pub fn check_calls(
                         name,
                         names.iter().chain(script_fns.iter()).map(String::as_str),
                     );
-                    problems.push((*pos, format!("unknown function `{name}`{hint}")));
+                    found(*pos, format!("unknown function `{name}`{hint}"));
                 }
             } else {
                 let module = call.namespace.root();
@@ -263,22 +337,37 @@ pub fn check_calls(
                                 takes.join(" or ")
                             )
                         };
-                        problems.push((*pos, msg));
+                        found(*pos, msg);
                     }
                 }
             }
         }
         true
     });
+    problems
+}
+
+/// Every problem of `source` in the order of its lines, each with its file:line:col and source line,
+/// and how many there were; `Ok` when there were none.
+pub fn report(mut problems: Vec<Problem>, source: &str, sources: &Sources) -> Result<(), String> {
     if problems.is_empty() {
         return Ok(());
     }
-    problems.sort_by_key(|(p, _)| (p.line(), p.position()));
-    Err(problems
+    problems.sort_by_key(|p| (p.pos.line(), p.pos.position()));
+    let mut out: Vec<String> = problems
         .iter()
-        .map(|(pos, msg)| format!("error: {msg}\n{}", locate(source, *pos, sources)))
-        .collect::<Vec<_>>()
-        .join("\n"))
+        .map(|p| {
+            let mut one = format!("error: {}\n{}", p.message, locate(source, p.pos, sources));
+            if let Some(note) = &p.note {
+                one.push_str(&format!("\n  = note: {note}"));
+            }
+            one
+        })
+        .collect();
+    if problems.len() > 1 {
+        out.push(format!("{source}: {} errors", problems.len()));
+    }
+    Err(out.join("\n"))
 }
 
 /// The first line of an error's message, for one-line summaries such as a failed step.
@@ -313,5 +402,36 @@ mod tests {
             " (did you mean `cluster::health`?)"
         );
         assert_eq!(suggest("zzzzzz", ["cluster::health"].into_iter()), "");
+    }
+
+    #[test]
+    fn a_parse_reads_on_past_unknown_names_up_to_a_bound() {
+        let mut engine = Engine::new();
+        engine.set_strict_variables(true);
+        let (ast, problems) = parse_on(&mut engine, Scope::new(), "a + b;\nm::f(a);\nc;\n");
+        assert!(ast.is_some());
+        let found: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        assert_eq!(
+            found,
+            [
+                "Undefined variable: a",
+                "Undefined variable: b",
+                "Undefined module: m",
+                "Undefined variable: c"
+            ]
+        );
+        let many: String = (0..150).map(|i| format!("v{i};\n")).collect();
+        let (ast, problems) = parse_on(&mut Engine::new_raw(), Scope::new(), "let x = ;");
+        assert!(ast.is_none() && problems.len() == 1 && problems[0].note.is_some());
+        let (ast, problems) = parse_on(&mut engine, Scope::new(), &many);
+        assert!(ast.is_none());
+        assert_eq!(problems.len(), MOST_PROBLEMS);
+        assert!(problems[MOST_PROBLEMS - 1]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("stops after 100 problems")));
+        assert!(problems[..MOST_PROBLEMS - 1]
+            .iter()
+            .all(|p| p.note.is_none()));
     }
 }

@@ -117,7 +117,8 @@ impl ScriptEngine {
         scope
     }
 
-    fn compile(&self, name: &str, text: &str) -> Result<rhai::AST, Error> {
+    /// Keeps the text for error messages and, for a file, its directory for imports.
+    fn take_source(&self, name: &str, text: &str) {
         self.sources.add(name, text);
         if !name.starts_with('<') {
             let dir = std::path::Path::new(name)
@@ -130,6 +131,10 @@ impl ScriptEngine {
                 dir
             });
         }
+    }
+
+    fn compile(&self, name: &str, text: &str) -> Result<rhai::AST, Error> {
+        self.take_source(name, text);
         let mut ast = self
             .engine
             .compile_with_scope(&self.scope(), strip_shebang(text))
@@ -144,10 +149,20 @@ impl ScriptEngine {
         self.compile(name, text).map(|_| ())
     }
 
-    /// Compiles a script without running it: syntax, unknown variables and unknown functions.
-    pub fn check(&self, name: &str, text: &str) -> Result<(), Error> {
-        let ast = self.compile(name, text)?;
-        diagnostics::check_calls(&self.engine, &ast, name, &self.sources).map_err(Error::Script)
+    /// Compiles a script without running it and reports every problem found, each with file:line: the
+    /// unknown variables and modules (each at its first use), the unknown functions and wrong numbers of
+    /// arguments, and the first syntax error, after which Rhai reads no further (`diagnostics::parse_on`).
+    /// An unknown module is registered on this engine, empty, so the parse can go on: check one file
+    /// per engine.
+    pub fn check(&mut self, name: &str, text: &str) -> Result<(), Error> {
+        self.take_source(name, text);
+        let scope = self.scope();
+        let (ast, mut problems) =
+            diagnostics::parse_on(&mut self.engine, scope, &strip_shebang(text));
+        if let Some(ast) = &ast {
+            problems.extend(diagnostics::call_problems(&self.engine, ast));
+        }
+        diagnostics::report(problems, name, &self.sources).map_err(Error::Script)
     }
 
     /// The options a script takes, read from its text and the modules it imports without running

@@ -133,8 +133,21 @@ impl Ctx {
             return Ok(());
         }
         self.safe_point(&format!("gate \"{reason}\""))?;
-        self.event("gate", json!({ "reason": reason }));
         let critical = self.interrupt.critical_nodes();
+        let terminal = self.has_terminal();
+        let passes = !critical.is_empty() || (self.settings.simulated && !terminal);
+        // A paused run holds the lease: no other run changes the cluster while this one waits. Taken
+        // before the gate is told, so the event can say whether another terminal can resume the run.
+        let held = if passes { Ok(()) } else { self.hold_lease() };
+        let remote =
+            held.is_ok() && !passes && self.held_leases().iter().any(|(_, l)| l.carries_requests());
+        let mut fields = json!({ "reason": reason });
+        // The embedded simulator ends with the run: no other terminal can reach it.
+        if remote && self.settings.cluster_flag != "--sim" {
+            fields["resume"] = json!(self.steer_command("resume"));
+        }
+        self.event("gate", fields);
+        held?;
         if !critical.is_empty() {
             self.out.warn(&format!(
                 "gate: {reason}: not pausing while {} is between its stop and its start; going on",
@@ -142,7 +155,6 @@ impl Ctx {
             ));
             return Ok(());
         }
-        let terminal = self.has_terminal();
         if self.settings.simulated && !terminal {
             self.out.info(&format!(
                 "gate: {reason}: passed (embedded simulator: no terminal to answer on, and no other \
@@ -150,9 +162,6 @@ impl Ctx {
             ));
             return Ok(());
         }
-        // A paused run holds the lease: no other run changes the cluster while this one waits.
-        self.hold_lease()?;
-        let remote = self.held_leases().iter().any(|(_, l)| l.carries_requests());
         if !remote && !terminal {
             return Err(ScriptStop::guard(format!(
                 "gate: {reason}: nobody can resume this run: there is no terminal to answer on and the \
@@ -212,6 +221,17 @@ impl Ctx {
         Err(ScriptStop::guard(why))
     }
 
+    /// `neumann-script --cluster /abs/prod.toml VERB`: steers this run from any terminal (the inventory's
+    /// absolute path, so it works from any directory and whatever `$NEUMANN_CLUSTER` says).
+    fn steer_command(&self, verb: &str) -> String {
+        let flag = &self.settings.cluster_flag;
+        if flag.is_empty() {
+            format!("neumann-script {verb}")
+        } else {
+            format!("neumann-script {flag} {verb}")
+        }
+    }
+
     /// Stdin and stderr are a terminal, outside the REPL (whose line editor owns the terminal between
     /// entries).
     fn has_terminal(&self) -> bool {
@@ -243,18 +263,15 @@ impl Ctx {
     /// Waits, paused, until `resume` (any terminal) or "y" (this one); `abort` ends the run safely.
     fn wait_paused(&self, pause: &Pause) -> RhaiResult<()> {
         let terminal = self.has_terminal();
-        let flag = &self.settings.cluster_flag;
-        let remote =
-            flag != "--sim" && self.held_leases().iter().any(|(_, l)| l.carries_requests());
+        let remote = self.settings.cluster_flag != "--sim"
+            && self.held_leases().iter().any(|(_, l)| l.carries_requests());
         if remote {
-            let cmd = if flag.is_empty() {
-                "neumann-script".to_string()
-            } else {
-                format!("neumann-script {flag}")
-            };
             self.out.info(&format!(
-                "the run holds its lease and waits. Resume it from any terminal with: {cmd} resume   \
-                 (or end it safely: {cmd} abort --reason TEXT; see where it is: {cmd} status)"
+                "the run holds its lease and waits. Resume it from any terminal with: {}   \
+                 (or end it safely: {} --reason TEXT; see where it is: {})",
+                self.steer_command("resume"),
+                self.steer_command("abort"),
+                self.steer_command("status")
             ));
         }
         if terminal {
