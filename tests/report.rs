@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use neumann_script::report::page::esc;
 use neumann_script::sim::SimConfig;
 use serde_json::Value;
 
@@ -856,14 +857,6 @@ fn check_rehearsal(page: &str, said: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// A second signal exits at once, between a node's stop and start: the page is still written, from the

@@ -23,6 +23,9 @@ const CHART: f64 = 60.0;
 const CHAR: f64 = 7.0;
 /// Space kept between two labels, and between a label and its bar's edge.
 const GAP: f64 = 3.0;
+/// Rows of step numbers above the steps, for steps too narrow for a label, and their height.
+const TRACKS: usize = 4;
+const TRACK: f64 = 14.0;
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -461,7 +464,7 @@ fn legend(h: &mut String, tl: &Timeline) {
     }
     h.push_str("<span><i class=\"sw installing\"></i>installing (thin bar)</span>");
     h.push_str("<span><i class=\"sw staging\"></i>staging (thin bar)</span>");
-    h.push_str("<span>&#9670; elected / hand-over</span><span>&#9650; failure, leader lost, failed check</span><span>&#9660; gate, pause, stop</span>");
+    h.push_str("<span>&#9670; elected / hand-over</span><span>&#9650; failure, leader lost, failed check</span><span>&#9660; gate, pause (red: a safe stop, a failed check)</span>");
     if !tl.waits.is_empty() {
         h.push_str("<span><i class=\"sw wait\"></i>waiting for a healthy cluster</span>");
     }
@@ -716,9 +719,6 @@ struct StepLabels {
     labels: Vec<Option<(Placed, Option<usize>)>>,
     tracks: usize,
 }
-
-const TRACKS: usize = 4;
-const TRACK: f64 = 14.0;
 
 fn step_labels(rec: &Record, tl: &Timeline, plot: &Plot) -> StepLabels {
     let depth = tl.steps.iter().map(|s| s.depth + 1).max().unwrap_or(1);
