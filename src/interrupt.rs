@@ -96,6 +96,8 @@ struct Inner {
     presses: AtomicUsize,
     /// The first signal's number, 0 before any.
     first: AtomicI32,
+    /// When the first signal came: the report marks it.
+    first_at: Mutex<Option<std::time::Instant>>,
     /// Nothing is in progress (the REPL at its prompt): SIGTERM and SIGHUP exit at once.
     idle: AtomicBool,
     /// Called with the signal and the nodes left stopped just before an exit at once (the journal).
@@ -127,6 +129,7 @@ impl Interrupt {
             requested: AtomicBool::new(false),
             presses: AtomicUsize::new(0),
             first: AtomicI32::new(0),
+            first_at: Mutex::new(None),
             idle: AtomicBool::new(false),
             on_exit: Mutex::new(None),
             exiting: AtomicBool::new(false),
@@ -172,6 +175,9 @@ impl Interrupt {
         // sees the other, so a signal as the REPL reaches its prompt is never missed.
         if n == 1 {
             self.0.first.store(sig.number(), Ordering::SeqCst);
+            if let Ok(mut at) = self.0.first_at.lock() {
+                *at = Some(std::time::Instant::now());
+            }
         }
         if sig != Signal::Int && self.0.idle.load(Ordering::SeqCst) {
             say(&format!("\n{}: nothing in progress; exiting", sig.name()));
@@ -251,6 +257,12 @@ impl Interrupt {
         Signal::from_number(self.0.first.load(Ordering::SeqCst))
     }
 
+    /// The first signal and when it came.
+    pub fn first_signal(&self) -> Option<(Signal, std::time::Instant)> {
+        let at = self.0.first_at.lock().ok().and_then(|a| *a)?;
+        Some((self.signal()?, at))
+    }
+
     /// The REPL waits at its prompt (`true`) or runs an entry (`false`). A SIGTERM or SIGHUP taken while it
     /// was busy ends it on the way to the prompt, where it would otherwise wait unnoticed.
     pub fn set_idle(&self, idle: bool) {
@@ -265,6 +277,9 @@ impl Interrupt {
     pub fn reset(&self) {
         self.0.presses.store(0, Ordering::SeqCst);
         self.0.first.store(0, Ordering::SeqCst);
+        if let Ok(mut at) = self.0.first_at.lock() {
+            *at = None;
+        }
         self.0.requested.store(false, Ordering::SeqCst);
         self.bump();
     }

@@ -252,27 +252,14 @@ impl Session {
         let report = report_path.map(|p| {
             let c = Collector::new(p, twin.is_some());
             if let Some(cl) = ctx.cluster.borrow().as_ref() {
-                // The leader the run starts with: the page's leader row begins with it. One bounded read;
-                // a cluster that does not answer leaves the row to the changes the run sees.
-                let leader = tokio
-                    .block_on(async {
-                        tokio::time::timeout(Duration::from_secs(5), cl.raft_status()).await
-                    })
-                    .ok()
-                    .and_then(Result::ok)
-                    .and_then(|s| Some((s.leader?, u64::try_from(s.term).ok())));
-                c.cluster(
-                    tokio.handle(),
-                    cl.inventory.nodes.iter().map(|n| n.id.clone()).collect(),
-                    leader,
-                    cl.inventory.sim_control.clone(),
-                );
+                c.cluster(tokio.handle(), cl);
             }
             ctx.listeners.borrow_mut().push(c.listener());
             c
         });
         let journal = ctx.journal.clone();
         let exit_report = report.clone();
+        let interrupt = ctx.interrupt.clone();
         ctx.interrupt.on_exit(move |sig, stopped| {
             journal.record(
                 "interrupted",
@@ -288,7 +275,8 @@ impl Session {
             );
             // The page as far as the run got: its own events, since there is no time to ask the simulator.
             if let Some(r) = &exit_report {
-                r.exited_at_once(sig.name(), sig.exit_code(), stopped);
+                let first = interrupt.first_signal().map(|(s, at)| (s.name(), at));
+                r.exited_at_once(sig.name(), sig.exit_code(), stopped, first);
                 if let Ok(path) = r.write() {
                     crate::output::errln!("report (as far as the run got): {}", path.display());
                 }
@@ -343,10 +331,11 @@ impl Session {
             started,
             notifier,
         } = self;
-        // The simulator's log, before it goes away.
+        // The versions the run leaves and the simulator's log, before it goes away.
         let read_simulator = |tokio: &tokio::runtime::Handle| {
             if let Some(r) = &report {
-                if let Err(e) = r.read_simulator(tokio) {
+                let cluster = engine.ctx().cluster.borrow().clone();
+                if let Err(e) = r.read_end(tokio, cluster.as_deref()) {
                     engine.ctx().out.warn(&format!(
                         "the report has no node lanes from the simulator: cannot read its records ({e})"
                     ));
@@ -357,13 +346,16 @@ impl Session {
         if let Some((t, live_source)) = twin {
             // Before the twin goes away: the lease lives in the cluster.
             engine.ctx().release_leases();
-            print_rehearsal(
+            let found = print_rehearsal(
                 &engine,
                 &t,
                 &live_source,
                 journal.or_else(journal::default_path),
                 result,
             );
+            if let Some(r) = &report {
+                r.rehearsal(found);
+            }
             read_simulator(tokio.handle());
             tokio.block_on(t.sim.shutdown());
         } else if let Err(e) = result {
@@ -384,6 +376,9 @@ impl Session {
             if matches!(e, Error::Interrupted { .. }) || ctx.aborted.borrow().is_some() {
                 print_how_to_continue(ctx);
             }
+        }
+        if let (Some(r), Some((sig, at))) = (&report, engine.ctx().interrupt.first_signal()) {
+            r.signalled(sig.name(), at, false);
         }
         if let Err(Error::Interrupted { signal }) = result {
             // The journal says why the run ended where it did, whoever reads it later.
@@ -621,14 +616,15 @@ fn print_how_to_continue(ctx: &Ctx) {
     }
 }
 
-/// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state.
+/// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state. Returns
+/// what it printed of the first three, for the report to show the same.
 fn print_rehearsal(
     engine: &ScriptEngine,
     twin: &crate::rehearse::Twin,
     live_source: &str,
     journal: Option<std::path::PathBuf>,
     result: &Result<(), Error>,
-) {
+) -> crate::report::timeline::Rehearsal {
     let ctx = engine.ctx();
     let plan = ctx.plan.borrow();
     outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
@@ -640,18 +636,20 @@ fn print_rehearsal(
         1 => ", 1 gate".to_string(),
         n => format!(", {n} gates"),
     };
-    outln!("plan ({changes} change{s}{gates}, in order):");
-    for line in crate::rehearse::plan_lines(&plan, &ctx.plan_steps.borrow()) {
+    let mut lines = vec![format!("plan ({changes} change{s}{gates}, in order):")];
+    lines.extend(crate::rehearse::plan_lines(&plan, &ctx.plan_steps.borrow()));
+    if plan.is_empty() {
+        lines.push("     (none)".into());
+    }
+    for line in &lines {
         outln!("{line}");
     }
-    if plan.is_empty() {
-        outln!("     (none)");
-    }
-    match result {
-        Ok(()) => outln!("guards: none fired"),
-        Err(Error::Guard(m)) => outln!("guards: {m}"),
-        Err(e) => outln!("the run would fail: {e}"),
-    }
+    let guards = match result {
+        Ok(()) => "guards: none fired".to_string(),
+        Err(Error::Guard(m)) => format!("guards: {m}"),
+        Err(e) => format!("the run would fail: {e}"),
+    };
+    outln!("{guards}");
     let medians = journal
         .map(|p| crate::rehearse::journal_medians(&p, live_source))
         .unwrap_or_default();
@@ -662,10 +660,11 @@ fn print_rehearsal(
         .map(|c| c.waits())
         .unwrap_or_default();
     let (duration, basis) = crate::rehearse::predicted(&twin.sim.events(), &medians, &waits);
-    outln!(
-        "predicted duration: {} (from {basis}, plus the tool's few percent)",
+    let predicted = format!(
+        "{} (from {basis}, plus the tool's few percent)",
         crate::output::human_duration(duration)
     );
+    outln!("predicted duration: {predicted}");
     if let Some(cluster) = ctx.cluster.borrow().clone() {
         if let Ok(h) = ctx.tokio.block_on(cluster.health()) {
             outln!("predicted final state:");
@@ -674,6 +673,11 @@ fn print_rehearsal(
                 show::to_text(&rhai::Dynamic::from(h)).unwrap_or_default()
             );
         }
+    }
+    crate::report::timeline::Rehearsal {
+        plan: lines,
+        guards,
+        predicted,
     }
 }
 

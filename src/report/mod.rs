@@ -8,15 +8,17 @@
 pub mod page;
 pub mod timeline;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::cluster::Cluster;
 use crate::journal::Listener;
 use crate::sim::SimEvent;
-use timeline::{Record, RunEvent, SimRecord};
+use timeline::{Record, Rehearsal, RunEvent, SimRecord};
 
 /// The start of every page this writes: an existing file without it is not overwritten.
 const DOCTYPE: &str = "<!doctype html>";
@@ -90,6 +92,10 @@ struct Collected {
     sim_close: Option<(Instant, f64)>,
     sim_events: Vec<SimEvent>,
     sim_stats: Option<Value>,
+    /// Each node's version as the run began, and as it ended.
+    versions_before: BTreeMap<String, String>,
+    versions_after: BTreeMap<String, String>,
+    rehearsal: Option<Rehearsal>,
 }
 
 /// Gathers one run's records for its report.
@@ -163,21 +169,36 @@ impl Collector {
         })
     }
 
-    /// The cluster the run talks to: its nodes (one lane each), its leader and term as the run begins,
-    /// and, when simulated, its control address. On a simulated cluster the simulator's clock is read now,
-    /// to place its log on the run's timeline.
-    pub fn cluster(
-        &self,
-        tokio: &tokio::runtime::Handle,
-        nodes: Vec<String>,
-        leader: Option<(String, Option<u64>)>,
-        control: Option<String>,
-    ) {
+    /// The cluster the run talks to, as the run begins: its nodes (one lane each), its leader and term, each
+    /// node's version, and, when simulated, its control address and clock, to place its log on the run's
+    /// timeline. Bounded reads: a cluster that does not answer leaves the leader row to the changes the run
+    /// sees and the versions unread.
+    pub fn cluster(&self, tokio: &tokio::runtime::Handle, cluster: &Cluster) {
+        let (raft, versions) = tokio.block_on(async {
+            let limit = Duration::from_secs(5);
+            tokio::join!(
+                tokio::time::timeout(limit, cluster.raft_status()),
+                tokio::time::timeout(limit, cluster.versions()),
+            )
+        });
+        let leader = raft
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|s| Some((s.leader?, u64::try_from(s.term).ok())));
         if let Ok(mut n) = self.nodes.lock() {
-            *n = nodes;
+            *n = cluster
+                .inventory
+                .nodes
+                .iter()
+                .map(|n| n.id.clone())
+                .collect();
         }
         if let Ok(mut l) = self.leader.lock() {
             *l = leader;
+        }
+        let control = cluster.inventory.sim_control.clone();
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.versions_before = versions.ok().and_then(Result::ok).unwrap_or_default();
         }
         if let Some(c) = &control {
             if let Some(http) = http() {
@@ -195,9 +216,41 @@ impl Collector {
         }
     }
 
-    /// Before the simulator goes away: its log, its figures and its clock now. Bounded; a simulator that
-    /// does not answer leaves the page without its lanes' sources, and says so.
-    pub fn read_simulator(&self, tokio: &tokio::runtime::Handle) -> Result<(), String> {
+    /// What a rehearsal printed after its run, for the page to show the same.
+    pub fn rehearsal(&self, rehearsal: Rehearsal) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.rehearsal = Some(rehearsal);
+        }
+    }
+
+    /// A signal that reached the process at `at`; `at_once` for the second, which exits at once.
+    pub fn signalled(&self, signal: &str, at: Instant, at_once: bool) {
+        if let Ok(mut inner) = self.inner.lock() {
+            let fields = serde_json::json!({ "signal": signal, "at_once": at_once });
+            inner.events.push((at, "signal".into(), fields));
+        }
+    }
+
+    /// As the run ends, before the simulator goes away: each node's version now, and on a simulated cluster
+    /// the simulator's log, figures and clock. Bounded; a simulator that does not answer leaves the page
+    /// without its lanes' sources, and says so (the error); versions not read are shown as such.
+    pub fn read_end(
+        &self,
+        tokio: &tokio::runtime::Handle,
+        cluster: Option<&Cluster>,
+    ) -> Result<(), String> {
+        if let Some(cluster) = cluster {
+            let versions = tokio.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), cluster.versions()).await
+            });
+            if let (Ok(Ok(v)), Ok(mut inner)) = (versions, self.inner.lock()) {
+                inner.versions_after = v;
+            }
+        }
+        self.read_simulator(tokio)
+    }
+
+    fn read_simulator(&self, tokio: &tokio::runtime::Handle) -> Result<(), String> {
         let Some(control) = self.control.lock().ok().and_then(|c| c.clone()) else {
             return Ok(());
         };
@@ -243,7 +296,8 @@ impl Collector {
         let inner = self.inner.lock().map(|c| c.clone()).unwrap_or_default();
         let nodes = self.nodes.lock().map(|n| n.clone()).unwrap_or_default();
         let origin = inner.sim_origin;
-        let to_timeline: Box<dyn Fn(Instant) -> f64> = match (origin, inner.sim_close) {
+        // Timeline seconds per real second, and the wall clock at the timeline's 0.
+        let (rate, wall_origin) = match (origin, inner.sim_close) {
             (Some((i0, s0, speed)), close) => {
                 let rate = match close {
                     Some((i1, s1)) if i1 > i0 && s1 > s0 => {
@@ -251,16 +305,21 @@ impl Collector {
                     }
                     _ => speed,
                 };
-                Box::new(move |i: Instant| {
-                    let real = if i >= i0 {
-                        i.duration_since(i0).as_secs_f64()
-                    } else {
-                        -i0.duration_since(i).as_secs_f64()
-                    };
-                    real * rate
-                })
+                let since_start = i0.saturating_duration_since(self.started).as_secs_f64();
+                (rate, self.started_unix + since_start)
             }
-            (None, _) => {
+            (None, _) => (1.0, self.started_unix),
+        };
+        let to_timeline: Box<dyn Fn(Instant) -> f64> = match origin {
+            Some((i0, _, _)) => Box::new(move |i: Instant| {
+                let real = if i >= i0 {
+                    i.duration_since(i0).as_secs_f64()
+                } else {
+                    -i0.duration_since(i).as_secs_f64()
+                };
+                real * rate
+            }),
+            None => {
                 let start = self.started;
                 Box::new(move |i: Instant| i.saturating_duration_since(start).as_secs_f64())
             }
@@ -334,6 +393,11 @@ impl Collector {
             speed,
             predicted: self.predicted,
             started_unix: self.started_unix,
+            wall_origin,
+            rate,
+            versions_before: inner.versions_before.clone(),
+            versions_after: inner.versions_after.clone(),
+            rehearsal: inner.rehearsal.clone(),
             nodes,
             leader_at_start: self.leader.lock().ok().and_then(|l| l.clone()),
             events,
@@ -343,8 +407,18 @@ impl Collector {
 
     /// The process is exiting at once (a second signal): the run's end as the page will say it.
     /// `stopped` are the nodes it leaves between their stop and start: a stop still in progress is drawn
-    /// from where it began.
-    pub fn exited_at_once(&self, signal: &str, exit_code: i32, stopped: &[String]) {
+    /// from where it began. `first` is when the first signal came.
+    pub fn exited_at_once(
+        &self,
+        signal: &str,
+        exit_code: i32,
+        stopped: &[String],
+        first: Option<(&str, Instant)>,
+    ) {
+        if let Some((name, at)) = first {
+            self.signalled(name, at, false);
+        }
+        self.signalled(signal, Instant::now(), true);
         if let Ok(mut c) = self.inner.lock() {
             for node in stopped {
                 let begun = c.events.iter().rposition(|(_, k, f)| {

@@ -29,6 +29,15 @@ pub struct Record {
     pub predicted: bool,
     /// When the run started, unix seconds.
     pub started_unix: f64,
+    /// The wall clock at 0 on the timeline, unix seconds, and timeline seconds per real second as measured:
+    /// what a hover says of a moment's time of day.
+    pub wall_origin: f64,
+    pub rate: f64,
+    /// Each node's version as the run began and as it ended, where the cluster said.
+    pub versions_before: BTreeMap<String, String>,
+    pub versions_after: BTreeMap<String, String>,
+    /// A rehearsal's findings, as the terminal printed them.
+    pub rehearsal: Option<Rehearsal>,
     /// The cluster's nodes in inventory order: one lane each.
     pub nodes: Vec<String>,
     /// Who led as the run began, and in which term, when the cluster said.
@@ -37,6 +46,18 @@ pub struct Record {
     pub events: Vec<RunEvent>,
     /// A simulated cluster's own records.
     pub sim: Option<SimRecord>,
+}
+
+/// What a rehearsal printed after the run: the plan, the guards, the predicted duration. One computation,
+/// printed and drawn.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rehearsal {
+    /// The heading (`plan (4 changes, in order):`) and the numbered lines under it.
+    pub plan: Vec<String>,
+    /// `guards: none fired`, or what fired.
+    pub guards: String,
+    /// The predicted duration and what it is based on.
+    pub predicted: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +169,34 @@ pub struct Band {
     pub t1: f64,
 }
 
+/// A canary check or a post-upgrade analysis check that did not pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedCheck {
+    pub t: f64,
+    /// The node it judged (the canary); none for the analysis, which judges the upgraded nodes together.
+    pub node: Option<String>,
+    pub label: String,
+    /// The error rate it measured, a fraction, when its figures hold one.
+    pub error_rate: Option<f64>,
+}
+
+/// One node over the run: the page's table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSummary {
+    pub node: String,
+    /// Its version as the run began and as it ended, where the cluster said.
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// How many times it went down (a stop or a crash).
+    pub downs: usize,
+    /// Time down, all outages together.
+    pub down_s: f64,
+    /// Time not up and serving: drained, down, rejoining, catching up.
+    pub out_s: f64,
+    /// From the first moment out of service to the last moment back; none when it never left.
+    pub out: Option<(f64, f64)>,
+}
+
 /// Everything the page draws.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
@@ -158,8 +207,16 @@ pub struct Timeline {
     pub steps: Vec<Step<f64>>,
     pub gates: Vec<Mark>,
     pub bands: Vec<Band>,
+    /// The run waiting for a healthy cluster (`cluster::wait_healthy`, which the stock procedure calls
+    /// before a node's turn when the cluster is not healthy).
+    pub waits: Vec<Band>,
+    pub failed_checks: Vec<FailedCheck>,
+    /// Signals the process received (`SIGINT`, ...), at the moment each arrived.
+    pub signals: Vec<Mark>,
     /// Failed client writes per bucket of `bucket_s` seconds, from 0; a simulated cluster only.
     pub failed_writes: Option<(f64, Vec<u64>)>,
+    /// One per lane, in the lanes' order.
+    pub nodes: Vec<NodeSummary>,
 }
 
 /// Per node as its records are read: where the process is, and whether it is drained.
@@ -312,14 +369,161 @@ pub fn timeline(rec: &Record) -> Timeline {
     };
     let (steps, gates, run_bands) = course(rec);
     bands.extend(run_bands);
+    let mut lanes = lanes;
+    let failed_checks = failed_checks(rec);
+    for c in &failed_checks {
+        if let Some(lane) = lanes.iter_mut().find(|l| Some(&l.node) == c.node.as_ref()) {
+            lane.marks.push(Mark {
+                t: c.t,
+                kind: "check-failed".into(),
+                label: c.label.clone(),
+            });
+        }
+    }
+    let nodes = lanes.iter().map(|l| summary(rec, l)).collect();
     Timeline {
         lanes,
         leaders,
         steps,
         gates,
         bands,
+        waits: health_waits(rec),
+        failed_checks,
+        signals: signals(rec),
         failed_writes,
+        nodes,
     }
+}
+
+/// A node's line in the page's table, from its lane.
+fn summary(rec: &Record, lane: &Lane) -> NodeSummary {
+    let len = |s: &Segment| (s.t1 - s.t0).max(0.0);
+    let down: Vec<&Segment> = lane
+        .segments
+        .iter()
+        .filter(|s| s.state == State::Down)
+        .collect();
+    let out: Vec<&Segment> = lane
+        .segments
+        .iter()
+        .filter(|s| s.state != State::Up)
+        .collect();
+    NodeSummary {
+        node: lane.node.clone(),
+        before: rec.versions_before.get(&lane.node).cloned(),
+        after: rec.versions_after.get(&lane.node).cloned(),
+        downs: down.len(),
+        // Folded from 0: an empty float sum is -0.0, which prints as "-0.0 s".
+        down_s: down.iter().fold(0.0, |a, s| a + len(s)),
+        out_s: out.iter().fold(0.0, |a, s| a + len(s)),
+        out: out
+            .first()
+            .zip(out.last())
+            .map(|(first, last)| (first.t0, last.t1)),
+    }
+}
+
+/// Each `cluster::wait_healthy` of the run, from its start to its end: the `wait` event comes as it
+/// returns, with its duration.
+fn health_waits(rec: &Record) -> Vec<Band> {
+    rec.events
+        .iter()
+        .filter(|e| e.kind == "wait" && e.fields["what"] == "healthy")
+        .map(|e| {
+            let took = e.fields["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0 * rec.speed;
+            let label = if e.fields["ok"] == true {
+                "waiting for a healthy cluster"
+            } else {
+                "waiting for a healthy cluster (in vain)"
+            };
+            Band {
+                label: label.into(),
+                t0: (e.t - took).max(0.0),
+                t1: e.t,
+            }
+        })
+        .collect()
+}
+
+/// The figures of a check (`metrics::compare`'s shape) in words.
+fn figures(f: &Value) -> String {
+    let pct = |v: &Value| v.as_f64().map(|x| format!("{:.2}%", x * 100.0));
+    let times = |v: &Value| v.as_f64().map(|x| format!("{x:.2}x"));
+    let mut out = Vec::new();
+    if let Some(c) = pct(&f["error_rate"]["canary"]) {
+        match pct(&f["error_rate"]["baseline"]) {
+            Some(b) => out.push(format!("error rate {c} (baseline {b})")),
+            None => out.push(format!("error rate {c}")),
+        }
+    }
+    if let Some(r) = times(&f["latency_p99_ms"]["ratio"]) {
+        out.push(format!("p99 {r} the baseline"));
+    }
+    if let Some(l) = f["replication_lag_ms"]["canary"].as_f64() {
+        out.push(format!("replication lag {l:.0} ms"));
+    }
+    if let Some(r) = times(&f["memory_bytes"]["ratio"]) {
+        out.push(format!("memory {r} the baseline"));
+    }
+    out.join(", ")
+}
+
+/// The canary's and the post-upgrade analysis's checks that did not pass (those that passed are routine:
+/// a watch journals one every interval).
+fn failed_checks(rec: &Record) -> Vec<FailedCheck> {
+    rec.events
+        .iter()
+        .filter_map(|e| {
+            let f = &e.fields;
+            let verdict = text(f, "verdict").unwrap_or_default();
+            let (node, what) = match e.kind.as_str() {
+                "canary_check" if verdict != "ok" => {
+                    let node = text(f, "canary");
+                    let what = format!(
+                        "canary check failed ({verdict}) on {}",
+                        node.as_deref().unwrap_or("the canary")
+                    );
+                    (node, what)
+                }
+                "analysis_check" if verdict != "ok" => {
+                    (None, "post-upgrade analysis check failed".into())
+                }
+                _ => return None,
+            };
+            let figures = figures(&f["figures"]);
+            Some(FailedCheck {
+                t: e.t,
+                node,
+                label: if figures.is_empty() {
+                    what
+                } else {
+                    format!("{what}: {figures}")
+                },
+                error_rate: f["figures"]["error_rate"]["canary"].as_f64(),
+            })
+        })
+        .collect()
+}
+
+/// The signals the process received, as the report's collector noted them (`signal` events).
+fn signals(rec: &Record) -> Vec<Mark> {
+    rec.events
+        .iter()
+        .filter(|e| e.kind == "signal")
+        .map(|e| {
+            let name = text(&e.fields, "signal").unwrap_or_else(|| "signal".into());
+            let label = if e.fields["at_once"] == true {
+                format!("{name} again: the process exited at once")
+            } else {
+                format!("{name}: the run stops at its next safe point")
+            };
+            Mark {
+                t: e.t,
+                kind: "signal".into(),
+                label,
+            }
+        })
+        .collect()
 }
 
 type Lanes = (Vec<Lane>, Vec<Leadership>, Vec<Band>);
@@ -625,9 +829,12 @@ const NOT_GATES: &[&str] = &[
     "op",
     "op_begin",
     "wait",
-    // A long watch journals a check every interval: hundreds of markers would hide the gates.
+    // A long watch journals a check every interval: hundreds of markers would hide the gates. The failed
+    // ones are drawn as checks.
     "canary_check",
     "analysis_check",
+    // Drawn across the whole timeline.
+    "signal",
 ];
 
 /// The run's course: steps (nested by depth), gate markers, and the stretches it was paused.
@@ -900,5 +1107,45 @@ mod tests {
         );
         assert_eq!(tl.bands[0].label, "run paused");
         assert_eq!((tl.bands[0].t0, tl.bands[0].t1), (5.0, 6.0));
+    }
+
+    #[test]
+    fn only_failed_checks_are_marked_on_the_gates_row_and_the_canarys_lane() {
+        let check = |t: f64, kind: &str, verdict: &str| RunEvent {
+            t,
+            kind: kind.into(),
+            fields: json!({"canary": "node2", "verdict": verdict, "figures": {"error_rate": {"canary": 0.002, "baseline": 0.001}}}),
+        };
+        let mut rec = sim_record(vec![]);
+        rec.events = vec![
+            check(1.0, "canary_check", "ok"),
+            check(2.0, "canary_check", "investigate"),
+            check(3.0, "analysis_check", "ok"),
+            check(4.0, "analysis_check", "failed"),
+        ];
+        let tl = timeline(&rec);
+        let checks: Vec<(f64, Option<&str>, &str)> = tl
+            .failed_checks
+            .iter()
+            .map(|c| (c.t, c.node.as_deref(), c.label.as_str()))
+            .collect();
+        assert_eq!(
+            checks,
+            vec![
+                (
+                    2.0,
+                    Some("node2"),
+                    "canary check failed (investigate) on node2: error rate 0.20% (baseline 0.10%)"
+                ),
+                (
+                    4.0,
+                    None,
+                    "post-upgrade analysis check failed: error rate 0.20% (baseline 0.10%)"
+                ),
+            ]
+        );
+        let marks: Vec<f64> = tl.lanes[1].marks.iter().map(|m| m.t).collect();
+        assert_eq!(marks, vec![2.0]);
+        assert!(tl.gates.is_empty(), "checks are not gates: {:?}", tl.gates);
     }
 }
