@@ -27,15 +27,80 @@ pub fn default_path() -> Option<PathBuf> {
     Some(base.join("neumann-script").join("journal.jsonl"))
 }
 
-/// Who runs this process and where: ($USER, this machine's host name).
+/// This build's version, as `Cargo.toml` has it.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit this binary was built from: `abc1234`, `abc1234-dirty` when its sources differed from it,
+/// or `unknown` (build.rs).
+pub const COMMIT: &str = env!("NEUMANN_SCRIPT_COMMIT");
+
+/// The Rhai version this binary embeds, as `Cargo.lock` pins it (build.rs).
+pub const RHAI_VERSION: &str = env!("NEUMANN_SCRIPT_RHAI");
+
+/// What `--version` prints after the program's name: `0.1.0 (commit abc1234, rhai 1.27.0)`.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("NEUMANN_SCRIPT_COMMIT"),
+    ", rhai ",
+    env!("NEUMANN_SCRIPT_RHAI"),
+    ")"
+);
+
+/// The command line this process was started with, as the journal records it (`set_command_line`).
+static COMMAND_LINE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Records the process's command line for every run it journals: the words as given, with what must
+/// not be kept already taken out by the caller (webhook URLs carry their secret in the path). The admin
+/// token is taken out of every record anyway (`append`). Set once; later calls are ignored.
+pub fn set_command_line(words: Vec<String>) {
+    let _ = COMMAND_LINE.set(words);
+}
+
+/// The command line `set_command_line` recorded; empty when none was.
+pub fn command_line() -> Vec<String> {
+    COMMAND_LINE.get().cloned().unwrap_or_default()
+}
+
+/// An earlier run of the same script, arguments and cluster, as `Journal::previous_run` finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Earlier {
+    pub run_id: String,
+    pub host: String,
+    pub pid: Option<u32>,
+    /// Its `run_end` result (`done`, `stopped`, ...), `interrupted` for a run a second signal ended at
+    /// once, `None` when no end was recorded (killed, or still running).
+    pub result: Option<String>,
+}
+
+/// Who runs this process and where: (`$USER`, else `$LOGNAME`, else the name of the process's uid, and
+/// this machine's host name). A service or a container often sets neither variable; the uid still
+/// names someone (`uid1000` when no user database entry does).
 pub fn whoami() -> (String, String) {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
+        .unwrap_or_else(user_of_uid);
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().trim().to_string())
+        })
         .unwrap_or_default();
     (user, host)
+}
+
+/// The user database's name for this process's real uid, or `uid` and its number.
+fn user_of_uid() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) if !u.name.is_empty() => u.name,
+        _ => format!("uid{uid}"),
+    }
 }
 
 /// Creates `dir` and its missing parents readable by the user alone. A directory that exists keeps its
@@ -248,6 +313,77 @@ impl Journal {
 
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// The same run, recording nothing: a rehearsal's calls act on its twin, and must never read back
+    /// from the journal as changes to the live cluster. Its start and end go to the journal itself.
+    pub fn silent(&self) -> Journal {
+        Journal {
+            file: None,
+            path: None,
+            context: Value::Null,
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// The newest earlier run of this journal's script and cluster that was given the same `args`
+    /// (rehearsals aside), and how it ended; `None` when there is none or no journal is open. Read
+    /// backwards from the journal's end, stopping at that run's start.
+    pub fn previous_run(&self, args: &[String]) -> Result<Option<Earlier>, String> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let cannot = |e: &dyn std::fmt::Display| {
+            format!("cannot read the journal `{}`: {e}", path.display())
+        };
+        let file = match crate::files::open_regular(path, OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(crate::files::ReadError::NotFound) => return Ok(None),
+            Err(e) => return Err(cannot(&e)),
+        };
+        let lines = crate::files::lines_backwards(file, crate::files::MAX_RECORD)
+            .map_err(|e| cannot(&e))?;
+        let (cluster, script) = (self.context.get("cluster"), self.context.get("script"));
+        let args: Vec<Value> = args.iter().map(|a| json!(a)).collect();
+        // Read from the end: a run's end comes before its start.
+        let mut ends: std::collections::HashMap<String, String> = Default::default();
+        for line in lines {
+            let crate::files::Line::Text(line) = line.map_err(|e| cannot(&e))? else {
+                continue;
+            };
+            let Ok(rec) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if rec.get("cluster") != cluster || rec.get("script") != script {
+                continue;
+            }
+            let Some(id) = rec["run_id"].as_str().filter(|id| *id != self.run_id) else {
+                continue;
+            };
+            match (rec["event"].as_str(), rec["op"].as_str()) {
+                (Some("run_end"), _) => {
+                    let result = rec["result"].as_str().unwrap_or("unknown");
+                    ends.entry(id.to_string()).or_insert_with(|| result.into());
+                }
+                (None, Some("interrupted")) => {
+                    ends.entry(id.to_string())
+                        .or_insert_with(|| "interrupted".into());
+                }
+                (Some("run_start"), _)
+                    if rec["rehearsal"] != json!(true)
+                        && rec["args"].as_array().map(Vec::as_slice) == Some(&args[..]) =>
+                {
+                    return Ok(Some(Earlier {
+                        run_id: id.to_string(),
+                        host: rec["host"].as_str().unwrap_or_default().to_string(),
+                        pid: rec["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
+                        result: ends.remove(id),
+                    }));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
     }
 
     pub fn run_id(&self) -> &str {
