@@ -1168,6 +1168,128 @@ mod tests {
     }
 
     #[test]
+    fn forced_calls_rehearsals_declines_and_links_are_read_back() {
+        let op = |run: &str, ts: f64, forced: bool| {
+            let mut r = ctx(
+                run,
+                ts,
+                json!({"op": "node::restart", "node": "node1", "args": {}, "result": "ok", "error": null, "duration_ms": 5}),
+            );
+            if forced {
+                r["override"] = json!({"rule": "leader", "reason": "leads", "forced": true});
+            }
+            r
+        };
+        let recs = vec![
+            ctx("a", 1.0, json!({"event": "run_start", "args": ["0.11.0"]})),
+            op("a", 2.0, false),
+            op("a", 2.5, true),
+            ctx(
+                "a",
+                3.0,
+                json!({"event": "run_end", "result": "stopped", "exit_code": 3}),
+            ),
+            ctx(
+                "r",
+                4.0,
+                json!({"event": "run_start", "args": ["0.11.0"], "rehearsal": true}),
+            ),
+            ctx(
+                "r",
+                5.0,
+                json!({"event": "run_end", "result": "done", "exit_code": 0, "rehearsal": {"planned_changes": 17, "predicted_ms": 9000}}),
+            ),
+            ctx("r", 6.0, json!({"event": "declined", "answer": "no"})),
+            ctx(
+                "r2",
+                7.0,
+                json!({"event": "run_start", "args": ["0.11.0"], "rehearsal": true}),
+            ),
+            ctx(
+                "r2",
+                8.0,
+                json!({"event": "run_end", "result": "done", "exit_code": 0}),
+            ),
+            ctx(
+                "b",
+                9.0,
+                json!({"event": "run_start", "args": ["0.11.0"], "continues": "a", "after_rehearsal": "r2", "options": {"soak_secs": "60"}, "command_line": ["neumann-script", "--set", "soak_secs=60", "rolling_upgrade.rhai", "0.11.0"], "tool_version": "0.1.0", "commit": "abc1234"}),
+            ),
+            ctx("b", 9.5, json!({"event": "recovered", "runs": ["a"]})),
+            op("b", 10.0, false),
+            ctx(
+                "b",
+                11.0,
+                json!({"event": "run_end", "result": "done", "exit_code": 0}),
+            ),
+        ];
+        let (runs, _) = group(lines(&recs), |_| true);
+        let get = |id: &str| runs.iter().find(|r| r.id == id).unwrap();
+        let (a, r, r2, b) = (get("a"), get("r"), get("r2"), get("b"));
+        assert_eq!((a.forced, a.changes), (1, 2));
+        assert_eq!(a.result_text(), "stopped, FORCED");
+        assert_eq!((r.rehearsal, r.changes), (true, 0));
+        assert_eq!(r.result_text(), "rehearsal, declined");
+        assert_eq!(r2.result_text(), "rehearsal: done");
+        assert_eq!(b.result_text(), "done");
+        assert_eq!(
+            a.continued_by,
+            ["b"],
+            "continued and recovered by b, named once"
+        );
+        assert_eq!(r2.continued_by, ["b"]);
+        assert!(r.continued_by.is_empty());
+        let text = show_text(b).join("\n");
+        for want in [
+            "  options  soak_secs=60",
+            "  command  neumann-script --set 'soak_secs=60' rolling_upgrade.rhai 0.11.0",
+            "  tool     neumann-script 0.1.0 (commit abc1234)",
+            "  after    rehearsal r2, whose plan the operator confirmed",
+            "  continues run a (",
+            "  finished what run a left (recovered)",
+        ] {
+            assert!(text.contains(want), "{want:?} in:\n{text}");
+        }
+        let text = show_text(r).join("\n");
+        assert!(text.starts_with("rehearsal r\n"), "{text}");
+        assert!(
+            text.contains("its plan: 17 changes, predicted 9 s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  declined the operator did not run its plan live (answered no)"),
+            "{text}"
+        );
+        assert!(show_text(a)
+            .join("\n")
+            .contains("FORCED   1 call went past"));
+        // The filters.
+        let opts = |forced: bool, script: Option<&str>, cluster: Option<&str>| AuditOptions {
+            journal: None,
+            format: Format::Text,
+            all: false,
+            show: None,
+            forced,
+            script: script.map(str::to_string),
+            cluster: cluster.map(PathBuf::from),
+        };
+        let kept = |o: &AuditOptions| -> Vec<&str> {
+            runs.iter()
+                .filter(|r| o.keeps(r))
+                .map(|r| r.id.as_str())
+                .collect()
+        };
+        assert_eq!(kept(&opts(true, None, None)), ["a"]);
+        assert_eq!(
+            kept(&opts(false, Some("rolling_upgrade.rhai"), None)),
+            ["a", "r", "r2", "b"]
+        );
+        assert!(kept(&opts(false, Some("canary_upgrade.rhai"), None)).is_empty());
+        assert_eq!(kept(&opts(false, None, Some("/c.toml"))).len(), 4);
+        assert!(kept(&opts(false, None, Some("/elsewhere.toml"))).is_empty());
+    }
+
+    #[test]
     fn read_only_sessions_are_listed_only_when_they_changed_something() {
         let mut recs = sample();
         let mut s = ctx("e1", 400.0, json!({"event": "run_start"}));

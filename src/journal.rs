@@ -564,6 +564,81 @@ mod tests {
     }
 
     #[test]
+    fn the_previous_run_is_the_newest_of_the_same_script_args_and_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let open = |script: &str, cluster: &str| Journal::open(&path, script, "", cluster).unwrap();
+        let start = |j: &Journal, args: &[&str], rehearsal: bool| {
+            j.event("run_start", &json!({"args": args, "rehearsal": rehearsal}))
+        };
+        let stopped = open("up.rhai", "/c.toml");
+        start(&stopped, &["0.11.0"], false);
+        stopped.event("run_end", &json!({"result": "stopped"}));
+        let asking = open("up.rhai", "/c.toml");
+        assert_eq!(
+            asking.previous_run(&["0.11.0".into()]),
+            Ok(Some(Earlier {
+                run_id: stopped.run_id().into(),
+                host: whoami().1,
+                pid: Some(std::process::id()),
+                result: Some("stopped".into()),
+            }))
+        );
+        // Rehearsals, other arguments, other scripts and other clusters are not it.
+        let rehearsal = open("up.rhai", "/c.toml");
+        start(&rehearsal, &["0.11.0"], true);
+        rehearsal.event("run_end", &json!({"result": "done"}));
+        start(&open("up.rhai", "/c.toml"), &["0.12.0"], false);
+        start(&open("other.rhai", "/c.toml"), &["0.11.0"], false);
+        start(&open("up.rhai", "/d.toml"), &["0.11.0"], false);
+        let found = asking.previous_run(&["0.11.0".into()]).unwrap().unwrap();
+        assert_eq!(found.run_id, stopped.run_id());
+        // A run a second signal ended at once records no end, only the marker; a killed one nothing.
+        let cut = open("up.rhai", "/c.toml");
+        start(&cut, &["0.11.0"], false);
+        cut.record("interrupted", None, json!({}), None, Duration::ZERO);
+        let found = asking.previous_run(&["0.11.0".into()]).unwrap().unwrap();
+        assert_eq!(
+            (found.run_id.as_str(), found.result.as_deref()),
+            (cut.run_id(), Some("interrupted"))
+        );
+        let killed = open("up.rhai", "/c.toml");
+        start(&killed, &["0.11.0"], false);
+        let found = asking.previous_run(&["0.11.0".into()]).unwrap().unwrap();
+        assert_eq!(
+            (found.run_id.as_str(), found.result),
+            (killed.run_id(), None)
+        );
+        // The asking run itself is never its own previous run.
+        start(&asking, &["0.11.0"], false);
+        let found = asking.previous_run(&["0.11.0".into()]).unwrap().unwrap();
+        assert_eq!(found.run_id, killed.run_id());
+        assert_eq!(Journal::off().previous_run(&[]), Ok(None));
+        // Silent: the same run, nothing written.
+        let silent = asking.silent();
+        assert_eq!(silent.run_id(), asking.run_id());
+        let before = std::fs::read_to_string(&path).unwrap();
+        silent.event("run_start", &json!({}));
+        silent.record("node::stop", Some("node2"), json!({}), None, Duration::ZERO);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        assert_eq!(silent.path(), None);
+    }
+
+    #[test]
+    fn without_user_or_logname_the_user_is_the_uids() {
+        let id = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        assert_eq!(
+            user_of_uid(),
+            String::from_utf8_lossy(&id.stdout).trim(),
+            "the user database's name for this uid"
+        );
+        assert!(VERSION_LINE.starts_with(&format!("{TOOL_VERSION} (commit {COMMIT}, rhai ")));
+    }
+
+    #[test]
     fn dates_are_rfc3339_utc() {
         assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400.0), "2000-02-29T00:00:00Z");

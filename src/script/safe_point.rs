@@ -148,9 +148,9 @@ impl Ctx {
     /// all the way through: the run's leases are read about once a second of the wait's clock, and a
     /// `pause` or `abort` is taken at once. Paused, the wait holds; resumed, it waits what was left of it.
     /// `what` names the wait for the operator (`a 1 min sample of node2`); `live` is its progress line,
-    /// if it shows one. A wait with nothing to steer it (no lease that carries requests, a rehearsal, a
-    /// node between its stop and its start) is a plain one. Returns how long it was paused, in seconds
-    /// of the cluster's clock.
+    /// if it shows one. Between a node's stop and its start a request is only said to wait for the
+    /// next safe point after the start; a wait with nothing to steer it (no lease that carries requests,
+    /// a rehearsal) is a plain one. Returns how long it was paused, in seconds of the cluster's clock.
     pub fn steered_sleep(
         &self,
         cluster: &Arc<Cluster>,
@@ -161,8 +161,7 @@ impl Ctx {
         if let Some(why) = self.aborted.borrow().clone() {
             return Err(ScriptStop::guard(why));
         }
-        let steerable = !self.settings.rehearsal
-            && self.interrupt.critical_nodes().is_empty()
+        let mut steerable = !self.settings.rehearsal
             && self.held_leases().iter().any(|(_, l)| l.carries_requests());
         let speed = if steerable {
             let clock = &cluster.clock;
@@ -225,6 +224,11 @@ impl Ctx {
                 request,
                 &format!("during {what} ({} of it left)", human_duration(left)),
             )?;
+            // Between a node's stop and its start the request was only said to wait: the rest of this
+            // wait is a plain one, and the next safe point after the start takes it.
+            if !self.interrupt.critical_nodes().is_empty() {
+                steerable = false;
+            }
             paused += (now()? - heard_at).max(0.0);
             if left.is_zero() {
                 return Ok(paused);
