@@ -27,6 +27,32 @@ pub struct AuditOptions {
     pub all: bool,
     /// `show RUN|last`; `None` lists the runs.
     pub show: Option<String>,
+    /// `--forced`: list only runs that forced a call past an interlock.
+    pub forced: bool,
+    /// `--script NAME`: list only runs of that script (a stock script's name, or a path as typed).
+    pub script: Option<String>,
+    /// `--cluster FILE`: list only runs against that inventory (compared by absolute path).
+    pub cluster: Option<PathBuf>,
+}
+
+impl AuditOptions {
+    /// Whether `run` passes the list's filters (`--forced`, `--script`, `--cluster`).
+    fn keeps(&self, run: &Run) -> bool {
+        let script = self.script.as_deref().is_none_or(|want| {
+            let want = want.strip_prefix("<stock>/").unwrap_or(want);
+            run.script_name() == want
+                || Path::new(run.script_name()).file_name() == Some(std::ffi::OsStr::new(want))
+        });
+        let cluster = self
+            .cluster
+            .as_deref()
+            .is_none_or(|c| journal::cluster_name(c) == run.cluster);
+        (!self.forced || run.forced > 0) && script && cluster
+    }
+
+    fn filtered(&self) -> bool {
+        self.forced || self.script.is_some() || self.cluster.is_some()
+    }
 }
 
 /// The result a run from before run ids is listed with: those versions recorded no end.
@@ -66,6 +92,27 @@ pub struct Run {
     pub duration_ms: u64,
     /// How many mutating calls it made (the `interrupted` marker is not one).
     pub changes: usize,
+    /// How many of them went past an interlock that would have refused them (`#{force: ...}`).
+    pub forced: usize,
+    /// A rehearsal on a twin: it changed nothing, and its journal holds only its start and end.
+    pub rehearsal: bool,
+    /// A rehearsal whose plan the operator declined to run live: how (`no`, or the signal).
+    pub declined: Option<String>,
+    /// The run this one continues (its `run_start`): the same script, arguments and cluster, which
+    /// had not ended done.
+    pub continues: Option<String>,
+    /// The rehearsal this live run was confirmed after.
+    pub after_rehearsal: Option<String>,
+    /// Runs whose leftovers this run finished (`recovered`).
+    pub recovered: Vec<String>,
+    /// Runs that name this one: they continue it, finished what it left, or were confirmed after it
+    /// (for a rehearsal). Filled once the whole journal is read.
+    pub continued_by: Vec<String>,
+    /// From its `run_start`: the `--set` options, the command line, the tool's version and commit.
+    pub options: Value,
+    pub command_line: Vec<String>,
+    pub tool_version: Option<String>,
+    pub commit: Option<String>,
     /// Its records in journal order, when they were kept (`read`'s `keep`).
     pub records: Vec<Value>,
     /// Unix seconds of its last record.
@@ -101,6 +148,20 @@ impl Run {
         }
     }
 
+    /// The result as the list shows it: a rehearsal and a declined plan are told from runs that changed
+    /// something, and a run that forced an interlock is flagged.
+    pub fn result_text(&self) -> String {
+        let mut r = match (self.rehearsal, &self.declined) {
+            (true, Some(_)) => "rehearsal, declined".to_string(),
+            (true, None) => format!("rehearsal: {}", self.result),
+            (false, _) => self.result.clone(),
+        };
+        if self.forced > 0 {
+            r.push_str(", FORCED");
+        }
+        r
+    }
+
     fn summary_json(&self) -> Value {
         json!({
             "run_id": self.id,
@@ -116,6 +177,17 @@ impl Run {
             "message": self.message,
             "duration_ms": self.duration_ms,
             "changes": self.changes,
+            "forced": self.forced,
+            "rehearsal": self.rehearsal,
+            "declined": self.declined,
+            "continues": self.continues,
+            "after_rehearsal": self.after_rehearsal,
+            "recovered": self.recovered,
+            "continued_by": self.continued_by,
+            "options": self.options,
+            "command_line": self.command_line,
+            "tool_version": self.tool_version,
+            "commit": self.commit,
             "before_run_ids": self.legacy,
         })
     }
@@ -233,22 +305,53 @@ pub fn group(
                 message: None,
                 duration_ms: 0,
                 changes: 0,
+                forced: 0,
+                rehearsal: false,
+                declined: None,
+                continues: None,
+                after_rehearsal: None,
+                recovered: Vec::new(),
+                continued_by: Vec::new(),
+                options: Value::Null,
+                command_line: Vec::new(),
+                tool_version: None,
+                commit: None,
                 records: Vec::new(),
                 last: ts,
             });
             runs.len() - 1
         });
         let run = &mut runs[at];
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        let words = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         match rec["event"].as_str() {
             Some("run_start") => {
-                run.args = rec["args"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                run.args = words(&rec["args"]);
+                run.rehearsal = rec["rehearsal"] == json!(true);
+                run.continues = text(&rec["continues"]);
+                run.after_rehearsal = text(&rec["after_rehearsal"]);
+                run.options = rec["options"].clone();
+                run.command_line = words(&rec["command_line"]);
+                run.tool_version = text(&rec["tool_version"]);
+                run.commit = text(&rec["commit"]);
+            }
+            Some("declined") => {
+                run.declined = Some(text(&rec["answer"]).unwrap_or_else(|| "no".into()));
+            }
+            Some("recovered") => {
+                for id in words(&rec["runs"]) {
+                    if !run.recovered.contains(&id) {
+                        run.recovered.push(id);
+                    }
+                }
             }
             Some("run_end") => {
                 run.result = rec["result"].as_str().unwrap_or("unknown").to_string();
@@ -268,6 +371,9 @@ pub fn group(
         }
         if is_change(&rec) {
             run.changes += 1;
+            if rec.get("override").is_some_and(|o| !o.is_null()) {
+                run.forced += 1;
+            }
         }
         if keep(&run.id) {
             run.records.push(rec);
@@ -277,6 +383,24 @@ pub fn group(
         if run.duration_ms == 0 {
             run.duration_ms = ((run.last - run.started).max(0.0) * 1000.0) as u64;
         }
+    }
+    // The links the other way: each run learns which later runs name it.
+    let mut named: HashMap<String, Vec<String>> = HashMap::new();
+    for run in &runs {
+        let names = run
+            .continues
+            .iter()
+            .chain(&run.after_rehearsal)
+            .chain(&run.recovered);
+        for earlier in names {
+            let by = named.entry(earlier.clone()).or_default();
+            if !by.contains(&run.id) {
+                by.push(run.id.clone());
+            }
+        }
+    }
+    for run in &mut runs {
+        run.continued_by = named.remove(&run.id).unwrap_or_default();
     }
     (runs, skipped)
 }
@@ -372,8 +496,14 @@ pub fn command(opts: &AuditOptions) -> Result<(), Error> {
         }
         None => {
             newest_first(&mut runs);
-            let listed: Vec<&Run> = runs.iter().filter(|r| opts.all || r.listed()).collect();
-            let hidden = runs.len() - listed.len();
+            let listed: Vec<&Run> = runs
+                .iter()
+                .filter(|r| (opts.all || r.listed()) && opts.keeps(r))
+                .collect();
+            let hidden = runs
+                .iter()
+                .filter(|r| !(opts.all || r.listed()) && opts.keeps(r))
+                .count();
             match opts.format {
                 Format::Json => outln!(
                     "{}",
@@ -388,7 +518,13 @@ pub fn command(opts: &AuditOptions) -> Result<(), Error> {
                     }
                 }
             }
-            if listed.is_empty() {
+            if listed.is_empty() && opts.filtered() && !runs.is_empty() {
+                errln!(
+                    "no run in the journal `{}` matches {}",
+                    path.display(),
+                    filters_text(opts)
+                );
+            } else if listed.is_empty() {
                 errln!(
                     "no runs recorded in the journal `{}`{}",
                     path.display(),
@@ -408,6 +544,21 @@ pub fn command(opts: &AuditOptions) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The filters given, in words: `--forced --script two.rhai`.
+fn filters_text(opts: &AuditOptions) -> String {
+    let mut words = Vec::new();
+    if opts.forced {
+        words.push("--forced".to_string());
+    }
+    if let Some(s) = &opts.script {
+        words.push(format!("--script {s}"));
+    }
+    if let Some(c) = &opts.cluster {
+        words.push(format!("--cluster {}", c.display()));
+    }
+    words.join(" ")
 }
 
 fn ms(v: u64) -> String {
@@ -440,7 +591,7 @@ pub fn list_text(runs: &[&Run]) -> Vec<String> {
             r.who(),
             r.cluster.clone(),
             script,
-            r.result.clone(),
+            r.result_text(),
             ms(r.duration_ms),
         ]);
     }
@@ -615,6 +766,15 @@ fn describe_event(rec: &Value) -> String {
     line
 }
 
+/// Words joined as a shell would read them back, each quoted when it needs to be.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One run: what, who, when, how it ended, and its timeline of steps, changes and other events.
 pub fn show_text(run: &Run) -> Vec<String> {
     let mut out = Vec::new();
@@ -623,10 +783,37 @@ pub fn show_text(run: &Run) -> Vec<String> {
         script.push(' ');
         script.push_str(a);
     }
-    out.push(format!("run {}", run.id));
+    out.push(format!(
+        "{} {}",
+        if run.rehearsal { "rehearsal" } else { "run" },
+        run.id
+    ));
     out.push(format!("  script   {script}"));
+    if let Value::Object(o) = &run.options {
+        if !o.is_empty() {
+            let sets: Vec<String> = o
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                    )
+                })
+                .collect();
+            out.push(format!("  options  {}", sets.join(" ")));
+        }
+    }
     out.push(format!("  cluster  {}", run.cluster));
     out.push(format!("  who      {} (pid {})", run.who(), run.pid));
+    if !run.command_line.is_empty() {
+        out.push(format!("  command  {}", shell_words(&run.command_line)));
+    }
+    if let Some(v) = &run.tool_version {
+        out.push(format!(
+            "  tool     neumann-script {v} (commit {})",
+            run.commit.as_deref().unwrap_or("unknown")
+        ));
+    }
     out.push(format!("  started  {}", journal::rfc3339(run.started)));
     let mut result = format!("  result   {}", run.result);
     if let Some(c) = run.exit_code {
@@ -636,6 +823,60 @@ pub fn show_text(run: &Run) -> Vec<String> {
     out.push(result);
     if let Some(m) = &run.message {
         out.push(format!("  message  {m}"));
+    }
+    if run.rehearsal {
+        let plan = run
+            .records
+            .iter()
+            .rev()
+            .find(|r| r["event"] == "run_end")
+            .map(|r| r["rehearsal"].clone())
+            .unwrap_or(Value::Null);
+        let mut what = "on a simulated twin: it changed nothing on the cluster".to_string();
+        if let Some(n) = plan["planned_changes"].as_u64() {
+            what.push_str(&format!(
+                "; its plan: {n} change{}",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(d) = plan["predicted_ms"].as_u64() {
+            what.push_str(&format!(", predicted {}", ms(d)));
+        }
+        out.push(format!("  rehearsal {what}"));
+    }
+    if let Some(how) = &run.declined {
+        out.push(format!(
+            "  declined the operator did not run its plan live (answered {how})"
+        ));
+    }
+    if let Some(r) = &run.after_rehearsal {
+        out.push(format!(
+            "  after    rehearsal {r}, whose plan the operator confirmed"
+        ));
+    }
+    if let Some(c) = &run.continues {
+        out.push(format!(
+            "  continues run {c} (the same script, arguments and cluster, which had not ended done)"
+        ));
+    }
+    for r in &run.recovered {
+        out.push(format!("  finished what run {r} left (recovered)"));
+    }
+    if !run.continued_by.is_empty() {
+        let how = if run.rehearsal {
+            "run live after it"
+        } else {
+            "continued by"
+        };
+        out.push(format!("  {how} {}", run.continued_by.join(", ")));
+    }
+    if run.forced > 0 {
+        out.push(format!(
+            "  FORCED   {} call{} went past an interlock that would have refused {} (marked below)",
+            run.forced,
+            if run.forced == 1 { "" } else { "s" },
+            if run.forced == 1 { "it" } else { "them" }
+        ));
     }
     if run.legacy {
         out.push(
@@ -924,6 +1165,128 @@ mod tests {
         let events = &show_json(run)["events"];
         assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
         assert_eq!(events[0]["node"], "node3");
+    }
+
+    #[test]
+    fn forced_calls_rehearsals_declines_and_links_are_read_back() {
+        let op = |run: &str, ts: f64, forced: bool| {
+            let mut r = ctx(
+                run,
+                ts,
+                json!({"op": "node::restart", "node": "node1", "args": {}, "result": "ok", "error": null, "duration_ms": 5}),
+            );
+            if forced {
+                r["override"] = json!({"rule": "leader", "reason": "leads", "forced": true});
+            }
+            r
+        };
+        let recs = vec![
+            ctx("a", 1.0, json!({"event": "run_start", "args": ["0.11.0"]})),
+            op("a", 2.0, false),
+            op("a", 2.5, true),
+            ctx(
+                "a",
+                3.0,
+                json!({"event": "run_end", "result": "stopped", "exit_code": 3}),
+            ),
+            ctx(
+                "r",
+                4.0,
+                json!({"event": "run_start", "args": ["0.11.0"], "rehearsal": true}),
+            ),
+            ctx(
+                "r",
+                5.0,
+                json!({"event": "run_end", "result": "done", "exit_code": 0, "rehearsal": {"planned_changes": 17, "predicted_ms": 9000}}),
+            ),
+            ctx("r", 6.0, json!({"event": "declined", "answer": "no"})),
+            ctx(
+                "r2",
+                7.0,
+                json!({"event": "run_start", "args": ["0.11.0"], "rehearsal": true}),
+            ),
+            ctx(
+                "r2",
+                8.0,
+                json!({"event": "run_end", "result": "done", "exit_code": 0}),
+            ),
+            ctx(
+                "b",
+                9.0,
+                json!({"event": "run_start", "args": ["0.11.0"], "continues": "a", "after_rehearsal": "r2", "options": {"soak_secs": "60"}, "command_line": ["neumann-script", "--set", "soak_secs=60", "rolling_upgrade.rhai", "0.11.0"], "tool_version": "0.1.0", "commit": "abc1234"}),
+            ),
+            ctx("b", 9.5, json!({"event": "recovered", "runs": ["a"]})),
+            op("b", 10.0, false),
+            ctx(
+                "b",
+                11.0,
+                json!({"event": "run_end", "result": "done", "exit_code": 0}),
+            ),
+        ];
+        let (runs, _) = group(lines(&recs), |_| true);
+        let get = |id: &str| runs.iter().find(|r| r.id == id).unwrap();
+        let (a, r, r2, b) = (get("a"), get("r"), get("r2"), get("b"));
+        assert_eq!((a.forced, a.changes), (1, 2));
+        assert_eq!(a.result_text(), "stopped, FORCED");
+        assert_eq!((r.rehearsal, r.changes), (true, 0));
+        assert_eq!(r.result_text(), "rehearsal, declined");
+        assert_eq!(r2.result_text(), "rehearsal: done");
+        assert_eq!(b.result_text(), "done");
+        assert_eq!(
+            a.continued_by,
+            ["b"],
+            "continued and recovered by b, named once"
+        );
+        assert_eq!(r2.continued_by, ["b"]);
+        assert!(r.continued_by.is_empty());
+        let text = show_text(b).join("\n");
+        for want in [
+            "  options  soak_secs=60",
+            "  command  neumann-script --set 'soak_secs=60' rolling_upgrade.rhai 0.11.0",
+            "  tool     neumann-script 0.1.0 (commit abc1234)",
+            "  after    rehearsal r2, whose plan the operator confirmed",
+            "  continues run a (",
+            "  finished what run a left (recovered)",
+        ] {
+            assert!(text.contains(want), "{want:?} in:\n{text}");
+        }
+        let text = show_text(r).join("\n");
+        assert!(text.starts_with("rehearsal r\n"), "{text}");
+        assert!(
+            text.contains("its plan: 17 changes, predicted 9 s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  declined the operator did not run its plan live (answered no)"),
+            "{text}"
+        );
+        assert!(show_text(a)
+            .join("\n")
+            .contains("FORCED   1 call went past"));
+        // The filters.
+        let opts = |forced: bool, script: Option<&str>, cluster: Option<&str>| AuditOptions {
+            journal: None,
+            format: Format::Text,
+            all: false,
+            show: None,
+            forced,
+            script: script.map(str::to_string),
+            cluster: cluster.map(PathBuf::from),
+        };
+        let kept = |o: &AuditOptions| -> Vec<&str> {
+            runs.iter()
+                .filter(|r| o.keeps(r))
+                .map(|r| r.id.as_str())
+                .collect()
+        };
+        assert_eq!(kept(&opts(true, None, None)), ["a"]);
+        assert_eq!(
+            kept(&opts(false, Some("rolling_upgrade.rhai"), None)),
+            ["a", "r", "r2", "b"]
+        );
+        assert!(kept(&opts(false, Some("canary_upgrade.rhai"), None)).is_empty());
+        assert_eq!(kept(&opts(false, None, Some("/c.toml"))).len(), 4);
+        assert!(kept(&opts(false, None, Some("/elsewhere.toml"))).is_empty());
     }
 
     #[test]

@@ -27,15 +27,80 @@ pub fn default_path() -> Option<PathBuf> {
     Some(base.join("neumann-script").join("journal.jsonl"))
 }
 
-/// Who runs this process and where: ($USER, this machine's host name).
+/// This build's version, as `Cargo.toml` has it.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit this binary was built from: `abc1234`, `abc1234-dirty` when its sources differed from it,
+/// or `unknown` (build.rs).
+pub const COMMIT: &str = env!("NEUMANN_SCRIPT_COMMIT");
+
+/// The Rhai version this binary embeds, as `Cargo.lock` pins it (build.rs).
+pub const RHAI_VERSION: &str = env!("NEUMANN_SCRIPT_RHAI");
+
+/// What `--version` prints after the program's name: `0.1.0 (commit abc1234, rhai 1.27.0)`.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("NEUMANN_SCRIPT_COMMIT"),
+    ", rhai ",
+    env!("NEUMANN_SCRIPT_RHAI"),
+    ")"
+);
+
+/// The command line this process was started with, as the journal records it (`set_command_line`).
+static COMMAND_LINE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Records the process's command line for every run it journals: the words as given, with what must
+/// not be kept already taken out by the caller (webhook URLs carry their secret in the path). The admin
+/// token is taken out of every record anyway (`append`). Set once; later calls are ignored.
+pub fn set_command_line(words: Vec<String>) {
+    let _ = COMMAND_LINE.set(words);
+}
+
+/// The command line `set_command_line` recorded; empty when none was.
+pub fn command_line() -> Vec<String> {
+    COMMAND_LINE.get().cloned().unwrap_or_default()
+}
+
+/// An earlier run of the same script, arguments and cluster, as `Journal::previous_run` finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Earlier {
+    pub run_id: String,
+    pub host: String,
+    pub pid: Option<u32>,
+    /// Its `run_end` result (`done`, `stopped`, ...), `interrupted` for a run a second signal ended at
+    /// once, `None` when no end was recorded (killed, or still running).
+    pub result: Option<String>,
+}
+
+/// Who runs this process and where: (`$USER`, else `$LOGNAME`, else the name of the process's uid, and
+/// this machine's host name). A service or a container often sets neither variable; the uid still
+/// names someone (`uid1000` when no user database entry does).
 pub fn whoami() -> (String, String) {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
+        .unwrap_or_else(user_of_uid);
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().trim().to_string())
+        })
         .unwrap_or_default();
     (user, host)
+}
+
+/// The user database's name for this process's real uid, or `uid` and its number.
+fn user_of_uid() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) if !u.name.is_empty() => u.name,
+        _ => format!("uid{uid}"),
+    }
 }
 
 /// Creates `dir` and its missing parents readable by the user alone. A directory that exists keeps its
@@ -250,6 +315,77 @@ impl Journal {
         self.path.as_deref()
     }
 
+    /// The same run, recording nothing: a rehearsal's calls act on its twin, and must never read back
+    /// from the journal as changes to the live cluster. Its start and end go to the journal itself.
+    pub fn silent(&self) -> Journal {
+        Journal {
+            file: None,
+            path: None,
+            context: Value::Null,
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// The newest earlier run of this journal's script and cluster that was given the same `args`
+    /// (rehearsals aside), and how it ended; `None` when there is none or no journal is open. Read
+    /// backwards from the journal's end, stopping at that run's start.
+    pub fn previous_run(&self, args: &[String]) -> Result<Option<Earlier>, String> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let cannot = |e: &dyn std::fmt::Display| {
+            format!("cannot read the journal `{}`: {e}", path.display())
+        };
+        let file = match crate::files::open_regular(path, OpenOptions::new().read(true)) {
+            Ok(f) => f,
+            Err(crate::files::ReadError::NotFound) => return Ok(None),
+            Err(e) => return Err(cannot(&e)),
+        };
+        let lines = crate::files::lines_backwards(file, crate::files::MAX_RECORD)
+            .map_err(|e| cannot(&e))?;
+        let (cluster, script) = (self.context.get("cluster"), self.context.get("script"));
+        let args: Vec<Value> = args.iter().map(|a| json!(a)).collect();
+        // Read from the end: a run's end comes before its start.
+        let mut ends: std::collections::HashMap<String, String> = Default::default();
+        for line in lines {
+            let crate::files::Line::Text(line) = line.map_err(|e| cannot(&e))? else {
+                continue;
+            };
+            let Ok(rec) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if rec.get("cluster") != cluster || rec.get("script") != script {
+                continue;
+            }
+            let Some(id) = rec["run_id"].as_str().filter(|id| *id != self.run_id) else {
+                continue;
+            };
+            match (rec["event"].as_str(), rec["op"].as_str()) {
+                (Some("run_end"), _) => {
+                    let result = rec["result"].as_str().unwrap_or("unknown");
+                    ends.entry(id.to_string()).or_insert_with(|| result.into());
+                }
+                (None, Some("interrupted")) => {
+                    ends.entry(id.to_string())
+                        .or_insert_with(|| "interrupted".into());
+                }
+                (Some("run_start"), _)
+                    if rec["rehearsal"] != json!(true)
+                        && rec["args"].as_array().map(Vec::as_slice) == Some(&args[..]) =>
+                {
+                    return Ok(Some(Earlier {
+                        run_id: id.to_string(),
+                        host: rec["host"].as_str().unwrap_or_default().to_string(),
+                        pid: rec["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
+                        result: ends.remove(id),
+                    }));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
@@ -425,6 +561,81 @@ mod tests {
         assert_eq!(s[1].error.as_deref(), Some("boom"));
         let placed = s[1].clone().place(|i| i as f64 * 1.5);
         assert_eq!((placed.start, placed.end), (1.5, Some(6.0)));
+    }
+
+    #[test]
+    fn the_previous_run_is_the_newest_of_the_same_script_args_and_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let open = |script: &str, cluster: &str| Journal::open(&path, script, "", cluster).unwrap();
+        let start = |j: &Journal, args: &[&str], rehearsal: bool| {
+            j.event("run_start", &json!({"args": args, "rehearsal": rehearsal}))
+        };
+        let stopped = open("up.rhai", "/c.toml");
+        start(&stopped, &["0.11.0"], false);
+        stopped.event("run_end", &json!({"result": "stopped"}));
+        let asking = open("up.rhai", "/c.toml");
+        assert_eq!(
+            asking.previous_run(&["0.11.0".into()]),
+            Ok(Some(Earlier {
+                run_id: stopped.run_id().into(),
+                host: whoami().1,
+                pid: Some(std::process::id()),
+                result: Some("stopped".into()),
+            }))
+        );
+        // Rehearsals, other arguments, other scripts and other clusters are not it.
+        let rehearsal = open("up.rhai", "/c.toml");
+        start(&rehearsal, &["0.11.0"], true);
+        rehearsal.event("run_end", &json!({"result": "done"}));
+        start(&open("up.rhai", "/c.toml"), &["0.12.0"], false);
+        start(&open("other.rhai", "/c.toml"), &["0.11.0"], false);
+        start(&open("up.rhai", "/d.toml"), &["0.11.0"], false);
+        let found = asking.previous_run(&["0.11.0".into()]).unwrap().unwrap();
+        assert_eq!(found.run_id, stopped.run_id());
+        // A run a second signal ended at once records no end, only the marker; a killed one nothing.
+        let cut = open("up.rhai", "/c.toml");
+        start(&cut, &["0.11.0"], false);
+        cut.record("interrupted", None, json!({}), None, Duration::ZERO);
+        let found = asking.previous_run(&["0.11.0".into()]).unwrap().unwrap();
+        assert_eq!(
+            (found.run_id.as_str(), found.result.as_deref()),
+            (cut.run_id(), Some("interrupted"))
+        );
+        let killed = open("up.rhai", "/c.toml");
+        start(&killed, &["0.11.0"], false);
+        let found = asking.previous_run(&["0.11.0".into()]).unwrap().unwrap();
+        assert_eq!(
+            (found.run_id.as_str(), found.result),
+            (killed.run_id(), None)
+        );
+        // The asking run itself is never its own previous run.
+        start(&asking, &["0.11.0"], false);
+        let found = asking.previous_run(&["0.11.0".into()]).unwrap().unwrap();
+        assert_eq!(found.run_id, killed.run_id());
+        assert_eq!(Journal::off().previous_run(&[]), Ok(None));
+        // Silent: the same run, nothing written.
+        let silent = asking.silent();
+        assert_eq!(silent.run_id(), asking.run_id());
+        let before = std::fs::read_to_string(&path).unwrap();
+        silent.event("run_start", &json!({}));
+        silent.record("node::stop", Some("node2"), json!({}), None, Duration::ZERO);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        assert_eq!(silent.path(), None);
+    }
+
+    #[test]
+    fn without_user_or_logname_the_user_is_the_uids() {
+        let id = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        assert_eq!(
+            user_of_uid(),
+            String::from_utf8_lossy(&id.stdout).trim(),
+            "the user database's name for this uid"
+        );
+        assert!(VERSION_LINE.starts_with(&format!("{TOOL_VERSION} (commit {COMMIT}, rhai ")));
     }
 
     #[test]

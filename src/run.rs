@@ -19,6 +19,8 @@ use crate::transport::host::HostOp;
 
 /// Runs the program with these arguments and returns the process exit code.
 pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    crate::journal::set_command_line(journaled_words(&argv));
     let command = match cli::parse(argv) {
         Ok(c) => c,
         Err((text, code)) => {
@@ -42,6 +44,25 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// The command line as the journal keeps it: each webhook URL cut to `scheme://host:port/…`, since
+/// receivers keep their token in the path or query (the admin token is redacted from every record).
+fn journaled_words(argv: &[OsString]) -> Vec<String> {
+    let mut words = Vec::with_capacity(argv.len());
+    let mut url_next = false;
+    for a in argv.iter().map(|a| a.to_string_lossy()) {
+        let word = if url_next {
+            crate::notify::redact(&a)
+        } else if let Some(url) = a.strip_prefix("--notify=") {
+            format!("--notify={}", crate::notify::redact(url))
+        } else {
+            a.to_string()
+        };
+        url_next = a == "--notify";
+        words.push(word);
+    }
+    words
 }
 
 /// Runs the command; `Ok` carries the exit code (0 but for `sim ctl`, which passes on its command's).
@@ -82,6 +103,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
                 Vec::new(),
                 ("<repl>", ""),
                 &Unchecked::all(&run.options),
+                None,
                 |engine| crate::repl::run(engine, format),
             )
         }
@@ -130,46 +152,84 @@ fn execute_command(command: Command) -> Result<(), Error> {
                     report: None,
                     ..run.clone()
                 };
-                with_cluster(
-                    &rehearsal,
-                    args.clone(),
-                    (&name, &text),
-                    &unchecked,
-                    |engine| engine.run(&name, &text).map(|_| ()),
-                )?;
-                if !ask("\nRun this plan against the live cluster now?")? {
-                    return Err(Error::Guard(
-                        "stopped safely: not confirmed after the rehearsal; nothing was changed"
-                            .into(),
-                    ));
+                preflight(&rehearsal)?;
+                let session = Session::open(&rehearsal, args.clone(), (&name, &text), None)?;
+                let result = session.engine().run(&name, &text).map(|_| ());
+                let asked = session.engine().ctx().options_asked.borrow().clone();
+                let record = session.rehearsal_record();
+                session.close(&result);
+                unchecked.warn_never_asked(&asked);
+                result?;
+                let question = "Run this plan against the live cluster now?";
+                // The journal says what the operator answered: a declined plan is a run that was not
+                // made, and a confirmed one names the rehearsal it followed.
+                let declined = |how: &str| {
+                    if let Some(r) = &record {
+                        r.event(
+                            "declined",
+                            &serde_json::json!({ "question": question, "answer": how }),
+                        );
+                    }
+                };
+                match ask(&format!("\n{question}"))? {
+                    Asked::Yes => {}
+                    Asked::No => {
+                        declined("no");
+                        return Err(Error::Guard(
+                            "stopped safely: not confirmed after the rehearsal; nothing was changed"
+                                .into(),
+                        ));
+                    }
+                    Asked::Signal(sig) => {
+                        declined(sig.name());
+                        // Between the rehearsal and the live run nothing is open that needs closing.
+                        errln!(
+                            "\n{}: not confirmed; nothing was changed on the live cluster",
+                            sig.name()
+                        );
+                        std::process::exit(sig.exit_code());
+                    }
                 }
                 let live = RunOptions { yes: true, ..run };
-                return with_cluster(&live, args, (&name, &text), &unchecked, |engine| {
-                    engine.run(&name, &text).map(|_| ())
-                });
+                let after = record.as_ref().map(|r| r.run_id().to_string());
+                return with_cluster(
+                    &live,
+                    args,
+                    (&name, &text),
+                    &unchecked,
+                    after.as_deref(),
+                    |engine| engine.run(&name, &text).map(|_| ()),
+                );
             }
-            with_cluster(&run, args, (&name, &text), &unchecked, |engine| {
+            with_cluster(&run, args, (&name, &text), &unchecked, None, |engine| {
                 engine.run(&name, &text).map(|_| ())
             })
         }
         Command::Eval { run, code } => {
             let unchecked = check_options("<-e>", &code, &run)?;
             let format = run.format;
-            with_cluster(&run, Vec::new(), ("<-e>", &code), &unchecked, |engine| {
-                let v = engine.run("<-e>", &code)?;
-                match format {
-                    Format::Json => outln!(
-                        "{}",
-                        serde_json::to_string_pretty(&show::to_json(&v)).unwrap_or_default()
-                    ),
-                    Format::Text => {
-                        if let Some(text) = show::to_text(&v) {
-                            outln!("{text}");
+            with_cluster(
+                &run,
+                Vec::new(),
+                ("<-e>", &code),
+                &unchecked,
+                None,
+                |engine| {
+                    let v = engine.run("<-e>", &code)?;
+                    match format {
+                        Format::Json => outln!(
+                            "{}",
+                            serde_json::to_string_pretty(&show::to_json(&v)).unwrap_or_default()
+                        ),
+                        Format::Text => {
+                            if let Some(text) = show::to_text(&v) {
+                                outln!("{text}");
+                            }
                         }
                     }
-                }
-                Ok(())
-            })
+                    Ok(())
+                },
+            )
         }
     }
 }
@@ -195,9 +255,17 @@ fn declarable(text: &str) -> String {
     out
 }
 
+/// What the operator answered after a rehearsal.
+enum Asked {
+    Yes,
+    No,
+    /// A signal while it waited: the caller ends the run with its exit code.
+    Signal(crate::interrupt::Signal),
+}
+
 /// The question after a rehearsal. A signal while it waits ends the run: nothing has changed yet.
 /// (The rehearsal's signal handlers outlive it and would swallow the signal otherwise.)
-fn ask(question: &str) -> Result<bool, Error> {
+fn ask(question: &str) -> Result<Asked, Error> {
     let tokio = crate::session::tokio_runtime()?;
     let signal = Arc::new(OnceLock::new());
     let listening = {
@@ -214,20 +282,14 @@ fn ask(question: &str) -> Result<bool, Error> {
     match answer.map_err(|e| match e {
         Unanswered::NoTerminal(m) | Unanswered::Unreadable(m) => Error::Tool(m),
     })? {
-        Answer::Yes => Ok(true),
-        Answer::No => Ok(false),
-        Answer::Stopped => {
-            let sig = signal
+        Answer::Yes => Ok(Asked::Yes),
+        Answer::No => Ok(Asked::No),
+        Answer::Stopped => Ok(Asked::Signal(
+            signal
                 .get()
                 .copied()
-                .unwrap_or(crate::interrupt::Signal::Int);
-            // Between the rehearsal and the live run nothing is open that needs closing.
-            errln!(
-                "\n{}: not confirmed; nothing was changed on the live cluster",
-                sig.name()
-            );
-            std::process::exit(sig.exit_code());
-        }
+                .unwrap_or(crate::interrupt::Signal::Int),
+        )),
     }
 }
 
@@ -266,17 +328,19 @@ fn check_options(name: &str, text: &str, run: &RunOptions) -> Result<Unchecked, 
 }
 
 /// Sets up the cluster the options name, runs `body` with a script engine on it, and closes the session
-/// whatever happened. `script` is (name, text), for the journal. After the close, the `--set` names the
+/// whatever happened. `script` is (name, text), for the journal; `after_rehearsal` the rehearsal a live
+/// run was confirmed after. After the close, the `--set` names the
 /// up-front check could not judge and the run never asked for are reported.
 fn with_cluster(
     run: &RunOptions,
     args: Vec<String>,
     script: (&str, &str),
     unchecked: &Unchecked,
+    after_rehearsal: Option<&str>,
     body: impl FnOnce(&ScriptEngine) -> Result<(), Error>,
 ) -> Result<(), Error> {
     preflight(run)?;
-    let session = Session::open(run, args, script)?;
+    let session = Session::open(run, args, script, after_rehearsal)?;
     let result = body(session.engine());
     let asked = session.engine().ctx().options_asked.borrow().clone();
     session.close(&result);

@@ -88,15 +88,20 @@ pub struct Session {
     started: std::time::Instant,
     /// Webhook receivers of the run's events, drained when the session closes.
     notifier: Option<Notifier>,
+    /// A rehearsal's own record in the journal: its start and its end, never its calls (they act on the
+    /// twin). `None` for a live run, whose records go through its context's journal.
+    record: Option<Journal>,
 }
 
 impl Session {
     /// Sets up the cluster the options name (an inventory, or a simulator started here) and an engine on
-    /// it. `script` is (name, text), for the journal.
+    /// it. `script` is (name, text), for the journal; `after_rehearsal` the id of the rehearsal the
+    /// operator confirmed this live run after, recorded in its `run_start`.
     pub fn open(
         run: &RunOptions,
         args: Vec<String>,
         script: (&str, &str),
+        after_rehearsal: Option<&str>,
     ) -> Result<Session, Error> {
         // Before anything starts: a report that could not be written is found out now, not after the run.
         let report_path = match &run.report {
@@ -203,7 +208,6 @@ impl Session {
         }
         // Runs against a real inventory are journaled by default; the embedded simulator only on request.
         let journal_path = match (&run.journal, &sim, &inventory) {
-            _ if twin.is_some() => None,
             (Some(p), _, _) => Some(p.clone()),
             (None, None, Some(_)) => journal::default_path(),
             _ => None,
@@ -212,9 +216,26 @@ impl Session {
             .as_ref()
             .map(|i| journal::cluster_name(&i.source))
             .unwrap_or_default();
-        let journal = match &journal_path {
-            Some(p) => Journal::open(p, script.0, script.1, &cluster_name).map_err(Error::Usage)?,
-            None => Journal::off(),
+        // A rehearsal records that it happened, against the live cluster, and nothing of what it did on
+        // the twin: its calls journaled would read back as changes to the live cluster (`audit`, and a
+        // re-run's recovery). A journal it cannot open only costs that record.
+        let mut record = None;
+        let journal = match (&journal_path, &twin) {
+            (Some(p), Some((_, live))) => match Journal::open(p, script.0, script.1, live) {
+                Ok(j) => {
+                    let silent = j.silent();
+                    record = Some(j);
+                    silent
+                }
+                Err(e) => {
+                    Output::new().warn(&format!("{e}: this rehearsal is not recorded"));
+                    Journal::off()
+                }
+            },
+            (Some(p), None) => {
+                Journal::open(p, script.0, script.1, &cluster_name).map_err(Error::Usage)?
+            }
+            (None, _) => Journal::off(),
         };
         let notifier = notifier(
             run,
@@ -287,19 +308,26 @@ impl Session {
             ctx.listeners.borrow_mut().push(n.listener());
         }
         let (user, host) = journal::whoami();
-        ctx.event(
-            "run_start",
-            serde_json::json!({
-                "run_id": ctx.journal.run_id(),
-                "script": ctx.settings.script,
-                "args": ctx.settings.args,
-                "cluster": cluster_name,
-                "user": user,
-                "host": host,
-                "simulated": ctx.settings.simulated,
-                "rehearsal": ctx.settings.rehearsal,
-            }),
-        );
+        let start = serde_json::json!({
+            "run_id": ctx.journal.run_id(),
+            "script": ctx.settings.script,
+            "args": ctx.settings.args,
+            "cluster": cluster_name,
+            "user": user,
+            "host": host,
+            "simulated": ctx.settings.simulated,
+            "rehearsal": ctx.settings.rehearsal,
+            "options": run.options,
+            "command_line": journal::command_line(),
+            "tool_version": journal::TOOL_VERSION,
+            "commit": journal::COMMIT,
+            "continues": continues(&ctx),
+            "after_rehearsal": after_rehearsal,
+        });
+        if let Some(r) = &record {
+            r.event("run_start", &start);
+        }
+        ctx.event("run_start", start);
         Ok(Session {
             started: std::time::Instant::now(),
             tokio,
@@ -310,11 +338,18 @@ impl Session {
             report,
             engine: ScriptEngine::new(ctx),
             notifier,
+            record,
         })
     }
 
     pub fn engine(&self) -> &ScriptEngine {
         &self.engine
+    }
+
+    /// A rehearsal's record in the journal, for what the operator answers after it (`declined`); `None`
+    /// for a live run, or a rehearsal that could not open the journal.
+    pub fn rehearsal_record(&self) -> Option<Journal> {
+        self.record.clone()
     }
 
     /// Reports what the run left if it ended early (or what a rehearsal found), closes SSH connections,
@@ -330,6 +365,7 @@ impl Session {
             engine,
             started,
             notifier,
+            record,
         } = self;
         // The versions the run leaves and the simulator's log, before it goes away.
         let read_simulator = |tokio: &tokio::runtime::Handle| {
@@ -343,16 +379,18 @@ impl Session {
             }
         };
         let rehearsal = twin.is_some();
+        let mut plan = None;
         if let Some((t, live_source)) = twin {
             // Before the twin goes away: the lease lives in the cluster.
             engine.ctx().release_leases();
-            let found = print_rehearsal(
+            let (found, summary) = print_rehearsal(
                 &engine,
                 &t,
                 &live_source,
                 journal.or_else(journal::default_path),
                 result,
             );
+            plan = Some(summary);
             if let Some(r) = &report {
                 r.rehearsal(found);
             }
@@ -424,9 +462,14 @@ impl Session {
         if let Some((g, _dir)) = green_sim {
             tokio.block_on(g.shutdown());
         }
-        engine
-            .ctx()
-            .event("run_end", run_end(result, started.elapsed()));
+        let mut end = run_end(result, started.elapsed());
+        if let Some(plan) = plan {
+            end["rehearsal"] = plan;
+        }
+        if let Some(r) = &record {
+            r.event("run_end", &end);
+        }
+        engine.ctx().event("run_end", end);
         if let Some(r) = &report {
             match r.write() {
                 Ok(path) => engine.ctx().out.info(&format!(
@@ -446,6 +489,29 @@ impl Session {
             n.finish();
         }
     }
+}
+
+/// The run this one continues, for its `run_start`: a script run again after the newest earlier run of
+/// the same script, arguments and cluster did not end done (it stopped, failed, was interrupted or killed)
+/// and its process is gone. The rerun command a stopped run prints is the same command, so it is linked
+/// to it; so is a plain re-run after a kill. A rehearsal, a snippet or the REPL continues nothing.
+fn continues(ctx: &Ctx) -> Option<String> {
+    if ctx.settings.rehearsal || ctx.settings.rerun.is_none() {
+        return None;
+    }
+    let earlier = match ctx.journal.previous_run(&ctx.settings.args) {
+        Ok(e) => e?,
+        Err(e) => {
+            ctx.out.warn(&format!(
+                "{e}: whether this run continues an earlier one is not recorded"
+            ));
+            return None;
+        }
+    };
+    let running = earlier
+        .pid
+        .is_some_and(|pid| crate::lease::process_alive_here(&earlier.host, pid) == Some(true));
+    (earlier.result.as_deref() != Some("done") && !running).then_some(earlier.run_id)
 }
 
 /// The webhook receivers of this run: `--notify` URLs, and for a script run the inventory's `[notify]
@@ -617,21 +683,21 @@ fn print_how_to_continue(ctx: &Ctx) {
 }
 
 /// What a rehearsal found: the plan, the guards that fired, the predicted duration and final state. Returns
-/// what it printed of the first three, for the report to show the same.
+/// what it printed of the first three, for the report to show the same, and the figures the journal keeps.
 fn print_rehearsal(
     engine: &ScriptEngine,
     twin: &crate::rehearse::Twin,
     live_source: &str,
     journal: Option<std::path::PathBuf>,
     result: &Result<(), Error>,
-) -> crate::report::timeline::Rehearsal {
+) -> (crate::report::timeline::Rehearsal, serde_json::Value) {
     let ctx = engine.ctx();
     let plan = ctx.plan.borrow();
     outln!("\nrehearsal against a twin of {live_source}: nothing was changed on the live cluster");
-    let gates = plan.iter().filter(|p| p.op == "gate").count();
-    let changes = plan.len() - gates;
+    let gate_count = plan.iter().filter(|p| p.op == "gate").count();
+    let changes = plan.len() - gate_count;
     let s = if changes == 1 { "" } else { "s" };
-    let gates = match gates {
+    let gates = match gate_count {
         0 => String::new(),
         1 => ", 1 gate".to_string(),
         n => format!(", {n} gates"),
@@ -665,6 +731,12 @@ fn print_rehearsal(
         crate::output::human_duration(duration)
     );
     outln!("predicted duration: {predicted}");
+    // What the journal keeps of it: the plan in figures, not its calls (they acted on the twin).
+    let summary = serde_json::json!({
+        "planned_changes": changes,
+        "gates": gate_count,
+        "predicted_ms": duration.as_millis() as u64,
+    });
     if let Some(cluster) = ctx.cluster.borrow().clone() {
         if let Ok(h) = ctx.tokio.block_on(cluster.health()) {
             outln!("predicted final state:");
@@ -674,11 +746,12 @@ fn print_rehearsal(
             );
         }
     }
-    crate::report::timeline::Rehearsal {
+    let found = crate::report::timeline::Rehearsal {
         plan: lines,
         guards,
         predicted,
-    }
+    };
+    (found, summary)
 }
 
 /// After a run that ended early: the cluster's health now, and every node the run touched that is not

@@ -428,15 +428,15 @@ fn scripts_journal_their_own_events_and_read_the_newest_back() {
     );
     assert_eq!(stdout.trim(), "", "{stdout}");
 
-    // The runtime's own kinds cannot be forged.
-    let (_, stderr) = expect(
-        &c.run(&["--journal", j, "-e", r#"journal::event("run_end", #{})"#]),
-        2,
-    );
-    assert!(
-        stderr.contains("`run_end` is journaled by the runtime itself"),
-        "{stderr}"
-    );
+    // The runtime's own kinds cannot be forged: what `audit` and the next run's recovery read.
+    for kind in ["run_end", "recovered", "declined"] {
+        let code = format!("journal::event(\"{kind}\", #{{}})");
+        let (_, stderr) = expect(&c.run(&["--journal", j, "-e", &code]), 2);
+        assert!(
+            stderr.contains(&format!("`{kind}` is journaled by the runtime itself")),
+            "{stderr}"
+        );
+    }
     let (_, stderr) = expect(
         &c.run(&["--journal", j, "-e", r#"journal::event("no spaces", #{})"#]),
         2,

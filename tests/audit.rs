@@ -202,3 +202,326 @@ fn read_only_sessions_are_listed_with_all_and_the_default_journal_is_read() {
     let all = json(&c.run(&["audit", "--all", "--format", "json"]));
     assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
 }
+
+/// Each run's `run_start` in the journal, oldest first.
+fn starts(path: &std::path::Path) -> Vec<Value> {
+    crate::support::journal_events(path, "run_start")
+}
+
+#[test]
+fn run_start_records_the_options_the_command_line_and_the_build_with_secrets_cut() {
+    use std::os::unix::fs::PermissionsExt;
+    const TOKEN: &str = "tk-58e2c0a7f1";
+    const HOOK: &str = "hook-path-secret-93b1";
+    let c = Cluster::start(3, "0.10.4");
+    let inventory = c.dir.path().join("with-token.toml");
+    let text = std::fs::read_to_string(&c.inventory).unwrap();
+    let token = c.dir.path().join("admin.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        &inventory,
+        format!("[cluster]\ntoken_file = \"admin.token\"\n{text}"),
+    )
+    .unwrap();
+    let script = c.dir.path().join("greet.rhai");
+    std::fs::write(
+        &script,
+        "print(`${option(\"greeting\", \"hi\")} ${args[0].len()}`);\n",
+    )
+    .unwrap();
+    let hook = format!("http://127.0.0.1:9/{HOOK}");
+    let out = bare(c.dir.path())
+        .arg("--cluster")
+        .arg(&inventory)
+        .args(["--set", "greeting=hello", "--notify", &hook])
+        .arg(&script)
+        .arg(TOKEN)
+        .output()
+        .unwrap();
+    let (stdout, _) = expect(&out, 0);
+    // The token did reach the script as its argument (13 characters): what the journal shows of it is cut.
+    assert_eq!(stdout.trim(), format!("hello {}", TOKEN.len()));
+
+    let journal = c.default_journal();
+    let start = &starts(&journal)[0];
+    assert_eq!(start["options"], serde_json::json!({"greeting": "hello"}));
+    let words: Vec<&str> = start["command_line"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(words[0].ends_with("neumann-script"), "{words:?}");
+    let tail = &words[words.len() - 6..];
+    let want = [
+        "--set",
+        "greeting=hello",
+        "--notify",
+        "http://127.0.0.1:9/…",
+        script.to_str().unwrap(),
+        "<redacted>",
+    ];
+    assert_eq!(tail, want, "{words:?}");
+    let everything = std::fs::read_to_string(&journal).unwrap();
+    assert!(!everything.contains(TOKEN), "{everything}");
+    assert!(!everything.contains(HOOK), "{everything}");
+    // The build: this package's version, and the commit `--version` names.
+    assert_eq!(start["tool_version"], env!("CARGO_PKG_VERSION"));
+    let out = bare(c.dir.path()).arg("--version").output().unwrap();
+    let (version, _) = expect(&out, 0);
+    let commit = start["commit"].as_str().unwrap();
+    assert!(
+        version.contains(&format!("(commit {commit}, rhai ")),
+        "{version} / {commit}"
+    );
+    assert!(commit == "unknown" || commit.len() >= 7, "{commit}");
+}
+
+#[test]
+fn the_user_is_the_uids_when_user_and_logname_are_unset() {
+    let c = Cluster::start(3, "0.10.4");
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let name = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    assert!(!name.is_empty());
+    let journal = c.default_journal();
+    for (user, want) in [(None, name.as_str()), (Some("alice"), "alice")] {
+        let mut cmd = c.cmd();
+        cmd.env_remove("USER").env_remove("LOGNAME");
+        if let Some(u) = user {
+            cmd.env("USER", u);
+        }
+        let out = cmd
+            .args(["-e", "node::drain(\"node2\"); node::undrain(\"node2\")"])
+            .output()
+            .unwrap();
+        expect(&out, 0);
+        let start = starts(&journal).pop().unwrap();
+        assert_eq!(start["user"], want, "{start}");
+        let ops = crate::support::journal_ops(&journal);
+        assert_eq!(ops.last().unwrap()["user"], want);
+    }
+}
+
+#[test]
+fn runs_that_forced_an_interlock_are_flagged_and_filtered() {
+    let c = Cluster::start(3, "0.10.4");
+    let j = c.dir.path().join("j.jsonl");
+    let js = j.to_str().unwrap();
+    let (plain, forced) = (
+        c.dir.path().join("plain.rhai"),
+        c.dir.path().join("forced.rhai"),
+    );
+    std::fs::write(
+        &plain,
+        "node::drain(\"node2\");\nnode::undrain(\"node2\");\n",
+    )
+    .unwrap();
+    let leader = c.leader();
+    std::fs::write(
+        &forced,
+        format!("node::restart(\"{leader}\", #{{force: \"leader\"}});\n"),
+    )
+    .unwrap();
+    expect(&c.run(&["--journal", js, plain.to_str().unwrap()]), 0);
+    expect(&c.run(&["--journal", js, forced.to_str().unwrap()]), 0);
+    // The restart in place really went past the leader rule: the leader itself was restarted.
+    assert!(
+        c.events_of(&["stop", "start"])
+            .iter()
+            .any(|(_, n)| *n == leader),
+        "{:?}",
+        c.events()
+    );
+
+    let list = json(&c.run(&["audit", "--journal", js, "--format", "json"]));
+    let runs = list.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{list}");
+    assert_eq!(
+        (&runs[0]["forced"], &runs[1]["forced"]),
+        (&1.into(), &0.into())
+    );
+    let (text, _) = expect(&c.run(&["audit", "--journal", js]), 0);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[1].contains("forced.rhai") && lines[1].contains("done, FORCED"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("plain.rhai") && !lines[2].contains("FORCED"),
+        "{text}"
+    );
+
+    let only = json(&c.run(&["audit", "--journal", js, "--forced", "--format", "json"]));
+    let ids: Vec<&Value> = only
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["run_id"])
+        .collect();
+    assert_eq!(ids, [&runs[0]["run_id"]], "{only}");
+    let by_script = json(&c.run(&[
+        "audit",
+        "--journal",
+        js,
+        "--script",
+        "plain.rhai",
+        "--format",
+        "json",
+    ]));
+    let ids: Vec<&Value> = by_script
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["run_id"])
+        .collect();
+    assert_eq!(ids, [&runs[1]["run_id"]], "{by_script}");
+    // By cluster: this inventory, named as it was given or before `audit`, holds both; another none.
+    let here = json(&c.run(&["--journal", js, "--format", "json", "audit"]));
+    assert_eq!(here.as_array().unwrap().len(), 2);
+    let other = c.dir.path().join("other.toml");
+    let out = crate::support::bare(c.dir.path())
+        .args(["audit", "--journal", js, "--cluster"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = expect(&out, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("no run in the journal") && stderr.contains("matches --cluster"),
+        "{stderr}"
+    );
+    let (shown, _) = expect(&c.run(&["audit", "--journal", js, "show", "last"]), 0);
+    assert!(
+        shown.contains("FORCED   1 call went past an interlock that would have refused it"),
+        "{shown}"
+    );
+    assert!(shown.contains("FORCED past `leader`"), "{shown}");
+}
+
+#[test]
+fn a_run_again_links_to_the_run_it_continues_and_the_earlier_run_names_it() {
+    let c = Cluster::start(3, "0.10.4");
+    let script = c.dir.path().join("links.rhai");
+    std::fs::write(
+        &script,
+        r#"
+        let mode = option("mode", "done");
+        if mode == "stop" { safe_stop("asked to stop"); }
+        if mode == "drain_and_wait" { node::drain("node2"); info("drained"); sleep(600); }
+        info("finished");
+        "#,
+    )
+    .unwrap();
+    let s = script.to_str().unwrap();
+    let journal = c.default_journal();
+    let id = |n: usize| starts(&journal)[n]["run_id"].as_str().unwrap().to_string();
+    // A stops safely; B, the same script and argument (other options), continues it; C follows a run
+    // that ended done, so it continues nothing.
+    expect(&c.run(&["--set", "mode=stop", s, "v1"]), 3);
+    expect(&c.run(&[s, "v1"]), 0);
+    expect(&c.run(&[s, "v1"]), 0);
+    // A different argument is another piece of work.
+    expect(&c.run(&["--set", "mode=stop", s, "v2"]), 3);
+    expect(&c.run(&[s, "v1"]), 0);
+    let all = starts(&journal);
+    assert_eq!(all[1]["continues"], id(0).as_str(), "{}", all[1]);
+    assert_eq!(all[2]["continues"], Value::Null, "{}", all[2]);
+    assert_eq!(all[4]["continues"], Value::Null, "{}", all[4]);
+    // D is killed with node2 drained; E finishes what D left (recovery) and continues it.
+    let mut d = crate::support::Running::start(&c, &["--set", "mode=drain_and_wait", s, "v1"]);
+    d.until("drained");
+    d.signal("KILL");
+    assert_eq!(d.finish().status.code(), None);
+    let (_, e) = expect(&c.run(&[s, "v1"]), 0);
+    assert!(e.contains("resuming run"), "{e}");
+    let all = starts(&journal);
+    let (d_id, e_id) = (id(5), id(6));
+    assert_eq!(all[6]["continues"], d_id.as_str(), "{}", all[6]);
+
+    let list = json(&c.run(&["audit", "--format", "json"]));
+    let run = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(run(&id(0))["continued_by"], serde_json::json!([id(1)]));
+    assert_eq!(run(&id(1))["continued_by"], serde_json::json!([]));
+    assert_eq!(run(&e_id)["recovered"], serde_json::json!([d_id]));
+    assert_eq!(run(&d_id)["continued_by"], serde_json::json!([e_id]));
+    let (shown, _) = expect(&c.run(&["audit", "show", &e_id]), 0);
+    assert!(shown.contains(&format!("continues run {d_id} ")), "{shown}");
+    assert!(
+        shown.contains(&format!("finished what run {d_id} left (recovered)")),
+        "{shown}"
+    );
+    let (shown, _) = expect(&c.run(&["audit", "show", &d_id]), 0);
+    assert!(shown.contains(&format!("continued by {e_id}")), "{shown}");
+    assert!(shown.contains("result   unfinished"), "{shown}");
+}
+
+#[test]
+fn a_rehearsal_is_recorded_as_one_and_changes_nothing_in_the_journal() {
+    let c = Cluster::start(3, "0.10.4");
+    let journal = c.default_journal();
+    let (stdout, stderr) = expect(&c.run(&["--rehearse", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    assert!(stdout.contains("plan ("), "{stdout}");
+    // What the script says of the twin is not the live cluster's news on stdout.
+    assert!(!stdout.contains("rolling upgrade complete"), "{stdout}");
+    assert!(
+        stderr.contains("rehearsal, on the twin: rolling upgrade complete: every node runs 0.11.0"),
+        "{stderr}"
+    );
+    let records = crate::support::journal(&journal);
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["event"].as_str().or(r["op"].as_str()).unwrap())
+        .collect();
+    assert_eq!(kinds, ["run_start", "run_end"], "only its start and end");
+    assert_eq!(records[0]["rehearsal"], true);
+    let live = std::fs::canonicalize(&c.inventory).unwrap();
+    assert_eq!(records[0]["cluster"], live.display().to_string());
+    assert!(
+        records[1]["rehearsal"]["planned_changes"].as_u64().unwrap() > 10,
+        "{}",
+        records[1]
+    );
+
+    // The live run after it: nothing of the rehearsal to recover, nothing to continue; the script's words
+    // on stdout now.
+    let (stdout, stderr) = expect(&c.run(&["--yes", "rolling_upgrade.rhai", "0.11.0"]), 0);
+    assert!(
+        stdout.contains("rolling upgrade complete: every node runs 0.11.0"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("resuming run"), "{stderr}");
+    assert_eq!(starts(&journal)[1]["continues"], Value::Null);
+    let list = json(&c.run(&["audit", "--format", "json"]));
+    let runs = list.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{list}");
+    assert_eq!(
+        (&runs[1]["rehearsal"], &runs[1]["changes"]),
+        (&true.into(), &0.into())
+    );
+    assert_eq!(
+        (&runs[0]["rehearsal"], &runs[0]["result"]),
+        (&false.into(), &"done".into())
+    );
+    let (text, _) = expect(&c.run(&["audit"]), 0);
+    assert!(
+        text.lines().nth(2).unwrap().contains("rehearsal: done"),
+        "{text}"
+    );
+    let (shown, _) = expect(
+        &c.run(&["audit", "show", runs[1]["run_id"].as_str().unwrap()]),
+        0,
+    );
+    assert!(shown.starts_with("rehearsal "), "{shown}");
+    assert!(shown.contains("0 changes (mutating calls)"), "{shown}");
+}

@@ -624,3 +624,42 @@ fn when_no_node_answers_every_node_says_why() {
         );
     }
 }
+
+#[test]
+fn version_names_the_commit_and_the_rhai_version_it_was_built_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bare(dir.path()).arg("--version").output().unwrap();
+    let (stdout, _) = expect(&out, 0);
+    let line = stdout.trim();
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    // The Rhai version is the one Cargo.lock pins, which is what this checkout builds.
+    let lock = std::fs::read_to_string(format!("{manifest}/Cargo.lock")).unwrap();
+    let rhai = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"rhai\"\n"))
+        .and_then(|p| p.split("version = \"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .unwrap();
+    let (head, commit) = line
+        .strip_prefix(&format!(
+            "neumann-script {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .and_then(|rest| rest.strip_suffix(&format!(", rhai {rhai})")))
+        .map(|commit| (line, commit))
+        .unwrap_or_else(|| panic!("{line}"));
+    // From a checkout, the commit is its HEAD (and `-dirty` when the sources differ from it).
+    let git = std::process::Command::new("git")
+        .args(["-C", manifest, "rev-parse", "--short=7", "HEAD"])
+        .output();
+    match git {
+        Ok(g) if g.status.success() => {
+            let hash = String::from_utf8_lossy(&g.stdout).trim().to_string();
+            assert!(
+                commit == hash || commit == format!("{hash}-dirty"),
+                "{head}: HEAD is {hash}"
+            );
+        }
+        _ => assert!(!commit.is_empty(), "{head}"),
+    }
+}

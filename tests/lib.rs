@@ -26,6 +26,7 @@ mod responsiveness;
 mod resume;
 mod rollout;
 mod runbooks;
+mod safe_points;
 mod sandbox;
 mod scripts;
 mod secrets;

@@ -343,9 +343,10 @@ fn a_long_canary_watch_rehearses_in_seconds_and_counts_in_full() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("guards: none fired"), "{stdout}");
+    // What the script says of the twin is on stderr, marked as the twin's: stdout is the report.
     assert!(
-        stdout.contains("canary node3 healthy on 0.11.0 after 12 checks"),
-        "{stdout}"
+        stderr.contains("rehearsal, on the twin: canary node3 healthy on 0.11.0 after 12 checks"),
+        "{stderr}"
     );
     // The prediction holds the watch: two hours and the upgrade's few seconds.
     let predicted = predicted_secs(&stdout);

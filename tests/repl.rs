@@ -260,6 +260,34 @@ fn at_a_terminal_a_real_run_is_rehearsed_first_and_asks() {
         assert!(s.contains(code), "{s}");
         let upgraded = c.versions().values().all(|v| v == "0.11.0");
         assert_eq!(upgraded, answer == "y", "{s}");
+        // The journal says what was answered: a declined plan, or the live run after its rehearsal.
+        let journal = c.default_journal();
+        let starts: Vec<serde_json::Value> = crate::support::journal_events(&journal, "run_start")
+            .into_iter()
+            .filter(|r| r["script"] == "<stock>/rolling_upgrade.rhai")
+            .collect();
+        assert_eq!(starts[0]["rehearsal"], true, "{starts:?}");
+        let rehearsal = starts[0]["run_id"].as_str().unwrap();
+        let declined = crate::support::journal_events(&journal, "declined");
+        if answer == "n" {
+            assert_eq!(starts.len(), 1, "{starts:?}");
+            assert_eq!(declined.len(), 1);
+            assert_eq!(
+                (&declined[0]["run_id"], &declined[0]["answer"]),
+                (&rehearsal.into(), &"no".into())
+            );
+            let list = crate::support::expect(&c.run(&["audit"]), 0).0;
+            assert!(list.contains("rehearsal, declined"), "{list}");
+        } else {
+            assert!(declined.is_empty(), "{declined:?}");
+            assert_eq!(starts[1]["after_rehearsal"], rehearsal, "{starts:?}");
+            let shown = crate::support::expect(&c.run(&["audit", "show", rehearsal]), 0).0;
+            let live = starts[1]["run_id"].as_str().unwrap();
+            assert!(
+                shown.contains(&format!("run live after it {live}")),
+                "{shown}"
+            );
+        }
     }
 }
 

@@ -15,7 +15,7 @@ const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set 
        neumann-script check [SCRIPT]...
        neumann-script functions
        neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X] [--seed N] [--fault NODE:KIND]...
-       neumann-script audit [list] [--all] [--journal FILE] [--format text|json]
+       neumann-script audit [list] [--all] [--forced] [--script NAME] [--cluster FILE] [--journal FILE] [--format text|json]
        neumann-script audit show RUN|last [--journal FILE] [--format text|json]
        neumann-script [--cluster FILE] [--format text|json] status
        neumann-script [--cluster FILE] pause|resume|abort [--reason TEXT]";
@@ -56,7 +56,7 @@ pub const DEFAULT_SIM: &str = "3@0.10.4";
 #[derive(Parser, Debug)]
 #[command(
     name = "neumann-script",
-    version,
+    version = crate::journal::VERSION_LINE,
     about = "Run, read and change the upgrade runbooks of a Neumann cluster, written in Rhai",
     override_usage = USAGE,
     after_help = AFTER_HELP,
@@ -234,6 +234,16 @@ pub(super) enum Sub {
         /// List read-only sessions too (snippets and REPL sessions that changed nothing)
         #[arg(long, global = true)]
         all: bool,
+        /// List only runs that forced a call past an interlock (#{force: ...})
+        #[arg(long)]
+        forced: bool,
+        /// List only runs of this script (a stock script's name, or a path as it was given)
+        #[arg(long, value_name = "NAME")]
+        script: Option<String>,
+        /// List only runs against this inventory (compared by its absolute path); may also come before
+        /// `audit`
+        #[arg(long = "cluster", id = "audit_cluster", value_name = "FILE")]
+        cluster: Option<PathBuf>,
         /// The journal to read [default: ~/.local/state/neumann-script/journal.jsonl]; may also come
         /// before `audit`
         #[arg(

@@ -365,6 +365,9 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             Some(Sub::Audit {
                 what,
                 all,
+                forced,
+                script,
+                cluster,
                 journal,
                 format,
             }),
@@ -377,6 +380,9 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
                 Some(AuditSub::Show { run }) => Some(run),
                 Some(AuditSub::List) | None => None,
             },
+            forced,
+            script,
+            cluster: cluster.or(args.cluster.clone()),
         })),
         (Some(Sub::Functions), None) => Ok(Command::Functions),
         (Some(Sub::Status { .. }), None) => Ok(Command::Status {

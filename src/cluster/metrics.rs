@@ -10,6 +10,40 @@ use crate::transport::prometheus::{
     group_figure_queries, group_figure_queries_ms, PromClient, PromValue,
 };
 
+/// A metrics window in progress: its nodes scraped at its start, and when.
+pub struct Window {
+    ids: Vec<String>,
+    before: Vec<Scrape>,
+    started: f64,
+}
+
+/// A window closed: each node's scrapes at its start and its end, and the seconds between.
+pub struct Closed {
+    pairs: Vec<(Scrape, Scrape)>,
+    secs: f64,
+}
+
+impl Closed {
+    /// The figures of every node of the window pooled (transactions and latency buckets summed, gauges
+    /// and throughput averaged per node).
+    pub fn pooled(&self) -> Figures {
+        self.of(0..self.pairs.len())
+    }
+
+    /// The canary's figures (the window's first node) and its baseline's (the rest, pooled), when
+    /// there is one.
+    pub fn compared(&self) -> (Figures, Option<Figures>) {
+        let n = self.pairs.len();
+        (self.of(0..n.min(1)), (n > 1).then(|| self.of(1..n)))
+    }
+
+    fn of(&self, range: std::ops::Range<usize>) -> Figures {
+        let pairs: Vec<(&Scrape, &Scrape)> =
+            self.pairs[range].iter().map(|(a, b)| (a, b)).collect();
+        figures(&pairs, self.secs)
+    }
+}
+
 impl Cluster {
     pub async fn scrape(&self, id: &str) -> OpResult<Scrape> {
         self.node(id)?;
@@ -32,32 +66,24 @@ impl Cluster {
         results.into_iter().collect()
     }
 
-    /// The canary figures of a group of nodes pooled (transactions and latency buckets summed, gauges
-    /// and throughput averaged per node) over `window`: every node scraped at its start and its end.
-    pub async fn sample_pooled(&self, ids: &[String], window: Duration) -> OpResult<Figures> {
+    /// Opens a metrics window over `ids`: every node scraped at once, and the time on the cluster's
+    /// clock. The caller waits out the window (on the cluster's clock, as a safe point) and closes it.
+    pub async fn open_window(&self, ids: &[String]) -> OpResult<Window> {
         for id in ids {
             self.node(id)?;
         }
         let before = self.scrape_many(ids).await?;
         let started = self.unix_now().await?;
-        self.sleep(window).await?;
-        let after = self.scrape_many(ids).await?;
-        let secs = (self.unix_now().await? - started).max(0.001);
-        let pairs: Vec<(&Scrape, &Scrape)> = before.iter().zip(after.iter()).collect();
-        Ok(figures(&pairs, secs))
+        Ok(Window {
+            ids: ids.to_vec(),
+            before,
+            started,
+        })
     }
 
-    /// The canary figures of `group[0]` and, when more ids are given, of the rest as one baseline: every
-    /// node scraped at the start and at the end of `window`, all at once.
-    pub async fn sample(
-        &self,
-        canary: &str,
-        baseline: &[String],
-        window: Duration,
-    ) -> OpResult<(Figures, Option<Figures>)> {
-        let mut ids = vec![canary.to_string()];
-        ids.extend(baseline.iter().cloned());
-        for id in &ids {
+    /// Opens a window over a canary and its baseline (`compare`): the canary first.
+    pub async fn open_comparison(&self, canary: &str, baseline: &[String]) -> OpResult<Window> {
+        for id in std::iter::once(canary).chain(baseline.iter().map(String::as_str)) {
             self.node(id)?;
         }
         if baseline.iter().any(|b| b == canary) {
@@ -65,16 +91,20 @@ impl Cluster {
                 "metrics: the canary `{canary}` cannot be part of its own baseline"
             )));
         }
-        let before = self.scrape_many(&ids).await?;
-        let started = self.unix_now().await?;
-        self.sleep(window).await?;
-        let after = self.scrape_many(&ids).await?;
-        // On the cluster's clock: a simulated cluster's counters move in simulated seconds.
-        let secs = (self.unix_now().await? - started).max(0.001);
-        let pairs: Vec<(&Scrape, &Scrape)> = before.iter().zip(after.iter()).collect();
-        let canary_figures = figures(&pairs[..1], secs);
-        let baseline_figures = (pairs.len() > 1).then(|| figures(&pairs[1..], secs));
-        Ok((canary_figures, baseline_figures))
+        let mut ids = vec![canary.to_string()];
+        ids.extend(baseline.iter().cloned());
+        self.open_window(&ids).await
+    }
+
+    /// Closes a window: every node scraped again. Its figures are rates over the time that passed on
+    /// the cluster's clock (a simulated cluster's counters move in simulated seconds).
+    pub async fn close_window(&self, w: Window) -> OpResult<Closed> {
+        let after = self.scrape_many(&w.ids).await?;
+        let secs = (self.unix_now().await? - w.started).max(0.001);
+        Ok(Closed {
+            pairs: w.before.into_iter().zip(after).collect(),
+            secs,
+        })
     }
 
     fn prometheus(&self) -> OpResult<&PromClient> {

@@ -46,8 +46,12 @@ impl ScriptEngine {
             .set_strict_variables(true)
             .set_fail_on_invalid_map_property(true);
         // With --format json, stdout carries one JSON document: a script's own prints go to stderr so a
-        // pipe into `jq` still parses.
-        if ctx.settings.format == crate::output::Format::Json {
+        // pipe into `jq` still parses. In a rehearsal what the script prints is what it did to the twin
+        // ("rolling upgrade complete"): stdout is the rehearsal's report, and the script's words go to
+        // stderr marked as the twin's, never read as the live cluster's news.
+        if ctx.settings.rehearsal {
+            engine.on_print(|s| errln!("rehearsal, on the twin: {s}"));
+        } else if ctx.settings.format == crate::output::Format::Json {
             engine.on_print(|s| errln!("{s}"));
         } else {
             engine.on_print(|s| outln!("{s}"));

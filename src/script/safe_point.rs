@@ -1,22 +1,45 @@
 //! The run's side of `pause`, `resume` and `abort` (docs/CONTROL.md): requests wait on the run lease
-//! until the run reaches a safe point (every `step` boundary, `checkpoint()`, `gate()`), never while a
-//! node is between its stop and its start. A paused run keeps its lease (the renewal task goes on) and
-//! waits for `resume` from any terminal, or "y" at its own.
+//! until the run reaches a safe point (every `step` boundary, `checkpoint()`, `gate()`, and all through
+//! the waits a script chooses: `sleep`, a metrics window, a watch), never while a node is between its
+//! stop and its start. A paused run keeps its lease (the renewal task goes on) and waits for `resume`
+//! from any terminal, or "y" at its own.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::ctx::{throw, Ctx, Planned};
 use super::stop::{fail, ScriptStop};
+use crate::cluster::Cluster;
 use crate::cluster::OpError;
-use crate::lease::{Action, Request};
+use crate::lease::{Action, Lease, Request};
 use crate::model::RhaiResult;
-use crate::output::{self, Answer, Typed, Unanswered};
+use crate::output::{self, human_duration, Answer, Typed, Unanswered};
 
 /// How often a paused run reads its lease for `resume` or `abort`: an operator's request is taken within
 /// about a second, and a cluster is asked once a second at most.
 const POLL: Duration = Duration::from_secs(1);
+
+/// How often a wait reads its lease for a request: once a second of the wait's own clock, so a request
+/// is taken within about a second of waiting, real or simulated; but never less often than once a real
+/// second, nor more often than ten times (a simulator at --sim-speed 1000 is not read a thousand times a
+/// second: there, a tenth of a real second is a hundred simulated ones).
+fn poll_every(speed: f64) -> Duration {
+    Duration::from_secs_f64((1.0 / speed.max(1.0)).clamp(0.1, 1.0))
+}
+
+/// The first request waiting on any of `leases` that carries requests, read every `every`.
+async fn next_request(leases: &[(Arc<Cluster>, Lease)], every: Duration) -> Request {
+    loop {
+        for (_, l) in leases.iter().filter(|(_, l)| l.carries_requests()) {
+            if let Some(r) = l.request().await {
+                return r;
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
 
 /// Who is paused by whom, and where: what the lease shows `status` while the run waits.
 struct Pause {
@@ -68,6 +91,12 @@ impl Ctx {
         let Some(request) = self.pending_request() else {
             return Ok(());
         };
+        self.act_on(request, at)
+    }
+
+    /// Takes `request` at the safe point `at`; one that arrives while a node is between its stop and its
+    /// start waits for the next safe point.
+    fn act_on(&self, request: Request, at: &str) -> RhaiResult<()> {
         let critical = self.interrupt.critical_nodes();
         if !critical.is_empty() {
             let key = format!("{}:{}", request.action, request.by);
@@ -112,6 +141,99 @@ impl Ctx {
                 ));
                 Ok(())
             }
+        }
+    }
+
+    /// Waits `d` on `cluster`'s clock (`sleep`, a metrics window, a watch's interval), as a safe point
+    /// all the way through: the run's leases are read about once a second of the wait's clock, and a
+    /// `pause` or `abort` is taken at once. Paused, the wait holds; resumed, it waits what was left of it.
+    /// `what` names the wait for the operator (`a 1 min sample of node2`); `live` is its progress line,
+    /// if it shows one. Between a node's stop and its start a request is only said to wait for the
+    /// next safe point after the start; a wait with nothing to steer it (no lease that carries requests,
+    /// a rehearsal) is a plain one. Returns how long it was paused, in seconds of the cluster's clock.
+    pub fn steered_sleep(
+        &self,
+        cluster: &Arc<Cluster>,
+        d: Duration,
+        what: &str,
+        live: Option<&str>,
+    ) -> RhaiResult<f64> {
+        if let Some(why) = self.aborted.borrow().clone() {
+            return Err(ScriptStop::guard(why));
+        }
+        let mut steerable = !self.settings.rehearsal
+            && self.held_leases().iter().any(|(_, l)| l.carries_requests());
+        let speed = if steerable {
+            let clock = &cluster.clock;
+            self.block_on(async { clock.speed().await.map_err(OpError::Failed) })
+                .map_err(throw)?
+        } else {
+            1.0
+        };
+        let now = || self.block_on(cluster.unix_now()).map_err(throw);
+        let mut left = d;
+        let mut paused = 0.0;
+        let mut label = live.map(str::to_string);
+        loop {
+            // The wait's own live line: calls inside it do not add one of their own.
+            let wait = label.as_deref().map(|l| self.out.wait(l));
+            self.announced.set(self.announced.get() + 1);
+            let began = if steerable { Some(now()?) } else { None };
+            let heard = {
+                let leases = self.held_leases();
+                self.block_on(async {
+                    if !steerable {
+                        return cluster.sleep(left).await.map(|()| None);
+                    }
+                    tokio::select! {
+                        r = cluster.sleep(left) => r.map(|()| None),
+                        r = next_request(&leases, poll_every(speed)) => Ok(Some(r)),
+                    }
+                })
+            };
+            self.announced.set(self.announced.get() - 1);
+            let finish = |wait: Option<output::Wait>, how: &str| {
+                if let (Some(w), Some(l)) = (wait, &label) {
+                    w.finish(&format!("{l}: {how}"));
+                }
+            };
+            let request = match heard {
+                Ok(None) => {
+                    finish(wait, "done");
+                    return Ok(paused);
+                }
+                Ok(Some(r)) => r,
+                Err(e) => {
+                    let how = if matches!(e, OpError::Interrupted) {
+                        "interrupted"
+                    } else {
+                        "failed"
+                    };
+                    finish(wait, how);
+                    return Err(throw(e));
+                }
+            };
+            let heard_at = now()?;
+            let waited = (heard_at - began.unwrap_or(heard_at)).max(0.0);
+            left = left.saturating_sub(Duration::from_secs_f64(waited));
+            finish(
+                wait,
+                &format!("{} requested by {}", request.action, request.by),
+            );
+            self.act_on(
+                request,
+                &format!("during {what} ({} of it left)", human_duration(left)),
+            )?;
+            // Between a node's stop and its start the request was only said to wait: the rest of this
+            // wait is a plain one, and the next safe point after the start takes it.
+            if !self.interrupt.critical_nodes().is_empty() {
+                steerable = false;
+            }
+            paused += (now()? - heard_at).max(0.0);
+            if left.is_zero() {
+                return Ok(paused);
+            }
+            label = live.map(|l| format!("{l} (the {} left of it)", human_duration(left)));
         }
     }
 

@@ -92,6 +92,14 @@ impl Clock {
         Ok((t, v["speed"].as_f64().filter(|s| *s > 0.0).unwrap_or(1.0)))
     }
 
+    /// How many of this clock's seconds pass in a real second: 1 in real time, the simulator's speed.
+    pub async fn speed(&self) -> Result<f64, String> {
+        match self {
+            Clock::Real => Ok(1.0),
+            Clock::Sim { base, http, .. } => Ok(Clock::sim_get(http, base).await?.1),
+        }
+    }
+
     /// Unix seconds: real ones, or on a simulated cluster the real time of the first reading plus the
     /// simulated time since.
     pub async fn unix_now(&self) -> Result<f64, String> {

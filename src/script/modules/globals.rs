@@ -133,7 +133,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
     // Rhai's own `sleep(INT)`/`sleep(FLOAT)` block the thread where Ctrl-C cannot reach them; exact
     // parameter types make these win over the standard package's.
     let doc = "Pauses the script for `secs` seconds (int or float) on the cluster's clock (the simulator's \
-               under --sim); Ctrl-C cuts it short.";
+               under --sim); Ctrl-C cuts it short, and a `pause` or `abort` asked meanwhile is taken at once.";
     b.add("sleep", &["secs: int"], "", doc, |c| {
         move |s: i64| sleep(&c, &Dynamic::from(s))
     });
@@ -282,20 +282,26 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
     );
 }
 
-/// `sleep(secs)`, on the cluster's clock: a simulated cluster's time runs at --sim-speed.
+/// `sleep(secs)`, on the cluster's clock: a simulated cluster's time runs at --sim-speed. A safe point
+/// all through: a pause or abort asked meanwhile is taken at once (`Ctx::steered_sleep`).
 fn sleep(c: &Ctx, secs_value: &Dynamic) -> RhaiResult<()> {
     let d = secs(secs_value, "sleep")?;
-    let cluster = c.cluster.borrow().clone();
-    c.block_on(async move {
-        match cluster {
-            Some(cl) => cl.sleep(d).await,
-            None => {
+    match c.cluster.borrow().clone() {
+        Some(cl) => c
+            .steered_sleep(
+                &cl,
+                d,
+                &format!("a sleep of {}", crate::output::human_duration(d)),
+                None,
+            )
+            .map(|_| ()),
+        None => c
+            .block_on(async move {
                 tokio::time::sleep(d).await;
                 Ok(())
-            }
-        }
-    })
-    .map_err(crate::script::ctx::throw)
+            })
+            .map_err(crate::script::ctx::throw),
+    }
 }
 
 /// The cluster `on_cluster(name)` means, opened once per run.

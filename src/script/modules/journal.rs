@@ -12,8 +12,18 @@ use crate::script::ctx::Ctx;
 use crate::script::show::to_json;
 use crate::script::stop::{fail, ScriptStop};
 
-/// Kinds the runtime itself journals: a script may read them back but not forge them.
-const RESERVED: [&str; 4] = ["run_start", "step_start", "step_end", "run_end"];
+/// Kinds the runtime itself journals: a script may read them back but not forge them. A forged
+/// `op_begin` or `recovered` would change what the next run finishes for this one, and a forged
+/// `declined` what `audit` says of it.
+const RESERVED: [&str; 7] = [
+    "run_start",
+    "op_begin",
+    "recovered",
+    "step_start",
+    "step_end",
+    "run_end",
+    "declined",
+];
 
 mod doc {
     pub const ENABLED: &str = "True when this run writes a journal (always against an inventory; with \
@@ -21,7 +31,8 @@ mod doc {
         nothing, so a procedure cannot be resumed by a later run.";
     pub const EVENT: &str = "Journals `{\"event\": kind, ...fields}` with the run's id, cluster and time, \
         and tells the run's listeners (webhooks, the report). `kind` is a word of letters, digits and \
-        `_`; the runtime's own kinds (run_start, step_start, step_end, run_end) are refused.";
+        `_`; the runtime's own kinds (run_start, op_begin, recovered, step_start, step_end, run_end, \
+        declined) are refused.";
     pub const LAST_EVENT: &str = "The newest journaled event of `kind` (a string, or an array of kinds) \
         from any run against this cluster (the same inventory file) whose fields equal every entry of \
         `filter`: a map with `event`, `run_id`, `time`, `ts` and the event's fields; () when there is \

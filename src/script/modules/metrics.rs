@@ -8,7 +8,6 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, FnPtr, ImmutableString, Map, Module, NativeCallContext};
 
 use super::builder::{Builder, FnDoc};
-use super::calls::waiting;
 use crate::model::figures::{figures, ratio, Figures};
 use crate::model::Metrics;
 use crate::model::RhaiResult;
@@ -28,14 +27,17 @@ mod doc {
         "The canary figures of one node over `window` seconds (two scrapes, counter \
         resets handled): #{error_rate (aborts / (commits + aborts)), latency_p99_ms, \
         replication_lag_ms, memory_bytes, tx_per_sec}. Given an array of ids, the figures of the \
-        group pooled as `compare` pools a baseline.";
+        group pooled as `compare` pools a baseline. A pause asked during the window holds it; \
+        resumed, it waits what was left, and its figures are rates over all the time that passed.";
     pub const COMPARE: &str = "The canary's figures against a baseline (one id or an array of ids, \
         aggregated) over the same `window` seconds, every node scraped at once: a map per figure of \
         #{canary, baseline, ratio}; ratio is () when the baseline is 0 and the canary is not.";
     pub const WATCH: &str =
         "Calls `callback(sample)` every `interval` seconds for `duration` seconds \
         with the node's figures over that interval (as `sample` returns them); the callback \
-        returning false stops early. Returns how many samples were taken.";
+        returning false stops early. Returns how many samples were taken. A pause asked meanwhile \
+        holds the watch; the sample in progress then spans the pause, and the time paused counts \
+        toward `duration`.";
     pub const QUERY: &str = "An instant PromQL query against the inventory's `prometheus_url`: a float \
         (scalar), a string, or an array of #{labels, value} (vector) or #{labels, values} (matrix). \
         Throws when the inventory names no Prometheus or the query fails.";
@@ -78,8 +80,10 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 let ids = ids_of(&id, "metrics::sample", "the group")?;
                 let cl = c.cluster()?;
                 let label = format!("a {} sample of {}", human_duration(w), ids.join(", "));
-                let f = waiting(&c, &label, |_| c.block_on(cl.sample_pooled(&ids, w)))?;
-                Ok(figures_map(&f))
+                let window = c.block_on(cl.open_window(&ids)).map_err(throw)?;
+                c.steered_sleep(&cl, w, &label, Some(&label))?;
+                let closed = c.block_on(cl.close_window(window)).map_err(throw)?;
+                Ok(figures_map(&closed.pooled()))
             }
         },
     );
@@ -98,7 +102,12 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                     human_duration(w),
                     ids.join(", ")
                 );
-                let (cf, bf) = waiting(&c, &label, |_| c.block_on(cl.sample(&canary, &ids, w)))?;
+                let window = c
+                    .block_on(cl.open_comparison(&canary, &ids))
+                    .map_err(throw)?;
+                c.steered_sleep(&cl, w, &label, Some(&label))?;
+                let closed = c.block_on(cl.close_window(window)).map_err(throw)?;
+                let (cf, bf) = closed.compared();
                 let bf = bf.ok_or_else(|| fail("metrics::compare: the baseline names no node"))?;
                 Ok(comparison(&cf, &bf))
             }
@@ -141,18 +150,28 @@ pub fn module(ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) -> Module {
                 let mut before = c.block_on(cl.scrape(&id)).map_err(throw)?;
                 let mut last = start;
                 let mut count: i64 = 0;
+                // The schedule's next point: one on from the last, or, after a pause that outlasted
+                // several, the first still ahead (the sample that spans the pause covers the rest).
+                let mut next: i64 = 1;
+                let what = format!("the watch of {id}");
                 while last < end {
-                    let tick = (start + (count + 1) as f64 * every).min(end);
+                    let tick = (start + next as f64 * every).min(end);
                     let now = c.block_on(cl.unix_now()).map_err(throw)?;
+                    let mut paused = 0.0;
                     if tick > now {
-                        c.block_on(cl.sleep(Duration::from_secs_f64(tick - now)))
-                            .map_err(throw)?;
+                        paused =
+                            c.steered_sleep(&cl, Duration::from_secs_f64(tick - now), &what, None)?;
                     }
                     let after = c.block_on(cl.scrape(&id)).map_err(throw)?;
                     let at = c.block_on(cl.unix_now()).map_err(throw)?;
                     let f = figures(&[(&before, &after)], (at - last).max(0.001));
                     count += 1;
                     last = tick.max(at.min(end));
+                    next = if paused > 0.0 {
+                        (((at - start) / every).floor() as i64 + 1).max(next + 1)
+                    } else {
+                        next + 1
+                    };
                     let go_on = callback.call_within_context::<Dynamic>(&nc, (figures_map(&f),))?;
                     if go_on.as_bool() == Ok(false) {
                         break;
