@@ -253,6 +253,9 @@ struct Shared {
     /// Why this run no longer holds the lease, once it does not.
     lost: Mutex<Option<String>>,
     wake: Notify,
+    /// Held from building a renewal to its answer: a renewal built before the run paused (or acted on a
+    /// request) must not reach the cluster after the one that says so, or it would undo it.
+    sending: tokio::sync::Mutex<()>,
 }
 
 enum Kind {
@@ -567,11 +570,14 @@ async fn renew(cluster: Arc<Cluster>, me: Identity, shared: Arc<Shared>, ttl: Du
             _ = tokio::time::sleep(ttl / 3) => {}
             _ = shared.wake.notified() => {}
         }
-        let lost = match cluster
-            .admin
-            .lease_acquire(&me.renewal(&shared, ttl, None))
-            .await
-        {
+        let renewed_now = {
+            let _one_at_a_time = shared.sending.lock().await;
+            cluster
+                .admin
+                .lease_acquire(&me.renewal(&shared, ttl, None))
+                .await
+        };
+        let lost = match renewed_now {
             Ok(record) => {
                 renewed = Instant::now();
                 *shared.seen.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -720,8 +726,12 @@ impl Lease {
         let Kind::Cluster { cluster, me, ttl } = &self.kind else {
             return Ok(());
         };
-        let body = me.renewal(&self.shared, *ttl, acted_on.and_then(|r| r.id));
-        match tokio::time::timeout(READ_WITHIN, cluster.admin.lease_acquire(&body)).await {
+        let send = async {
+            let _one_at_a_time = self.shared.sending.lock().await;
+            let body = me.renewal(&self.shared, *ttl, acted_on.and_then(|r| r.id));
+            cluster.admin.lease_acquire(&body).await
+        };
+        match tokio::time::timeout(READ_WITHIN, send).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {}", human_duration(READ_WITHIN))),
@@ -833,8 +843,14 @@ mod tests {
         assert!(steps[0].get("ok").is_none() && steps[0].get("took_secs").is_none());
         let last = &steps[COURSE_KEPT - 1];
         assert_eq!(last["n"], COURSE_KEPT as u64 + 6);
-        assert_eq!((last["depth"].as_u64(), last["ok"].as_bool()), (Some(1), Some(true)));
-        assert!(steps.iter().any(|s| s["ok"] == false), "a failed step says so");
+        assert_eq!(
+            (last["depth"].as_u64(), last["ok"].as_bool()),
+            (Some(1), Some(true))
+        );
+        assert!(
+            steps.iter().any(|s| s["ok"] == false),
+            "a failed step says so"
+        );
         // Ending the group closes the innermost open step, which is the group now.
         c.end(true);
         assert_eq!(c.to_json()[0]["ok"], true);
