@@ -96,6 +96,14 @@ impl Identity {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut body = self.body(step.as_deref(), ttl);
+        let course = shared
+            .course
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !course.is_null() {
+            body["history"] = course;
+        }
         body["paused"] = shared
             .paused
             .lock()
@@ -120,6 +128,7 @@ impl Identity {
             request: None,
             paused: None,
             expires_in_secs: None,
+            history: None,
         }
     }
 }
@@ -160,6 +169,66 @@ pub fn describe(l: &LeaseRecord) -> String {
     s
 }
 
+/// How many of a run's steps its lease carries: the newest, and any still open.
+const COURSE_KEPT: usize = 50;
+
+/// The steps a run has begun, which its lease carries as `history` so that `status --watch` shows them
+/// from any terminal, however late it starts: the newest `COURSE_KEPT`, numbered from the run's first,
+/// each with when it began and, once ended, how long it took and whether it succeeded.
+#[derive(Debug, Default)]
+pub struct Course {
+    begun: u64,
+    steps: std::collections::VecDeque<CourseStep>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct CourseStep {
+    /// 1 for the run's first step.
+    n: u64,
+    name: String,
+    /// 0 for a step no other step contains.
+    depth: usize,
+    /// Unix seconds.
+    at: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    took_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ok: Option<bool>,
+}
+
+impl Course {
+    /// A step begins, inside `depth` open ones.
+    pub fn begin(&mut self, name: &str, depth: usize) {
+        self.begun += 1;
+        self.steps.push_back(CourseStep {
+            n: self.begun,
+            name: name.to_string(),
+            depth,
+            at: unix_now(),
+            took_secs: None,
+            ok: None,
+        });
+        // The oldest ended steps go first: a step still open (a group around its batches) stays.
+        while self.steps.len() > COURSE_KEPT {
+            let drop = self.steps.iter().position(|s| s.ok.is_some()).unwrap_or(0);
+            self.steps.remove(drop);
+        }
+    }
+
+    /// The innermost open step ends (steps nest, so it is the newest open one).
+    pub fn end(&mut self, ok: bool) {
+        if let Some(s) = self.steps.iter_mut().rev().find(|s| s.ok.is_none()) {
+            s.took_secs = Some((unix_now() - s.at).max(0.0));
+            s.ok = Some(ok);
+        }
+    }
+
+    /// The course as the lease carries it: `[{n, name, depth, at, took_secs?, ok?}]`, oldest first.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(&self.steps).unwrap_or(Value::Null)
+    }
+}
+
 /// Why the lease was not granted.
 #[derive(Debug)]
 pub enum Refused {
@@ -175,6 +244,8 @@ struct Shared {
     step: Mutex<Option<String>>,
     /// `{by, reason, since, at}` while the run is paused: every renewal carries it, so `status` sees it.
     paused: Mutex<Option<Value>>,
+    /// The steps the run has begun (`Course::to_json`), sent with every renewal as `history`.
+    course: Mutex<Value>,
     /// The request the cluster showed on this run's lease last (renewals answer with the record).
     seen: Mutex<Option<Value>>,
     /// Requests this run has acted on, by key: never acted on twice, even by a cluster that kept one.
@@ -182,6 +253,9 @@ struct Shared {
     /// Why this run no longer holds the lease, once it does not.
     lost: Mutex<Option<String>>,
     wake: Notify,
+    /// Held from building a renewal to its answer: a renewal built before the run paused (or acted on a
+    /// request) must not reach the cluster after the one that says so, or it would undo it.
+    sending: tokio::sync::Mutex<()>,
 }
 
 enum Kind {
@@ -475,6 +549,14 @@ async fn rewrite_on_step(file: Arc<Mutex<File>>, me: Identity, shared: Arc<Share
             .clone();
         let mut record = me.record(step.as_deref(), ttl);
         record.acquired_at = acquired_at;
+        record.history = Some(
+            shared
+                .course
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+        .filter(|c| !c.is_null());
         write_record(&file, &record);
     }
 }
@@ -488,11 +570,14 @@ async fn renew(cluster: Arc<Cluster>, me: Identity, shared: Arc<Shared>, ttl: Du
             _ = tokio::time::sleep(ttl / 3) => {}
             _ = shared.wake.notified() => {}
         }
-        let lost = match cluster
-            .admin
-            .lease_acquire(&me.renewal(&shared, ttl, None))
-            .await
-        {
+        let renewed_now = {
+            let _one_at_a_time = shared.sending.lock().await;
+            cluster
+                .admin
+                .lease_acquire(&me.renewal(&shared, ttl, None))
+                .await
+        };
+        let lost = match renewed_now {
             Ok(record) => {
                 renewed = Instant::now();
                 *shared.seen.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -641,8 +726,12 @@ impl Lease {
         let Kind::Cluster { cluster, me, ttl } = &self.kind else {
             return Ok(());
         };
-        let body = me.renewal(&self.shared, *ttl, acted_on.and_then(|r| r.id));
-        match tokio::time::timeout(READ_WITHIN, cluster.admin.lease_acquire(&body)).await {
+        let send = async {
+            let _one_at_a_time = self.shared.sending.lock().await;
+            let body = me.renewal(&self.shared, *ttl, acted_on.and_then(|r| r.id));
+            cluster.admin.lease_acquire(&body).await
+        };
+        match tokio::time::timeout(READ_WITHIN, send).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {}", human_duration(READ_WITHIN))),
@@ -652,6 +741,12 @@ impl Lease {
     /// Records the step the run is at, and tells the cluster at once.
     pub fn set_step(&self, step: Option<&str>) {
         *self.shared.step.lock().unwrap_or_else(|e| e.into_inner()) = step.map(str::to_string);
+        self.shared.wake.notify_one();
+    }
+
+    /// Records the steps the run has begun (`Course::to_json`), and tells the cluster at once.
+    pub fn set_course(&self, course: Value) {
+        *self.shared.course.lock().unwrap_or_else(|e| e.into_inner()) = course;
         self.shared.wake.notify_one();
     }
 
@@ -729,5 +824,35 @@ mod tests {
         }
         assert_eq!(Request::parse(&json!({"action": "explode"})), None);
         assert_eq!(Request::parse(&json!({"by": "op@desk"})), None);
+    }
+
+    #[test]
+    fn the_course_numbers_steps_keeps_open_ones_and_drops_the_oldest_ended() {
+        let mut c = Course::default();
+        c.begin("group zone=a", 0);
+        for i in 0..COURSE_KEPT + 5 {
+            c.begin(&format!("node{i}"), 1);
+            c.end(i % 7 != 3);
+        }
+        let v = c.to_json();
+        let steps = v.as_array().unwrap();
+        assert_eq!(steps.len(), COURSE_KEPT);
+        // The group, still open, is kept ahead of newer steps that ended.
+        assert_eq!(steps[0]["name"], "group zone=a");
+        assert_eq!(steps[0]["n"], 1);
+        assert!(steps[0].get("ok").is_none() && steps[0].get("took_secs").is_none());
+        let last = &steps[COURSE_KEPT - 1];
+        assert_eq!(last["n"], COURSE_KEPT as u64 + 6);
+        assert_eq!(
+            (last["depth"].as_u64(), last["ok"].as_bool()),
+            (Some(1), Some(true))
+        );
+        assert!(
+            steps.iter().any(|s| s["ok"] == false),
+            "a failed step says so"
+        );
+        // Ending the group closes the innermost open step, which is the group now.
+        c.end(true);
+        assert_eq!(c.to_json()[0]["ok"], true);
     }
 }

@@ -65,10 +65,14 @@ fn journaled_words(argv: &[OsString]) -> Vec<String> {
     words
 }
 
-/// Runs the command; `Ok` carries the exit code (0 but for `sim ctl`, which passes on its command's).
+/// Runs the command; `Ok` carries the exit code (0 but for `sim ctl`, which passes on its command's, and
+/// `status --watch`, which ends quietly with a signal's code when the operator stops watching).
 fn execute(command: Command) -> Result<i32, Error> {
     if let Command::SimCtl { control, node, op } = &command {
         return sim_ctl(control, node, op);
+    }
+    if let Command::Status { run, view } = &command {
+        return crate::steer::status(run, view);
     }
     execute_command(command).map(|()| 0)
 }
@@ -90,7 +94,7 @@ fn sim_ctl(control: &str, node: &str, op: &HostOp) -> Result<i32, Error> {
 
 fn execute_command(command: Command) -> Result<(), Error> {
     match command {
-        Command::Functions => functions(),
+        Command::Functions { module } => functions(module.as_deref()),
         Command::Repl { run } => {
             let format = run.format;
             if !run.options.is_empty() {
@@ -131,7 +135,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
         }
         Command::Check { scripts } => check(&scripts),
         Command::Audit(opts) => crate::audit::command(&opts),
-        Command::Status { run } => crate::steer::status(&run),
+        Command::Status { .. } => Err(Error::Tool("status is handled before this point".into())),
         Command::Request {
             run,
             action,
@@ -370,18 +374,32 @@ fn bare_engine() -> Result<(tokio::runtime::Runtime, ScriptEngine), Error> {
     Ok((tokio, ScriptEngine::new(ctx)))
 }
 
-fn functions() -> Result<(), Error> {
+fn functions(only: Option<&str>) -> Result<(), Error> {
     let (_tokio, engine) = bare_engine()?;
+    if let Some(want) = only {
+        if !engine.docs().iter().any(|d| d.module == want) {
+            return Err(Error::Usage(format!(
+                "functions {want}: no such module; the modules are {}",
+                crate::script::modules::NAMES.join(", ")
+            )));
+        }
+    }
     let mut module = None;
-    for d in engine.docs() {
+    for d in engine
+        .docs()
+        .iter()
+        .filter(|d| only.is_none_or(|m| d.module == m))
+    {
         if module != Some(d.module) {
+            // A blank line between modules, none before the first.
+            let gap = if module.is_some() { "\n" } else { "" };
             module = Some(d.module);
             outln!(
-                "{}",
+                "{gap}{}",
                 if d.module.is_empty() {
                     "# everywhere (also: `args`, the script's arguments)".to_string()
                 } else {
-                    format!("\n# {}::", d.module)
+                    format!("# {}::", d.module)
                 }
             );
         }

@@ -571,28 +571,177 @@ fn definitions_describe_the_api_for_editors() {
     }
 }
 
-#[test]
-fn completions_for_a_shell() {
-    let dir = tempfile::tempdir().unwrap();
-    let (stdout, _) = expect(
-        &bare(dir.path())
-            .args(["completions", "bash"])
-            .output()
-            .unwrap(),
+/// What bash completes for `words`, the cursor on the last one, with the registration that
+/// `completions bash` prints sourced, as a shell would after `source <(neumann-script completions bash)`:
+/// the completion function is called as bash calls it at Tab, and COMPREPLY read back. Runs in `dir`.
+fn bash_completes(dir: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let (registration, _) = expect(
+        &bare(dir).args(["completions", "bash"]).output().unwrap(),
         0,
     );
-    assert!(
-        stdout.contains("_neumann__script()") && stdout.contains("--sim-speed"),
-        "{stdout}"
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| shlex::try_quote(w).unwrap().into_owned())
+        .collect();
+    let script = format!(
+        "{registration}\nCOMP_WORDS=({})\nCOMP_CWORD={}\n\
+         _clap_complete_neumann_script neumann-script \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        quoted.join(" "),
+        words.len() - 1
     );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("NEUMANN_CLUSTER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bash_completes_subcommand_options_stock_scripts_modules_and_node_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let has = |got: &[String], want: &[&str]| {
+        for w in want {
+            assert!(got.iter().any(|g| g == w), "{w} missing from {got:?}");
+        }
+    };
+    // A subcommand's flags, which the generated script's mislabelled cases never offered.
+    has(
+        &bash_completes(d, &["neumann-script", "pause", "--"]),
+        &["--reason", "--cluster", "--format"],
+    );
+    has(
+        &bash_completes(d, &["neumann-script", "status", "--"]),
+        &["--watch", "--output", "--cluster"],
+    );
+    has(
+        &bash_completes(d, &["neumann-script", "audit", ""]),
+        &["list", "show", "--all", "--journal"],
+    );
+    has(
+        &bash_completes(d, &["neumann-script", "status", "-o", ""]),
+        &["text", "wide", "json"],
+    );
+    // Stock scripts by name, and script files here.
+    std::fs::write(d.join("my_check.rhai"), "1").unwrap();
+    assert_eq!(
+        bash_completes(d, &["neumann-script", "roll"]),
+        ["rollback.rhai", "rolling_upgrade.rhai"]
+    );
+    has(
+        &bash_completes(d, &["neumann-script", "--sim", "my"]),
+        &["my_check.rhai"],
+    );
+    // `functions MODULE`: the modules.
+    assert_eq!(
+        bash_completes(d, &["neumann-script", "functions", "n"]),
+        ["node"]
+    );
+    // A stock script's NODE arguments: the node ids of the inventory the command line names, read
+    // from the file (these nodes need not answer), else of `--sim`'s cluster.
+    std::fs::write(
+        d.join("prod.toml"),
+        "[[nodes]]\nid = \"alpha\"\nhost = \"a\"\n[[nodes]]\nid = \"beta\"\nhost = \"b\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        bash_completes(
+            d,
+            &[
+                "neumann-script",
+                "--cluster",
+                "prod.toml",
+                "rollback.rhai",
+                "0.10.4",
+                ""
+            ]
+        ),
+        ["alpha", "beta"]
+    );
+    assert_eq!(
+        bash_completes(
+            d,
+            &[
+                "neumann-script",
+                "--sim=4@0.10.4",
+                "canary_upgrade.rhai",
+                "0.11.0",
+                "node"
+            ]
+        ),
+        ["node1", "node2", "node3", "node4"]
+    );
+    // A VERSION argument completes to nothing, and so does a script of one's own: options there would
+    // reach the script, and the shell falls back to file names.
+    assert_eq!(
+        bash_completes(d, &["neumann-script", "--sim", "rollback.rhai", ""]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        bash_completes(d, &["neumann-script", "my_check.rhai", ""]),
+        Vec::<String>::new()
+    );
+
+    let (_, stderr) = expect(&bare(d).args(["completions", "tcsh"]).output().unwrap(), 2);
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
+    // Every other shell clap knows gets its registration.
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let (stdout, _) = expect(&bare(d).args(["completions", shell]).output().unwrap(), 0);
+        assert!(
+            stdout.contains("NEUMANN_SCRIPT_COMPLETE"),
+            "{shell}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn functions_of_one_module_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for module in ["cluster", "cluster::"] {
+        let (stdout, _) = expect(
+            &bare(dir.path())
+                .args(["functions", module])
+                .output()
+                .unwrap(),
+            0,
+        );
+        let signatures: Vec<&str> = stdout
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(
+            signatures.contains(&"cluster::health() -> ClusterHealth"),
+            "{stdout}"
+        );
+        assert!(
+            signatures.iter().all(|s| s.starts_with("cluster::")),
+            "{module}: {stdout}"
+        );
+    }
+    // The same check over the whole list finds other modules' functions.
+    let (all, _) = expect(&bare(dir.path()).arg("functions").output().unwrap(), 0);
+    assert!(all.lines().any(|l| l.starts_with("node::")));
     let (_, stderr) = expect(
         &bare(dir.path())
-            .args(["completions", "tcsh"])
+            .args(["functions", "nodes"])
             .output()
             .unwrap(),
         2,
     );
-    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
+    assert!(
+        stderr.contains("functions nodes: no such module; the modules are cluster, node, raft"),
+        "{stderr}"
+    );
 }
 
 #[test]

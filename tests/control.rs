@@ -2,10 +2,14 @@
 //! run lease, and `gate()`. Judged by the simulator's event log: what was stopped, started and drained,
 //! and when relative to the run's own "paused" line.
 
+use std::time::Duration;
+
 use neumann_script::sim::SimConfig;
 use serde_json::Value;
 
-use crate::support::{expect, journal, text, Cluster, Running};
+use crate::support::{
+    binary_or_skip, expect, journal, poll_until, text, Cluster, Running, Term, TMUX,
+};
 
 /// Slow enough that one node's procedure spans far more real time than a request takes to land.
 fn cluster(nodes: usize) -> Cluster {
@@ -367,4 +371,252 @@ fn a_resume_with_nothing_paused_is_dropped_once_and_a_later_pause_still_holds() 
     assert_eq!(e.matches("resumed by").count(), 1, "{e}");
     assert_eq!(e.matches("was not paused").count(), 1, "{e}");
     assert_eq!(e.matches("paused by").count(), 1, "{e}");
+}
+
+/// A run held at two gates, one outside any step and one inside the second, so a watch is seen at two
+/// known points of it.
+const TWO_GATES: &str = r#"
+hold_lease();
+step("first", || { info("one"); });
+gate("first look");
+step("second", || { gate("second look"); });
+info("past both gates");
+"#;
+
+/// The line of the screen that starts with `id` (a node's row in the table).
+fn row<'a>(screen: &'a str, id: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .rev()
+        .find(|l| l.split_whitespace().next() == Some(id))
+}
+
+/// A table row's cells: columns are two or more spaces apart.
+fn cells(row: &str) -> Vec<String> {
+    row.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Seconds in a lag written for people ("438 ms", "7.5 s", "7 min 19 s"); `None` for anything else,
+/// such as a bare number of milliseconds.
+fn lag_secs(lag: &str) -> Option<f64> {
+    let w: Vec<&str> = lag.split_whitespace().collect();
+    match w.as_slice() {
+        [n, "ms"] if n.len() <= 3 => n.parse::<f64>().ok().map(|ms| ms / 1000.0),
+        [n, "s"] => n.parse().ok(),
+        [m, "min", s, "s"] => Some(m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?),
+        [h, "h", m, "min"] => Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0),
+        _ => None,
+    }
+}
+
+#[test]
+fn status_watch_follows_a_run_on_a_terminal_until_it_ends() {
+    if binary_or_skip(
+        "control::status_watch_follows_a_run_on_a_terminal_until_it_ends",
+        &TMUX,
+    )
+    .is_none()
+    {
+        return;
+    }
+    let c = cluster(3);
+    let script = c.dir.path().join("two_gates.rhai");
+    std::fs::write(&script, TWO_GATES).unwrap();
+    let mut run = Running::start(&c, &["--yes", script.to_str().unwrap()]);
+    run.until("gate: first look");
+    let pid = format!("pid {}", run.child().id());
+    let t = Term::run(
+        &format!("ns-watch-{}", std::process::id()),
+        c.dir.path(),
+        &format!("--cluster {} status --watch", c.inventory.display()),
+    );
+    let s = t.wait_until("the watch at the first gate", |s| {
+        s.contains(&pid) && s.contains("PAUSED at a gate: first look")
+    });
+    let header = s
+        .lines()
+        .find(|l| l.starts_with("NODE "))
+        .unwrap_or_else(|| panic!("no header row:\n{s}"));
+    assert_eq!(
+        cells(header),
+        ["NODE", "ROLE", "STATE", "VERSION", "HEALTHY", "LAG"],
+        "{s}"
+    );
+    for (id, version) in c.versions() {
+        let r = row(&s, &id).unwrap_or_else(|| panic!("no row for {id}:\n{s}"));
+        assert_eq!(cells(r)[3], version.as_str().unwrap(), "{s}");
+    }
+    assert!(s.contains("run: ") && s.contains("two_gates.rhai"), "{s}");
+    assert!(s.contains("between steps (1 begun so far)"), "{s}");
+    assert!(s.contains("✔ 1 first ("), "{s}");
+    assert!(
+        s.contains("resume it with: neumann-script --cluster "),
+        "{s}"
+    );
+
+    // A follower stopped behind the run's back: its row says it is down, with a lag that grows in
+    // units a person reads, while the simulator agrees it is down.
+    let leader = c.leader();
+    let down = ["node3", "node2"]
+        .into_iter()
+        .find(|n| *n != leader)
+        .unwrap();
+    c.host(down, "stop");
+    let s = t.wait_until(&format!("{down} down with seconds of lag"), |s| {
+        row(s, down).is_some_and(|r| {
+            let r = cells(r);
+            r[2] == "down" && lag_secs(&r[5]).is_some_and(|l| l >= 2.0)
+        })
+    });
+    assert!(c.not_up().iter().any(|(n, _)| n == down), "{s}");
+    for l in s.lines().filter(|l| l.starts_with("node")) {
+        let lag = &cells(l)[5];
+        assert!(
+            lag_secs(lag).is_some(),
+            "a lag not for people: {lag:?} in {l}"
+        );
+    }
+    c.host(down, "start");
+
+    // Resumed, the run moves on to its second step and its second gate: the page follows.
+    expect(&c.run(&["resume"]), 0);
+    let s = t.wait_until("the watch at the second gate", |s| {
+        s.contains("PAUSED at a gate: second look")
+    });
+    assert!(s.contains("step 2: second, for "), "{s}");
+    assert!(
+        s.contains("✔ 1 first (") && s.contains("▶ 2 second ("),
+        "{s}"
+    );
+    expect(&c.run(&["resume"]), 0);
+    let out = run.finish();
+    let (_, e) = expect(&out, 0);
+    assert!(e.contains("past both gates"), "{e}");
+    // The watch ends with the run, and says how it ended.
+    let s = t.wait_for("EXIT=", 1);
+    assert!(s.contains("the run ended: done (exit 0)"), "{s}");
+    assert!(s.contains("EXIT=0"), "{s}");
+
+    // With no run, a watch waits for one; Ctrl-C ends it without a word, with the signal's code.
+    let t = Term::run(
+        &format!("ns-watch-int-{}", std::process::id()),
+        c.dir.path(),
+        &format!("--cluster {} status -w", c.inventory.display()),
+    );
+    t.wait_for("watching for a run to take the lease", 1);
+    t.key("C-c");
+    let s = t.wait_for("EXIT=", 1);
+    assert!(s.contains("EXIT=130"), "{s}");
+    assert!(!s.contains("error") && !s.contains("interrupted"), "{s}");
+}
+
+#[test]
+fn status_watch_as_json_is_one_document_per_change_until_the_run_ends() {
+    let c = cluster(3);
+    let script = c.dir.path().join("two_gates.rhai");
+    std::fs::write(&script, TWO_GATES).unwrap();
+    let mut run = Running::start(&c, &["--yes", script.to_str().unwrap()]);
+    run.until("gate: first look");
+    let mut watch = c
+        .command()
+        .args(["--format", "json", "status", "--watch"])
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let stdout = watch.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let docs = || -> Vec<Value> {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let at_gate = poll_until(
+        "a document of the run at its gate",
+        Duration::from_secs(30),
+        || {
+            docs()
+                .into_iter()
+                .find(|d| d["run"]["paused"]["reason"] == "first look")
+        },
+    );
+    let run_id = at_gate["run"]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(at_gate["run"]["history"][0]["name"], "first", "{at_gate}");
+    assert_eq!(at_gate["run"]["history"][0]["ok"], true, "{at_gate}");
+    assert_eq!(at_gate["health"]["members"].as_array().unwrap().len(), 3);
+    // Paused, the run changes nothing the page shows: the watch looks every second and writes no
+    // document for a look like the last one.
+    let before = docs().len();
+    c.wait_until_sim(c.clock() + 20.0);
+    let quiet = docs().len() - before;
+    assert!(
+        quiet <= 1,
+        "{quiet} documents while nothing changed: {:?}",
+        &docs()[before..]
+    );
+
+    expect(&c.run(&["abort", "--reason", "seen enough"]), 0);
+    let out = run.finish();
+    expect(&out, 3);
+    let status = poll_until(
+        "the watch to end with the run",
+        Duration::from_secs(30),
+        || watch.try_wait().unwrap(),
+    );
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let all = docs();
+    let last = all.last().unwrap();
+    assert_eq!(last["run"], Value::Null, "{last}");
+    assert_eq!(last["ended"]["run_id"], run_id.as_str(), "{last}");
+    assert_eq!(last["ended"]["result"], "stopped", "{last}");
+    assert_eq!(
+        last["ended"]["exit_code"],
+        out.status.code().unwrap(),
+        "the run's own exit code: {last}"
+    );
+    assert!(
+        all[..all.len() - 1]
+            .iter()
+            .all(|d| d.get("ended").is_none()),
+        "only the last document ends the watch"
+    );
+}
+
+#[test]
+fn status_wide_adds_indexes_and_addresses() {
+    let c = cluster(3);
+    let (o, _) = expect(&c.run(&["status", "-o", "wide"]), 0);
+    let header = o.lines().find(|l| l.starts_with("NODE ")).unwrap();
+    assert_eq!(
+        cells(header),
+        [
+            "NODE", "ROLE", "STATE", "VERSION", "HEALTHY", "LAG", "COMMIT", "APPLIED", "ADDRESS",
+            "LABELS"
+        ]
+    );
+    for addr in c.admin_addrs() {
+        assert!(
+            o.lines()
+                .any(|l| l.starts_with("node") && l.contains(&addr)),
+            "{addr} missing:\n{o}"
+        );
+    }
+    let (o, _) = expect(&c.run(&["status"]), 0);
+    assert!(!o.contains("COMMIT"), "{o}");
 }

@@ -1,114 +1,12 @@
 //! The REPL driven as a person would, in a real terminal (tmux), against the embedded simulator.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-use crate::support::{binary_or_skip, poll_until, BIN, TMUX};
+use crate::support::{binary_or_skip, Term, TMUX};
 
-struct Term {
-    socket: String,
-}
-
-impl Term {
-    fn tmux(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn start(socket: &str, home: &Path) -> Term {
-        Term::run(socket, home, "--sim --sim-speed 20 repl")
-    }
-
-    /// Runs `neumann-script ARGS` in a fresh terminal (and keeps the pane after it exits).
-    fn run(socket: &str, home: &Path, args: &str) -> Term {
-        let t = Term {
-            socket: socket.to_string(),
-        };
-        let cmd = format!(
-            "env HOME={} TERM=xterm {BIN} {args}; echo EXIT=$?; sleep 600",
-            home.display()
-        );
-        let out = t.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            "repl",
-            "-x",
-            "160",
-            "-y",
-            "50",
-            &cmd,
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .tmux(&["capture-pane", "-p", "-t", "repl", "-S", "-200"])
-                .stdout,
-        )
-        .into_owned()
-    }
-
-    /// Types text literally (no key names, no command separators).
-    fn text(&self, s: &str) {
-        self.tmux(&["send-keys", "-t", "repl", "-l", s]);
-    }
-
-    /// Sends several keys in one tmux call: they reach the program at once, as typed over a laggy link.
-    fn keys(&self, ks: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "repl"];
-        args.extend_from_slice(ks);
-        self.tmux(&args);
-    }
-
-    /// Pastes `text` the way a terminal does; `bracketed` wraps it in the paste markers a terminal sends
-    /// when the program asked for bracketed paste.
-    fn paste(&self, text: &str, bracketed: bool) {
-        self.tmux(&["set-buffer", "--", text]);
-        let mut args = vec!["paste-buffer", "-t", "repl"];
-        if bracketed {
-            args.push("-p");
-        }
-        self.tmux(&args);
-    }
-
-    fn key(&self, k: &str) {
-        self.tmux(&["send-keys", "-t", "repl", k]);
-    }
-
-    /// Waits until the screen shows `want` `times` times.
-    fn wait_for(&self, want: &str, times: usize) -> String {
-        poll_until(
-            &format!("{want:?} x{times} on screen"),
-            Duration::from_secs(30),
-            || {
-                let s = self.screen();
-                if s.matches(want).count() >= times {
-                    Ok(s)
-                } else {
-                    Err(format!("the screen:\n{s}"))
-                }
-            },
-        )
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
+/// The REPL on the embedded simulator in a fresh terminal.
+fn start(socket: &str, home: &Path) -> Term {
+    Term::run(socket, home, "--sim --sim-speed 20 repl")
 }
 
 #[test]
@@ -117,7 +15,7 @@ fn an_incident_session() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
-    let t = Term::start(&format!("ns-repl-{}", std::process::id()), home.path());
+    let t = start(&format!("ns-repl-{}", std::process::id()), home.path());
     t.wait_for("neumann>", 1);
 
     // Tab completes a module function, with its open parenthesis.
@@ -194,7 +92,7 @@ fn input_that_arrives_at_once_is_all_run() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
-    let t = Term::start(&format!("ns-fast-{}", std::process::id()), home.path());
+    let t = start(&format!("ns-fast-{}", std::process::id()), home.path());
     t.wait_for("neumann>", 1);
 
     // Three lines in one burst: each runs, in order, without waiting for another key.

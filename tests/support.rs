@@ -13,6 +13,7 @@ mod journal;
 mod poll;
 mod process;
 mod programs;
+mod terminal;
 
 pub use journal::{journal, journal_events, journal_events_so_far, journal_ops};
 pub use poll::{poll_until, try_poll_until, Seen};
@@ -20,6 +21,7 @@ pub use process::{kill9, signal, Running, Trigger};
 pub use programs::{
     binary_or_skip, find_program, free_port, CHROMIUM, ETCD, PROMETHEUS, SSHD, TMUX,
 };
+pub use terminal::Term;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_neumann-script");
 

@@ -9,46 +9,67 @@ use semver::Version;
 use crate::model::policy::parse_version;
 use crate::transport::host::HostOp;
 
-const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]... [--yes | --rehearse] [--report FILE.html] [--format text|json] SCRIPT [ARGS]...
+// Clap wraps help text to the terminal itself (`wrap_help`): a paragraph here is one line, and a line
+// break ends a paragraph or a list item. Usage is not wrapped by clap, so its lines fit in 80 columns.
+const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set NAME=VALUE]...
+                      [--yes | --rehearse] [--report FILE.html]
+                      [--format text|json] SCRIPT [ARGS]...
        neumann-script [--cluster FILE | --sim[=N@VERSION]] -e CODE
        neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
-       neumann-script functions
+       neumann-script functions [MODULE]
        neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X] [--seed N] [--fault NODE:KIND]...
        neumann-script audit [list] [--all] [--forced] [--script NAME] [--cluster FILE] [--journal FILE] [--format text|json]
        neumann-script audit show RUN|last [--journal FILE] [--format text|json]
-       neumann-script [--cluster FILE] [--format text|json] status
-       neumann-script [--cluster FILE] pause|resume|abort [--reason TEXT]";
+       neumann-script [--cluster FILE] status [--watch] [-o wide|json]
+       neumann-script [--cluster FILE] pause|resume|abort [--reason TEXT]
+       neumann-script completions bash|zsh|fish|elvish|powershell";
 
 const AFTER_HELP: &str = "\
-SCRIPT is a path; when no such file exists, the stock script of that name is used: rolling_upgrade.rhai VERSION,
-canary_upgrade.rhai VERSION [NODE], rollback.rhai OLD_VERSION [NODE]..., blue_green.rhai VERSION.
-Options go before SCRIPT: everything after it reaches the script as `args`.
-The stock rolling upgrade (and the canary with proceed=true) takes --set max_unavailable=K, only=ID,ID,
-order_by=LABEL, soak_secs=N, pause_before=leader|each|none, prestage=true; the full list is at the top of
-each script (and `check SCRIPT` prints it), and docs/SCRIPTING.md has the details. A --set NAME the script
-does not take is refused (exit 2) before anything runs.
-The cluster is --cluster FILE, else $NEUMANN_CLUSTER, else ./neumann-cluster.toml; --sim starts a simulated
-one in-process instead (default 3 nodes on 0.10.4).
+SCRIPT is a path; when no such file exists, the stock script of that name is used: rolling_upgrade.rhai VERSION, canary_upgrade.rhai VERSION [NODE], rollback.rhai OLD_VERSION [NODE]..., blue_green.rhai VERSION. Options go before SCRIPT: everything after it reaches the script as `args`.
+
+The stock rolling upgrade (and the canary with proceed=true) takes --set max_unavailable=K, only=ID,ID, order_by=LABEL, soak_secs=N, pause_before=leader|each|none, prestage=true; the full list is at the top of each script (and `check SCRIPT` prints it), and docs/SCRIPTING.md has the details. A --set NAME the script does not take is refused (exit 2) before anything runs.
+
+The cluster is --cluster FILE, else $NEUMANN_CLUSTER, else ./neumann-cluster.toml; --sim starts a simulated one in-process instead (default 3 nodes on 0.10.4).
 
 Examples:
-  neumann-script --sim rolling_upgrade.rhai 0.11.0          upgrade a simulated 3-node cluster to 0.11.0
-  neumann-script --sim 5@0.10.4 rolling_upgrade.rhai 0.11.0  the same with 5 nodes
+  # Upgrade a simulated 3-node cluster to 0.11.0 (five nodes: --sim 5@0.10.4)
+  neumann-script --sim rolling_upgrade.rhai 0.11.0
+  # A real cluster: rehearsed on a twin first, then it asks
   neumann-script --cluster prod.toml rolling_upgrade.rhai 0.11.0
-  neumann-script --sim --report run.html rolling_upgrade.rhai 0.11.0  and its timeline as a page
+  # And the run's timeline as a page
+  neumann-script --sim --report run.html rolling_upgrade.rhai 0.11.0
+  # A snippet; its last value is printed
   neumann-script --cluster prod.toml -e 'cluster::health()'
   neumann-script --cluster prod.toml --format json -e 'cluster::versions()'
-  neumann-script check my_runbook.rhai                       syntax, unknown functions (file:line), its options
-  neumann-script --sim repl                                  an interactive session (help, Tab, Ctrl-D)
-  neumann-script functions                                   every script function and what it does
-  neumann-script sim --nodes 5 --inventory /tmp/c.toml       a simulator to drive from another terminal
-  neumann-script audit                                       past runs from the journal, newest first
-  neumann-script audit show last                             the last run's steps and every change it made
-  neumann-script --cluster prod.toml status                  the cluster and the run holding its lease
-  neumann-script --cluster prod.toml pause --reason 'p99 up'  pause the running rollout at its next safe point
+  # Syntax, unknown functions (file:line) and the options a script takes
+  neumann-script check my_runbook.rhai
+  # An interactive session (help, Tab, Ctrl-D)
+  neumann-script --sim repl
+  # Every script function, or one module's
+  neumann-script functions cluster
+  # A simulator to drive from another terminal
+  neumann-script sim --nodes 5 --inventory /tmp/c.toml
+  # Past runs from the journal, newest first; the last run's steps and changes
+  neumann-script audit
+  neumann-script audit show last
+  # The cluster and the run holding its lease, redrawn until the run ends
+  neumann-script --cluster prod.toml status --watch
+  # Pause the running rollout at its next safe point
+  neumann-script --cluster prod.toml pause --reason 'p99 up'
+  # Shell completion (subcommands, options, stock scripts, node ids)
+  source <(neumann-script completions bash)
 
-Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130/143/129
-interrupted by Ctrl-C/SIGTERM/SIGHUP.";
+Exit codes: 0 done, 1 script error, 2 usage or inventory error, 3 stopped safely by a guard, 130/143/129 interrupted by Ctrl-C/SIGTERM/SIGHUP.";
+
+const STATUS_AFTER_HELP: &str = "\
+Examples:
+  neumann-script --cluster prod.toml status
+  neumann-script --cluster prod.toml status --watch -o wide
+  neumann-script --cluster prod.toml --format json status | jq .run.paused
+  neumann-script --cluster prod.toml status -w --format json | jq -c .run.step
+
+Done and left: when the run's first argument is a version (rolling_upgrade.rhai 0.11.0), the members already on it are done and the rest are left, read from the cluster now. The steps are the run's own, carried on its lease. --watch exits 0 when the run ends and says how (from the journal, when the run kept one on this machine), 130 on Ctrl-C. See docs/CONTROL.md.";
 
 /// The default simulated cluster.
 pub const DEFAULT_SIM: &str = "3@0.10.4";
@@ -146,6 +167,28 @@ pub(super) struct Args {
     pub(super) command: Option<Sub>,
 }
 
+/// The top-level options as typed on a command line (`--cluster`, `-e`), read from clap's own definition
+/// so a new option cannot be forgotten where the command line is read ahead of clap; `values_only` keeps
+/// those that take a value as the next argument.
+pub(super) fn own_options(values_only: bool) -> Vec<String> {
+    let cmd = <Args as clap::CommandFactory>::command();
+    cmd.get_arguments()
+        .filter(|a| !values_only || (a.get_action().takes_values() && a.get_id() != "sim"))
+        .flat_map(|a| {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            let short = a.get_short().map(|c| format!("-{c}"));
+            long.into_iter().chain(short)
+        })
+        .collect()
+}
+
+/// clap cannot tell `--sim 5@0.10.4` (a value) from `--sim rolling_upgrade.rhai` (the script): a word
+/// shaped like N@VERSION or N is the value.
+pub(super) fn sim_value(word: &str) -> bool {
+    let n = word.split('@').next().unwrap_or_default();
+    n.chars().all(|c| c.is_ascii_digit()) && (word.contains('@') || !n.is_empty())
+}
+
 /// `--cluster` and `--format` after a subcommand that reads a cluster, as people type them
 /// (`status --cluster prod.toml`); given there, they win over the same options before it.
 #[derive(clap::Args, Debug)]
@@ -177,8 +220,13 @@ pub(super) enum Sub {
         #[arg(value_name = "SCRIPT")]
         scripts: Vec<PathBuf>,
     },
-    /// List every script function with its signature and what it does
-    Functions,
+    /// List every script function with its signature and what it does; with MODULE (cluster, node, raft,
+    /// metrics, backup, journal, version), only that module's
+    Functions {
+        /// A module: `cluster` or `cluster::`
+        #[arg(value_name = "MODULE")]
+        module: Option<String>,
+    },
     /// An interactive session on the cluster (--cluster FILE or --sim): the same API as scripts, with
     /// completion, multi-line input, history and Ctrl-C to cancel a running entry
     Repl {
@@ -190,7 +238,8 @@ pub(super) enum Sub {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Print shell completions for the command line
+    /// Print the shell code that completes neumann-script (subcommands, options, stock scripts, node ids):
+    /// `source <(neumann-script completions bash)` in ~/.bashrc; at each Tab the shell asks this binary
     Completions {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
@@ -264,12 +313,19 @@ pub(super) enum Sub {
         format: Option<FormatArg>,
     },
     /// The cluster at a glance (members, roles, versions, health, leader and term) and the run holding its
-    /// lease: who, where, script and arguments, since when, its step, paused or not, nodes done and left.
-    /// Exit 0 whether or not a run is in progress
-    #[command(
-        after_help = "Examples:\n  neumann-script --cluster prod.toml status\n  neumann-script --cluster prod.toml --format json status | jq .run.paused\n\nDone and left: when the run's first argument is a version (rolling_upgrade.rhai 0.11.0), the members already on it are done and the rest are left, read from the cluster now. See docs/CONTROL.md."
-    )]
+    /// lease: who, where, script and arguments, since when, its step and the steps before it, paused or
+    /// not, nodes done and left. With --watch, redrawn until the run ends. Exit 0 whether or not a run is
+    /// in progress
+    #[command(after_help = STATUS_AFTER_HELP)]
     Status {
+        /// Redraw every second until the run holding the lease ends (waiting for one to start if none
+        /// holds it); exits 0 when it ends and says how. With --format json, one JSON document per line
+        /// for each change
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// `wide` adds each node's commit and applied index, address and labels; `json` is --format json
+        #[arg(short = 'o', long = "output", value_name = "FORMAT", value_enum)]
+        output: Option<OutputArg>,
         #[command(flatten)]
         after: After,
     },
@@ -311,6 +367,14 @@ pub(super) enum Sub {
     },
     #[command(external_subcommand)]
     Script(Vec<String>),
+}
+
+/// `status -o`: kubectl's spelling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(super) enum OutputArg {
+    Text,
+    Wide,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

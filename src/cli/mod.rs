@@ -1,7 +1,9 @@
 //! The command line. clap lives here and nowhere else: arguments are parsed, checked and
 //! turned into a `Command` before anything else sees them. `definition.rs` is what clap parses (the
-//! options, the subcommands, their help); this file checks it and builds the `Command`.
+//! options, the subcommands, their help); `complete.rs` answers the shell's completion requests; this
+//! file checks what clap parsed and builds the `Command`.
 
+mod complete;
 mod definition;
 
 use std::collections::BTreeMap;
@@ -17,10 +19,11 @@ use crate::model::policy::parse_version;
 use crate::output::Format;
 pub use crate::session::{RunOptions, Target};
 use crate::sim::FaultKind;
+pub use crate::steer::StatusOptions;
 use crate::transport::host::HostOp;
 
 pub use definition::DEFAULT_SIM;
-use definition::{Args, AuditSub, FormatArg, SimSub, Sub};
+use definition::{own_options, sim_value, Args, AuditSub, FormatArg, OutputArg, SimSub, Sub};
 
 /// The simulator's foreground settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +53,10 @@ pub enum Command {
     Check {
         scripts: Vec<PathBuf>,
     },
-    Functions,
+    /// `functions [MODULE]`: every script function, or one module's (`None` for all).
+    Functions {
+        module: Option<String>,
+    },
     Repl {
         run: RunOptions,
     },
@@ -68,9 +74,10 @@ pub enum Command {
         op: HostOp,
     },
     Audit(AuditOptions),
-    /// `status`: the cluster and the run holding its lease.
+    /// `status`: the cluster and the run holding its lease, once or until the run ends.
     Status {
         run: RunOptions,
+        view: StatusOptions,
     },
     /// `pause`, `resume` or `abort`: a request to the run holding the lease.
     Request {
@@ -78,21 +85,6 @@ pub enum Command {
         action: Action,
         reason: String,
     },
-}
-
-/// The top-level options as typed on a command line (`--cluster`, `-e`), read from clap's own definition
-/// so a new option cannot be forgotten here; `values_only` keeps those that take a value as the next
-/// argument.
-fn own_options(values_only: bool) -> Vec<String> {
-    let cmd = <Args as clap::CommandFactory>::command();
-    cmd.get_arguments()
-        .filter(|a| !values_only || (a.get_action().takes_values() && a.get_id() != "sim"))
-        .flat_map(|a| {
-            let long = a.get_long().map(|l| format!("--{l}"));
-            let short = a.get_short().map(|c| format!("-{c}"));
-            long.into_iter().chain(short)
-        })
-        .collect()
 }
 
 /// clap cannot tell `--sim 5@0.10.4` (a value) from `--sim rolling_upgrade.rhai` (the script); a token
@@ -106,11 +98,7 @@ fn join_sim_value(argv: Vec<String>) -> Vec<String> {
     }
     while let Some(tok) = it.next() {
         if tok == "--sim" {
-            let looks_like_value = it.peek().is_some_and(|next| {
-                let n = next.split('@').next().unwrap_or_default();
-                n.chars().all(|c| c.is_ascii_digit()) && (next.contains('@') || !n.is_empty())
-            });
-            if looks_like_value {
+            if it.peek().is_some_and(|next| sim_value(next)) {
                 let value = it.next().unwrap_or_default();
                 out.push(format!("--sim={value}"));
                 continue;
@@ -191,20 +179,13 @@ fn format_of(f: FormatArg) -> Format {
     }
 }
 
-/// Shell completions for the command line.
-fn completions(shell: clap_complete::Shell) -> String {
-    let mut out = Vec::new();
-    clap_complete::generate(
-        shell,
-        &mut <Args as clap::CommandFactory>::command(),
-        "neumann-script",
-        &mut out,
-    );
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Parses the command line. `Err` carries what to print and the exit code (0 for --help and --version).
 pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (String, i32)> {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    // The shell asking for completions (`completions SHELL` registered it): answered on stdout here.
+    if let Some(done) = complete::from_env(&argv) {
+        return Err(done.map_or_else(|e| (format!("error: {e}\n"), 2), |()| (String::new(), 0)));
+    }
     let argv: Vec<String> = argv
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -236,7 +217,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
     }
     let after = match &args.command {
         Some(
-            Sub::Status { after }
+            Sub::Status { after, .. }
             | Sub::Repl { after }
             | Sub::Pause { after, .. }
             | Sub::Resume { after, .. }
@@ -247,7 +228,15 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
     let cluster = after
         .and_then(|a| a.cluster.clone())
         .or_else(|| args.cluster.clone());
-    let format = after.and_then(|a| a.format).unwrap_or(args.format);
+    let mut format = after.and_then(|a| a.format).unwrap_or(args.format);
+    // `status -o json` is kubectl's spelling of --format json.
+    if let Some(Sub::Status {
+        output: Some(OutputArg::Json),
+        ..
+    }) = &args.command
+    {
+        format = FormatArg::Json;
+    }
     // Said here: clap's `conflicts_with` does not reach from a subcommand's `--cluster` to `--sim`.
     if after.is_some_and(|a| a.cluster.is_some()) && args.sim.is_some() {
         return Err(usage(
@@ -384,9 +373,15 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
             script,
             cluster: cluster.or(args.cluster.clone()),
         })),
-        (Some(Sub::Functions), None) => Ok(Command::Functions),
-        (Some(Sub::Status { .. }), None) => Ok(Command::Status {
+        (Some(Sub::Functions { module }), None) => Ok(Command::Functions {
+            module: module.map(|m| m.trim_end_matches("::").to_string()),
+        }),
+        (Some(Sub::Status { watch, output, .. }), None) => Ok(Command::Status {
             run: control_target(run, "status")?,
+            view: StatusOptions {
+                watch,
+                wide: output == Some(OutputArg::Wide),
+            },
         }),
         (Some(sub @ (Sub::Pause { .. } | Sub::Resume { .. } | Sub::Abort { .. })), None) => {
             let (action, reason) = match sub {
@@ -404,7 +399,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Command, (Strin
         (Some(Sub::Repl { .. }), None) => Ok(Command::Repl { run }),
         (Some(Sub::Definitions { dir }), None) => Ok(Command::Definitions { dir }),
         (Some(Sub::Completions { shell }), None) => Ok(Command::Completions {
-            script: completions(shell),
+            script: complete::registration(shell).map_err(|e| (format!("error: {e}\n"), 1))?,
         }),
         (
             Some(Sub::Sim {
@@ -557,7 +552,27 @@ mod tests {
                 scripts: vec!["a.rhai".into(), "b.rhai".into()]
             }
         );
-        assert_eq!(p("functions").unwrap(), Command::Functions);
+        assert_eq!(p("functions").unwrap(), Command::Functions { module: None });
+        assert_eq!(
+            p("functions cluster::").unwrap(),
+            Command::Functions {
+                module: Some("cluster".into())
+            }
+        );
+        match p("--cluster c.toml status -w -o wide").unwrap() {
+            Command::Status { run, view } => {
+                assert!(view.watch && view.wide);
+                assert_eq!(run.format, Format::Text);
+            }
+            other => panic!("{other:?}"),
+        }
+        match p("status --cluster c.toml -o json").unwrap() {
+            Command::Status { run, view } => {
+                assert!(!view.watch && !view.wide);
+                assert_eq!(run.format, Format::Json);
+            }
+            other => panic!("{other:?}"),
+        }
         match p("--journal j.jsonl audit show 2026 --format json").unwrap() {
             Command::Audit(a) => {
                 assert_eq!(a.journal.as_deref(), Some(std::path::Path::new("j.jsonl")));
@@ -675,6 +690,89 @@ mod tests {
             assert_eq!(code, 2, "{line}: {msg}");
             assert!(msg.contains(want), "{line}: wanted {want:?} in {msg}");
         }
+    }
+
+    /// Lines of `help` that a greedy wrap at `width` would have joined: the next line's first word fits
+    /// on the line before it, in the same paragraph. Text wrapped twice (by hand, then by clap at a
+    /// narrower width) shows this; a paragraph clap wrapped once never does. List items, table rows,
+    /// example commands and usage lines are not paragraphs.
+    fn wrapped_twice(help: &str, width: usize) -> Vec<String> {
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        // Usage is clap's to lay out, not wrapped: its block ends at the first blank line.
+        let mut in_usage = false;
+        let lines: Vec<&str> = help
+            .lines()
+            .filter(|l| {
+                in_usage = l.starts_with("Usage:") || (in_usage && !l.is_empty());
+                !in_usage
+            })
+            .collect();
+        let mut bad = Vec::new();
+        for pair in lines.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let (at, bt) = (a.trim_start(), b.trim_start());
+            if a.trim().is_empty()
+                || bt.is_empty()
+                || indent(a) != indent(b)
+                || at.starts_with('#')
+                || bt.starts_with('#')
+                || bt.starts_with('-')
+                || bt.starts_with("neumann-script")
+                || bt.starts_with("source <(")
+                || bt.contains("  ")
+                || a.ends_with(':')
+            {
+                continue;
+            }
+            let word = bt.split_whitespace().next().unwrap_or_default();
+            if a.trim_end().chars().count() + 1 + word.chars().count() <= width {
+                bad.push(format!("{a}\n{b}"));
+            }
+        }
+        bad
+    }
+
+    #[test]
+    fn help_is_wrapped_once_to_the_width_and_usage_fits_80_columns() {
+        use clap::CommandFactory;
+        fn all(cmd: &clap::Command, out: &mut Vec<clap::Command>) {
+            out.push(cmd.clone());
+            for sub in cmd.get_subcommands() {
+                all(sub, out);
+            }
+        }
+        let mut root = definition::Args::command();
+        root.build();
+        let mut commands = Vec::new();
+        all(&root, &mut commands);
+        for width in [60, 80, 100] {
+            for cmd in &commands {
+                let help = cmd.clone().term_width(width).render_help().to_string();
+                let bad = wrapped_twice(&help, width);
+                assert!(
+                    bad.is_empty(),
+                    "{} at {width} columns: wrapped twice:\n{}",
+                    cmd.get_name(),
+                    bad.join("\n--\n")
+                );
+            }
+        }
+        let usage = root.render_usage().to_string();
+        for line in usage.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "usage line over 80 columns: {line}"
+            );
+        }
+        // The check fires on a paragraph broken by hand and wrapped again.
+        assert_eq!(
+            wrapped_twice(
+                "x\n\nSCRIPT is a path; when no such file exists,\nthe stock script is used",
+                80
+            )
+            .len(),
+            1
+        );
     }
 
     #[test]

@@ -125,6 +125,8 @@ pub struct Ctx {
     leases: RefCell<Vec<(Arc<Cluster>, Lease)>>,
     /// The steps the run is in, innermost last.
     steps: RefCell<Vec<String>>,
+    /// The steps the run has begun, which its leases carry for `status --watch`.
+    course: RefCell<lease::Course>,
     /// Waits in progress that show their own live line: calls inside them do not add another.
     pub announced: std::cell::Cell<u32>,
     /// Option names the script asked for with `option(name, ...)`: a `--set` the up-front check could not
@@ -185,6 +187,7 @@ impl Ctx {
             on_lease: RefCell::new(None),
             leases: RefCell::new(Vec::new()),
             steps: RefCell::new(Vec::new()),
+            course: RefCell::default(),
             announced: std::cell::Cell::new(0),
             options_asked: RefCell::new(BTreeSet::new()),
             listeners: RefCell::new(Vec::new()),
@@ -620,6 +623,7 @@ impl Ctx {
                 started.elapsed(),
             );
         }
+        granted.lease.set_course(self.course.borrow().to_json());
         self.leases
             .borrow_mut()
             .push((cluster.clone(), granted.lease));
@@ -636,24 +640,32 @@ impl Ctx {
         self.leases.borrow()
     }
 
-    /// A step begins (`Some`) or ends (`None`): the leases this run holds show the step it is in.
-    pub fn step_changed(&self, begun: Option<&str>) {
+    /// A step begins: the leases this run holds show it, and add it to the run's course.
+    pub fn step_begun(&self, name: &str) {
         let mut steps = self.steps.borrow_mut();
-        match begun {
-            Some(name) => {
-                self.plan_steps.borrow_mut().push((
-                    self.plan.borrow().len(),
-                    steps.len(),
-                    name.to_string(),
-                ));
-                steps.push(name.to_string())
-            }
-            None => {
-                steps.pop();
-            }
-        }
+        self.plan_steps.borrow_mut().push((
+            self.plan.borrow().len(),
+            steps.len(),
+            name.to_string(),
+        ));
+        self.course.borrow_mut().begin(name, steps.len());
+        steps.push(name.to_string());
+        self.show_steps(&steps);
+    }
+
+    /// The innermost step ends, `ok` or failed: the leases show the step around it, if any.
+    pub fn step_ended(&self, ok: bool) {
+        let mut steps = self.steps.borrow_mut();
+        steps.pop();
+        self.course.borrow_mut().end(ok);
+        self.show_steps(&steps);
+    }
+
+    fn show_steps(&self, steps: &[String]) {
+        let course = self.course.borrow().to_json();
         for (_, l) in self.leases.borrow().iter() {
             l.set_step(steps.last().map(String::as_str));
+            l.set_course(course.clone());
         }
     }
 

@@ -169,6 +169,10 @@ pub struct LeaseRecord {
     /// Seconds left before it expires unless renewed, when the cluster says.
     #[serde(default)]
     pub expires_in_secs: Option<f64>,
+    /// The steps the run has begun, as its last renewal sent them (`lease::Course`); kept as sent, so
+    /// that a cluster holding something else cannot make the lease unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Value>,
 }
 
 #[derive(serde::Deserialize)]

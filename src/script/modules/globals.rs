@@ -34,7 +34,7 @@ mod doc {
     pub const STEP: &str =
         "Runs `body` as a named step: announced, timed, and reported as done or failed; returns \
         what `body` returns and rethrows what it throws.\nIts start and its end are safe points, like \
-        `checkpoint()`.";
+        `checkpoint()`; the run's lease carries its steps, so `status --watch` shows them from any terminal.";
     pub const CHECKPOINT: &str =
         "A safe point: a `neumann-script pause` or `abort` asked for this run is taken here (a pause \
         waits for `resume`; an abort stops the run safely, exit 3). Put off while a node is between its \
@@ -196,14 +196,14 @@ pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>, docs: &mut Vec<FnDoc>) {
               -> RhaiResult<Dynamic> {
             c.safe_point(&format!("before step \"{name}\""))?;
             let started = c.out.step_begin(&name);
-            c.step_changed(Some(&name));
+            c.step_begun(&name);
             c.event("step_start", serde_json::json!({ "name": name.as_str() }));
             let result = body.call_within_context::<Dynamic>(&context, ());
-            c.step_changed(None);
             let why = result
                 .as_ref()
                 .err()
                 .map(|e| crate::script::diagnostics::short(e));
+            c.step_ended(why.is_none());
             c.event(
                 "step_end",
                 serde_json::json!({

@@ -30,21 +30,26 @@ use rhai::Engine;
 use crate::script::ctx::Ctx;
 use builder::FnDoc;
 
+/// The modules as scripts name them (`cluster::health()`), in the order `register` builds them.
+pub const NAMES: [&str; 7] = [
+    "cluster", "node", "raft", "metrics", "backup", "journal", "version",
+];
+
 /// Registers the whole script API into `engine`; returns the docs of every function.
 pub fn register(engine: &mut Engine, ctx: &Rc<Ctx>) -> Vec<FnDoc> {
     let mut docs = Vec::new();
     crate::script::custom_types::register(engine);
     globals::register(engine, ctx, &mut docs);
     let modules = [
-        ("cluster", cluster::module(ctx, &mut docs)),
-        ("node", node::module(ctx, &mut docs)),
-        ("raft", raft::module(ctx, &mut docs)),
-        ("metrics", metrics::module(ctx, &mut docs)),
-        ("backup", backup::module(ctx, &mut docs)),
-        ("journal", journal::module(ctx, &mut docs)),
-        ("version", version::module(ctx, &mut docs)),
+        cluster::module(ctx, &mut docs),
+        node::module(ctx, &mut docs),
+        raft::module(ctx, &mut docs),
+        metrics::module(ctx, &mut docs),
+        backup::module(ctx, &mut docs),
+        journal::module(ctx, &mut docs),
+        version::module(ctx, &mut docs),
     ];
-    for (name, module) in modules {
+    for (name, module) in NAMES.into_iter().zip(modules) {
         engine.register_static_module(name, module.into());
     }
     docs

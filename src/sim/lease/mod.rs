@@ -123,6 +123,7 @@ pub(crate) fn post(shared: &Shared, body: &[u8]) -> Response {
             step: map.get("step").and_then(Value::as_str).map(str::to_string),
             request: None,
             paused: map.get("paused").filter(|p| p.is_object()).cloned(),
+            history: map.get("history").filter(|h| h.is_array()).cloned(),
             expires_in_secs: ttl,
             expires_at: 0.0,
         })

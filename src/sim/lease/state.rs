@@ -18,6 +18,9 @@ pub(crate) struct Lease {
     pub(super) request: Option<Value>,
     /// `{by, reason, since, at}` while the holder is paused, as its last renewal said.
     pub(super) paused: Option<Value>,
+    /// The steps the holder has begun, as its last renewal sent them (an array), for `status --watch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) history: Option<Value>,
     /// Real seconds left before it expires unless renewed.
     pub(super) expires_in_secs: f64,
     #[serde(skip)]
