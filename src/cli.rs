@@ -206,7 +206,8 @@ enum Sub {
         #[arg(long = "bad-version", value_name = "V")]
         bad_versions: Vec<String>,
         /// Inject a fault at start, e.g. node2:crash (repeatable; kinds: crash, hang, partition, slow_catchup,
-        /// fail_install, flaky)
+        /// fail_install, flaky, wipe, restore_backup, unsynced_disk; a wipe or a restored backup is found
+        /// at the node's next start)
         #[arg(long = "fault", value_name = "NODE:KIND")]
         faults: Vec<String>,
         /// Seed the simulator's randomness (election timeouts, latencies): the same seed and the same
@@ -965,7 +966,7 @@ mod tests {
             (
                 "sim --fault node2:melt",
                 "--fault node2:melt: simulator: unknown fault kind `melt` (expected one of: crash, hang, \
-                 partition, heal, slow_catchup, fail_install, flaky)",
+                 partition, heal, slow_catchup, fail_install, flaky, wipe, restore_backup, unsynced_disk)",
             ),
             (
                 "sim ctl 127.0.0.1:1 node1 melt",

@@ -14,7 +14,10 @@
 //! - `partition.rs`: the network: who reaches whom, partition groups;
 //! - `clients.rs`: the client load, the load balancer, and the history of acknowledged writes;
 //! - `host.rs`: the host side: stop, start, install, stage, activate;
-//! - `admin.rs`: the admin API's answers and its views (`/health`, members, Raft status, metrics).
+//! - `admin.rs`: the admin API's answers and its views (`/health`, members, Raft status, metrics);
+//! - `snapshot.rs`: log compaction, and snapshots sent to followers behind the compacted log;
+//! - `disk.rs`: the data directory's faults: wiped, restored from a backup, a disk that acknowledges
+//!   writes before they are written.
 //!
 //! The files beside this one import it and `node.rs`; this file imports none of them.
 //!
@@ -25,10 +28,12 @@
 
 pub(crate) mod admin;
 mod clients;
+mod disk;
 pub(crate) mod host;
 pub(crate) mod node;
 mod partition;
 mod raft;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +53,9 @@ use crate::sim::record::{SimEvent, SimStats};
 pub const ELECTION_TIMEOUT: (f64, f64) = (0.150, 0.300);
 /// Lag at or below which a node counts as caught up (the runbook's canary threshold).
 pub const CAUGHT_UP_MS: f64 = 100.0;
+/// At start every node's latest snapshot, and the backup's, hold the state as of this index: the
+/// cluster has a history, so a node that lost its data comes back through a snapshot.
+const START_SNAPSHOT: u64 = 900;
 /// The longest slice of simulated time `advance` takes at once: well under the election timeout, so
 /// timers fire on time.
 const MAX_SLICE: f64 = 0.01;
@@ -71,10 +79,14 @@ pub struct Bugs {
     pub vote_twice: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+/// The cluster's latest backup (`/admin/snapshot`): the state as of `index`, taken at `at` in the
+/// leader's `term`, with the log's terms up to there (what a node restored from it holds).
+#[derive(Clone, Debug)]
 pub struct Snapshot {
     pub at: f64,
     pub index: u64,
+    pub term: u64,
+    pub log: Log,
 }
 
 /// The runbook's rollback limitations, as the cluster records them: a schema change applied, or a new
@@ -126,8 +138,8 @@ pub struct World {
     any_version: bool,
     /// term -> the nodes that believed themselves leader in it (each node's own record).
     leaders_by_term: BTreeMap<u64, BTreeSet<usize>>,
-    /// The client's record: entries (lo, hi, term) whose writes were acknowledged.
-    acked: Vec<(u64, u64, u64)>,
+    /// The client's record: entries (lo, hi, (term, leadership)) whose writes were acknowledged.
+    acked: Vec<(u64, u64, (u64, u64))>,
     stall_since: Option<f64>,
     last_commit_seen: u64,
     quorum_lost_secs: f64,
@@ -146,6 +158,8 @@ pub struct World {
     election: (f64, f64),
     /// Some node is in a partition group of its own (group 0 is the whole network).
     split: bool,
+    /// Leaderships so far: each leader's appends carry its number in the log (see `Log`).
+    leaderships: u64,
     rng: fastrand::Rng,
     #[cfg(test)]
     pub bugs: Bugs,
@@ -184,6 +198,7 @@ impl World {
                     format!("node{n}"),
                     &cfg.version,
                     commit_index,
+                    START_SNAPSHOT,
                     election_due,
                     &mut rng,
                 )
@@ -201,7 +216,9 @@ impl World {
             rollback_limits_reported: cfg.rollback_limits_reported,
             snapshot: Some(Snapshot {
                 at: -600.0,
-                index: 900,
+                index: START_SNAPSHOT,
+                term: 1,
+                log: Log::new(START_SNAPSHOT, 1),
             }),
             stats: SimStats {
                 client_writes_ok: 0,
@@ -233,6 +250,7 @@ impl World {
             next_group: 1,
             election,
             split: false,
+            leaderships: 0,
             rng,
             #[cfg(test)]
             bugs: Bugs::default(),
@@ -382,6 +400,7 @@ impl World {
                     if was_leader {
                         self.leave_office(i, "crashed", true);
                     }
+                    self.lose_unwritten(i);
                 }
             }
             FaultKind::Hang => {
@@ -411,6 +430,9 @@ impl World {
             FaultKind::SlowCatchup => self.nodes[i].faults.slow_catchup = true,
             FaultKind::FailInstall => self.nodes[i].faults.fail_install = true,
             FaultKind::Flaky => self.nodes[i].faults.flaky = true,
+            FaultKind::Wipe => self.wipe(i),
+            FaultKind::RestoreBackup => self.restore_backup(i),
+            FaultKind::UnsyncedDisk => self.nodes[i].faults.unsynced_disk = true,
         }
         self.refresh_view();
         self.event(Some(i), "fault", kind.as_str());
