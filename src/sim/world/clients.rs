@@ -245,6 +245,8 @@ impl World {
         }
         if ok > 0 {
             self.stats.client_writes_ok += ok;
+            let gap = ms(self.now - std::mem::replace(&mut self.last_ack_at, self.now));
+            self.stats.max_ack_gap_ms = self.stats.max_ack_gap_ms.max(gap);
             let by = self.nodes[e.leader]
                 .raft
                 .log

@@ -141,6 +141,8 @@ pub struct World {
     /// The client's record: entries (lo, hi, (term, leadership)) whose writes were acknowledged.
     acked: Vec<(u64, u64, (u64, u64))>,
     stall_since: Option<f64>,
+    /// When a client write was last acknowledged.
+    last_ack_at: f64,
     last_commit_seen: u64,
     quorum_lost_secs: f64,
     events: VecDeque<SimEvent>,
@@ -230,6 +232,7 @@ impl World {
                 leader_losses: 0,
                 max_commit_stall_ms: 0,
                 quorum_lost_ms: 0,
+                max_ack_gap_ms: 0,
             },
             bad_versions: cfg.bad_versions.clone(),
             base_version: cfg.version.clone(),
@@ -237,6 +240,7 @@ impl World {
             leaders_by_term: BTreeMap::new(),
             acked: Vec::new(),
             stall_since: None,
+            last_ack_at: 0.0,
             last_commit_seen: commit_index,
             quorum_lost_secs: 0.0,
             events: VecDeque::new(),
@@ -340,6 +344,7 @@ impl World {
         if let Some(since) = self.stall_since {
             s.max_commit_stall_ms = s.max_commit_stall_ms.max(ms(self.now - since));
         }
+        s.max_ack_gap_ms = s.max_ack_gap_ms.max(ms(self.now - self.last_ack_at));
         s
     }
 
@@ -421,6 +426,11 @@ impl World {
                 self.next_group += 1;
             }
             FaultKind::Heal => {
+                if self.nodes[i].faults.hang {
+                    // A frozen process's timers did not run while it was frozen (a ticker drops the
+                    // ticks it missed): it resumes with a fresh election timeout, not an expired one.
+                    self.nodes[i].raft.election_due = self.now + self.uniform(self.election);
+                }
                 self.nodes[i].faults = Faults::default();
                 // Faults armed for this node go too: healed means nothing more is coming its way.
                 self.triggers

@@ -227,12 +227,18 @@ impl World {
             self.leave_office(i, &why, counted);
         }
         let n = &mut self.nodes[i];
+        // Raft restarts the election timer of a node that turns follower or learns a later term:
+        // a leader deposed by a higher term waits a timeout before it stands, as etcd's does.
+        let restart_timer = term > n.raft.term || n.raft.role != Role::Follower;
         if term > n.raft.term {
             n.raft.term = term;
             n.raft.voted_for = None;
         }
         n.raft.role = Role::Follower;
         n.raft.leader = leader;
+        if restart_timer {
+            self.reset_timer(i);
+        }
     }
 
     pub(super) fn leave_office(&mut self, i: usize, why: &str, counted: bool) {
@@ -305,6 +311,7 @@ impl World {
             .count();
         if recent < quorum {
             self.leave_office(l, "lost contact with a quorum", true);
+            self.reset_timer(l);
             return;
         }
         let Some(t) = self.nodes[l].raft.transfer else {

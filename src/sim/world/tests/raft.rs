@@ -237,3 +237,16 @@ fn transfer_to_an_upgraded_follower_then_refused_to_an_older_one() {
     assert_eq!(m.stats().max_leaders_in_a_term, 1);
     assert_eq!(m.stats().leader_losses, 0);
 }
+
+#[test]
+fn a_frozen_follower_resumes_without_standing_for_election() {
+    let mut m = cluster(3);
+    run(&mut m, 1.0);
+    m.inject(2, FaultKind::Hang);
+    run(&mut m, 10.0);
+    m.inject(2, FaultKind::Heal);
+    run_until(&mut m, 1.0, |m| m.lag_ms(2) <= CAUGHT_UP_MS).expect("catches up");
+    run(&mut m, 1.0);
+    let s = m.stats();
+    assert_eq!((s.elections, s.leader_losses, m.term), (0, 0, 1), "{s:?}");
+}
