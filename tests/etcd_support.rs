@@ -225,21 +225,22 @@ impl EtcdCluster {
         Ok(since.elapsed())
     }
 
-    /// How many snapshots member `i` has received from a leader since it started (its `/metrics`).
-    pub fn snapshots_received(&self, i: usize) -> u64 {
-        let Some(text) = request_blocking(
+    /// How many snapshots member `i` has received from a leader since it started (its `/metrics`);
+    /// None when it does not answer.
+    pub fn snapshots_received(&self, i: usize) -> Option<u64> {
+        let text = request_blocking(
             &self.endpoint(i),
             "GET",
             "/metrics",
             "",
             Duration::from_secs(2),
-        ) else {
-            return 0;
-        };
-        text.lines()
+        )?;
+        let received = text
+            .lines()
             .filter(|l| l.starts_with("etcd_network_snapshot_receive_success"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
+            .sum::<f64>();
+        Some(received as u64)
     }
 
     pub fn logs(&self) -> String {

@@ -291,6 +291,7 @@ fn the_interlocks_refuse_these_variants_before_they_do_harm() {
         (TWO_AT_ONCE, Fault::None),
         (IGNORES_A_PARTITION, Fault::Partition("node3")),
         (TRANSFER_TO_A_LAGGING_NODE, Fault::SlowCatchup("node2")),
+        (FULL_RESTART, Fault::WipedOnStop(&["node2", "node3"])),
     ] {
         let (c, baseline) = cluster(fault);
         let path = c.dir.path().join("careless.rhai");

@@ -5,10 +5,9 @@ use super::admin::{ApiError, TransferReply};
 use super::node::{Node, Progress, Role, Transfer};
 use super::World;
 
-/// Entries per second a leader ships to a follower that is behind: measured on etcd 3.4, which catches
-/// a restarted member up by 20 000 to 60 000 entries in 0.15-0.5 s more than a restart without a
-/// backlog takes (docs/SIMULATOR.md, calibration).
-pub(super) const REPLICATION_RATE: f64 = 100_000.0;
+/// Entries per second a leader ships to a follower that is behind: etcd 3.4 catches a restarted member
+/// up by 3000 entries in 50 ms at best, more on a busy machine (docs/SIMULATOR.md, calibration).
+pub(super) const REPLICATION_RATE: f64 = 50_000.0;
 /// `slow_catchup`: a follower behind a slow link or disk, slower than the clients write.
 const SLOW_REPLICATION_RATE: f64 = 300.0;
 /// Entries per second a node applies to its state machine once they are committed.

@@ -111,7 +111,7 @@ fn a_restarted_node_resumes_from_its_persisted_log() {
     run_until(&mut m, 1.1, |m| m.nodes[2].is_running()).expect("starts");
     let n = &m.nodes[2];
     assert!(n.raft.log.last() >= last && n.raft.term >= term && n.raft.commit >= commit);
-    // It fetches only what it missed: one second of writes, in a slice at 100 000 entries a second.
+    // It fetches only what it missed: one second of writes, at 50 000 entries a second.
     let took = run_until(&mut m, 2.0, |m| m.lag_ms(2) <= CAUGHT_UP_MS).expect("catches up");
     assert!(took < 0.3, "took {took}");
 }
