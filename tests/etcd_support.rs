@@ -1,23 +1,37 @@
 //! A real etcd cluster for the calibration test: three members on loopback ports with their own data
 //! directories, stopped and started with signals as a service manager would, killed when dropped.
+//! Their peer traffic passes through `PeerNet`, a relay in this process, so a test can cut one member
+//! off from the others (a network partition) without touching the machine's network.
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::support::{free_port, signal, try_poll_until, Seen};
 
-/// Neumann-like timing: heartbeat 50 ms, election timeout 300 ms (etcd draws each timeout in 300-600 ms).
-pub const HEARTBEAT_MS: u64 = 50;
-pub const ELECTION_MS: u64 = 300;
+/// The simulator's default timing: election timeout 150 ms (etcd draws each timeout in 150-300 ms, as
+/// the simulator does) and a heartbeat of 30 ms, the longest etcd accepts with it (a fifth).
+pub const HEARTBEAT_MS: u64 = 30;
+pub const ELECTION_MS: u64 = 150;
+/// A snapshot every 1000 applied entries, as the simulator takes them (etcd keeps 5000 entries
+/// before each, as the simulator does).
+pub const SNAPSHOT_COUNT: u64 = 1000;
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct Member {
     pub name: String,
     pub client: u16,
+    /// Where etcd listens for its peers, and where they reach it: through the relay.
     peer: u16,
+    relayed: u16,
     child: Option<Child>,
+    /// Stopped with SIGSTOP: it holds its connections and answers nothing.
+    frozen: bool,
     /// etcd's member id, as the JSON gateway spells it (a decimal string).
     pub id: String,
 }
@@ -25,6 +39,7 @@ pub struct Member {
 pub struct EtcdCluster {
     bin: PathBuf,
     pub members: Vec<Member>,
+    pub net: PeerNet,
     // Dropped after the children are killed.
     dir: tempfile::TempDir,
 }
@@ -43,18 +58,26 @@ impl EtcdCluster {
                 .or_else(|_| tempfile::tempdir())
                 .map_err(|e| format!("temp dir: {e}"))?;
             let mut members = Vec::new();
+            let mut relays = Vec::new();
             for n in 1..=3 {
+                let peer = free_port()?;
+                let relay = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("relay: {e}"))?;
+                let relayed = relay.local_addr().map_err(|e| e.to_string())?.port();
+                relays.push((relay, peer));
                 members.push(Member {
                     name: format!("m{n}"),
                     client: free_port()?,
-                    peer: free_port()?,
+                    peer,
+                    relayed,
                     child: None,
+                    frozen: false,
                     id: String::new(),
                 });
             }
             let mut c = EtcdCluster {
                 bin: bin.to_path_buf(),
                 members,
+                net: PeerNet::start(relays),
                 dir,
             };
             for i in 0..3 {
@@ -76,7 +99,7 @@ impl EtcdCluster {
         let initial = self
             .members
             .iter()
-            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.relayed))
             .collect::<Vec<_>>()
             .join(",");
         let m = &self.members[i];
@@ -89,6 +112,7 @@ impl EtcdCluster {
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
         let client = format!("http://127.0.0.1:{}", m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
+        let relayed = format!("http://127.0.0.1:{}", m.relayed);
         let child = Command::new(&self.bin)
             .args(["--name", &m.name])
             .arg("--data-dir")
@@ -96,12 +120,13 @@ impl EtcdCluster {
             .args(["--listen-client-urls", &client])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &relayed])
             .args(["--initial-cluster", &initial])
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "calibration"])
             .args(["--heartbeat-interval", &HEARTBEAT_MS.to_string()])
             .args(["--election-timeout", &ELECTION_MS.to_string()])
+            .args(["--snapshot-count", &SNAPSHOT_COUNT.to_string()])
             .args(["--logger", "zap", "--log-level", "warn"])
             .stdin(Stdio::null())
             .stdout(log)
@@ -134,19 +159,29 @@ impl EtcdCluster {
         for (m, s) in self.members.iter_mut().zip(statuses) {
             m.id = s.map(|(id, _)| id).unwrap_or_default();
         }
+        let hex = self
+            .members
+            .iter()
+            .map(|m| {
+                m.id.parse::<u64>()
+                    .map_or_else(|_| String::new(), |id| format!("{id:x}"))
+            })
+            .collect();
+        self.net.name_members(hex);
         Ok(())
     }
 
     /// The member that leads, as the live members report it.
     pub fn leader(&self) -> Option<usize> {
         (0..3)
-            .filter(|&i| self.members[i].child.is_some())
+            .filter(|&i| self.members[i].child.is_some() && !self.members[i].frozen)
             .filter_map(|i| status(&self.endpoint(i)))
             .find_map(|(_, leader)| self.members.iter().position(|m| m.id == leader))
     }
 
     /// Sends `signal` (`TERM` for a service stop, `KILL` for a crash) and waits for the exit.
     pub fn signal(&mut self, i: usize, sig: &str) {
+        self.members[i].frozen = false;
         if let Some(mut child) = self.members[i].child.take() {
             if sig == "KILL" {
                 // Directly, without a `kill` process in between: a crash is timed from here.
@@ -158,8 +193,27 @@ impl EtcdCluster {
         }
     }
 
-    /// Starts a stopped member again on its data directory; returns once it answers with a leader.
-    pub fn restart(&mut self, i: usize) -> Result<(), String> {
+    /// Freezes the member (SIGSTOP): its ports accept and nothing answers, as a hung process.
+    pub fn freeze(&mut self, i: usize) {
+        if let Some(child) = &self.members[i].child {
+            signal(child, "STOP");
+            self.members[i].frozen = true;
+        }
+    }
+
+    /// Lets a frozen member run again (SIGCONT).
+    pub fn thaw(&mut self, i: usize) {
+        if let Some(child) = &self.members[i].child {
+            signal(child, "CONT");
+            self.members[i].frozen = false;
+        }
+    }
+
+    /// Starts a stopped member again on its data directory; returns once it answers with a leader,
+    /// with the time that took. etcd serves its clients only once it has applied what the leader
+    /// sent it, so that time includes catching up.
+    pub fn restart(&mut self, i: usize) -> Result<Duration, String> {
+        let since = Instant::now();
         self.spawn(i)?;
         let name = &self.members[i].name;
         try_poll_until(
@@ -167,7 +221,26 @@ impl EtcdCluster {
             START_DEADLINE,
             || status(&self.endpoint(i)).is_some_and(|(_, l)| l != "0"),
         )
-        .map_err(|e| format!("{e}\n{}", self.logs()))
+        .map_err(|e| format!("{e}\n{}", self.logs()))?;
+        Ok(since.elapsed())
+    }
+
+    /// How many snapshots member `i` has received from a leader since it started (its `/metrics`);
+    /// None when it does not answer.
+    pub fn snapshots_received(&self, i: usize) -> Option<u64> {
+        let text = request_blocking(
+            &self.endpoint(i),
+            "GET",
+            "/metrics",
+            "",
+            Duration::from_secs(2),
+        )?;
+        let received = text
+            .lines()
+            .filter(|l| l.starts_with("etcd_network_snapshot_receive_success"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        Some(received as u64)
     }
 
     pub fn logs(&self) -> String {
@@ -217,9 +290,32 @@ pub fn status(endpoint: &str) -> Option<(String, String)> {
     Some((id, leader))
 }
 
+/// `(raft term, leader id)` as member `endpoint` sees them; leader "0" is none.
+pub fn term(endpoint: &str) -> Option<(u64, String)> {
+    let body = post_blocking(
+        endpoint,
+        "/v3/maintenance/status",
+        "{}",
+        Duration::from_millis(500),
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let term = v.get("raftTerm")?.as_str()?.parse().ok()?;
+    let leader = v.get("leader").and_then(|l| l.as_str()).unwrap_or("0");
+    Some((term, leader.to_string()))
+}
+
 /// A small blocking HTTP/1.1 POST for control calls; the load itself goes through reqwest.
 pub fn post_blocking(endpoint: &str, path: &str, body: &str, timeout: Duration) -> Option<String> {
-    use std::io::Read;
+    request_blocking(endpoint, "POST", path, body, timeout)
+}
+
+fn request_blocking(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Option<String> {
     let addr = endpoint.trim_start_matches("http://");
     let sock: std::net::SocketAddr = addr.parse().ok()?;
     let mut s = std::net::TcpStream::connect_timeout(&sock, timeout).ok()?;
@@ -227,7 +323,7 @@ pub fn post_blocking(endpoint: &str, path: &str, body: &str, timeout: Duration) 
     s.set_write_timeout(Some(timeout)).ok()?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .ok()?;
@@ -260,4 +356,148 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// The members' peer traffic, relayed through this process: member `i` is reached at its relay port,
+/// which forwards to where it listens. Every peer request etcd makes names its sender
+/// (`X-Server-From`), and one connection carries one sender's requests, so cutting a member off
+/// refuses the connections it opens and those opened to it, both ways, and closes the ones open.
+pub struct PeerNet {
+    state: Arc<Mutex<NetState>>,
+    stop: Arc<AtomicBool>,
+    ports: Vec<u16>,
+}
+
+#[derive(Default)]
+struct NetState {
+    /// Each member's id as etcd writes it in `X-Server-From` (hexadecimal).
+    ids: Vec<String>,
+    cut: Option<usize>,
+    next: u64,
+    /// Open relays: (sender if named, receiver, the two sockets).
+    open: BTreeMap<u64, (Option<usize>, usize, TcpStream, TcpStream)>,
+}
+
+impl NetState {
+    fn blocked(&self, from: Option<usize>, to: usize) -> bool {
+        self.cut.is_some_and(|c| c == to || Some(c) == from)
+    }
+}
+
+impl PeerNet {
+    /// Relays each listener to its member's peer port.
+    fn start(relays: Vec<(TcpListener, u16)>) -> PeerNet {
+        let state = Arc::new(Mutex::new(NetState::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut ports = Vec::new();
+        for (to, (listener, upstream)) in relays.into_iter().enumerate() {
+            ports.push(listener.local_addr().map_or(0, |a| a.port()));
+            let (state, stop) = (state.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let state = state.clone();
+                    std::thread::spawn(move || relay(&state, conn, to, upstream));
+                }
+            });
+        }
+        PeerNet { state, stop, ports }
+    }
+
+    fn name_members(&self, ids: Vec<String>) {
+        self.state.lock().unwrap().ids = ids;
+    }
+
+    /// Cuts member `i` off from the others (until `heal`).
+    pub fn cut(&self, i: usize) {
+        let mut s = self.state.lock().unwrap();
+        s.cut = Some(i);
+        let doomed: Vec<u64> = s
+            .open
+            .iter()
+            .filter(|(_, (from, to, _, _))| *to == i || *from == Some(i))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in doomed {
+            if let Some((_, _, a, b)) = s.open.remove(&k) {
+                let _ = a.shutdown(Shutdown::Both);
+                let _ = b.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    pub fn heal(&self) {
+        self.state.lock().unwrap().cut = None;
+    }
+}
+
+impl Drop for PeerNet {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for port in &self.ports {
+            // Wakes each listener so its thread sees `stop`.
+            let _ = TcpStream::connect(("127.0.0.1", *port));
+        }
+        for (_, (_, _, a, b)) in std::mem::take(&mut self.state.lock().unwrap().open) {
+            let _ = a.shutdown(Shutdown::Both);
+            let _ = b.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// One relayed connection to member `to`: reads the first request's head for its sender, then
+/// copies both ways until either side closes or the member is cut off.
+fn relay(state: &Mutex<NetState>, mut conn: TcpStream, to: usize, upstream: u16) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = conn.set_read_timeout(None);
+    let sender = String::from_utf8_lossy(&head).lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("x-server-from")
+            .then(|| v.trim().to_string())
+    });
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let (Ok(conn_kept), Ok(up_kept), Ok(mut up_read), Ok(mut conn_write)) = (
+        conn.try_clone(),
+        up.try_clone(),
+        up.try_clone(),
+        conn.try_clone(),
+    ) else {
+        return;
+    };
+    let key = {
+        let mut s = state.lock().unwrap();
+        let from = sender.and_then(|id| s.ids.iter().position(|m| *m == id));
+        if s.blocked(from, to) {
+            return;
+        }
+        s.next += 1;
+        let key = s.next;
+        s.open.insert(key, (from, to, conn_kept, up_kept));
+        key
+    };
+    let back = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_read, &mut conn_write);
+        let _ = conn_write.shutdown(Shutdown::Both);
+    });
+    if up.write_all(&head).is_ok() {
+        let _ = std::io::copy(&mut conn, &mut up);
+    }
+    let _ = up.shutdown(Shutdown::Both);
+    let _ = conn.shutdown(Shutdown::Both);
+    let _ = back.join();
+    state.lock().unwrap().open.remove(&key);
 }

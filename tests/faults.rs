@@ -1,7 +1,9 @@
 //! The fault matrix: each fault the simulator can inject, at each phase of the rolling upgrade it applies
 //! to, judged by the cluster's own record. Plus Ctrl-C and the audit journal.
 
-use crate::support::{expect, journal, journal_ops, signal, Cluster, Running};
+use neumann_script::sim::{FaultKind, SimConfig};
+
+use crate::support::{expect, journal, journal_ops, signal, Cluster, Running, SPEED};
 
 /// Short timeouts so a fault is noticed in seconds, not the minutes a real cluster deserves.
 /// The in-window path (`prestage=false`), so each install fault strikes while the node is down; staging
@@ -612,4 +614,69 @@ fn the_test_transaction_waits_for_its_commit_like_a_client_write() {
         "{:?}",
         probes(&c)
     );
+}
+
+// The data directory's faults (docs/SIMULATOR.md): the stock runbook on a member restored from an old
+// backup, and a power cut on disks that acknowledge before they write.
+
+#[test]
+fn a_member_restored_from_an_old_backup_comes_back_through_a_snapshot() {
+    let c = Cluster::start(3, "0.10.4");
+    // The backup holds index 900; by 30 s the leader has compacted its log past it.
+    c.wait_until_sim(30.0);
+    c.inject_when("node3", "restore_backup", "stop", "node3");
+    let before = c.stats();
+    expect(&c.run(FAST), 0);
+    let s = c.stats();
+    assert_eq!(
+        (
+            s.client_writes_failed - before.client_writes_failed,
+            s.lost_committed_writes,
+            s.max_leaders_in_a_term
+        ),
+        (0, 0, 1),
+        "{s:?}"
+    );
+    let events = c.events();
+    let restored = events
+        .iter()
+        .find(|e| e.kind == "disk" && e.node.as_deref() == Some("node3"))
+        .expect("node3 started on the backup");
+    assert!(restored.detail.contains("index 900"), "{restored:?}");
+    assert!(events.iter().any(|e| e.kind == "snapshot_installed"
+        && e.node.as_deref() == Some("node3")
+        && e.t > restored.t));
+}
+
+#[test]
+fn a_power_cut_on_unsynced_disks_loses_acknowledged_writes() {
+    let cluster = |unsynced: bool| {
+        let faults = if unsynced {
+            (1..=3)
+                .map(|n| (format!("node{n}"), FaultKind::UnsyncedDisk))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let c = Cluster::with(SimConfig {
+            speed: SPEED,
+            faults,
+            ..SimConfig::default()
+        });
+        c.wait_until_sim(3.0);
+        // All three at the same simulated instant, as a power cut takes them (one fault fires per
+        // event, so each crash sets off the next).
+        c.inject_when("node2", "crash", "crash", "node1");
+        c.inject_when("node3", "crash", "crash", "node2");
+        c.inject("node1", "crash");
+        c
+    };
+    let c = cluster(true);
+    let s = c.stats();
+    assert!(s.lost_committed_writes > 100, "{s:?}");
+    let disk = c.events_of(&["disk"]);
+    assert_eq!(disk.len(), 3, "{disk:?}");
+    // Disks that write before they acknowledge lose nothing in the same cut.
+    let s = cluster(false).stats();
+    assert_eq!(s.lost_committed_writes, 0, "{s:?}");
 }

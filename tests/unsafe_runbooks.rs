@@ -73,12 +73,30 @@ const LEADER_RESTARTED_IN_PLACE: &str = r#"
         node::restart(cluster::leader() FORCE);
         "#;
 
+/// A full restart: every node stopped, the followers first, then started the other way round, the
+/// leader last, each start waiting only for the node to rejoin. Harmless on intact disks; with the
+/// followers' data directories wiped (rebuilt hosts) they come back first, knowing nothing, and elect
+/// a leader of their own.
+const FULL_RESTART: &str = r#"
+        let leader = cluster::leader();
+        let rest = followers_at_start();
+        for id in rest { node::drain(id FORCE); node::wait_drained(id, 30); node::stop(id FORCE); }
+        node::stop(leader FORCE);
+        for id in rest { node::start(id); }
+        for id in rest { node::wait_rejoined(id, 30); }
+        sleep(3);
+        node::start(leader);
+        node::wait_rejoined(leader, 30);
+        "#;
+
 /// A fault set up before the run.
 #[derive(Clone, Copy)]
 enum Fault {
     None,
     SlowCatchup(&'static str),
     Partition(&'static str),
+    /// These nodes' data directories are wiped when they stop (a rebuilt host, a reinstall).
+    WipedOnStop(&'static [&'static str]),
 }
 
 /// A cluster with the fault in place and settled: the load balancer has had its 3 s to notice a
@@ -90,6 +108,7 @@ fn cluster(fault: Fault) -> (Cluster, SimStats) {
         Fault::None => vec![],
         Fault::SlowCatchup(node) => vec![(node.to_string(), FaultKind::SlowCatchup)],
         Fault::Partition(node) => vec![(node.to_string(), FaultKind::Partition)],
+        Fault::WipedOnStop(_) => vec![],
     };
     let c = Cluster::with(SimConfig {
         nodes: 3,
@@ -98,6 +117,11 @@ fn cluster(fault: Fault) -> (Cluster, SimStats) {
         faults,
         ..SimConfig::default()
     });
+    if let Fault::WipedOnStop(nodes) = fault {
+        for node in nodes {
+            c.inject_when(node, "wipe", "stop", node);
+        }
+    }
     c.wait_until_sim(6.0);
     let baseline = c.stats();
     assert!(baseline.max_commit_stall_ms <= 50, "{baseline:?}");
@@ -151,7 +175,11 @@ fn stock_is_harmless(fault: Fault) -> SimStats {
         "rolling_upgrade.rhai",
         "0.11.0",
     ]);
-    let exit = if matches!(fault, Fault::None) { 0 } else { 3 };
+    let exit = if matches!(fault, Fault::None | Fault::WipedOnStop(_)) {
+        0
+    } else {
+        3
+    };
     expect(&out, exit);
     let s = during(&c, &baseline);
     assert_eq!(
@@ -165,6 +193,17 @@ fn stock_is_harmless(fault: Fault) -> SimStats {
         "{s:?}"
     );
     assert!(s.max_commit_stall_ms <= 100, "{s:?}");
+    if let Fault::WipedOnStop(nodes) = fault {
+        let seen = c.events_of(&["disk", "snapshot_installed"]);
+        for node in nodes {
+            for kind in ["disk", "snapshot_installed"] {
+                assert!(
+                    seen.contains(&(kind.to_string(), node.to_string())),
+                    "no `{kind}` on {node}: {seen:?}"
+                );
+            }
+        }
+    }
     s
 }
 
@@ -248,6 +287,19 @@ fn a_forced_transfer_to_a_lagging_node_stalls_writes_then_loses_quorum() {
     stock_is_harmless(Fault::SlowCatchup("node2"));
 }
 
+#[test]
+fn a_full_restart_with_two_members_wiped_loses_committed_writes() {
+    let wiped = Fault::WipedOnStop(&["node2", "node3"]);
+    // On intact disks the same restart costs writes, but loses none it acknowledged.
+    let s = careless(FULL_RESTART, Fault::None);
+    assert_eq!(s.lost_committed_writes, 0, "{s:?}");
+    let s = careless(FULL_RESTART, wiped);
+    assert!(s.lost_committed_writes > 100, "{s:?}");
+    // The stock runbook meets the same wipes one node at a time: each comes back through a snapshot
+    // from a leader that holds everything, and it waits for that before going on.
+    stock_is_harmless(wiped);
+}
+
 /// Without `#{force: true}` the interlocks stop each of these before the harmful call: exit 3, the rule
 /// named, and no harm in the simulator's records.
 #[test]
@@ -259,6 +311,7 @@ fn the_interlocks_refuse_these_variants_before_they_do_harm() {
         (TWO_AT_ONCE, Fault::None),
         (IGNORES_A_PARTITION, Fault::Partition("node3")),
         (TRANSFER_TO_A_LAGGING_NODE, Fault::SlowCatchup("node2")),
+        (FULL_RESTART, Fault::WipedOnStop(&["node2", "node3"])),
     ] {
         let (c, baseline) = cluster(fault);
         let path = c.dir.path().join("careless.rhai");

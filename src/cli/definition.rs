@@ -264,7 +264,8 @@ pub(super) enum Sub {
         #[arg(long = "bad-version", value_name = "V")]
         bad_versions: Vec<String>,
         /// Inject a fault at start, e.g. node2:crash (repeatable; kinds: crash, hang, partition, slow_catchup,
-        /// fail_install, flaky)
+        /// fail_install, flaky, wipe, restore_backup, unsynced_disk; a wipe or a restored backup is found
+        /// at the node's next start)
         #[arg(long = "fault", value_name = "NODE:KIND")]
         faults: Vec<String>,
         /// Seed the simulator's randomness (election timeouts, latencies) [default: drawn, and printed at

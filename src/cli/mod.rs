@@ -655,7 +655,7 @@ mod tests {
             (
                 "sim --fault node2:melt",
                 "--fault node2:melt: simulator: unknown fault kind `melt` (expected one of: crash, hang, \
-                 partition, heal, slow_catchup, fail_install, flaky)",
+                 partition, heal, slow_catchup, fail_install, flaky, wipe, restore_backup, unsynced_disk)",
             ),
             (
                 "sim ctl 127.0.0.1:1 node1 melt",

@@ -81,10 +81,16 @@ pub enum FaultKind {
     SlowCatchup,
     FailInstall,
     Flaky,
+    /// The node's data directory is emptied; the process finds it so at its next start.
+    Wipe,
+    /// The node's data directory is replaced by the cluster's latest backup, found at its next start.
+    RestoreBackup,
+    /// The node's disk acknowledges writes before they are written: a crash loses the last second.
+    UnsyncedDisk,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Crash,
         FaultKind::Hang,
         FaultKind::Partition,
@@ -92,6 +98,9 @@ impl FaultKind {
         FaultKind::SlowCatchup,
         FaultKind::FailInstall,
         FaultKind::Flaky,
+        FaultKind::Wipe,
+        FaultKind::RestoreBackup,
+        FaultKind::UnsyncedDisk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +112,9 @@ impl FaultKind {
             FaultKind::SlowCatchup => "slow_catchup",
             FaultKind::FailInstall => "fail_install",
             FaultKind::Flaky => "flaky",
+            FaultKind::Wipe => "wipe",
+            FaultKind::RestoreBackup => "restore_backup",
+            FaultKind::UnsyncedDisk => "unsynced_disk",
         }
     }
 

@@ -1,24 +1,59 @@
 //! A node's Raft log, kept as runs of consecutive entries that share a term. Entries carry no
 //! payload: what the invariants need is which term wrote which index, so that a log can be
 //! compared with another (Log Matching) and with the client's record of acknowledged writes.
+//!
+//! Each run also names the leadership that wrote it (`by`), which Raft itself never looks at: in a
+//! correct cluster a term has one leader, so (index, term) names an entry. A member that lost its
+//! data (a wiped disk, an old backup) can vote twice in a term and elect a second leader in it;
+//! the invariant that judges lost writes then still tells the two leaders' entries apart.
 
-/// Runs as (first index, term), ascending in both; the last run ends at `last`. Index 0 is the
-/// empty prefix every log shares (term 0).
+/// One run: entries from `first` on, written in `term` by leadership `by`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Run {
+    first: u64,
+    term: u64,
+    by: u64,
+}
+
+/// Runs ascending in index and term; the last run ends at `last`. Index 0 is the empty prefix
+/// every log shares (term 0).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Log {
-    runs: Vec<(u64, u64)>,
+    runs: Vec<Run>,
     last: u64,
+    /// The leadership this node's own appends are written by (set when it becomes leader).
+    writer: u64,
 }
 
 impl Log {
-    /// A log holding entries 1..=last, all written in `term`.
+    /// A log holding entries 1..=last, all written in `term` (by leadership 0).
     pub fn new(last: u64, term: u64) -> Log {
         let runs = if last == 0 {
             Vec::new()
         } else {
-            vec![(1, term)]
+            vec![Run {
+                first: 1,
+                term,
+                by: 0,
+            }]
         };
-        Log { runs, last }
+        Log {
+            runs,
+            last,
+            writer: 0,
+        }
+    }
+
+    /// Names the leadership this log's own appends belong to from now on.
+    pub fn set_writer(&mut self, by: u64) {
+        self.writer = by;
+    }
+
+    /// The entries up to `upto` (at most the whole log), as a snapshot of this log holds them.
+    pub fn prefix(&self, upto: u64) -> Log {
+        let mut l = self.clone();
+        l.truncate(upto);
+        l
     }
 
     pub fn last(&self) -> u64 {
@@ -26,7 +61,7 @@ impl Log {
     }
 
     pub fn last_term(&self) -> u64 {
-        self.runs.last().map_or(0, |r| r.1)
+        self.runs.last().map_or(0, |r| r.term)
     }
 
     /// The term of entry `idx`, None past the end; 0 for index 0.
@@ -37,16 +72,41 @@ impl Log {
         if idx > self.last {
             return None;
         }
-        let k = self.runs.partition_point(|r| r.0 <= idx);
-        Some(self.runs[k - 1].1)
+        Some(self.run_at(idx)?.term)
     }
 
+    /// The leadership that wrote entry `idx`, None past the end or at index 0.
+    pub fn by_at(&self, idx: u64) -> Option<u64> {
+        (idx > 0).then(|| self.run_at(idx)).flatten().map(|r| r.by)
+    }
+
+    fn run_at(&self, idx: u64) -> Option<&Run> {
+        if idx == 0 || idx > self.last {
+            return None;
+        }
+        let k = self.runs.partition_point(|r| r.first <= idx);
+        self.runs.get(k - 1)
+    }
+
+    /// Appends `count` entries of `term`, written by this log's writer.
     pub fn append(&mut self, count: u64, term: u64) {
+        self.push(count, term, self.writer);
+    }
+
+    fn push(&mut self, count: u64, term: u64, by: u64) {
         if count == 0 {
             return;
         }
-        if self.last_term() != term || self.runs.is_empty() {
-            self.runs.push((self.last + 1, term));
+        if self
+            .runs
+            .last()
+            .is_none_or(|r| r.term != term || r.by != by)
+        {
+            self.runs.push(Run {
+                first: self.last + 1,
+                term,
+                by,
+            });
         }
         self.last += count;
     }
@@ -56,7 +116,7 @@ impl Log {
         if last >= self.last {
             return;
         }
-        self.runs.retain(|r| r.0 <= last);
+        self.runs.retain(|r| r.first <= last);
         self.last = last;
     }
 
@@ -85,18 +145,25 @@ impl Log {
         let upto = upto.min(source.last);
         while self.last < upto {
             let next = self.last + 1;
-            let k = source.runs.partition_point(|r| r.0 <= next);
-            let (_, term) = source.runs[k - 1];
-            let run_end = source.runs.get(k).map_or(source.last, |r| r.0 - 1);
-            self.append(run_end.min(upto) - self.last, term);
+            let k = source.runs.partition_point(|r| r.first <= next);
+            let run = source.runs[k - 1];
+            let run_end = source.runs.get(k).map_or(source.last, |r| r.first - 1);
+            self.push(run_end.min(upto) - self.last, run.term, run.by);
         }
     }
 
-    /// The indices this log holds in `term`, as an inclusive range.
-    pub fn span_of_term(&self, term: u64) -> Option<(u64, u64)> {
-        let k = self.runs.iter().position(|r| r.1 == term)?;
-        let end = self.runs.get(k + 1).map_or(self.last, |r| r.0 - 1);
-        Some((self.runs[k].0, end))
+    /// The indices this log holds that leadership `by` wrote in `term`, as an inclusive range
+    /// (one leadership writes one stretch of the log).
+    pub fn span_of(&self, term: u64, by: u64) -> Option<(u64, u64)> {
+        let k = self
+            .runs
+            .iter()
+            .position(|r| r.term == term && r.by == by)?;
+        let end = self.runs[k + 1..]
+            .iter()
+            .find(|r| r.term != term || r.by != by)
+            .map_or(self.last, |r| r.first - 1);
+        Some((self.runs[k].first, end))
     }
 
     /// At least as up to date as `other`, by Raft's rule: the later last term wins; with equal
@@ -119,13 +186,13 @@ mod tests {
         assert_eq!(l.term_at(10), Some(1));
         assert_eq!(l.term_at(11), Some(2));
         assert_eq!(l.term_at(19), None);
-        assert_eq!(l.span_of_term(2), Some((11, 18)));
+        assert_eq!(l.span_of(2, 0), Some((11, 18)));
         l.truncate(12);
         l.append(1, 4);
-        assert_eq!(l.span_of_term(2), Some((11, 12)));
+        assert_eq!(l.span_of(2, 0), Some((11, 12)));
         assert_eq!(l.term_at(13), Some(4));
         l.truncate(9);
-        assert_eq!((l.last(), l.last_term(), l.span_of_term(2)), (9, 1, None));
+        assert_eq!((l.last(), l.last_term(), l.span_of(2, 0)), (9, 1, None));
     }
 
     #[test]
@@ -153,5 +220,29 @@ mod tests {
         };
         assert!(short_newer.up_to_date_with(&leader));
         assert_eq!(Log::new(0, 1).common_prefix(&leader), 0);
+    }
+
+    #[test]
+    fn two_leaderships_in_one_term_stay_apart() {
+        // Raft compares terms only, so these logs match; the judge of lost writes does not.
+        let mut a = Log::new(10, 1);
+        a.set_writer(1);
+        a.append(5, 2);
+        let mut b = Log::new(10, 1);
+        b.set_writer(2);
+        b.append(5, 2);
+        assert_eq!(a.common_prefix(&b), 15);
+        assert_eq!(
+            (a.by_at(12), b.by_at(12), a.by_at(16)),
+            (Some(1), Some(2), None)
+        );
+        assert_eq!((a.span_of(2, 1), a.span_of(2, 2)), (Some((11, 15)), None));
+        let mut c = Log::new(0, 0);
+        c.extend_from(&b, 13);
+        assert_eq!(
+            (c.span_of(1, 0), c.span_of(2, 2)),
+            (Some((1, 10)), Some((11, 13)))
+        );
+        assert_eq!(b.prefix(12).last(), 12);
     }
 }

@@ -21,6 +21,10 @@ pub struct SimStats {
     /// Simulated time without a majority of members up, reachable and caught up.
     #[serde(default)]
     pub quorum_lost_ms: u64,
+    /// The longest simulated stretch without an acknowledged client write: what a client sees of
+    /// an outage, and what the calibration compares with etcd.
+    #[serde(default)]
+    pub max_ack_gap_ms: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -155,7 +155,7 @@ impl World {
     }
 
     pub fn backup_status(&self) -> BackupStatus {
-        match self.snapshot {
+        match &self.snapshot {
             Some(s) => {
                 let age = self.now - s.at;
                 BackupStatus {
@@ -183,9 +183,12 @@ impl World {
             return Err(ApiError::new(409, why));
         }
         let index = self.nodes[via].raft.commit;
+        let leader = &self.nodes[via].raft;
         self.snapshot = Some(Snapshot {
             at: self.now,
             index,
+            term: leader.term,
+            log: leader.log.prefix(index),
         });
         self.event(Some(via), "snapshot", format!("index {index}"));
         Ok(self.backup_status())

@@ -260,7 +260,14 @@ impl World {
         }
         if ok > 0 {
             self.stats.client_writes_ok += ok;
-            self.record_ack(e.lo, e.lo + ok - 1, e.term);
+            let gap = ms(self.now - std::mem::replace(&mut self.last_ack_at, self.now));
+            self.stats.max_ack_gap_ms = self.stats.max_ack_gap_ms.max(gap);
+            let by = self.nodes[e.leader]
+                .raft
+                .log
+                .by_at(e.lo)
+                .unwrap_or_default();
+            self.record_ack(e.lo, e.lo + ok - 1, (e.term, by));
             if let Some(id) = b.probe {
                 let latency = self.write_latency_secs(i, forwarded) + queued;
                 self.probe_committed(i, id, e, latency);
@@ -358,17 +365,18 @@ impl World {
         }
     }
 
-    fn record_ack(&mut self, lo: u64, hi: u64, term: u64) {
+    /// `writer` is the entries' term and the leadership that wrote them (see `Log`).
+    fn record_ack(&mut self, lo: u64, hi: u64, writer: (u64, u64)) {
         if let Some(last) = self.acked.last_mut() {
-            if last.2 == term && last.1 + 1 == lo {
+            if last.2 == writer && last.1 + 1 == lo {
                 last.1 = hi;
                 return;
             }
         }
-        self.acked.push((lo, hi, term));
+        self.acked.push((lo, hi, writer));
         if self.acked.len() >= 4096 && self.acked.len().is_power_of_two() {
             self.acked.sort_unstable_by_key(|r| (r.2, r.0));
-            let mut merged: Vec<(u64, u64, u64)> = Vec::with_capacity(self.acked.len());
+            let mut merged: Vec<(u64, u64, (u64, u64))> = Vec::with_capacity(self.acked.len());
             for r in self.acked.drain(..) {
                 match merged.last_mut() {
                     Some(m) if m.2 == r.2 && m.1 + 1 >= r.0 => m.1 = m.1.max(r.1),
@@ -382,6 +390,8 @@ impl World {
     /// Acknowledged writes whose entries are missing from the most up-to-date log (Raft's
     /// order: last term, then length). Raft guarantees that log holds every committed entry, so
     /// it is the cluster's final committed log whether or not a leader is in office right now.
+    /// An entry is the same only if the same leadership wrote it: after a member lost its data a
+    /// term can have two leaders, and their entries at one index share a term.
     pub(super) fn lost_acknowledged_writes(&self) -> u64 {
         let Some(reference) = self
             .nodes
@@ -390,12 +400,12 @@ impl World {
         else {
             return 0;
         };
-        let mut spans: BTreeMap<u64, Option<(u64, u64)>> = BTreeMap::new();
+        let mut spans: BTreeMap<(u64, u64), Option<(u64, u64)>> = BTreeMap::new();
         let mut lost = 0;
-        for &(lo, hi, term) in &self.acked {
+        for &(lo, hi, (term, by)) in &self.acked {
             let span = *spans
-                .entry(term)
-                .or_insert_with(|| reference.raft.log.span_of_term(term));
+                .entry((term, by))
+                .or_insert_with(|| reference.raft.log.span_of(term, by));
             let kept = match span {
                 Some((a, b)) if b.min(hi) >= a.max(lo) => b.min(hi) - a.max(lo) + 1,
                 _ => 0,

@@ -89,6 +89,7 @@ impl World {
     }
 
     fn finish_start(&mut self, i: usize) {
+        self.load_data_dir(i);
         let due = self.now + self.uniform(self.election);
         let node = &mut self.nodes[i];
         node.host.process = ProcessState::Running;

@@ -16,7 +16,10 @@
 //! - `partition.rs`: the network: who reaches whom, partition groups;
 //! - `clients.rs`: the client load, the load balancer, and the history of acknowledged writes;
 //! - `host.rs`: the host side: stop, start, install, stage, activate;
-//! - `admin.rs`: the admin API's answers and its views (`/health`, members, Raft status, metrics).
+//! - `admin.rs`: the admin API's answers and its views (`/health`, members, Raft status, metrics);
+//! - `snapshot.rs`: log compaction, and snapshots sent to followers behind the compacted log;
+//! - `disk.rs`: the data directory's faults: wiped, restored from a backup, a disk that acknowledges
+//!   writes before they are written.
 //!
 //! The files beside this one import it and `node.rs`; this file imports none of them.
 //!
@@ -27,10 +30,12 @@
 
 pub(crate) mod admin;
 mod clients;
+mod disk;
 pub(crate) mod host;
 pub(crate) mod node;
 mod partition;
 mod raft;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +62,9 @@ pub const SLICE: f64 = 0.01;
 /// The most slices one tick of the real clock runs (20 simulated seconds): after a longer stall of this
 /// process (a loaded machine) the clock catches up over several ticks, with the world unlocked between.
 const MAX_SLICES_PER_TICK: u64 = 2000;
+/// At start every node's latest snapshot, and the backup's, hold the state as of this index: the
+/// cluster has a history, so a node that lost its data comes back through a snapshot.
+const START_SNAPSHOT: u64 = 900;
 const TIMELINE_SPACING: f64 = 0.05;
 const TIMELINE_KEEP: f64 = 3600.0;
 const MAX_EVENTS: usize = 100_000;
@@ -72,10 +80,14 @@ pub struct Bugs {
     pub vote_twice: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+/// The cluster's latest backup (`/admin/snapshot`): the state as of `index`, taken at `at` in the
+/// leader's `term`, with the log's terms up to there (what a node restored from it holds).
+#[derive(Clone, Debug)]
 pub struct Snapshot {
     pub at: f64,
     pub index: u64,
+    pub term: u64,
+    pub log: Log,
 }
 
 /// The runbook's rollback limitations, as the cluster records them: a schema change applied, or a new
@@ -139,11 +151,13 @@ pub struct World {
     any_version: bool,
     /// term -> the nodes that believed themselves leader in it (each node's own record).
     leaders_by_term: BTreeMap<u64, BTreeSet<usize>>,
-    /// The client's record: entries (lo, hi, term) whose writes were acknowledged.
-    acked: Vec<(u64, u64, u64)>,
+    /// The client's record: entries (lo, hi, (term, leadership)) whose writes were acknowledged.
+    acked: Vec<(u64, u64, (u64, u64))>,
     stall_since: Option<f64>,
     /// `client_writes_ok` at the last slice: a stall ends when it moves.
     last_ok_seen: u64,
+    /// When a client write was last acknowledged.
+    last_ack_at: f64,
     quorum_lost_secs: f64,
     events: VecDeque<SimEvent>,
     triggers: Vec<Trigger>,
@@ -171,6 +185,8 @@ pub struct World {
     next_probe: u64,
     /// The model's randomness (election timeouts, latencies, aborts), drawn only inside slices and
     /// actions, in a fixed order.
+    /// Leaderships so far: each leader's appends carry its number in the log (see `Log`).
+    leaderships: u64,
     rng: fastrand::Rng,
     /// Randomness for what observers see and the model never does (metrics jitter, a flaky node's
     /// failed requests): reads arrive at moments the real clock picks, so they must not move `rng`.
@@ -212,6 +228,7 @@ impl World {
                     format!("node{n}"),
                     &cfg.version,
                     commit_index,
+                    START_SNAPSHOT,
                     election_due,
                     &mut rng,
                 )
@@ -231,7 +248,9 @@ impl World {
             rollback_limits_reported: cfg.rollback_limits_reported,
             snapshot: Some(Snapshot {
                 at: -600.0,
-                index: 900,
+                index: START_SNAPSHOT,
+                term: 1,
+                log: Log::new(START_SNAPSHOT, 1),
             }),
             stats: SimStats {
                 client_writes_ok: 0,
@@ -243,6 +262,7 @@ impl World {
                 leader_losses: 0,
                 max_commit_stall_ms: 0,
                 quorum_lost_ms: 0,
+                max_ack_gap_ms: 0,
             },
             bad_versions: cfg.bad_versions.clone(),
             base_version: cfg.version.clone(),
@@ -251,6 +271,7 @@ impl World {
             acked: Vec::new(),
             stall_since: None,
             last_ok_seen: 0,
+            last_ack_at: 0.0,
             quorum_lost_secs: 0.0,
             events: VecDeque::new(),
             triggers: Vec::new(),
@@ -268,6 +289,7 @@ impl World {
             split: false,
             probes: BTreeMap::new(),
             next_probe: 1,
+            leaderships: 0,
             rng,
             noise,
             #[cfg(test)]
@@ -369,6 +391,7 @@ impl World {
         if let Some(since) = self.stall_since {
             s.max_commit_stall_ms = s.max_commit_stall_ms.max(ms(self.now - since));
         }
+        s.max_ack_gap_ms = s.max_ack_gap_ms.max(ms(self.now - self.last_ack_at));
         s
     }
 
@@ -447,6 +470,7 @@ impl World {
                     if was_leader {
                         self.leave_office(i, "crashed", true);
                     }
+                    self.lose_unwritten(i);
                 }
             }
             FaultKind::Hang => {
@@ -467,6 +491,11 @@ impl World {
                 self.next_group += 1;
             }
             FaultKind::Heal => {
+                if self.nodes[i].faults.hang {
+                    // A frozen process's timers did not run while it was frozen (a ticker drops the
+                    // ticks it missed): it resumes with a fresh election timeout, not an expired one.
+                    self.nodes[i].raft.election_due = self.now + self.uniform(self.election);
+                }
                 self.nodes[i].faults = Faults::default();
                 // Faults armed for this node go too: healed means nothing more is coming its way.
                 self.triggers
@@ -476,6 +505,9 @@ impl World {
             FaultKind::SlowCatchup => self.nodes[i].faults.slow_catchup = true,
             FaultKind::FailInstall => self.nodes[i].faults.fail_install = true,
             FaultKind::Flaky => self.nodes[i].faults.flaky = true,
+            FaultKind::Wipe => self.wipe(i),
+            FaultKind::RestoreBackup => self.restore_backup(i),
+            FaultKind::UnsyncedDisk => self.nodes[i].faults.unsynced_disk = true,
         }
         self.refresh_view();
         self.event(Some(i), "fault", kind.as_str());

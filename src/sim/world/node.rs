@@ -52,6 +52,8 @@ pub struct Faults {
     pub slow_catchup: bool,
     pub fail_install: bool,
     pub flaky: bool,
+    /// The disk acknowledges writes before they are on the platter (`unsynced_disk`).
+    pub unsynced_disk: bool,
 }
 
 /// Non-cumulative bucket counts; rendering makes them cumulative.
@@ -113,6 +115,8 @@ pub(super) struct Progress {
     /// Entries the leader may still send this slice; a caught-up follower banks none.
     pub(super) credit: f64,
     pub(super) last_ack: f64,
+    /// A snapshot on its way to this follower: its index, and when it is installed.
+    pub(super) snapshot: Option<(u64, f64)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -138,6 +142,35 @@ pub struct Node {
     pub raft: Raft,
     pub(super) clients: Clients,
     pub metrics: ProcessMetrics,
+    pub(super) disk: Disk,
+}
+
+/// The node's data directory, as far as it differs from the Raft state the process holds.
+#[derive(Debug, Default)]
+pub(super) struct Disk {
+    /// What the process finds at its next start when the directory was wiped or replaced.
+    pub(super) replaced: Option<DataDir>,
+    /// With `unsynced_disk`: the persisted state as the disk held it, slice by slice, oldest first;
+    /// what a power loss leaves is the newest one old enough to have been written out.
+    pub(super) written: VecDeque<(f64, Persisted)>,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum DataDir {
+    Empty,
+    Backup(Persisted),
+}
+
+/// What a node keeps on disk: the Raft state that survives a restart.
+#[derive(Clone, Debug)]
+pub(super) struct Persisted {
+    pub(super) term: u64,
+    pub(super) voted_for: Option<usize>,
+    pub(super) log: Log,
+    pub(super) commit: u64,
+    pub(super) applied: f64,
+    pub(super) snapshot_index: u64,
+    pub(super) compacted: u64,
 }
 
 /// The host and its process: which incarnation runs which version, and the builds beside it.
@@ -163,7 +196,8 @@ pub struct Host {
     pub(super) restart: bool,
 }
 
-/// Raft state. term, vote, log, commit and applied survive a restart (persisted); the rest is volatile.
+/// Raft state. term, vote, log, commit, applied and the snapshot survive a restart (persisted); the
+/// rest is volatile.
 #[derive(Debug)]
 pub struct Raft {
     pub term: u64,
@@ -172,6 +206,11 @@ pub struct Raft {
     pub commit: u64,
     /// Fractional so applying advances at small slices; exposed floored.
     pub applied: f64,
+    /// The node's latest snapshot of its state: as of this index.
+    pub snapshot_index: u64,
+    /// Entries up to here are compacted away: the node can send them only as a snapshot. (The log
+    /// keeps their terms so the invariants can judge them.)
+    pub compacted: u64,
     pub role: Role,
     /// The leader this node last heard from in its current term.
     pub leader: Option<usize>,
@@ -225,11 +264,13 @@ impl ProcessMetrics {
 }
 
 impl Node {
-    /// A running member of a cluster whose log is `commit_index` entries of term 1, led by node 0.
+    /// A running member of a cluster whose log is `commit_index` entries of term 1, led by node 0,
+    /// compacted up to `snapshot_index`.
     pub(super) fn new(
         id: String,
         version: &Version,
         commit_index: u64,
+        snapshot_index: u64,
         election_due: f64,
         rng: &mut fastrand::Rng,
     ) -> Node {
@@ -261,6 +302,8 @@ impl Node {
                 log: Log::new(commit_index, 1),
                 commit: commit_index,
                 applied: commit_index as f64,
+                snapshot_index,
+                compacted: snapshot_index,
                 role: Role::Follower,
                 leader: Some(0),
                 election_due,
@@ -281,6 +324,7 @@ impl Node {
                 dropped_probes: Vec::new(),
             },
             metrics: ProcessMetrics::new(rng),
+            disk: Disk::default(),
         }
     }
 
@@ -322,6 +366,31 @@ impl Node {
             self.host.process,
             ProcessState::Running | ProcessState::Stopping { .. }
         ) && !self.faults.hang
+    }
+
+    pub(super) fn persisted(&self) -> Persisted {
+        let r = &self.raft;
+        Persisted {
+            term: r.term,
+            voted_for: r.voted_for,
+            log: r.log.clone(),
+            commit: r.commit,
+            applied: r.applied,
+            snapshot_index: r.snapshot_index,
+            compacted: r.compacted,
+        }
+    }
+
+    /// The process reads `p` back as its Raft state (its volatile state is the caller's).
+    pub(super) fn load(&mut self, p: Persisted) {
+        let r = &mut self.raft;
+        r.term = p.term;
+        r.voted_for = p.voted_for;
+        r.log = p.log;
+        r.commit = p.commit;
+        r.applied = p.applied;
+        r.snapshot_index = p.snapshot_index;
+        r.compacted = p.compacted;
     }
 
     pub(super) fn take_all_pending(&mut self) -> u64 {

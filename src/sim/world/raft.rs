@@ -5,8 +5,10 @@ use super::admin::{ApiError, TransferReply};
 use super::node::{Node, Progress, Role, Transfer};
 use super::World;
 
-/// Entries per second a leader ships to a follower that is behind.
-const REPLICATION_RATE: f64 = 3000.0;
+/// Entries per second a leader ships to a follower that is behind: etcd 3.4 catches a restarted member
+/// up by 3000 entries in 50 ms at best, more on a busy machine (docs/SIMULATOR.md, calibration).
+pub(super) const REPLICATION_RATE: f64 = 50_000.0;
+/// `slow_catchup`: a follower behind a slow link or disk, slower than the clients write.
 const SLOW_REPLICATION_RATE: f64 = 300.0;
 /// Entries per second a node applies to its state machine once they are committed.
 const APPLY_RATE: f64 = 20_000.0;
@@ -22,12 +24,17 @@ impl World {
             n.raft.leader = Some(l);
             n.raft.role = if i == l { Role::Leader } else { Role::Follower };
             n.raft.transfer = None;
+            if i == l {
+                self.leaderships += 1;
+                n.raft.log.set_writer(self.leaderships);
+            }
             n.raft.progress = if i == l {
                 vec![
                     Progress {
                         match_idx: n.raft.log.last(),
                         credit: 0.0,
                         last_ack: self.now,
+                        snapshot: None,
                     };
                     count
                 ]
@@ -180,6 +187,8 @@ impl World {
         n.raft.leader = Some(c);
         n.raft.transfer = None;
         n.raft.loss_counted = false;
+        self.leaderships += 1;
+        n.raft.log.set_writer(self.leaderships);
         // Raft's no-op: a new leader can only count replicas for entries of its own term.
         let term = n.raft.term;
         n.raft.log.append(1, term);
@@ -189,6 +198,7 @@ impl World {
                 match_idx: 0,
                 credit: 0.0,
                 last_ack: now,
+                snapshot: None,
             };
             count
         ];
@@ -216,12 +226,18 @@ impl World {
             self.leave_office(i, &why, counted);
         }
         let n = &mut self.nodes[i];
+        // Raft restarts the election timer of a node that turns follower or learns a later term:
+        // a leader deposed by a higher term waits a timeout before it stands, as etcd's does.
+        let restart_timer = term > n.raft.term || n.raft.role != Role::Follower;
         if term > n.raft.term {
             n.raft.term = term;
             n.raft.voted_for = None;
         }
         n.raft.role = Role::Follower;
         n.raft.leader = leader;
+        if restart_timer {
+            self.reset_timer(i);
+        }
     }
 
     pub(super) fn leave_office(&mut self, i: usize, why: &str, counted: bool) {
@@ -251,7 +267,12 @@ impl World {
     fn lead(&mut self, l: usize, h: f64) {
         let term = self.nodes[l].raft.term;
         for f in 0..self.nodes.len() {
-            if f == l || !self.connected(l, f) {
+            if f == l {
+                continue;
+            }
+            if !self.connected(l, f) {
+                // A snapshot on its way is cut off with the connection.
+                self.nodes[l].raft.progress[f].snapshot = None;
                 continue;
             }
             if self.nodes[f].raft.term > term {
@@ -269,6 +290,7 @@ impl World {
             match_idx: n.raft.log.last(),
             credit: 0.0,
             last_ack: self.now,
+            snapshot: None,
         };
         // Commit: the highest index a majority (the leader included) holds, of this term.
         let mut matched: Vec<u64> = n.raft.progress.iter().map(|p| p.match_idx).collect();
@@ -288,6 +310,7 @@ impl World {
             .count();
         if recent < quorum {
             self.leave_office(l, "lost contact with a quorum", true);
+            self.reset_timer(l);
             return;
         }
         let Some(t) = self.nodes[l].raft.transfer else {
@@ -315,6 +338,9 @@ impl World {
         self.become_follower(f, term, Some(l), true);
         self.nodes[f].raft.last_heard = self.now;
         self.reset_timer(f);
+        if self.send_snapshot(l, f) {
+            return;
+        }
         let rate = if self.nodes[f].faults.slow_catchup {
             SLOW_REPLICATION_RATE
         } else {
@@ -367,12 +393,15 @@ impl World {
         }
     }
 
+    /// Nodes apply what they know committed, snapshot and compact their logs; disks write.
     pub(super) fn apply(&mut self, h: f64) {
         for n in &mut self.nodes {
             if n.raft_active() {
                 n.raft.applied = (n.raft.applied + APPLY_RATE * h).min(n.raft.commit as f64);
             }
         }
+        self.compact_logs();
+        self.write_disks();
     }
 
     /// Neumann's own refusals. A lagging target is not refused here: Raft catches it up before

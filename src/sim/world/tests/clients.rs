@@ -36,6 +36,22 @@ fn client_load_commits_about_300_writes_a_second_spread_over_nodes() {
 }
 
 #[test]
+fn the_longest_gap_between_acknowledged_writes_spans_an_election() {
+    let mut m = cluster(3);
+    run(&mut m, 2.0);
+    // Every slice acknowledges some writes.
+    assert!(m.stats().max_ack_gap_ms <= 20, "{:?}", m.stats());
+    m.inject(0, FaultKind::Crash);
+    run_until(&mut m, 1.0, |m| m.leader.is_some()).expect("a new leader");
+    // While no leader commits, the gap grows as it happens, not only once it ends.
+    let during = m.stats().max_ack_gap_ms;
+    assert!(during >= 150, "{during}");
+    run(&mut m, 1.0);
+    let s = m.stats();
+    assert!((during..=400).contains(&s.max_ack_gap_ms), "{s:?}");
+}
+
+#[test]
 fn drained_rolling_upgrade_loses_no_write() {
     let mut m = cluster(3);
     run(&mut m, 2.0);

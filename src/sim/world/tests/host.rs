@@ -47,14 +47,15 @@ fn catch_up_takes_finite_time_and_lag_is_visible() {
     m.set_draining(2, true);
     stop(&mut m, 2);
     run(&mut m, 10.0);
+    // The slice it comes up in already brings it 500 entries (at 50 000 a second).
     start(&mut m, 2);
     let lag = m.lag_ms(2);
-    assert!(lag > 9000.0, "lag {lag}");
-    assert!(m.health(2).replication_lag_ms > 9000);
-    assert!(m.members()[2].replication_lag_ms > 9000);
+    assert!(lag > 5000.0, "lag {lag}");
+    assert!(m.health(2).replication_lag_ms > 5000);
+    assert!(m.members()[2].replication_lag_ms > 5000);
     let took = run_until(&mut m, 5.0, |m| m.lag_ms(2) <= CAUGHT_UP_MS).expect("catches up");
-    // ~3300 entries behind at 3000/s against 300/s of new writes.
-    assert!((0.8..=2.0).contains(&took), "took {took}");
+    // ~2800 entries still behind at 50 000/s: a few slices.
+    assert!((0.03..=0.1).contains(&took), "took {took}");
     run(&mut m, 0.05);
     assert!(has_event(&m, "node3", "caught_up"));
     assert_eq!(m.lag_ms(2), 0.0);

@@ -5,10 +5,12 @@
 
 mod admin;
 mod clients;
+mod disk;
 mod host;
 mod invariants;
 mod partition;
 mod raft;
+mod snapshot;
 
 use super::host::{CommandOutput, StartOutcome, INSTALL_SECS};
 use super::*;
