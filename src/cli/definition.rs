@@ -18,8 +18,11 @@ const USAGE: &str = "neumann-script [--cluster FILE | --sim[=N@VERSION]] [--set 
        neumann-script [--cluster FILE | --sim[=N@VERSION]] repl
        neumann-script check [SCRIPT]...
        neumann-script functions [MODULE]
-       neumann-script sim [--nodes N] [--version V] [--inventory FILE] [--speed X] [--seed N] [--fault NODE:KIND]...
-       neumann-script audit [list] [--all] [--forced] [--script NAME] [--cluster FILE] [--journal FILE] [--format text|json]
+       neumann-script sim [--nodes N] [--version V] [--inventory FILE]
+                          [--speed X] [--seed N] [--fault NODE:KIND]...
+       neumann-script audit [list] [--all] [--forced] [--script NAME]
+                            [--cluster FILE] [--journal FILE]
+                            [--format text|json]
        neumann-script audit show RUN|last [--journal FILE] [--format text|json]
        neumann-script [--cluster FILE] status [--watch] [-o wide|json]
        neumann-script [--cluster FILE] pause|resume|abort [--reason TEXT]

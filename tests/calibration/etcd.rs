@@ -45,7 +45,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(rt: &tokio::runtime::Runtime, lb: &Arc<Lb>) -> Load {
+    fn start(tokio: &tokio::runtime::Runtime, lb: &Arc<Lb>) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(Mutex::new(Vec::new()));
         let failed = Arc::new(AtomicU64::new(0));
@@ -59,7 +59,7 @@ impl Load {
             http.clone(),
             lb.clone(),
         );
-        let dispatch = rt.spawn(async move {
+        let dispatch = tokio.spawn(async move {
             let start = Instant::now();
             let mut sent = 0u64;
             while !s.load(Ordering::Relaxed) {
@@ -81,7 +81,7 @@ impl Load {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });
-        let checks = rt.spawn(health_checks(
+        let checks = tokio.spawn(health_checks(
             stop.clone(),
             reqwest::Client::new(),
             lb.clone(),
@@ -97,10 +97,10 @@ impl Load {
 
     /// Stops sending, lets the writes on their way finish; returns their acknowledgement times and
     /// how many failed.
-    fn finish(self, rt: &tokio::runtime::Runtime) -> (Vec<Instant>, u64) {
+    fn finish(self, tokio: &tokio::runtime::Runtime) -> (Vec<Instant>, u64) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
-            let _ = rt.block_on(t);
+            let _ = tokio.block_on(t);
         }
         let until = Instant::now() + DEADLINE + Duration::from_secs(1);
         while self.outstanding.load(Ordering::Relaxed) > 0 && Instant::now() < until {
@@ -214,7 +214,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 struct Rig {
-    rt: tokio::runtime::Runtime,
+    tokio: tokio::runtime::Runtime,
     c: EtcdCluster,
     lb: Arc<Lb>,
     /// How long restarts without a backlog took: what a restart costs before any catching up.
@@ -251,12 +251,12 @@ impl Rig {
 
     /// Runs `fault` under load; the gap is measured from just before the fault to the end.
     fn measure(&mut self, fault: impl FnOnce(&mut Rig) -> Option<u64>) -> Measure {
-        let load = Load::start(&self.rt, &self.lb);
+        let load = Load::start(&self.tokio, &self.lb);
         sleep(1.0);
         let from = Instant::now();
         let time_ms = fault(self);
         let to = Instant::now();
-        let (acks, failed) = load.finish(&self.rt);
+        let (acks, failed) = load.finish(&self.tokio);
         Measure {
             failed,
             gap_ms: longest_gap(&acks, from, to),
@@ -320,7 +320,7 @@ impl Rig {
 /// disturbed attempt is the closest to etcd's own behaviour; a simulator that is wrong disagrees
 /// every time. Returns each scenario's measure and the attempts it took.
 pub fn scenarios(bin: &std::path::Path, sim: &[Measure]) -> Vec<(Measure, usize)> {
-    let rt = runtime();
+    let tokio = runtime();
     let c = EtcdCluster::start(bin).unwrap_or_else(|e| panic!("{e}"));
     let lb = Arc::new(Lb {
         endpoints: (0..3).map(|i| c.endpoint(i)).collect(),
@@ -329,7 +329,7 @@ pub fn scenarios(bin: &std::path::Path, sim: &[Measure]) -> Vec<(Measure, usize)
         rr: AtomicUsize::new(0),
     });
     let mut rig = Rig {
-        rt,
+        tokio,
         c,
         lb,
         plain_restarts: Vec::new(),
