@@ -205,4 +205,17 @@ fn the_simulator_agrees_with_etcd() {
     // Straight to stderr so the numbers show even when the test passes.
     let _ = std::io::Write::write_all(&mut std::io::stderr(), table.as_bytes());
     assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
+    // The comparison can fail: a simulator whose elections wait five times too long (750-1500 ms)
+    // disagrees with the same etcd figures.
+    let crash = Scenario::ALL
+        .iter()
+        .position(|s| *s == Scenario::LeaderCrash)
+        .unwrap();
+    let slow = sim::leader_crash(Some((750, 1500)));
+    assert!(
+        !disagreements(Scenario::LeaderCrash, &etcd[crash].0, &slow).is_empty(),
+        "elections five times too slow agree with etcd: {} vs {}",
+        show(&etcd[crash].0),
+        show(&slow)
+    );
 }

@@ -37,7 +37,6 @@ use crate::transport::host::{HostError, Hosts};
 use crate::transport::prometheus::{PromClient, PromError};
 
 pub use interlock::{Force, Guarded, Judgement, Refusal, Rule};
-pub use metrics::{Closed, Window};
 
 /// Why an operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -15,30 +15,32 @@ const SIM_FAST: f64 = 10.0;
 const SIM_SLOW: f64 = 2.0;
 
 struct Rig {
-    rt: tokio::runtime::Runtime,
+    tokio: tokio::runtime::Runtime,
     sim: Simulator,
     http: reqwest::Client,
 }
 
 impl Rig {
     fn start(seed: u64, speed: f64) -> Rig {
-        let rt = runtime();
-        let sim = rt
-            .block_on(Simulator::start(SimConfig {
-                speed,
-                seed: Some(seed),
-                ..SimConfig::default()
-            }))
-            .unwrap();
+        Rig::with(SimConfig {
+            speed,
+            seed: Some(seed),
+            ..SimConfig::default()
+        })
+    }
+
+    fn with(config: SimConfig) -> Rig {
+        let tokio = runtime();
+        let sim = tokio.block_on(Simulator::start(config)).unwrap();
         Rig {
-            rt,
+            tokio,
             sim,
             http: reqwest::Client::new(),
         }
     }
 
     fn post(&self, url: String, body: Value) -> Value {
-        self.rt.block_on(async {
+        self.tokio.block_on(async {
             let r = self.http.post(&url).json(&body).send().await.unwrap();
             assert!(r.status().is_success(), "POST {url}: {}", r.status());
             r.json::<Value>().await.unwrap()
@@ -71,7 +73,7 @@ impl Rig {
     }
 
     fn now(&self) -> f64 {
-        self.rt.block_on(async {
+        self.tokio.block_on(async {
             let url = format!("http://{}/sim/clock", self.sim.control_addr());
             let v: Value = self
                 .http
@@ -120,7 +122,7 @@ impl Rig {
             gap_ms: s.max_ack_gap_ms,
             time_ms,
         };
-        self.rt.block_on(self.sim.shutdown());
+        self.tokio.block_on(self.sim.shutdown());
         m
     }
 
@@ -177,24 +179,7 @@ fn one(s: Scenario, seed: u64) -> Measure {
                 .expect("node2 elected");
             r.finish(Some(ms(won.t - asked.t)))
         }
-        Scenario::LeaderCrash => {
-            let crashes: Vec<Measure> = (0..SIM_CRASH_TRIALS)
-                .map(|trial| {
-                    let r = Rig::start(100 + trial, SIM_FAST);
-                    r.pass(1.0);
-                    r.fault(0, "crash");
-                    // Past the load balancer's 3 s to notice, and the 2 s deadline of the writes it
-                    // sent node1 meanwhile (etcd refuses those at once).
-                    r.pass(5.5);
-                    let crash = r.event_after("crash", Some(0), 0.0).expect("crashed");
-                    let won = r
-                        .event_after("elected", None, crash.t)
-                        .expect("a new leader");
-                    r.finish(Some(ms(won.t - crash.t)))
-                })
-                .collect();
-            median_measure(&crashes)
-        }
+        Scenario::LeaderCrash => leader_crash(None),
         Scenario::TwoDown => {
             let r = Rig::start(seed, SIM_SLOW);
             r.pass(1.0);
@@ -287,4 +272,30 @@ fn one(s: Scenario, seed: u64) -> Measure {
             median_measure(&trials)
         }
     }
+}
+
+/// The leader crashed, undrained: the median of `SIM_CRASH_TRIALS`, at the simulator's election
+/// timeouts or at `election_timeout_ms`.
+pub fn leader_crash(election_timeout_ms: Option<(u64, u64)>) -> Measure {
+    let crashes: Vec<Measure> = (0..SIM_CRASH_TRIALS)
+        .map(|trial| {
+            let r = Rig::with(SimConfig {
+                speed: SIM_FAST,
+                seed: Some(100 + trial),
+                election_timeout_ms,
+                ..SimConfig::default()
+            });
+            r.pass(1.0);
+            r.fault(0, "crash");
+            // Past the load balancer's 3 s to notice, and the 2 s deadline of the writes it
+            // sent node1 meanwhile (etcd refuses those at once).
+            r.pass(5.5);
+            let crash = r.event_after("crash", Some(0), 0.0).expect("crashed");
+            let won = r
+                .event_after("elected", None, crash.t)
+                .expect("a new leader");
+            r.finish(Some(ms(won.t - crash.t)))
+        })
+        .collect();
+    median_measure(&crashes)
 }
