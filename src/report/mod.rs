@@ -6,6 +6,8 @@
 //! whatever happened, through a temporary file renamed into place.
 
 pub mod page;
+mod svg;
+pub mod text;
 pub mod timeline;
 
 use std::collections::BTreeMap;
