@@ -616,3 +616,33 @@ fn the_check_reads_paths_as_rustc_resolves_them() {
         ["a -> mod", "mod -> a"]
     );
 }
+
+/// The most lines a source file may hold: past it a file is split along its seams (docs/ARCHITECTURE.md).
+const MAX_LINES: usize = 1000;
+
+/// Source files under `src` longer than `MAX_LINES`, as "path: N lines".
+fn too_long(src: &Path) -> Vec<String> {
+    rs_files(src)
+        .into_iter()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(&f).unwrap().lines().count();
+            (n > MAX_LINES)
+                .then(|| format!("{}: {n} lines", f.strip_prefix(src).unwrap().display()))
+        })
+        .collect()
+}
+
+#[test]
+fn no_source_file_is_over_a_thousand_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let long = too_long(&src);
+    assert!(long.is_empty(), "split these along their seams: {long:?}");
+}
+
+#[test]
+fn the_check_names_a_file_over_a_thousand_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    write_under(dir.path(), "ok.rs", &"//\n".repeat(MAX_LINES));
+    write_under(dir.path(), "a/long.rs", &"//\n".repeat(MAX_LINES + 1));
+    assert_eq!(too_long(dir.path()), vec!["a/long.rs: 1001 lines"]);
+}
