@@ -326,29 +326,40 @@ impl Journal {
         }
     }
 
-    /// The newest earlier run of this journal's script and cluster that was given the same `args`
-    /// (rehearsals aside), and how it ended; `None` when there is none or no journal is open. Read
-    /// backwards from the journal's end, stopping at that run's start.
-    pub fn previous_run(&self, args: &[String]) -> Result<Option<Earlier>, String> {
+    /// The journal's lines, newest first from the file's end: a journal kept for months is neither read
+    /// whole nor held. `None` when no journal is open or the file does not exist yet.
+    fn newest_first(&self) -> Result<Option<crate::files::LinesBackwards>, String> {
         let Some(path) = &self.path else {
             return Ok(None);
-        };
-        let cannot = |e: &dyn std::fmt::Display| {
-            format!("cannot read the journal `{}`: {e}", path.display())
         };
         let file = match crate::files::open_regular(path, OpenOptions::new().read(true)) {
             Ok(f) => f,
             Err(crate::files::ReadError::NotFound) => return Ok(None),
-            Err(e) => return Err(cannot(&e)),
+            Err(e) => return Err(self.unreadable(&e)),
         };
-        let lines = crate::files::lines_backwards(file, crate::files::MAX_RECORD)
-            .map_err(|e| cannot(&e))?;
+        crate::files::lines_backwards(file, crate::files::MAX_RECORD)
+            .map(Some)
+            .map_err(|e| self.unreadable(&e))
+    }
+
+    fn unreadable(&self, e: &dyn std::fmt::Display) -> String {
+        let path = self.path.as_deref().unwrap_or(Path::new("?"));
+        format!("cannot read the journal `{}`: {e}", path.display())
+    }
+
+    /// The newest earlier run of this journal's script and cluster that was given the same `args`
+    /// (rehearsals aside), and how it ended; `None` when there is none or no journal is open. Read
+    /// backwards from the journal's end, stopping at that run's start.
+    pub fn previous_run(&self, args: &[String]) -> Result<Option<Earlier>, String> {
+        let Some(lines) = self.newest_first()? else {
+            return Ok(None);
+        };
         let (cluster, script) = (self.context.get("cluster"), self.context.get("script"));
         let args: Vec<Value> = args.iter().map(|a| json!(a)).collect();
         // Read from the end: a run's end comes before its start.
         let mut ends: std::collections::HashMap<String, String> = Default::default();
         for line in lines {
-            let crate::files::Line::Text(line) = line.map_err(|e| cannot(&e))? else {
+            let crate::files::Line::Text(line) = line.map_err(|e| self.unreadable(&e))? else {
                 continue;
             };
             let Ok(rec) = serde_json::from_slice::<Value>(&line) else {
@@ -415,24 +426,13 @@ impl Journal {
         kinds: &[String],
         filter: &serde_json::Map<String, Value>,
     ) -> Result<Option<Value>, String> {
-        let Some(path) = &self.path else {
+        let Some(lines) = self.newest_first()? else {
             return Ok(None);
         };
-        // Newest first from the file's end: a journal kept for months is neither read whole nor held.
-        let cannot = |e: &dyn std::fmt::Display| {
-            format!("cannot read the journal `{}`: {e}", path.display())
-        };
-        let file = match crate::files::open_regular(path, OpenOptions::new().read(true)) {
-            Ok(f) => f,
-            Err(crate::files::ReadError::NotFound) => return Ok(None),
-            Err(e) => return Err(cannot(&e)),
-        };
-        let lines = crate::files::lines_backwards(file, crate::files::MAX_RECORD)
-            .map_err(|e| cannot(&e))?;
         let cluster = self.context.get("cluster");
         for line in lines {
             // A line over the bound is skipped, as a torn one is.
-            let crate::files::Line::Text(line) = line.map_err(|e| cannot(&e))? else {
+            let crate::files::Line::Text(line) = line.map_err(|e| self.unreadable(&e))? else {
                 continue;
             };
             let rec = serde_json::from_slice::<Value>(&line).ok();

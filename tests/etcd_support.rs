@@ -272,36 +272,37 @@ impl Drop for EtcdCluster {
     }
 }
 
-/// `(member id, leader id)` from the JSON gateway's maintenance status; leader "0" is none.
-pub fn status(endpoint: &str) -> Option<(String, String)> {
+/// The JSON gateway's maintenance status of member `endpoint`, when it answers within 500 ms.
+fn maintenance_status(endpoint: &str) -> Option<serde_json::Value> {
     let body = post_blocking(
         endpoint,
         "/v3/maintenance/status",
         "{}",
         Duration::from_millis(500),
     )?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let id = v.pointer("/header/member_id")?.as_str()?.to_string();
-    let leader = v
-        .get("leader")
+    serde_json::from_str(&body).ok()
+}
+
+/// The leader id a status names; "0" is none.
+fn leader_of(v: &serde_json::Value) -> String {
+    v.get("leader")
         .and_then(|l| l.as_str())
         .unwrap_or("0")
-        .to_string();
-    Some((id, leader))
+        .to_string()
+}
+
+/// `(member id, leader id)` from the maintenance status; leader "0" is none.
+pub fn status(endpoint: &str) -> Option<(String, String)> {
+    let v = maintenance_status(endpoint)?;
+    let id = v.pointer("/header/member_id")?.as_str()?.to_string();
+    Some((id, leader_of(&v)))
 }
 
 /// `(raft term, leader id)` as member `endpoint` sees them; leader "0" is none.
 pub fn term(endpoint: &str) -> Option<(u64, String)> {
-    let body = post_blocking(
-        endpoint,
-        "/v3/maintenance/status",
-        "{}",
-        Duration::from_millis(500),
-    )?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let v = maintenance_status(endpoint)?;
     let term = v.get("raftTerm")?.as_str()?.parse().ok()?;
-    let leader = v.get("leader").and_then(|l| l.as_str()).unwrap_or("0");
-    Some((term, leader.to_string()))
+    Some((term, leader_of(&v)))
 }
 
 /// A small blocking HTTP/1.1 POST for control calls; the load itself goes through reqwest.
