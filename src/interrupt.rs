@@ -15,6 +15,16 @@ use std::sync::{Arc, Mutex};
 use tokio::signal::unix::SignalKind;
 use tokio::sync::watch;
 
+/// Taken by whatever ends the process: a second signal's exit holds it while its hook runs.
+static ENDING: Mutex<()> = Mutex::new(());
+
+/// Ends the process with `code`, the way the program ends, unless a second signal's exit is under way:
+/// then this waits, and that exit ends the process with the signal's code once its hook has run.
+pub fn exit_process(code: i32) -> ! {
+    let _ending = ENDING.lock();
+    std::process::exit(code)
+}
+
 /// A signal that interrupts a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
@@ -244,6 +254,9 @@ impl Interrupt {
                 std::thread::park();
             }
         }
+        // Held until the process ends: the program's own end waits for the hook (the journal's record,
+        // the report as far as the run got) instead of ending the process halfway through it.
+        let _ending = ENDING.lock();
         if let Ok(h) = self.0.on_exit.lock() {
             if let Some(hook) = h.as_ref() {
                 hook(sig, critical);

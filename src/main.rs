@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(neumann_script::run(std::env::args_os()));
+    neumann_script::interrupt::exit_process(neumann_script::run(std::env::args_os()));
 }

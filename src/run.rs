@@ -191,7 +191,7 @@ fn execute_command(command: Command) -> Result<(), Error> {
                             "\n{}: not confirmed; nothing was changed on the live cluster",
                             sig.name()
                         );
-                        std::process::exit(sig.exit_code());
+                        crate::interrupt::exit_process(sig.exit_code());
                     }
                 }
                 let live = RunOptions { yes: true, ..run };
