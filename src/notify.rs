@@ -510,6 +510,11 @@ fn payload(run: &RunFacts, kind: &str, fields: &Value) -> Value {
     });
     if let (Value::Object(b), Value::Object(f)) = (&mut body, fields) {
         for (k, v) in f {
+            // A `--set` value or the command line may carry a key or a URL the operator passed to the
+            // script: they stay in the journal on this machine and are not posted.
+            if kind == "run_start" && matches!(k.as_str(), "options" | "command_line") {
+                continue;
+            }
             // The run's own facts win over a field of the same name.
             b.entry(k.clone()).or_insert_with(|| v.clone());
         }

@@ -72,7 +72,7 @@ Examples:
   neumann-script --cluster prod.toml --format json status | jq .run.paused
   neumann-script --cluster prod.toml status -w --format json | jq -c .run.step
 
-Done and left: when the run's first argument is a version (rolling_upgrade.rhai 0.11.0), the members already on it are done and the rest are left, read from the cluster now. The steps are the run's own, carried on its lease. --watch exits 0 when the run ends and says how (from the journal, when the run kept one on this machine), 130 on Ctrl-C. See docs/CONTROL.md.";
+Done and left: when the run's first argument is a version (rolling_upgrade.rhai 0.11.0), the members already on it are done and the rest are left, read from the cluster now. The steps are the run's own, carried on its lease. --watch ends when the run does, says how (from the journal, when the run kept one on this machine) and exits with the run's exit code, 1 when the journal here does not hold it; 130, 143 or 129 on a signal, 141 when its output pipe closes. See docs/CONTROL.md.";
 
 /// The default simulated cluster.
 pub const DEFAULT_SIM: &str = "3@0.10.4";
@@ -288,14 +288,19 @@ pub(super) enum Sub {
         #[arg(long, global = true)]
         all: bool,
         /// List only runs that forced a call past an interlock (#{force: ...})
-        #[arg(long)]
+        #[arg(long, global = true)]
         forced: bool,
         /// List only runs of this script (a stock script's name, or a path as it was given)
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", global = true)]
         script: Option<String>,
         /// List only runs against this inventory (compared by its absolute path); may also come before
         /// `audit`
-        #[arg(long = "cluster", id = "audit_cluster", value_name = "FILE")]
+        #[arg(
+            long = "cluster",
+            id = "audit_cluster",
+            value_name = "FILE",
+            global = true
+        )]
         cluster: Option<PathBuf>,
         /// The journal to read [default: ~/.local/state/neumann-script/journal.jsonl]; may also come
         /// before `audit`
@@ -318,8 +323,8 @@ pub(super) enum Sub {
     },
     /// The cluster at a glance (members, roles, versions, health, leader and term) and the run holding its
     /// lease: who, where, script and arguments, since when, its step and the steps before it, paused or
-    /// not, nodes done and left. With --watch, redrawn until the run ends. Exit 0 whether or not a run is
-    /// in progress
+    /// not, nodes done and left. Exit 0 whether or not a run is in progress. With --watch, redrawn until the
+    /// run ends, then exits with the run's own exit code (1 when this journal does not hold its end)
     #[command(after_help = STATUS_AFTER_HELP)]
     Status {
         /// Redraw every second until the run holding the lease ends (waiting for one to start if none
@@ -333,8 +338,9 @@ pub(super) enum Sub {
         #[command(flatten)]
         after: After,
     },
-    /// Ask the run in progress to pause at its next safe point (a step boundary, checkpoint() or gate(),
-    /// never between a node's stop and its start). It keeps its lease and waits for `resume`. Works from any
+    /// Ask the run in progress to pause at its next safe point (a step boundary, checkpoint(), gate(), or
+    /// within a second of its clock during a wait: sleep, a soak, a canary watch; never between a node's
+    /// stop and its start). It keeps its lease and waits for `resume`. Works from any
     /// machine that can reach the cluster
     #[command(
         after_help = "Example:\n  neumann-script --cluster prod.toml pause --reason 'p99 latency on the dashboard'\n\nExit codes: 0 asked (the run acts at its next safe point; `status` shows when it is paused), 2 no run in progress on this cluster or no such cluster, 1 the cluster could not be reached. See docs/CONTROL.md."

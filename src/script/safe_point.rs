@@ -175,10 +175,12 @@ impl Ctx {
         let mut paused = 0.0;
         let mut label = live.map(str::to_string);
         loop {
+            // Read before the live line and the count of announced waits: a clock that cannot be read
+            // returns here, with nothing left to close.
+            let began = if steerable { Some(now()?) } else { None };
             // The wait's own live line: calls inside it do not add one of their own.
             let wait = label.as_deref().map(|l| self.out.wait(l));
             self.announced.set(self.announced.get() + 1);
-            let began = if steerable { Some(now()?) } else { None };
             let heard = {
                 let leases = self.held_leases();
                 self.block_on(async {

@@ -111,8 +111,8 @@ pub fn request(run: &RunOptions, action: Action, reason: &str) -> Result<(), Err
                 .unwrap_or_default()
         ),
         Action::Pause => format!(
-            "asked {whose} to pause at its next safe point (a step boundary, checkpoint() or gate(); \
-             never between a node's stop and its start)"
+            "asked {whose} to pause at its next safe point (a step boundary, checkpoint(), gate(), or \
+             within a second during a wait such as a soak; never between a node's stop and its start)"
         ),
         Action::Resume if paused => {
             format!("asked {whose} to resume; it goes on within about a second")

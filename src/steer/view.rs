@@ -84,7 +84,7 @@ pub(super) fn paused_line(p: &Value, now: f64) -> String {
         .and_then(Value::as_f64)
         .map(|s| {
             let ago = (now - s).max(0.0);
-            format!(" for {}", human_duration(Duration::from_secs_f64(ago)))
+            format!(" for {}", secs(ago))
         })
         .unwrap_or_default();
     let who = if by == "gate" {
@@ -131,8 +131,10 @@ pub(super) fn course(l: &LeaseRecord) -> Vec<Past> {
         .collect()
 }
 
+/// A duration the lease reports; another process wrote it, so a huge or odd figure must not panic.
 fn secs(s: f64) -> String {
-    human_duration(Duration::from_secs_f64(s.max(0.0)))
+    let d = Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX);
+    human_duration(d)
 }
 
 /// "step 4: upgrade follower node3 (2/3), for 12 s", or where the run is between steps.

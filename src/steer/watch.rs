@@ -116,7 +116,12 @@ pub(super) fn watch(
                     sig = &mut signal => return Ok(page.quit(sig)),
                 };
                 page.end(&look, &ran, &ending, &how);
-                return Ok(0);
+                // The run's own exit code, so `status -w && next-step` goes on only after a run that
+                // finished; a run whose end this journal does not hold cannot vouch for itself.
+                return Ok(how
+                    .as_ref()
+                    .and_then(|end| end["exit_code"].as_i64())
+                    .map_or(UNKNOWN_END, |code| code as i32));
             }
             if output::stdout_gone() {
                 return Ok(READER_GONE);
@@ -152,6 +157,10 @@ fn follow(
 /// How the run ended, as its journal's `run_end` says: found when the run journaled on this machine
 /// (the watch reads `--journal FILE` or the default journal). A run that gave the lease back writes that
 /// record a moment later, so it is waited for while the run's own records are here and it has not ended.
+/// The exit code of a watch whose run's end is not in this journal (it ran on another machine, or kept
+/// no journal): not 0, since nothing here says it finished.
+const UNKNOWN_END: i32 = 1;
+
 async fn how_it_ended(path: Option<&Path>, ran: &LeaseRecord, ending: &Ending) -> Option<Value> {
     let path = path?.to_path_buf();
     let deadline = tokio::time::Instant::now() + END_RECORD_WITHIN;

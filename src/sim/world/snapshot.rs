@@ -11,8 +11,8 @@ pub(super) const SNAPSHOT_EVERY: u64 = 1_000;
 /// Entries a node keeps before its latest snapshot for followers that lag (etcd's
 /// `SnapshotCatchUpEntries`): a follower further behind gets a snapshot.
 pub(super) const KEEP_ENTRIES: u64 = 5_000;
-/// Sending a snapshot and installing it: etcd 3.4 sends and installs a 1.4 MB one in 40 ms, and
-/// catches a member up through one in 100 ms at best (docs/SIMULATOR.md, calibration).
+/// Sending a snapshot and installing it: etcd 3.4 catches a member up through one in 44-134 ms on a
+/// 2-core machine (docs/SIMULATOR.md, calibration).
 pub(super) const SNAPSHOT_SECS: f64 = 0.1;
 
 impl World {
