@@ -363,6 +363,17 @@ fn runs_that_forced_an_interlock_are_flagged_and_filtered() {
         .map(|r| &r["run_id"])
         .collect();
     assert_eq!(ids, [&runs[0]["run_id"]], "{only}");
+    // The filters after `list` too, as the usage line writes them.
+    let listed = json(&c.run(&[
+        "audit",
+        "list",
+        "--forced",
+        "--journal",
+        js,
+        "--format",
+        "json",
+    ]));
+    assert_eq!(listed, only);
     let by_script = json(&c.run(&[
         "audit",
         "--journal",

@@ -579,7 +579,8 @@ fn status_watch_as_json_is_one_document_per_change_until_the_run_ends() {
         || watch.try_wait().unwrap(),
     );
     reader.join().unwrap();
-    assert_eq!(status.code(), Some(0));
+    // The run's own exit code: an aborted run stopped safely, so `status -w && next-step` stops too.
+    assert_eq!(status.code(), Some(3));
     let all = docs();
     let last = all.last().unwrap();
     assert_eq!(last["run"], Value::Null, "{last}");
